@@ -1,0 +1,246 @@
+//! The unified payment record and its flat, exported form.
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::{Currency, Money, PaymentStatus};
+
+/// The provider a payment came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// MijnKlantportaal payment links.
+    Mkp,
+    /// PayPro.
+    #[serde(rename = "paypro")]
+    PayPro,
+}
+
+impl Source {
+    /// Both sources.
+    pub const ALL: [Source; 2] = [Source::Mkp, Source::PayPro];
+
+    /// `"mkp"` or `"paypro"`: the prefix of every unified id, and the word used by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Mkp => "mkp",
+            Source::PayPro => "paypro",
+        }
+    }
+
+    /// Parses `"mkp"` or `"paypro"`.
+    pub fn from_word(word: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// The globally unique id of the provider's payment `source_id`: `"mkp:plp_…"`.
+    pub fn payment_id(self, source_id: &str) -> String {
+        format!("{}:{source_id}", self.as_str())
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One payment, from either provider, in one shape. Loses nothing the provider said that a
+/// bookkeeper needs; the raw word behind `status` stays in `provider_status`.
+///
+/// Serializes (JSON) with exactly the field names of the export format, through
+/// [`PaymentRecord`]: amounts as exact strings, timestamps as RFC 3339 with the provider's offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "PaymentRecord", try_from = "PaymentRecord")]
+pub struct Payment {
+    /// Globally unique: `"mkp:" + source_id` or `"paypro:" + source_id`.
+    pub id: String,
+    /// The provider.
+    pub source: Source,
+    /// The provider's own id (`plp_…` for MKP).
+    pub source_id: String,
+    /// The unified status.
+    pub status: PaymentStatus,
+    /// The provider's raw status word.
+    pub provider_status: String,
+    /// The amount, exact, in its currency.
+    pub amount: Money,
+    /// How much was refunded (PayPro), in the same currency; `None` when the provider does not say.
+    pub refunded_amount: Option<Money>,
+    /// When the payment was created, with the provider's offset kept.
+    pub created_at: DateTime<FixedOffset>,
+    /// When it was paid, when the provider says.
+    pub paid_at: Option<DateTime<FixedOffset>>,
+    /// The payer's name (MKP), when known.
+    pub payer_name: Option<String>,
+    /// The payment's description (PayPro) or its payment link's description (MKP).
+    pub description: Option<String>,
+    /// The payment method (`"ideal"`, …), when known.
+    pub method: Option<String>,
+    /// Who processed the payment: MKP's integration (`"mollie"`, …) or `"paypro"`.
+    pub processor: String,
+    /// The processor's reference (MKP `integrationId`).
+    pub processor_reference: Option<String>,
+    /// The MKP payment link it was paid through.
+    pub payment_link_id: Option<String>,
+    /// The PayPro customer.
+    pub customer_id: Option<String>,
+    /// Why it failed (PayPro), as the provider worded it.
+    pub fail_reason: Option<String>,
+}
+
+impl Payment {
+    /// The currency of the payment.
+    pub fn currency(&self) -> Currency {
+        self.amount.currency()
+    }
+}
+
+/// The flat, exported form of a [`Payment`]: every field a string or null, named exactly as
+/// in the export contract (CSV header and NDJSON keys), in this order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// See [`Payment::id`].
+    pub id: String,
+    /// `"mkp"` or `"paypro"`.
+    pub source: Source,
+    /// See [`Payment::source_id`].
+    pub source_id: String,
+    /// The unified word.
+    pub status: PaymentStatus,
+    /// See [`Payment::provider_status`].
+    pub provider_status: String,
+    /// Exact amount string with the currency's minor digits, `"12.95"`.
+    pub amount: String,
+    /// ISO 4217 code.
+    pub currency: Currency,
+    /// Exact amount string or null.
+    pub refunded_amount: Option<String>,
+    /// RFC 3339 with the provider's offset (`Z` for UTC).
+    pub created_at: String,
+    /// RFC 3339 or null.
+    pub paid_at: Option<String>,
+    /// See [`Payment::payer_name`].
+    pub payer_name: Option<String>,
+    /// See [`Payment::description`].
+    pub description: Option<String>,
+    /// See [`Payment::method`].
+    pub method: Option<String>,
+    /// See [`Payment::processor`].
+    pub processor: String,
+    /// See [`Payment::processor_reference`].
+    pub processor_reference: Option<String>,
+    /// See [`Payment::payment_link_id`].
+    pub payment_link_id: Option<String>,
+    /// See [`Payment::customer_id`].
+    pub customer_id: Option<String>,
+    /// See [`Payment::fail_reason`].
+    pub fail_reason: Option<String>,
+}
+
+impl PaymentRecord {
+    /// The export's field names, in order: the CSV header.
+    pub const FIELDS: [&'static str; 18] = [
+        "id",
+        "source",
+        "source_id",
+        "status",
+        "provider_status",
+        "amount",
+        "currency",
+        "refunded_amount",
+        "created_at",
+        "paid_at",
+        "payer_name",
+        "description",
+        "method",
+        "processor",
+        "processor_reference",
+        "payment_link_id",
+        "customer_id",
+        "fail_reason",
+    ];
+}
+
+/// Formats a timestamp as RFC 3339, keeping its offset (`Z` when it is UTC, as PayPro writes it).
+pub fn format_timestamp(at: &DateTime<FixedOffset>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Parses an RFC 3339 / ATOM timestamp that carries an offset, keeping that offset.
+pub fn parse_timestamp(text: &str) -> Result<DateTime<FixedOffset>, String> {
+    DateTime::parse_from_rfc3339(text).map_err(|err| {
+        format!("`{text}` is not an RFC 3339 timestamp with an offset (like `2024-04-29T21:00:00+02:00`): {err}")
+    })
+}
+
+impl From<Payment> for PaymentRecord {
+    fn from(p: Payment) -> PaymentRecord {
+        PaymentRecord {
+            amount: p.amount.amount_string(),
+            currency: p.amount.currency(),
+            refunded_amount: p.refunded_amount.map(|m| m.amount_string()),
+            created_at: format_timestamp(&p.created_at),
+            paid_at: p.paid_at.as_ref().map(format_timestamp),
+            id: p.id,
+            source: p.source,
+            source_id: p.source_id,
+            status: p.status,
+            provider_status: p.provider_status,
+            payer_name: p.payer_name,
+            description: p.description,
+            method: p.method,
+            processor: p.processor,
+            processor_reference: p.processor_reference,
+            payment_link_id: p.payment_link_id,
+            customer_id: p.customer_id,
+            fail_reason: p.fail_reason,
+        }
+    }
+}
+
+impl TryFrom<PaymentRecord> for Payment {
+    type Error = String;
+
+    fn try_from(r: PaymentRecord) -> Result<Payment, String> {
+        let money = |field: &str, text: &str| {
+            Money::parse(text, r.currency).map_err(|err| format!("{field}: {err}"))
+        };
+        let timestamp = |field: &str, text: &str| {
+            parse_timestamp(text).map_err(|err| format!("{field}: {err}"))
+        };
+        let status = match r.status {
+            PaymentStatus::Unknown(_) => PaymentStatus::Unknown(r.provider_status.clone()),
+            known => known,
+        };
+        Ok(Payment {
+            amount: money("amount", &r.amount)?,
+            refunded_amount: r
+                .refunded_amount
+                .as_deref()
+                .map(|text| money("refunded_amount", text))
+                .transpose()?,
+            created_at: timestamp("created_at", &r.created_at)?,
+            paid_at: r
+                .paid_at
+                .as_deref()
+                .map(|text| timestamp("paid_at", text))
+                .transpose()?,
+            id: r.id,
+            source: r.source,
+            source_id: r.source_id,
+            status,
+            provider_status: r.provider_status,
+            payer_name: r.payer_name,
+            description: r.description,
+            method: r.method,
+            processor: r.processor,
+            processor_reference: r.processor_reference,
+            payment_link_id: r.payment_link_id,
+            customer_id: r.customer_id,
+            fail_reason: r.fail_reason,
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! The boundary between providers and the sync engine: [`PaymentSource`] fetches one page.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::{Payment, Rejected, Source};
+
+/// A source of payments that fetches *one page* at a time and says where to go next.
+///
+/// It never loops: paging, retries, rate-limit waits and every incremental decision belong to
+/// the caller (the `payments-sync` crate). A source may have a top-level listing (PayPro's
+/// payments, MKP's payment links) whose items open *groups* with listings of their own (an MKP
+/// link's payments). The [`Cursor`] spans both, so a checkpoint can resume anywhere.
+#[async_trait]
+pub trait PaymentSource: Send + Sync {
+    /// A stable key for checkpoints, such as `"mkp"` or `"paypro"`.
+    fn name(&self) -> &str;
+
+    /// Which provider the payments come from.
+    fn source(&self) -> Source;
+
+    /// The order of the top-level listing, which decides how an incremental run may stop early.
+    fn order(&self) -> ListingOrder;
+
+    /// Fetches the page at `cursor` (`None`: the first page of the top-level listing).
+    ///
+    /// Each call makes at most one request to the provider.
+    async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError>;
+}
+
+/// The order of a source's top-level listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingOrder {
+    /// Payments, most recent `created_at` first (PayPro): paging can stop past a horizon.
+    NewestFirst,
+    /// Groups in an undocumented order (MKP links): every listing page must be read, and the
+    /// caller decides per group whether to read its payments.
+    Groups,
+}
+
+/// Where a source's walk continues. Serializable: this is what a checkpoint stores.
+///
+/// The source fills it; the caller treats `listing` and `group_page` as opaque and may only
+/// drop entries from `groups` (to skip reading a group's payments).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Where the top-level listing continues; `None` once it has no further pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<String>,
+    /// Groups found on listing pages already read whose payments are still to be read, in
+    /// order. The first one is read next, from `group_page`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+    /// Where the first group's payment listing continues; `None` for its first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_page: Option<String>,
+}
+
+impl Cursor {
+    /// Whether nothing is left to read: no listing pages and no groups.
+    pub fn is_exhausted(&self) -> bool {
+        self.listing.is_none() && self.groups.is_empty()
+    }
+}
+
+/// A sub-listing of a source (an MKP payment link) as the listing described it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Group {
+    /// The provider's id (`plk_…`).
+    pub id: String,
+    /// The provider's status word for the group (`open`, `paid`, `expired`, `closed`).
+    pub status: String,
+    /// Whether payments can still be made through it (the provider's judgement, not the caller's).
+    pub open: bool,
+    /// Its description, carried onto its payments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<FixedOffset>>,
+}
+
+/// One fetched page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The payments on this page that mapped.
+    pub payments: Vec<Payment>,
+    /// The records on this page that did not map, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Groups listed on this page (a page of MKP links); they are also queued in `next`.
+    pub groups: Vec<Group>,
+    /// Where to continue; `None` when this was the last page of the whole walk.
+    pub next: Option<Cursor>,
+    /// What the response said about the rate limit.
+    pub rate_limit: RateLimit,
+}
+
+/// What a response said about the rate limit of the credential (all optional: PayPro says nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// `X-RateLimit-Limit`: requests allowed per window.
+    pub limit: Option<u32>,
+    /// `X-RateLimit-Remaining`: requests left in the current window.
+    pub remaining: Option<u32>,
+    /// `X-RateLimit-Reset`: when the window resets, as a unix timestamp (seconds).
+    pub reset: Option<i64>,
+}
+
+/// What went wrong fetching a page, classified for the caller's policy (retry or not, wait how
+/// long, what to tell the user). Messages never contain an API key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// 401 or 403: the key is wrong or lacks a scope. Not retryable.
+    #[error("{provider} refused the API key (HTTP {status}): {advice}")]
+    Auth {
+        /// The provider (`MijnKlantportaal`, `PayPro`).
+        provider: &'static str,
+        /// 401 or 403.
+        status: u16,
+        /// What to do, naming the key's variable and the scope needed.
+        advice: String,
+    },
+    /// 404: the resource does not exist. Not retryable.
+    #[error("{provider} has no {what} (HTTP 404)")]
+    NotFound {
+        /// The provider.
+        provider: &'static str,
+        /// What was asked for.
+        what: String,
+    },
+    /// 400 or 422: the provider refused the request as invalid. Not retryable.
+    #[error("{provider} refused the request (HTTP {status}): {message}")]
+    Invalid {
+        /// The provider.
+        provider: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// 429: too many requests. Retryable after `retry_after`.
+    #[error("{provider} is rate limiting this key (HTTP 429){}", WaitHint(*retry_after))]
+    RateLimited {
+        /// The provider.
+        provider: &'static str,
+        /// How long the provider asked to wait (`Retry-After` or `X-RateLimit-Reset`).
+        retry_after: Option<Duration>,
+        /// The rate-limit headers of the response.
+        rate_limit: RateLimit,
+    },
+    /// 5xx: the provider failed. Retryable.
+    #[error("{provider} failed (HTTP {status}){}: {excerpt}", WaitHint(*retry_after))]
+    Server {
+        /// The provider.
+        provider: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// `Retry-After`, when sent.
+        retry_after: Option<Duration>,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The connection failed, timed out, was reset, or the body ended early. Retryable.
+    #[error("{provider}: {kind}: {message}")]
+    Transport {
+        /// The provider.
+        provider: &'static str,
+        /// What kind of failure.
+        kind: TransportKind,
+        /// Details.
+        message: String,
+    },
+    /// The response was not what the API documents (not JSON, not the envelope). Not retryable.
+    #[error(
+        "{provider} sent an unexpected response (HTTP {status}): {problem}; the body starts with: {excerpt}"
+    )]
+    BadResponse {
+        /// The provider.
+        provider: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong.
+        problem: String,
+        /// The start of the body (never the key).
+        excerpt: String,
+    },
+    /// A guard refused to go on: a next link to another origin, plain http off loopback, a
+    /// body over the size cap, a redirect. Not retryable.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The cursor given cannot be used by this source (a checkpoint from another version or
+    /// source). Not retryable.
+    #[error("cannot resume from this cursor: {0}")]
+    BadCursor(String),
+}
+
+/// The kinds of [`SourceError::Transport`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// No answer in time.
+    Timeout,
+    /// Could not connect, or the connection was reset.
+    Connection,
+    /// The body ended before it was complete.
+    Truncated,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::Timeout => "request timed out",
+            TransportKind::Connection => "connection failed",
+            TransportKind::Truncated => "response body was cut short",
+        })
+    }
+}
+
+impl SourceError {
+    /// Whether trying the same request again may succeed (429, 5xx, transport failures).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::RateLimited { .. }
+                | SourceError::Server { .. }
+                | SourceError::Transport { .. }
+        )
+    }
+
+    /// How long the provider asked to wait before trying again, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SourceError::RateLimited { retry_after, .. }
+            | SourceError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the credential is at fault (401/403): the user must fix the key.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, SourceError::Auth { .. })
+    }
+}
+
+struct WaitHint(Option<Duration>);
+
+impl fmt::Display for WaitHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(wait) => write!(f, "; retry after {:.1}s", wait.as_secs_f64()),
+            None => Ok(()),
+        }
+    }
+}

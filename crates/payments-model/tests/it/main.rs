@@ -1,0 +1,5 @@
+//! Integration tests of the pure model: money, statuses, the unified record.
+
+mod money;
+mod record;
+mod status;

@@ -1,0 +1,89 @@
+//! The unified record's JSON: exact field names, exact amounts, offsets kept, round-trips.
+
+use payments_model::{
+    Currency, Money, Payment, PaymentRecord, PaymentStatus, Source, parse_timestamp,
+};
+
+fn sample() -> Payment {
+    Payment {
+        id: Source::Mkp.payment_id("plp_abc"),
+        source: Source::Mkp,
+        source_id: "plp_abc".into(),
+        status: PaymentStatus::Unknown("settled".into()),
+        provider_status: "settled".into(),
+        amount: Money::parse("12.95", Currency::EUR).unwrap(),
+        refunded_amount: Some(Money::from_minor(0, Currency::EUR)),
+        created_at: parse_timestamp("2024-04-29T21:00:00+02:00").unwrap(),
+        paid_at: Some(parse_timestamp("2023-06-30T12:44:35Z").unwrap()),
+        payer_name: None,
+        description: Some("Lidmaatschap".into()),
+        method: None,
+        processor: "mollie".into(),
+        processor_reference: Some("tr_123".into()),
+        payment_link_id: Some("plk_1".into()),
+        customer_id: None,
+        fail_reason: None,
+    }
+}
+
+#[test]
+fn json_has_exactly_the_contract_fields_in_order() {
+    let json = serde_json::to_string(&sample()).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut fields = PaymentRecord::FIELDS.to_vec();
+    keys.sort_unstable();
+    fields.sort_unstable();
+    assert_eq!(keys, fields);
+    // The exact text also pins the order of the fields.
+    assert_eq!(
+        json,
+        r#"{"id":"mkp:plp_abc","source":"mkp","source_id":"plp_abc","status":"unknown","provider_status":"settled","amount":"12.95","currency":"EUR","refunded_amount":"0.00","created_at":"2024-04-29T21:00:00+02:00","paid_at":"2023-06-30T12:44:35Z","payer_name":null,"description":"Lidmaatschap","method":null,"processor":"mollie","processor_reference":"tr_123","payment_link_id":"plk_1","customer_id":null,"fail_reason":null}"#
+    );
+}
+
+#[test]
+fn json_round_trips_and_unknown_keeps_the_raw_word() {
+    let payment = sample();
+    let back: Payment = serde_json::from_str(&serde_json::to_string(&payment).unwrap()).unwrap();
+    assert_eq!(back, payment);
+    assert_eq!(back.status, PaymentStatus::Unknown("settled".into()));
+    assert_eq!(back.created_at.offset().local_minus_utc(), 7200);
+}
+
+#[test]
+fn json_with_bad_amount_or_timestamp_is_refused_with_the_field() {
+    let json = serde_json::to_string(&sample()).unwrap();
+    let bad_amount = json.replace(r#""amount":"12.95""#, r#""amount":"12.951""#);
+    let err = serde_json::from_str::<Payment>(&bad_amount)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("amount: `12.951` is not exact in EUR"),
+        "{err}"
+    );
+    let bad_date = json.replace("2024-04-29T21:00:00+02:00", "2024-04-29 21:00:00");
+    let err = serde_json::from_str::<Payment>(&bad_date)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("created_at: `2024-04-29 21:00:00` is not an RFC 3339"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sources_have_stable_words() {
+    assert_eq!(Source::PayPro.payment_id("PP1"), "paypro:PP1");
+    assert_eq!(
+        serde_json::to_string(&Source::PayPro).unwrap(),
+        r#""paypro""#
+    );
+    assert_eq!(Source::from_word("mkp"), Some(Source::Mkp));
+    assert_eq!(Source::from_word("MKP"), None);
+}
