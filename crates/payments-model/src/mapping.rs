@@ -50,34 +50,43 @@ pub struct Mapped {
     pub rejected: Vec<Rejected>,
 }
 
-/// Decodes each raw record as the wire type `W` and maps it with `map`.
+/// Decodes each raw record as the wire type `W` and maps it into a [`Payment`] with `map`.
 ///
 /// A record that does not decode (a wrong type, a missing required field) or does not map
 /// (an inexact amount, a timestamp without offset) becomes a [`Rejected`] naming the record
 /// and the field; the others are mapped. Never panics on any input.
-pub fn map_records<W, F>(records: &[Box<RawValue>], mut map: F) -> Mapped
+pub fn map_records<W, F>(records: &[Box<RawValue>], map: F) -> Mapped
 where
     W: DeserializeOwned,
     F: FnMut(W) -> Result<Payment, MapError>,
 {
-    let mut mapped = Mapped {
-        payments: Vec::with_capacity(records.len()),
-        rejected: Vec::new(),
-    };
+    let (payments, rejected) = decode_records(records, map);
+    Mapped { payments, rejected }
+}
+
+/// [`map_records`] for any output: decodes each raw record as `W`, converts it with `map`,
+/// and sets aside every record that fails either step, whole, with the reason.
+pub fn decode_records<W, T, F>(records: &[Box<RawValue>], mut map: F) -> (Vec<T>, Vec<Rejected>)
+where
+    W: DeserializeOwned,
+    F: FnMut(W) -> Result<T, MapError>,
+{
+    let mut mapped = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
     for raw in records {
         let outcome = serde_json::from_str::<W>(raw.get())
             .map_err(|_| decode_error::<W>(raw.get()))
             .and_then(&mut map);
         match outcome {
-            Ok(payment) => mapped.payments.push(payment),
-            Err(err) => mapped.rejected.push(Rejected {
+            Ok(item) => mapped.push(item),
+            Err(err) => rejected.push(Rejected {
                 source_id: record_id(raw.get()),
                 reason: err.to_string(),
                 raw: raw.get().to_owned(),
             }),
         }
     }
-    mapped
+    (mapped, rejected)
 }
 
 /// The `id` of a raw record, as text, when it has one.
@@ -101,12 +110,18 @@ fn decode_error<W: DeserializeOwned>(raw: &str) -> MapError {
         Ok(_) => MapError::new(&record, "<record>", "decodes only on a second try"),
         Err(err) => {
             let path = err.path().to_string();
-            let field = if path == "." {
-                "<record>"
-            } else {
-                path.as_str()
+            let problem = err.into_inner().to_string();
+            // serde reports a missing field at its parent; name the field itself.
+            let missing = problem
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name.to_owned(),
+                (".", None) => "<record>".to_owned(),
+                (parent, Some(name)) => format!("{parent}.{name}"),
+                (path, None) => path.to_owned(),
             };
-            MapError::new(&record, field, err.into_inner().to_string())
+            MapError::new(&record, &field, problem)
         }
     }
 }

@@ -1,0 +1,36 @@
+//! MijnKlantportaal (MKP) payment links: the API's wire types and their mapping into the
+//! unified [`payments_model::Payment`].
+//!
+//! MKP lists *payment links*, and each link lists the *payments* made through it. A link
+//! becomes a [`payments_model::Group`]; each payment becomes a `Payment` whose description is
+//! its link's.
+//!
+//! # Examples
+//!
+//! ```
+//! use mkp_api::{map_links, map_payments, SimplePage};
+//!
+//! let links: SimplePage = serde_json::from_str(r#"{"current_page":1,"data":[
+//!     {"id":"plk_1","description":"Lidmaatschap","status":"open","checkoutUrl":"https://pay.example/x"}
+//! ],"next_page_url":null}"#)?;
+//! let (groups, _) = map_links(&links.data);
+//!
+//! let page: SimplePage = serde_json::from_str(r#"{"current_page":1,"data":[
+//!     {"id":"plp_1","paymentLinkId":"plk_1","currency":"EUR","amount":"12.95","status":"chargebacked",
+//!      "payersName":null,"integration":"mollie","integrationId":"tr_1","createdAt":"2024-04-29T21:00:00+02:00"}
+//! ],"next_page_url":null}"#)?;
+//! let mapped = map_payments(&page.data, groups.first());
+//! let payment = &mapped.payments[0];
+//! assert_eq!(payment.id, "mkp:plp_1");
+//! assert_eq!(payment.status.as_str(), "charged_back");
+//! assert_eq!(payment.amount.amount_string(), "12.95");
+//! assert_eq!(payment.description.as_deref(), Some("Lidmaatschap"));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod map;
+mod wire;
+
+pub use map::{UNKNOWN_PROCESSOR, map_links, map_payments};
+pub use wire::{PaymentLink, PaymentLinkPayment, SimplePage};

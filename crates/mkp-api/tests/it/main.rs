@@ -1,0 +1,4 @@
+//! Integration tests of mkp-api.
+
+mod fixtures;
+mod properties;

@@ -1,0 +1,163 @@
+//! PayPro's objects exactly as the API sends them.
+//!
+//! Every field the documentation marks nullable is an `Option`, and unknown fields are
+//! ignored, so that a new field or a null never fails a page.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// PayPro's list envelope: `{"type": "list", "data": [...], "count": N, "_links": {...}}`.
+///
+/// `T` defaults to the raw JSON of each item, so that one bad item can be set aside whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct List<T = Box<RawValue>> {
+    /// Always `"list"`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// The items, most recent first.
+    pub data: Vec<T>,
+    /// The number of items on this page.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Links to this page and its neighbours.
+    #[serde(rename = "_links", default)]
+    pub links: ListLinks,
+}
+
+/// The `_links` of a list: `next`/`prev` are present only when there is such a page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListLinks {
+    /// This page.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub this: Option<String>,
+    /// Absolute URL of the next (older) page, carrying `?cursor=…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Absolute URL of the previous (newer) page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+}
+
+/// A payment, as in the seed document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayProPayment {
+    /// `PPH25H07JYWLR7PA82`.
+    pub id: String,
+    /// Always `"payment"`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// The amount in minor units (cents).
+    pub amount: i64,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `"EUR"`.
+    pub currency: String,
+    /// How it is (to be) paid: an object, or in some responses only its id.
+    #[serde(default)]
+    pub pay_method: Option<PayMethodField>,
+    /// The state word (`initialized`, `open`, `processing`, `paid`, `completed`, …; open-ended).
+    pub state: String,
+    /// How much was refunded, in minor units.
+    #[serde(default)]
+    pub refunded_amount: Option<i64>,
+    /// Where the payer returns after paying.
+    #[serde(default)]
+    pub return_url: Option<String>,
+    /// Where the payer returns after canceling.
+    #[serde(default)]
+    pub cancel_url: Option<String>,
+    /// The merchant's own key-value data.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    /// The customer id (`CU…`).
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// The mandate id (`MD…`).
+    #[serde(default)]
+    pub mandate: Option<String>,
+    /// The subscription id.
+    #[serde(default)]
+    pub subscription: Option<String>,
+    /// The installment plan id.
+    #[serde(default)]
+    pub installment_plan: Option<String>,
+    /// `de` | `en` | `fr` | `nl`.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// RFC 3339 UTC, or null.
+    #[serde(default)]
+    pub paid_at: Option<String>,
+    /// Why the payment failed, as a sentence.
+    #[serde(default)]
+    pub fail_reason: Option<String>,
+    /// RFC 3339 UTC (documented as nullable).
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Links to this payment and related resources.
+    #[serde(rename = "_links", default)]
+    pub links: Option<PaymentLinks>,
+}
+
+/// `pay_method`, documented as "any": the object, or just an id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PayMethodField {
+    /// The full object.
+    Object(PayMethod),
+    /// Only the id, `"ideal"`.
+    Id(String),
+}
+
+impl PayMethodField {
+    /// The method's id, `"ideal"`.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            PayMethodField::Object(method) => method.id.as_deref(),
+            PayMethodField::Id(id) => Some(id),
+        }
+    }
+}
+
+/// A payment method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayMethod {
+    /// `"ideal"`, `"bank_transfer"`, ….
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Always `"pay_method"`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Display name, `"iDEAL"`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Currencies it accepts.
+    #[serde(default)]
+    pub currencies: Option<Vec<String>>,
+    /// Smallest amount, in minor units.
+    #[serde(default)]
+    pub minimum_amount: Option<i64>,
+    /// Largest amount, in minor units.
+    #[serde(default)]
+    pub maximum_amount: Option<i64>,
+    /// Method-specific details.
+    #[serde(default)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// A payment's `_links`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentLinks {
+    /// The payment itself.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub this: Option<String>,
+    /// The checkout page for the payer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<String>,
+    /// The customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// The mandate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandate: Option<String>,
+}

@@ -1,0 +1,4 @@
+//! Integration tests of paypro-api.
+
+mod fixtures;
+mod properties;
