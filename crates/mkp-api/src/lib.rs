@@ -1,5 +1,6 @@
-//! MijnKlantportaal (MKP) payment links: the API's wire types and their mapping into the
-//! unified [`payments_model::Payment`].
+//! MijnKlantportaal (MKP) payment links: the API's wire types, their mapping into the unified
+//! [`payments_model::Payment`], the HTTP client [`MkpClient`] and [`MkpSource`], which walks a
+//! whole account as a [`payments_model::PaymentSource`].
 //!
 //! MKP lists *payment links*, and each link lists the *payments* made through it. A link
 //! becomes a [`payments_model::Group`]; each payment becomes a `Payment` whose description is
@@ -29,8 +30,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod map;
 mod wire;
 
+pub use client::{DEFAULT_BASE_URL, MkpClient, MkpSource, USER_AGENT};
 pub use map::{UNKNOWN_PROCESSOR, map_links, map_payments};
 pub use wire::{PaymentLink, PaymentLinkPayment, SimplePage};

@@ -1,4 +1,5 @@
-//! PayPro: the API's wire types and their mapping into the unified [`payments_model::Payment`].
+//! PayPro: the API's wire types, their mapping into the unified [`payments_model::Payment`],
+//! the HTTP client [`PayProClient`] and [`PayProSource`], a [`payments_model::PaymentSource`].
 //!
 //! Amounts arrive in minor units (cents) and become exact [`payments_model::Money`]; the
 //! `state` word and `refunded_amount` together decide the unified status.
@@ -22,9 +23,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod map;
 mod wire;
 
+pub use client::{DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, TEST_BASE_URL, USER_AGENT};
 pub use map::{PROCESSOR, map_payments};
 pub use wire::{List, ListLinks, PayMethod, PayMethodField, PayProPayment, PaymentLinks};
 

@@ -1,0 +1,237 @@
+//! The HTTP client for MKP's payment-link endpoints, and [`MkpSource`], which walks a whole
+//! account (every link, every link's payments) one page per call.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
+use payments_model::{Cursor, Group, ListingOrder, Page, PaymentSource, Source, SourceError};
+use serde::Deserialize;
+
+use crate::wire::{PaymentLink, SimplePage};
+use crate::{map_links, map_payments};
+
+/// MKP's production API.
+pub const DEFAULT_BASE_URL: &str = "https://api.mijnklantportaal.nl/v1";
+
+/// The `User-Agent` of every request: this library and its version.
+pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"), " (payments-ledger)");
+
+static MKP: Provider = Provider {
+    name: "MijnKlantportaal",
+    key_variable: "MKP_API_KEY",
+    forbidden_advice: "the key lacks the scope `paymentlinks.read`, which reading payment links and their payments needs; create a key with that scope in MijnKlantportaal",
+    error_message,
+};
+
+/// MKP's error body: `{"code": 404, "message": "…"}` (the shape is not confirmed; anything else
+/// is shown as text).
+fn error_message(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ApiError {
+        message: Option<String>,
+    }
+    serde_json::from_slice::<ApiError>(body).ok()?.message
+}
+
+/// A client for MKP's payment links: list them page by page, get one, list a link's payments
+/// page by page. Pages are named by the path and query below the base URL (`None` is the first
+/// page); [`MkpClient::next_page`] turns a page's `next_page_url` into the next one, after
+/// checking that it stays on the configured origin.
+#[derive(Debug)]
+pub struct MkpClient {
+    api: ApiClient,
+}
+
+impl MkpClient {
+    /// A client of the production API with the default limits.
+    pub fn new(api_key: impl Into<ApiKey>) -> Result<MkpClient, ConfigError> {
+        MkpClient::with_config(MkpClient::config(DEFAULT_BASE_URL, api_key))
+    }
+
+    /// The default configuration for `base_url`, to adjust (timeouts, body cap) before
+    /// [`MkpClient::with_config`].
+    pub fn config(base_url: &str, api_key: impl Into<ApiKey>) -> ClientConfig {
+        ClientConfig::new(base_url, api_key, USER_AGENT)
+    }
+
+    /// A client with a custom configuration (base URL, timeouts, body cap).
+    pub fn with_config(config: ClientConfig) -> Result<MkpClient, ConfigError> {
+        Ok(MkpClient {
+            api: ApiClient::new(&MKP, config)?,
+        })
+    }
+
+    /// The base URL in use.
+    pub fn base_url(&self) -> &str {
+        self.api.base_url().as_str()
+    }
+
+    /// `GET /payment-links`: one page of payment links.
+    pub async fn payment_links_page(&self, page: Option<&str>) -> Result<Fetched<SimplePage>, SourceError> {
+        self.api.get_json(page.unwrap_or("/payment-links")).await
+    }
+
+    /// `GET /payment-links/{id}`: one link.
+    pub async fn payment_link(&self, link_id: &str) -> Result<Fetched<PaymentLink>, SourceError> {
+        /// The link on its own, or wrapped as `{"data": …}`; the docs do not say which.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneLink {
+            Bare(PaymentLink),
+            Wrapped { data: PaymentLink },
+        }
+        let fetched = self
+            .api
+            .get_json::<OneLink>(&format!("/payment-links/{}", path_segment(link_id)?))
+            .await?;
+        let value = match fetched.value {
+            OneLink::Bare(link) | OneLink::Wrapped { data: link } => link,
+        };
+        Ok(Fetched {
+            value,
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// `GET /payment-links/{id}/payments`: one page of the payments made through a link.
+    pub async fn link_payments_page(&self, link_id: &str, page: Option<&str>) -> Result<Fetched<SimplePage>, SourceError> {
+        let first = format!("/payment-links/{}/payments", path_segment(link_id)?);
+        self.api.get_json(page.unwrap_or(&first)).await
+    }
+
+    /// Where `page` continues, relative to the base URL; `None` on the last page. Refuses a
+    /// `next_page_url` on another origin than the base URL.
+    pub fn next_page<T>(&self, page: &SimplePage<T>) -> Result<Option<String>, SourceError> {
+        page.next_page_url
+            .as_deref()
+            .map(|next| self.api.relative_next(next))
+            .transpose()
+    }
+}
+
+/// A link id as a path segment; MKP ids are `plk_` and letters or digits, so anything that
+/// would need escaping is refused rather than sent.
+fn path_segment(id: &str) -> Result<&str, SourceError> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        Ok(id)
+    } else {
+        Err(SourceError::BadCursor(format!(
+            "payment link id `{id}` is not a plain MKP id (letters, digits, `_`, `-`)"
+        )))
+    }
+}
+
+/// A whole MKP account as a [`PaymentSource`]: the link list, page by page, and after each
+/// page of links the payments of each of its links, page by page.
+///
+/// The cursor holds where the link list continues, the links of pages already read whose
+/// payments are still to be read (with their descriptions), and where the first of them
+/// continues, so a run can resume anywhere in the walk. A caller may drop links from
+/// `Cursor::groups` to skip reading their payments.
+#[derive(Debug)]
+pub struct MkpSource {
+    client: MkpClient,
+    only_links: Option<HashSet<String>>,
+}
+
+impl MkpSource {
+    /// Every link of the account.
+    pub fn new(client: MkpClient) -> MkpSource {
+        MkpSource {
+            client,
+            only_links: None,
+        }
+    }
+
+    /// Only these links' payments. The link list is still read (it carries each link's
+    /// description and status), but other links' payments are not.
+    pub fn only_links<I, S>(mut self, link_ids: I) -> MkpSource
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only_links = Some(link_ids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The client underneath.
+    pub fn client(&self) -> &MkpClient {
+        &self.client
+    }
+
+    async fn links_page(&self, at: Option<&str>) -> Result<Page, SourceError> {
+        let fetched = self.client.payment_links_page(at).await?;
+        let (groups, rejected) = map_links(&fetched.value.data);
+        let listing = self.client.next_page(&fetched.value)?;
+        let queued: Vec<Group> = groups
+            .iter()
+            .filter(|g| self.only_links.as_ref().is_none_or(|only| only.contains(&g.id)))
+            .cloned()
+            .collect();
+        let next = Cursor {
+            listing,
+            groups: queued,
+            group_page: None,
+        };
+        Ok(Page {
+            payments: Vec::new(),
+            rejected,
+            groups,
+            next: (!next.is_exhausted()).then_some(next),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    async fn group_page(&self, cursor: &Cursor, group: &Group) -> Result<Page, SourceError> {
+        let fetched = self
+            .client
+            .link_payments_page(&group.id, cursor.group_page.as_deref())
+            .await?;
+        let mapped = map_payments(&fetched.value.data, Some(group));
+        let next = match self.client.next_page(&fetched.value)? {
+            Some(group_page) => Cursor {
+                group_page: Some(group_page),
+                ..cursor.clone()
+            },
+            None => Cursor {
+                listing: cursor.listing.clone(),
+                groups: cursor.groups[1..].to_vec(),
+                group_page: None,
+            },
+        };
+        Ok(Page {
+            payments: mapped.payments,
+            rejected: mapped.rejected,
+            groups: Vec::new(),
+            next: (!next.is_exhausted()).then_some(next),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+}
+
+#[async_trait]
+impl PaymentSource for MkpSource {
+    fn name(&self) -> &str {
+        "mkp"
+    }
+
+    fn source(&self) -> Source {
+        Source::Mkp
+    }
+
+    fn order(&self) -> ListingOrder {
+        ListingOrder::Groups
+    }
+
+    async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {
+        match cursor {
+            None => self.links_page(None).await,
+            Some(cursor) => match (cursor.groups.first(), cursor.listing.as_deref()) {
+                (Some(group), _) => self.group_page(cursor, group).await,
+                (None, Some(listing)) => self.links_page(Some(listing)).await,
+                (None, None) => Ok(Page::default()),
+            },
+        }
+    }
+}
