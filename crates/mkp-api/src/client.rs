@@ -15,7 +15,12 @@ use crate::{map_links, map_payments};
 pub const DEFAULT_BASE_URL: &str = "https://api.mijnklantportaal.nl/v1";
 
 /// The `User-Agent` of every request: this library and its version.
-pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"), " (payments-ledger)");
+pub const USER_AGENT: &str = concat!(
+    env!("CARGO_PKG_NAME"),
+    "/",
+    env!("CARGO_PKG_VERSION"),
+    " (payments-ledger)"
+);
 
 static MKP: Provider = Provider {
     name: "MijnKlantportaal",
@@ -68,7 +73,10 @@ impl MkpClient {
     }
 
     /// `GET /payment-links`: one page of payment links.
-    pub async fn payment_links_page(&self, page: Option<&str>) -> Result<Fetched<SimplePage>, SourceError> {
+    pub async fn payment_links_page(
+        &self,
+        page: Option<&str>,
+    ) -> Result<Fetched<SimplePage>, SourceError> {
         self.api.get_json(page.unwrap_or("/payment-links")).await
     }
 
@@ -95,7 +103,11 @@ impl MkpClient {
     }
 
     /// `GET /payment-links/{id}/payments`: one page of the payments made through a link.
-    pub async fn link_payments_page(&self, link_id: &str, page: Option<&str>) -> Result<Fetched<SimplePage>, SourceError> {
+    pub async fn link_payments_page(
+        &self,
+        link_id: &str,
+        page: Option<&str>,
+    ) -> Result<Fetched<SimplePage>, SourceError> {
         let first = format!("/payment-links/{}/payments", path_segment(link_id)?);
         self.api.get_json(page.unwrap_or(&first)).await
     }
@@ -113,7 +125,11 @@ impl MkpClient {
 /// A link id as a path segment; MKP ids are `plk_` and letters or digits, so anything that
 /// would need escaping is refused rather than sent.
 fn path_segment(id: &str) -> Result<&str, SourceError> {
-    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         Ok(id)
     } else {
         Err(SourceError::BadCursor(format!(
@@ -166,7 +182,11 @@ impl MkpSource {
         let listing = self.client.next_page(&fetched.value)?;
         let queued: Vec<Group> = groups
             .iter()
-            .filter(|g| self.only_links.as_ref().is_none_or(|only| only.contains(&g.id)))
+            .filter(|g| {
+                self.only_links
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&g.id))
+            })
             .cloned()
             .collect();
         let next = Cursor {

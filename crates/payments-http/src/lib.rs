@@ -126,7 +126,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// The base URL is plain `http://` on a host that is not loopback.
-    #[error("base URL `{url}` uses plain http, which would send the API key unencrypted; use https:// (plain http is allowed only on loopback, for the sandbox)")]
+    #[error(
+        "base URL `{url}` uses plain http, which would send the API key unencrypted; use https:// (plain http is allowed only on loopback, for the sandbox)"
+    )]
     PlainHttp {
         /// The URL given.
         url: String,
@@ -176,7 +178,10 @@ pub fn is_loopback(url: &Url) -> bool {
 
 impl ApiClient {
     /// A client for `provider` at `config.base_url`, refusing plain http off loopback.
-    pub fn new(provider: &'static Provider, config: ClientConfig) -> Result<ApiClient, ConfigError> {
+    pub fn new(
+        provider: &'static Provider,
+        config: ClientConfig,
+    ) -> Result<ApiClient, ConfigError> {
         let bad = |reason: &str| ConfigError::BadUrl {
             url: config.base_url.clone(),
             reason: reason.to_owned(),
@@ -233,7 +238,11 @@ impl ApiClient {
             Some((path, query)) => (path, Some(query)),
             None => (relative, None),
         };
-        url.set_path(&format!("{}/{}", self.base.path(), path.trim_start_matches('/')));
+        url.set_path(&format!(
+            "{}/{}",
+            self.base.path(),
+            path.trim_start_matches('/')
+        ));
         url.set_query(query);
         url
     }
@@ -243,13 +252,14 @@ impl ApiClient {
     /// Refused when it points at another origin (scheme, host or port) than the configured base
     /// URL, or outside the base path: the key is sent only to the configured API.
     pub fn relative_next(&self, next: &str) -> Result<String, SourceError> {
-        let url = Url::parse(next).map_err(|e| {
-            SourceError::BadResponse {
-                provider: self.provider.name,
-                status: 200,
-                problem: format!("the next-page link `{}` is not a URL ({e})", self.scrub(next)),
-                excerpt: String::new(),
-            }
+        let url = Url::parse(next).map_err(|e| SourceError::BadResponse {
+            provider: self.provider.name,
+            status: 200,
+            problem: format!(
+                "the next-page link `{}` is not a URL ({e})",
+                self.scrub(next)
+            ),
+            excerpt: String::new(),
         })?;
         if url.origin() != self.base.origin() {
             return Err(SourceError::Refused(format!(
@@ -283,7 +293,10 @@ impl ApiClient {
     /// 400/422 (with the provider's message), 429 (with `Retry-After` in seconds or as an HTTP
     /// date, or `X-RateLimit-Reset`), 5xx, redirects (refused), timeouts, connection failures,
     /// bodies cut short, bodies over the cap, and bodies that are not the expected JSON.
-    pub async fn get_json<T: DeserializeOwned>(&self, relative: &str) -> Result<Fetched<T>, SourceError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        relative: &str,
+    ) -> Result<Fetched<T>, SourceError> {
         let url = self.resolve(relative);
         tracing::debug!(provider = self.provider.name, url = %url, "GET");
         let response = self
@@ -299,7 +312,8 @@ impl ApiClient {
         let rate_limit = rate_limit(&headers);
         let body = self.read_body(response).await?;
         if (200..300).contains(&status) {
-            let value = serde_json::from_slice(&body).map_err(|e| self.undecodable(status, &e, &body))?;
+            let value =
+                serde_json::from_slice(&body).map_err(|e| self.undecodable(status, &e, &body))?;
             return Ok(Fetched { value, rate_limit });
         }
         Err(self.classify(status, &headers, rate_limit, relative, &body))
@@ -312,7 +326,10 @@ impl ApiClient {
                 self.provider.name, self.max_body
             ))
         };
-        if response.content_length().is_some_and(|len| len > self.max_body as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_body as u64)
+        {
             return Err(too_large());
         }
         let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
@@ -325,7 +342,14 @@ impl ApiClient {
         Ok(body)
     }
 
-    fn classify(&self, status: u16, headers: &HeaderMap, rate_limit: RateLimit, relative: &str, body: &[u8]) -> SourceError {
+    fn classify(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        rate_limit: RateLimit,
+        relative: &str,
+        body: &[u8],
+    ) -> SourceError {
         let provider = self.provider.name;
         let message = || {
             (self.provider.error_message)(body)
@@ -354,7 +378,11 @@ impl ApiClient {
             },
             404 => SourceError::NotFound {
                 provider,
-                what: format!("{} ({})", relative.split('?').next().unwrap_or(relative), message()),
+                what: format!(
+                    "{} ({})",
+                    relative.split('?').next().unwrap_or(relative),
+                    message()
+                ),
             },
             400 | 422 => SourceError::Invalid {
                 provider,
@@ -464,7 +492,10 @@ pub fn rate_limit(headers: &HeaderMap) -> RateLimit {
 /// `X-RateLimit-Reset` (a unix timestamp), measured from `now`.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let until = |at: SystemTime| at.duration_since(now).unwrap_or(Duration::ZERO);
-    if let Some(value) = headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+    {
         let value = value.trim();
         if let Ok(seconds) = value.parse::<u64>() {
             return Some(Duration::from_secs(seconds));
@@ -473,7 +504,13 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
             return Some(until(at));
         }
     }
-    let reset: u64 = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim().parse().ok()?;
+    let reset: u64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(until(SystemTime::UNIX_EPOCH + Duration::from_secs(reset)))
 }
 
@@ -489,20 +526,40 @@ mod tests {
         assert_eq!(retry_after(&headers, now), None);
         headers.insert("x-ratelimit-reset", HeaderValue::from_static("1700000007"));
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("Tue, 14 Nov 2023 22:13:30 GMT"));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Tue, 14 Nov 2023 22:13:30 GMT"),
+        );
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(10)));
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("Tue, 14 Nov 2023 22:00:00 GMT"));
-        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO), "a date in the past means now");
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Tue, 14 Nov 2023 22:00:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
     }
 
     #[test]
     fn loopback_hosts() {
-        for url in ["http://127.0.0.1:8080", "http://127.8.0.1", "http://[::1]:1", "http://localhost:3000", "http://LOCALHOST"] {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.8.0.1",
+            "http://[::1]:1",
+            "http://localhost:3000",
+            "http://LOCALHOST",
+        ] {
             assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
-        for url in ["http://10.0.0.1", "http://localhost.example.com", "http://api.paypro.nl"] {
+        for url in [
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "http://api.paypro.nl",
+        ] {
             assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
     }

@@ -18,7 +18,12 @@ pub const TEST_BASE_URL: &str = "https://api-test.paypro.nl";
 pub const DEFAULT_LIMIT: u8 = 100;
 
 /// The `User-Agent` of every request: this library and its version.
-pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"), " (payments-ledger)");
+pub const USER_AGENT: &str = concat!(
+    env!("CARGO_PKG_NAME"),
+    "/",
+    env!("CARGO_PKG_VERSION"),
+    " (payments-ledger)"
+);
 
 static PAYPRO: Provider = Provider {
     name: "PayPro",
@@ -87,7 +92,11 @@ impl PayProClient {
     pub async fn payments_page(&self, page: Option<&str>) -> Result<Fetched<List>, SourceError> {
         match page {
             Some(page) => self.api.get_json(page).await,
-            None => self.api.get_json(&format!("/payments?limit={}", self.limit)).await,
+            None => {
+                self.api
+                    .get_json(&format!("/payments?limit={}", self.limit))
+                    .await
+            }
         }
     }
 
@@ -138,15 +147,21 @@ impl PaymentSource for PayProSource {
     async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {
         let at = match cursor {
             None => None,
-            Some(Cursor { listing: Some(listing), .. }) => Some(listing.as_str()),
+            Some(Cursor {
+                listing: Some(listing),
+                ..
+            }) => Some(listing.as_str()),
             Some(_) => return Ok(Page::default()),
         };
         let fetched = self.client.payments_page(at).await?;
         let mapped = map_payments(&fetched.value.data);
-        let next = self.client.next_page(&fetched.value)?.map(|listing| Cursor {
-            listing: Some(listing),
-            ..Cursor::default()
-        });
+        let next = self
+            .client
+            .next_page(&fetched.value)?
+            .map(|listing| Cursor {
+                listing: Some(listing),
+                ..Cursor::default()
+            });
         Ok(Page {
             payments: mapped.payments,
             rejected: mapped.rejected,

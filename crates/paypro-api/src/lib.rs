@@ -27,7 +27,9 @@ mod client;
 mod map;
 mod wire;
 
-pub use client::{DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, TEST_BASE_URL, USER_AGENT};
+pub use client::{
+    DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, TEST_BASE_URL, USER_AGENT,
+};
 pub use map::{PROCESSOR, map_payments};
 pub use wire::{List, ListLinks, PayMethod, PayMethodField, PayProPayment, PaymentLinks};
 

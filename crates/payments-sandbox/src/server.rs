@@ -1,0 +1,514 @@
+//! The HTTP side: routes for both APIs, Bearer auth, MKP's rolling-window rate limit, fault
+//! injection, and a connection loop that can drop a connection mid-request.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::Service;
+
+use crate::{Api, RetryAfterForm, Shared};
+
+/// Asks the connection loop to drop this request's connection without answering.
+#[derive(Clone)]
+struct DropConnection(Arc<Notify>);
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/mkp/v1/payment-links", get(mkp_links))
+        .route("/mkp/v1/payment-links/{id}", get(mkp_link))
+        .route(
+            "/mkp/v1/payment-links/{id}/payments",
+            get(mkp_link_payments),
+        )
+        .route("/paypro/payments", get(paypro_payments))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), gatekeeper))
+        .with_state(shared)
+}
+
+/// Accepts connections until `shutdown` changes; each connection can be dropped mid-request.
+pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: watch::Receiver<bool>) {
+    loop {
+        let mut stop = shutdown.clone();
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = stop.changed() => return,
+        };
+        let router = router.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let drop_connection = Arc::new(Notify::new());
+            let signal = drop_connection.clone();
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(DropConnection(signal.clone()));
+                    let mut router = router.clone();
+                    async move { router.call(request).await }
+                });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = drop_connection.notified() => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+pub(crate) async fn bind(port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// A JSON response.
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("sandbox bodies serialize");
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn api_error(api: Api, status: StatusCode, message: &str, param: Option<&str>) -> Response {
+    match api {
+        Api::Mkp => json_response(
+            status,
+            &json!({ "code": status.as_u16(), "message": message }),
+        ),
+        Api::PayPro => json_response(
+            status,
+            &json!({ "error": { "message": message, "param": param, "type": if status == StatusCode::UNAUTHORIZED { "authentication_error" } else { "invalid_request" } } }),
+        ),
+    }
+}
+
+fn api_of(path: &str) -> Option<Api> {
+    if path.starts_with("/mkp/") {
+        Some(Api::Mkp)
+    } else if path.starts_with("/paypro/") {
+        Some(Api::PayPro)
+    } else {
+        None
+    }
+}
+
+fn retry_after_value(form: RetryAfterForm, wait: Duration) -> HeaderValue {
+    let text = match form {
+        RetryAfterForm::Seconds => wait.as_secs().max(1).to_string(),
+        RetryAfterForm::HttpDate => {
+            httpdate::fmt_http_date(SystemTime::now() + wait + Duration::from_secs(1))
+        }
+    };
+    HeaderValue::from_str(&text).expect("a valid header value")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn too_many_requests(
+    api: Api,
+    form: RetryAfterForm,
+    wait: Duration,
+    limit: Option<u32>,
+) -> Response {
+    let mut response = api_error(
+        api,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests.",
+        None,
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, retry_after_value(form, wait));
+    if api == Api::Mkp {
+        let reset = unix_now() + wait.as_secs().max(1);
+        headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+        if let Some(limit) = limit {
+            headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+        }
+    }
+    response
+}
+
+/// Every request passes here: counting, faults, auth, MKP's rate limit, logging.
+async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or(path.clone(), |p| p.as_str().to_owned());
+    let Some(api) = api_of(&path) else {
+        return (
+            StatusCode::NOT_FOUND,
+            "not an API path of this sandbox: use /mkp/v1/… or /paypro/…",
+        )
+            .into_response();
+    };
+    let n = shared.next_request_number();
+    let faults = shared.faults();
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let response = if shared.roll(n, 1) < faults.reset_rate {
+        shared.log(api, &path_and_query, 0);
+        if let Some(DropConnection(signal)) = request.extensions().get::<DropConnection>() {
+            signal.notify_one();
+        }
+        return std::future::pending().await;
+    } else if shared.roll(n, 2) < faults.server_error_rate {
+        let status = if n % 2 == 0 {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        (
+            status,
+            "<html><body>Service temporarily unavailable</body></html>",
+        )
+            .into_response()
+    } else if let Some(burst) = faults
+        .burst_429
+        .filter(|b| b.every > 0 && n >= b.every && n % b.every < b.length)
+    {
+        too_many_requests(api, burst.form, burst.retry_after, None)
+    } else {
+        match authorize(&shared, api, request.headers()) {
+            Err(response) => response,
+            Ok(()) => match shared.admit(api) {
+                Err(response) => response,
+                Ok(limit_headers) => {
+                    let mut response = next.run(request).await;
+                    response.headers_mut().extend(limit_headers);
+                    if response.status() == StatusCode::OK
+                        && shared.roll(n, 3) < faults.truncate_rate
+                    {
+                        response = truncate(response).await;
+                    }
+                    response
+                }
+            },
+        }
+    };
+    if faults
+        .insert_every
+        .is_some_and(|every| every > 0 && n % every == 0)
+    {
+        shared.insert_during_sync();
+    }
+    shared.log(api, &path_and_query, response.status().as_u16());
+    response
+}
+
+/// Sends only the first half of a body (with a matching length), as a cut-off proxy would.
+async fn truncate(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let cut = bytes.slice(..bytes.len() / 2);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(cut))
+}
+
+fn authorize(shared: &Shared, api: Api, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let config = &shared.config;
+    match (api, token) {
+        (Api::Mkp, Some(token)) if token == config.mkp_key => Ok(()),
+        (Api::Mkp, Some(token)) if token == config.mkp_scopeless_key => Err(api_error(
+            api,
+            StatusCode::FORBIDDEN,
+            "This action is unauthorized. The key lacks the scope paymentlinks.read.",
+            None,
+        )),
+        (Api::PayPro, Some(token)) if token == config.paypro_key => Ok(()),
+        _ => Err(api_error(
+            api,
+            StatusCode::UNAUTHORIZED,
+            "Unauthenticated.",
+            None,
+        )),
+    }
+}
+
+impl Shared {
+    /// MKP's rolling window: admits the request and returns the headers to add, or answers 429.
+    fn admit(&self, api: Api) -> Result<HeaderMap, Response> {
+        let mut out = HeaderMap::new();
+        let (Api::Mkp, Some(window)) = (api, self.config.mkp_rate_limit) else {
+            return Ok(out);
+        };
+        let now = Instant::now();
+        let mut recent = self.limiter.lock().expect("limiter lock");
+        while recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= window.window)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= window.limit as usize {
+            let oldest = *recent.front().expect("a full window has a first request");
+            let wait = window.window.saturating_sub(now.duration_since(oldest));
+            return Err(too_many_requests(
+                api,
+                RetryAfterForm::Seconds,
+                ceil_secs(wait),
+                Some(window.limit),
+            ));
+        }
+        recent.push_back(now);
+        out.insert("x-ratelimit-limit", HeaderValue::from(window.limit));
+        out.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from(window.limit as usize - recent.len()),
+        );
+        Ok(out)
+    }
+}
+
+fn ceil_secs(wait: Duration) -> Duration {
+    Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+}
+
+pub(crate) type Window = VecDeque<Instant>;
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<String>,
+}
+
+/// Laravel reads `?page=` leniently: anything that is not a positive number is page 1.
+fn page_number(query: &PageQuery) -> usize {
+    query
+        .page
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// Laravel's simple-paginate envelope for items `[(page-1)·per_page, page·per_page)` of `total`.
+fn simple_page<T: Serialize>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    path: &str,
+    page: usize,
+    total: usize,
+    item: impl Fn(usize) -> T,
+) -> Response {
+    let per_page = shared.config.mkp_per_page.max(1);
+    let start = (page - 1).saturating_mul(per_page).min(total);
+    let end = (start + per_page).min(total);
+    let data: Vec<T> = (start..end).map(item).collect();
+    let here = origin(headers);
+    let faults = shared.faults();
+    let next_origin = faults.foreign_next.clone().unwrap_or_else(|| here.clone());
+    let url = |origin: &str, page: usize| format!("{origin}{path}?page={page}");
+    let next_page_url = if faults.repeat_cursor {
+        Some(url(&next_origin, page))
+    } else {
+        (end < total).then(|| url(&next_origin, page + 1))
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "current_page": page,
+            "data": data,
+            "first_page_url": url(&here, 1),
+            "from": (end > start).then_some(start + 1),
+            "next_page_url": next_page_url,
+            "path": format!("{here}{path}"),
+            "per_page": per_page,
+            "prev_page_url": (page > 1).then(|| url(&here, page - 1)),
+            "to": (end > start).then_some(end),
+        }),
+    )
+}
+
+async fn mkp_links(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let data = shared.data.read().expect("data lock");
+    simple_page(
+        &shared,
+        &headers,
+        "/mkp/v1/payment-links",
+        page_number(&query),
+        data.link_count(),
+        |j| data.link(j),
+    )
+}
+
+async fn mkp_link(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let data = shared.data.read().expect("data lock");
+    match data.generator.mkp_link_index(&id) {
+        Some(j) => json_response(StatusCode::OK, &data.link(j)),
+        None => api_error(
+            Api::Mkp,
+            StatusCode::NOT_FOUND,
+            "Payment link not found.",
+            None,
+        ),
+    }
+}
+
+async fn mkp_link_payments(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let data = shared.data.read().expect("data lock");
+    let Some(j) = data.generator.mkp_link_index(&id) else {
+        return api_error(
+            Api::Mkp,
+            StatusCode::NOT_FOUND,
+            "Payment link not found.",
+            None,
+        );
+    };
+    let link = data.link(j);
+    let total = data.link_payment_count(j, &id);
+    let path = format!("/mkp/v1/payment-links/{id}/payments");
+    simple_page(&shared, &headers, &path, page_number(&query), total, |k| {
+        data.link_payment(&link, j, k)
+    })
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn encode_cursor(direction: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{direction}:{id}"))
+}
+
+async fn paypro_payments(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let invalid = |message: &str, param: &str| {
+        api_error(
+            Api::PayPro,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+            Some(param),
+        )
+    };
+    let limit = match query.limit.as_deref().map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => return invalid("limit must be a whole number from 1 to 100", "limit"),
+    };
+    let data = shared.data.read().expect("data lock");
+    let total = data.paypro_count();
+    let (start, end) = match query.cursor.as_deref() {
+        None => (0, limit.min(total)),
+        Some(cursor) => {
+            let decoded = URL_SAFE_NO_PAD
+                .decode(cursor)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            let position = |id: &str| data.paypro_position(id);
+            match decoded.as_deref().and_then(|d| d.split_once(':')) {
+                Some(("after", id)) if position(id).is_some() => {
+                    let start = position(id).unwrap_or_default() + 1;
+                    (start.min(total), (start + limit).min(total))
+                }
+                Some(("before", id)) if position(id).is_some() => {
+                    let end = position(id).unwrap_or_default();
+                    (end.saturating_sub(limit), end)
+                }
+                _ => return invalid("Invalid cursor", "cursor"),
+            }
+        }
+    };
+    let here = origin(&headers);
+    let faults = shared.faults();
+    let next_origin = faults.foreign_next.clone().unwrap_or_else(|| here.clone());
+    let mut payments: Vec<serde_json::Value> = Vec::with_capacity(end - start);
+    for position in start..end {
+        let payment = data.paypro_at(position);
+        let mut value = serde_json::to_value(&payment).expect("sandbox records serialize");
+        value["_links"] = json!({ "self": format!("{here}/paypro/payments/{}", payment.id) });
+        payments.push(value);
+    }
+    let list = |origin: &str, cursor: Option<String>| match cursor {
+        Some(cursor) => format!("{origin}/paypro/payments?limit={limit}&cursor={cursor}"),
+        None => format!("{origin}/paypro/payments?limit={limit}"),
+    };
+    let mut links = serde_json::Map::new();
+    links.insert("self".into(), list(&here, query.cursor.clone()).into());
+    let next = if faults.repeat_cursor {
+        Some(list(&next_origin, query.cursor.clone()))
+    } else {
+        (end < total).then(|| {
+            list(
+                &next_origin,
+                Some(encode_cursor("after", &data.paypro_at(end - 1).id)),
+            )
+        })
+    };
+    if let Some(next) = next {
+        links.insert("next".into(), next.into());
+    }
+    if start > 0 && end > start {
+        links.insert(
+            "prev".into(),
+            list(
+                &here,
+                Some(encode_cursor("before", &data.paypro_at(start).id)),
+            )
+            .into(),
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({ "type": "list", "data": payments, "count": end - start, "_links": links }),
+    )
+}
+
+async fn not_found(request: Request) -> Response {
+    let api = api_of(request.uri().path()).unwrap_or(Api::Mkp);
+    api_error(api, StatusCode::NOT_FOUND, "Not found.", None)
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the sandbox over real loopback HTTP.
+
+mod behaviour;
