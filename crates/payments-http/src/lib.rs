@@ -23,6 +23,12 @@
 //! let config = ClientConfig::new("https://api.example.com/v1", "secret-key", "example/1.0");
 //! let client = ApiClient::new(&EXAMPLE, config)?;
 //! assert_eq!(client.resolve("/payments?page=2").as_str(), "https://api.example.com/v1/payments?page=2");
+//! assert_eq!(client.relative_next("https://api.example.com/v1/payments?page=3").unwrap(), "/payments?page=3");
+//! assert!(client.relative_next("https://evil.example.com/v1/payments?page=3").is_err());
+//!
+//! let root = ApiClient::new(&EXAMPLE, ClientConfig::new("https://api.example.com/", "k", "example/1.0"))?;
+//! assert_eq!(root.resolve("/payments?limit=100").as_str(), "https://api.example.com/payments?limit=100");
+//! assert_eq!(root.relative_next("https://api.example.com/payments?cursor=x").unwrap(), "/payments?cursor=x");
 //! assert!(!format!("{client:?}").contains("secret-key"));
 //!
 //! let plain = ClientConfig::new("http://api.example.com", "secret-key", "example/1.0");
@@ -151,6 +157,8 @@ pub struct Fetched<T> {
 pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
+    /// The base URL's path without a trailing slash: `/v1`, or empty at the root.
+    base_path: String,
     key: ApiKey,
     provider: &'static Provider,
     max_body: usize,
@@ -203,8 +211,8 @@ impl ApiClient {
         if base.query().is_some() || base.fragment().is_some() {
             return Err(bad("it must not have a query or fragment"));
         }
-        let trimmed = base.path().trim_end_matches('/').to_owned();
-        base.set_path(&trimmed);
+        let base_path = base.path().trim_end_matches('/').to_owned();
+        base.set_path(&base_path);
         let http = reqwest::Client::builder()
             .user_agent(config.user_agent)
             .timeout(config.timeout)
@@ -215,6 +223,7 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base,
+            base_path,
             key: config.api_key,
             provider,
             max_body: config.max_body_bytes,
@@ -240,7 +249,7 @@ impl ApiClient {
         };
         url.set_path(&format!(
             "{}/{}",
-            self.base.path(),
+            self.base_path,
             path.trim_start_matches('/')
         ));
         url.set_query(query);
@@ -271,7 +280,7 @@ impl ApiClient {
         }
         let path = url
             .path()
-            .strip_prefix(self.base.path())
+            .strip_prefix(self.base_path.as_str())
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
             .ok_or_else(|| {
                 SourceError::Refused(format!(
@@ -356,32 +365,37 @@ impl ApiClient {
                 .map(|m| self.scrub(&m))
                 .unwrap_or_else(|| self.excerpt(body))
         };
+        // The provider's words, in parentheses after ours, when it said anything.
+        let said = || match message() {
+            m if m.trim().is_empty() => String::new(),
+            m => format!(" ({m})"),
+        };
         match status {
             401 => SourceError::Auth {
                 provider,
                 status,
                 advice: format!(
-                    "the key is missing, wrong or revoked; check {} ({})",
+                    "the key is missing, wrong or revoked; check {}{}",
                     self.provider.key_variable,
-                    message()
+                    said()
                 ),
             },
             403 => SourceError::Auth {
                 provider,
                 status,
                 advice: format!(
-                    "{}; fix the key in {} ({})",
+                    "{}; fix the key in {}{}",
                     self.provider.forbidden_advice,
                     self.provider.key_variable,
-                    message()
+                    said()
                 ),
             },
             404 => SourceError::NotFound {
                 provider,
                 what: format!(
-                    "{} ({})",
+                    "{}{}",
                     relative.split('?').next().unwrap_or(relative),
-                    message()
+                    said()
                 ),
             },
             400 | 422 => SourceError::Invalid {

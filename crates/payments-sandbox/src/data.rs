@@ -179,7 +179,7 @@ fn utc(at: DateTime<Utc>) -> String {
 }
 
 fn euros(cents: u64, whole: bool) -> String {
-    if whole && cents % 100 == 0 {
+    if whole && cents.is_multiple_of(100) {
         (cents / 100).to_string()
     } else {
         format!("{}.{:02}", cents / 100, cents % 100)

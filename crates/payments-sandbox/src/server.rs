@@ -195,22 +195,19 @@ async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: N
         .filter(|b| b.every > 0 && n >= b.every && n % b.every < b.length)
     {
         too_many_requests(api, burst.form, burst.retry_after, None)
+    } else if let Some(refusal) = refuse_key(&shared, api, request.headers()) {
+        refusal
     } else {
-        match authorize(&shared, api, request.headers()) {
-            Err(response) => response,
-            Ok(()) => match shared.admit(api) {
-                Err(response) => response,
-                Ok(limit_headers) => {
-                    let mut response = next.run(request).await;
-                    response.headers_mut().extend(limit_headers);
-                    if response.status() == StatusCode::OK
-                        && shared.roll(n, 3) < faults.truncate_rate
-                    {
-                        response = truncate(response).await;
-                    }
-                    response
+        match shared.admit(api) {
+            Err(refusal) => *refusal,
+            Ok(limit_headers) => {
+                let mut response = next.run(request).await;
+                response.headers_mut().extend(limit_headers);
+                if response.status() == StatusCode::OK && shared.roll(n, 3) < faults.truncate_rate {
+                    response = truncate(response).await;
                 }
-            },
+                response
+            }
         }
     };
     if faults
@@ -234,22 +231,23 @@ async fn truncate(response: Response) -> Response {
     Response::from_parts(parts, Body::from(cut))
 }
 
-fn authorize(shared: &Shared, api: Api, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal to send when the request's key is missing, wrong or lacks the scope.
+fn refuse_key(shared: &Shared, api: Api, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let config = &shared.config;
     match (api, token) {
-        (Api::Mkp, Some(token)) if token == config.mkp_key => Ok(()),
-        (Api::Mkp, Some(token)) if token == config.mkp_scopeless_key => Err(api_error(
+        (Api::Mkp, Some(token)) if token == config.mkp_key => None,
+        (Api::Mkp, Some(token)) if token == config.mkp_scopeless_key => Some(api_error(
             api,
             StatusCode::FORBIDDEN,
             "This action is unauthorized. The key lacks the scope paymentlinks.read.",
             None,
         )),
-        (Api::PayPro, Some(token)) if token == config.paypro_key => Ok(()),
-        _ => Err(api_error(
+        (Api::PayPro, Some(token)) if token == config.paypro_key => None,
+        _ => Some(api_error(
             api,
             StatusCode::UNAUTHORIZED,
             "Unauthenticated.",
@@ -260,7 +258,7 @@ fn authorize(shared: &Shared, api: Api, headers: &HeaderMap) -> Result<(), Respo
 
 impl Shared {
     /// MKP's rolling window: admits the request and returns the headers to add, or answers 429.
-    fn admit(&self, api: Api) -> Result<HeaderMap, Response> {
+    fn admit(&self, api: Api) -> Result<HeaderMap, Box<Response>> {
         let mut out = HeaderMap::new();
         let (Api::Mkp, Some(window)) = (api, self.config.mkp_rate_limit) else {
             return Ok(out);
@@ -276,12 +274,12 @@ impl Shared {
         if recent.len() >= window.limit as usize {
             let oldest = *recent.front().expect("a full window has a first request");
             let wait = window.window.saturating_sub(now.duration_since(oldest));
-            return Err(too_many_requests(
+            return Err(Box::new(too_many_requests(
                 api,
                 RetryAfterForm::Seconds,
                 ceil_secs(wait),
                 Some(window.limit),
-            ));
+            )));
         }
         recent.push_back(now);
         out.insert("x-ratelimit-limit", HeaderValue::from(window.limit));

@@ -1,4 +1,6 @@
 //! Integration tests of mkp-api.
 
+mod client;
 mod fixtures;
+mod mock;
 mod properties;

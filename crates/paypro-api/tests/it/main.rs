@@ -1,4 +1,5 @@
 //! Integration tests of paypro-api.
 
+mod client;
 mod fixtures;
 mod properties;
