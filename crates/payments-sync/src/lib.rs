@@ -1,0 +1,168 @@
+//! Turns any [`payments_model::PaymentSource`] into a complete, exact, up-to-date ledger.
+//!
+//! - [`Pager`] is the one paging loop: pages in order, retries with capped jittered backoff
+//!   within a budget, 429s waited out as told, a proactive [`Limiter`] per credential, and
+//!   guards against repeating cursors and endless sources. [`payments`] turns it into a stream.
+//! - [`Syncer`] drives several sources concurrently into a [`Store`], committing each page
+//!   atomically with the source's checkpoint, so a crash loses at most the page in flight.
+//!   Runs are incremental by default: a newest-first source stops past its horizon, and MKP
+//!   links whose payments cannot have changed are skipped; a deep sweep of the last 90 days
+//!   runs once a day to catch late refunds and chargebacks.
+//! - [`Store`] is the storage boundary ([`MemoryStore`] here; SQLite in `payments-sqlite`).
+//!
+//! This crate knows no provider: the clients appear only in its tests.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use payments_sync::{MemoryStore, RateLimit, SyncOptions, Syncer};
+//! # async fn run(mkp: Arc<dyn payments_model::PaymentSource>, paypro: Arc<dyn payments_model::PaymentSource>) {
+//! let store = Arc::new(MemoryStore::new());
+//! let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+//! syncer.add_source(mkp, Some(RateLimit::MKP)).add_source(paypro, None);
+//! for result in syncer.run().await {
+//!     match result {
+//!         Ok(summary) => println!("{}: {} new, {} changed", summary.source_name, summary.counts.new, summary.counts.changed),
+//!         Err(error) => eprintln!("{error}"),
+//!     }
+//! }
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod limiter;
+mod pager;
+mod store;
+mod syncer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use payments_model::{Cursor, SourceError};
+
+pub use limiter::{Limiter, RateLimit};
+pub use pager::{Pager, PagerOptions, RetryPolicy, payments};
+pub use store::{
+    Change, Checkpoint, CommitCounts, GroupState, MemoryStore, PageCommit, RateLimitSeen, RunKind,
+    SourceState, StatusChange, Store, StoreError, compare, fold_group_state,
+};
+pub use syncer::{Summary, SyncOptions, Syncer};
+
+/// Why a source's run stopped. The checkpoint keeps the last committed page, so the next run
+/// resumes where this one stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The source failed in a way retrying cannot fix (a bad key, a refused link, …).
+    #[error("{source_name}: {error}")]
+    Source {
+        /// The source.
+        source_name: String,
+        /// Where the failed page was.
+        at: Option<Cursor>,
+        /// What failed.
+        error: SourceError,
+    },
+    /// Retrying did not help within the retry budget.
+    #[error(
+        "{source_name}: gave up after {attempts} attempts: {last}; the next run resumes from the last committed page"
+    )]
+    RetriesExhausted {
+        /// The source.
+        source_name: String,
+        /// Where the failed page was.
+        at: Option<Cursor>,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: SourceError,
+    },
+    /// The source pointed at a page already read in this run, which would loop forever.
+    #[error(
+        "{source_name}: the provider sent the same next page twice; stopped instead of looping (the next run resumes from the last committed page)"
+    )]
+    RepeatingCursor {
+        /// The source.
+        source_name: String,
+        /// The repeated cursor.
+        at: Option<Cursor>,
+    },
+    /// The run read as many pages as allowed.
+    #[error("{source_name}: stopped after {pages} pages, the page budget of one run")]
+    PageBudget {
+        /// The source.
+        source_name: String,
+        /// The budget.
+        pages: u64,
+        /// Where the next page would have been.
+        at: Option<Cursor>,
+    },
+    /// The store failed; nothing of the page in flight was committed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Progress of a sync, for a progress display.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A page was committed.
+    PageCommitted {
+        /// The source.
+        source_name: String,
+        /// Payments on the page.
+        payments: u64,
+        /// What the commit changed.
+        counts: CommitCounts,
+    },
+    /// The rate limiter held a request back.
+    RateLimitWait {
+        /// The source.
+        source_name: String,
+        /// How long.
+        waited: Duration,
+    },
+    /// A request failed and will be retried.
+    Retry {
+        /// The source.
+        source_name: String,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// The wait before the next attempt.
+        wait: Duration,
+        /// What failed.
+        error: String,
+    },
+}
+
+/// Where progress events go: a callback, or nowhere.
+#[derive(Clone, Default)]
+pub struct Events(Option<Arc<EventCallback>>);
+
+/// A progress callback.
+type EventCallback = dyn Fn(&Event) + Send + Sync;
+
+impl Events {
+    /// Events go to `callback`.
+    pub fn to(callback: impl Fn(&Event) + Send + Sync + 'static) -> Events {
+        Events(Some(Arc::new(callback)))
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        if let Some(callback) = &self.0 {
+            callback(&event);
+        }
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Events(callback)"
+        } else {
+            "Events(none)"
+        })
+    }
+}

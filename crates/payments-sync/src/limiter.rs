@@ -1,0 +1,110 @@
+//! A proactive rolling-window rate limiter per credential.
+//!
+//! It allows `limit` requests in any `window` (like MKP's 60 per rolling minute), so a run may
+//! spend a whole window's allowance at once and then one request per `window / limit`. After
+//! each response it trusts the server's `X-RateLimit-Remaining` over its own count, so a run that
+//! starts right after another one (another process, a cron job) does not trip a 429.
+//!
+//! A hand-written window rather than a GCRA crate such as `governor`: GCRA cannot be told "the
+//! server says only N remain", which is what keeps back-to-back runs clear of 429s.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// `limit` requests per rolling `window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed in any window.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// MKP's documented limit: 60 requests per rolling minute.
+    pub const MKP: RateLimit = RateLimit {
+        limit: 60,
+        window: Duration::from_secs(60),
+    };
+}
+
+/// A rolling-window limiter shared by every request made with one credential.
+#[derive(Debug)]
+pub struct Limiter {
+    rate: RateLimit,
+    /// When each request still inside the window was (or is counted as) made, oldest first.
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl Limiter {
+    /// A limiter allowing `rate`.
+    pub fn new(rate: RateLimit) -> Limiter {
+        Limiter {
+            rate,
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The rate it enforces.
+    pub fn rate(&self) -> RateLimit {
+        self.rate
+    }
+
+    /// Waits until one more request fits in the window, counts it, and returns how long it waited.
+    pub async fn acquire(&self) -> Duration {
+        let start = Instant::now();
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().await;
+                let now = Instant::now();
+                while sent
+                    .front()
+                    .is_some_and(|at| now.duration_since(*at) >= self.rate.window)
+                {
+                    sent.pop_front();
+                }
+                if sent.len() < self.rate.limit as usize {
+                    sent.push_back(now);
+                    return start.elapsed();
+                }
+                let oldest = *sent.front().expect("a full window has an oldest request");
+                self.rate.window.saturating_sub(now.duration_since(oldest))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Starts from what a previous run saw: `remaining` requests left `age` ago. The used part
+    /// of the window is counted as made then.
+    pub async fn preload(&self, remaining: u32, age: Duration) {
+        if age >= self.rate.window {
+            return;
+        }
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let mut sent = self.sent.lock().await;
+        let used = (self.rate.limit.saturating_sub(remaining) as usize).saturating_sub(sent.len());
+        for _ in 0..used {
+            sent.push_front(at);
+        }
+    }
+
+    /// Aligns the count with the server's `X-RateLimit-Remaining`: when the server says fewer
+    /// requests remain than this limiter thinks, the difference is counted as made just now.
+    pub async fn observe_remaining(&self, remaining: u32) {
+        let mut sent = self.sent.lock().await;
+        let now = Instant::now();
+        while sent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= self.rate.window)
+        {
+            sent.pop_front();
+        }
+        let believed = (self.rate.limit as usize).saturating_sub(sent.len());
+        for _ in remaining as usize..believed {
+            sent.push_back(now);
+        }
+    }
+}

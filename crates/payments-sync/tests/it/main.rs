@@ -1,0 +1,3 @@
+//! Integration tests of payments-sync: real sources against the sandbox, into a MemoryStore.
+
+mod sync;

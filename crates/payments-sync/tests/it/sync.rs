@@ -1,0 +1,464 @@
+//! Full, incremental and failing runs of both providers' sources against the sandbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mkp_api::{MkpClient, MkpSource, map_links, map_payments};
+use payments_model::{Payment, PaymentSource, PaymentStatus};
+use payments_sandbox::{
+    Api, Burst, Faults, RateLimitWindow, RetryAfterForm, Sandbox, SandboxConfig,
+};
+use payments_sync::{
+    MemoryStore, PagerOptions, RateLimit, RetryPolicy, RunKind, SyncError, SyncOptions, Syncer,
+    payments,
+};
+use paypro_api::{PayProClient, PayProSource};
+use serde_json::value::RawValue;
+
+fn config(links: usize, paypro: usize) -> SandboxConfig {
+    SandboxConfig {
+        mkp_links: links,
+        paypro_payments: paypro,
+        anchor: chrono::Utc::now(),
+        mkp_rate_limit: None,
+        ..SandboxConfig::default()
+    }
+}
+
+fn mkp(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
+    let config = MkpClient::config(&sandbox.mkp_base_url(), sandbox.config().mkp_key.as_str());
+    Arc::new(MkpSource::new(MkpClient::with_config(config).unwrap()))
+}
+
+fn paypro(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
+    let config = PayProClient::config(
+        &sandbox.paypro_base_url(),
+        sandbox.config().paypro_key.as_str(),
+    );
+    Arc::new(PayProSource::new(
+        PayProClient::with_config(config).unwrap(),
+    ))
+}
+
+fn raw<T: serde::Serialize>(record: &T) -> Box<RawValue> {
+    RawValue::from_string(serde_json::to_string(record).unwrap()).unwrap()
+}
+
+/// The sandbox's whole data set as unified payments, sorted like the store's.
+fn data_set(sandbox: &Sandbox) -> Vec<Payment> {
+    let (groups, _) = map_links(&sandbox.mkp_links().iter().map(raw).collect::<Vec<_>>());
+    let mut all: Vec<Payment> = groups
+        .iter()
+        .flat_map(|g| {
+            map_payments(
+                &sandbox
+                    .mkp_payments(&g.id)
+                    .iter()
+                    .map(raw)
+                    .collect::<Vec<_>>(),
+                Some(g),
+            )
+            .payments
+        })
+        .collect();
+    all.extend(
+        paypro_api::map_payments(
+            &sandbox
+                .paypro_payments()
+                .iter()
+                .map(raw)
+                .collect::<Vec<_>>(),
+        )
+        .payments,
+    );
+    all.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    all
+}
+
+fn fast_retries() -> SyncOptions {
+    SyncOptions {
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        },
+        ..SyncOptions::default()
+    }
+}
+
+async fn sync_both(
+    store: &Arc<MemoryStore>,
+    sandbox: &Sandbox,
+    options: SyncOptions,
+) -> Vec<Result<payments_sync::Summary, SyncError>> {
+    let mut syncer = Syncer::new(store.clone(), options);
+    syncer
+        .add_source(mkp(sandbox), None)
+        .add_source(paypro(sandbox), None);
+    syncer.run().await
+}
+
+#[tokio::test]
+async fn a_full_sync_of_both_sources_equals_the_data_set() {
+    let sandbox = Sandbox::start(config(80, 1200)).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let results = sync_both(&store, &sandbox, SyncOptions::default()).await;
+    for result in &results {
+        let summary = result.as_ref().unwrap();
+        assert_eq!(summary.run, Some(RunKind::Full));
+        assert_eq!(summary.counts.changed + summary.counts.unchanged, 0);
+    }
+    assert_eq!(store.payments(), data_set(&sandbox));
+    assert!(
+        store.checkpoint("mkp").unwrap().cursor.is_none(),
+        "a finished run leaves no cursor"
+    );
+}
+
+#[tokio::test]
+async fn an_incremental_run_is_cheap_and_catches_status_changes() {
+    let sandbox = Sandbox::start(config(120, 3000)).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    for result in sync_both(&store, &sandbox, SyncOptions::default()).await {
+        result.unwrap();
+    }
+    // A payer starts a payment on an open link; the next run stores it as pending.
+    let link = sandbox
+        .mkp_links()
+        .into_iter()
+        .find(|l| l.status == "open")
+        .unwrap();
+    let pending_id = sandbox.add_mkp_payment(&link.id).unwrap();
+    for result in sync_both(&store, &sandbox, SyncOptions::default()).await {
+        result.unwrap();
+    }
+    let pending = store
+        .payments()
+        .into_iter()
+        .find(|p| p.source_id == pending_id)
+        .unwrap();
+    assert_eq!(pending.status, PaymentStatus::Pending);
+    // The link expires (a status change: its payments are read again)...
+    sandbox.set_mkp_link_status(&link.id, "expired");
+    for result in sync_both(&store, &sandbox, SyncOptions::default()).await {
+        result.unwrap();
+    }
+    let full_requests = sandbox.requests().len() / 3;
+
+    // ...and later the pending payment is paid: read again because it was unsettled and recent.
+    // Meanwhile a new PayPro payment arrives and a recent one is refunded.
+    sandbox.set_mkp_payment_status(&pending.source_id, "paid");
+    let new_id = sandbox.insert_paypro_payment();
+    let recent = sandbox
+        .paypro_payments()
+        .into_iter()
+        .find(|p| p.state == "paid" && p.refunded_amount == 0)
+        .unwrap();
+    sandbox.set_paypro_state(&recent.id, "paid", recent.amount);
+
+    let results = sync_both(&store, &sandbox, SyncOptions::default()).await;
+    for result in &results {
+        assert_eq!(result.as_ref().unwrap().run, Some(RunKind::Incremental));
+    }
+    // PayPro reads back to the horizon: a day, or the oldest payment of the last 7 days that was
+    // still unsettled, whichever is older; one more page finds the end of it.
+    let now = chrono::Utc::now();
+    let week_ago = now - chrono::Duration::days(7);
+    let before: Vec<Payment> = store
+        .payments()
+        .into_iter()
+        .filter(|p| p.source_id.starts_with("PP"))
+        .collect();
+    let horizon = before
+        .iter()
+        .filter(|p| p.status.is_unsettled() && p.created_at >= week_ago)
+        .map(|p| p.created_at.with_timezone(&chrono::Utc))
+        .fold(now - chrono::Duration::days(1), |h, t| h.min(t));
+    let within = sandbox
+        .paypro_payments()
+        .iter()
+        .filter(|p| {
+            p.created_at
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+                >= horizon
+        })
+        .count();
+    let paypro_requests = results[1].as_ref().unwrap().requests;
+    assert!(
+        paypro_requests <= within as u64 / 100 + 2,
+        "{paypro_requests} requests for {within} payments since {horizon}"
+    );
+    assert!(paypro_requests < 30, "a full read is 31 pages");
+    // MKP: every page of links, the payments of open links, and the one link with news.
+    let links = sandbox.mkp_links();
+    let pages_of = |id: &str| sandbox.mkp_payments(id).len().div_ceil(15).max(1) as u64;
+    let bound = links.len().div_ceil(15) as u64
+        + links
+            .iter()
+            .filter(|l| l.status == "open")
+            .map(|l| pages_of(&l.id))
+            .sum::<u64>()
+        + pages_of(&link.id);
+    let mkp_requests = results[0].as_ref().unwrap().requests;
+    assert!(
+        mkp_requests <= bound,
+        "{mkp_requests} requests, bound {bound}"
+    );
+    assert!(
+        mkp_requests * 2 < full_requests as u64,
+        "{mkp_requests} vs a full run's {full_requests}"
+    );
+    let stored: HashMap<String, Payment> = store
+        .payments()
+        .into_iter()
+        .map(|p| (p.source_id.clone(), p))
+        .collect();
+    assert_eq!(stored[&pending.source_id].status, PaymentStatus::Paid);
+    assert!(stored.contains_key(&new_id));
+    assert_eq!(stored[&recent.id].status, PaymentStatus::Refunded);
+    let history = store.history();
+    assert!(history.iter().any(|h| h.id == pending.id
+        && h.from == PaymentStatus::Pending
+        && h.to == PaymentStatus::Paid
+        && !h.backwards));
+    assert!(
+        history
+            .iter()
+            .any(|h| h.id == format!("paypro:{}", recent.id) && h.to == PaymentStatus::Refunded)
+    );
+}
+
+#[tokio::test]
+async fn a_deep_sweep_catches_a_late_chargeback_on_a_closed_link_and_flags_backward_moves() {
+    let sandbox = Sandbox::start(config(120, 200)).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    for result in sync_both(&store, &sandbox, SyncOptions::default()).await {
+        result.unwrap();
+    }
+    let closed: Vec<String> = sandbox
+        .mkp_links()
+        .into_iter()
+        .filter(|l| l.status == "closed")
+        .map(|l| l.id)
+        .collect();
+    let old_paid = store
+        .payments()
+        .into_iter()
+        .find(|p| {
+            p.status == PaymentStatus::Paid
+                && p.payment_link_id
+                    .as_ref()
+                    .is_some_and(|l| closed.contains(l))
+        })
+        .expect("a paid payment on a closed link");
+    sandbox.set_mkp_payment_status(&old_paid.source_id, "chargebacked");
+    let deep = SyncOptions {
+        deep_sweep_after: Duration::ZERO,
+        ..SyncOptions::default()
+    };
+    let results = sync_both(&store, &sandbox, deep).await;
+    assert_eq!(results[0].as_ref().unwrap().run, Some(RunKind::DeepSweep));
+    let after = store
+        .payments()
+        .into_iter()
+        .find(|p| p.id == old_paid.id)
+        .unwrap();
+    assert_eq!(after.status, PaymentStatus::ChargedBack);
+
+    // The provider moves it back to paid (a reversed chargeback): kept and flagged, not hidden.
+    sandbox.set_mkp_payment_status(&old_paid.source_id, "paid");
+    let results = sync_both(
+        &store,
+        &sandbox,
+        SyncOptions {
+            full: true,
+            ..SyncOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(results[0].as_ref().unwrap().counts.backwards, 1);
+    assert!(
+        store
+            .history()
+            .iter()
+            .any(|h| h.id == old_paid.id && h.to == PaymentStatus::Paid && h.backwards)
+    );
+}
+
+#[tokio::test]
+async fn faults_are_retried_and_the_result_is_exact() {
+    let faults = Faults {
+        server_error_rate: 0.2,
+        reset_rate: 0.05,
+        truncate_rate: 0.05,
+        burst_429: Some(Burst {
+            every: 17,
+            length: 2,
+            retry_after: Duration::from_secs(1),
+            form: RetryAfterForm::HttpDate,
+        }),
+        ..Faults::default()
+    };
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults,
+        ..config(40, 600)
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    for result in sync_both(&store, &sandbox, fast_retries()).await {
+        result.unwrap();
+    }
+    assert!(sandbox.requests().iter().any(|r| r.status >= 500));
+    assert!(sandbox.requests().iter().any(|r| r.status == 429));
+    assert_eq!(store.payments(), data_set(&sandbox));
+}
+
+#[tokio::test]
+async fn when_retries_run_out_the_run_fails_cleanly_and_the_next_run_resumes() {
+    let sandbox = Sandbox::start(config(10, 1000)).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut syncer = Syncer::new(store.clone(), fast_retries());
+    syncer.add_source(paypro(&sandbox), None);
+    // Let three pages through, then fail every request.
+    let mut stopper = Syncer::new(
+        store.clone(),
+        SyncOptions {
+            max_pages: Some(3),
+            ..fast_retries()
+        },
+    );
+    stopper.add_source(paypro(&sandbox), None);
+    assert!(matches!(
+        stopper.run().await.remove(0),
+        Err(SyncError::PageBudget { pages: 3, .. })
+    ));
+    sandbox.set_faults(Faults {
+        server_error_rate: 1.0,
+        ..Faults::default()
+    });
+    let err = syncer.run().await.remove(0).unwrap_err();
+    assert!(
+        matches!(err, SyncError::RetriesExhausted { attempts: 8, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("resumes from the last committed page")
+    );
+    assert_eq!(
+        store.payments().len(),
+        300,
+        "the committed pages stay, nothing more"
+    );
+    let checkpoint = store.checkpoint("paypro").unwrap();
+    assert!(checkpoint.in_progress());
+
+    sandbox.set_faults(Faults::default());
+    let before = sandbox.requests().len();
+    let summary = syncer.run().await.remove(0).unwrap();
+    assert!(summary.resumed);
+    assert_eq!(
+        sandbox.requests().len() - before,
+        7,
+        "resumed at page 4 of 10"
+    );
+    assert_eq!(store.payments().len(), 1000);
+}
+
+#[tokio::test]
+async fn a_repeating_cursor_or_a_foreign_next_link_stops_the_run_with_a_clear_error() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            repeat_cursor: true,
+            ..Faults::default()
+        },
+        ..config(10, 300)
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let results = sync_both(&store, &sandbox, SyncOptions::default()).await;
+    let err = results[1].as_ref().unwrap_err();
+    assert!(matches!(err, SyncError::RepeatingCursor { .. }), "{err}");
+    assert!(err.to_string().contains("same next page twice"));
+
+    sandbox.set_faults(Faults {
+        foreign_next: Some("http://127.0.0.2:1".into()),
+        ..Faults::default()
+    });
+    let store = Arc::new(MemoryStore::new());
+    let results = sync_both(&store, &sandbox, SyncOptions::default()).await;
+    for result in results {
+        assert!(matches!(
+            result,
+            Err(SyncError::Source {
+                error: payments_model::SourceError::Refused(_),
+                ..
+            })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_limiter_keeps_mkp_clear_of_429s_also_back_to_back() {
+    let window = RateLimitWindow {
+        limit: 20,
+        window: Duration::from_secs(2),
+    };
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_rate_limit: Some(window),
+        ..config(30, 10)
+    })
+    .await
+    .unwrap();
+    let rate = RateLimit {
+        limit: 20,
+        window: Duration::from_secs(2),
+    };
+    // Two runs, as two cron processes on one database would: a fresh limiter each time,
+    // starting from the rate-limit state the previous run left in the checkpoint.
+    let store = Arc::new(MemoryStore::new());
+    for _ in 0..2 {
+        let mut syncer = Syncer::new(
+            store.clone(),
+            SyncOptions {
+                full: true,
+                ..SyncOptions::default()
+            },
+        );
+        syncer.add_source(mkp(&sandbox), Some(rate));
+        syncer.run().await.remove(0).unwrap();
+    }
+    assert!(
+        sandbox.requests().len() > 40,
+        "the test must exceed the window twice"
+    );
+    assert_eq!(sandbox.count_status(Api::Mkp, 429), 0);
+}
+
+#[tokio::test]
+async fn the_payment_stream_yields_every_payment_once() {
+    let sandbox = Sandbox::start(config(10, 450)).await.unwrap();
+    let source = paypro(&sandbox);
+    let ids: Vec<String> = payments(source.as_ref(), None, PagerOptions::default())
+        .map(|p| p.unwrap().id)
+        .collect()
+        .await;
+    assert_eq!(ids.len(), 450);
+    assert_eq!(
+        ids,
+        sandbox
+            .paypro_payments()
+            .into_iter()
+            .map(|p| format!("paypro:{}", p.id))
+            .collect::<Vec<_>>()
+    );
+}
