@@ -1,0 +1,518 @@
+//! The embedded [`Store`] of `payments-sync`: one SQLite file (bundled SQLite, no system
+//! library needed), in WAL mode, with a versioned schema.
+//!
+//! Each page is one transaction: upserted payments (all unified fields plus the exact record),
+//! status-history rows, quarantined records, group states and the checkpoint land together or
+//! not at all, so a crash at any instant leaves the database at the last committed page.
+//! [`SqliteStore::lock_for_sync`] keeps a second sync off the same database.
+//!
+//! # Examples
+//!
+//! ```
+//! use payments_sqlite::{Filter, SqliteStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(dir.path().join("payments.db"))?;
+//! let _lock = store.lock_for_sync()?;
+//! assert!(store.lock_for_sync().is_err(), "a second sync is refused");
+//! let mut count = 0;
+//! store.for_each_payment(&Filter::default(), |_| count += 1)?;
+//! assert_eq!(count, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use payments_model::{Payment, PaymentStatus, Source};
+use payments_sync::{
+    Change, Checkpoint, CommitCounts, GroupState, PageCommit, SourceState, StatusChange, Store,
+    StoreError,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: [&str; 1] = [include_str!("schema.sql")];
+
+/// The ledger in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+/// Held while a sync runs; dropping it (or the process ending, even by a crash) releases it.
+#[derive(Debug)]
+pub struct SyncLock {
+    _file: File,
+}
+
+/// Which payments to read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these sources (empty: all).
+    pub sources: Vec<Source>,
+    /// Only these unified statuses, as words (empty: all).
+    pub statuses: Vec<String>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn store_error(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |err| StoreError(format!("{context}: {err}"))
+}
+
+/// Fixed-width UTC text, so that text order is time order.
+fn utc_key(at: &DateTime<FixedOffset>) -> String {
+    at.with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn now_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let context = format!("cannot open the database {}", path.display());
+        let mut connection = Connection::open(&path).map_err(store_error(&context))?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+            .map_err(store_error(&context))?;
+        migrate(&mut connection, &path)?;
+        Ok(SqliteStore {
+            path,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the sync lock (`<db>.lock` beside the database), or says that another sync holds it.
+    pub fn lock_for_sync(&self) -> Result<SyncLock, StoreError> {
+        let lock_path = PathBuf::from(format!("{}.lock", self.path.display()));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                StoreError(format!(
+                    "cannot create the lock file {}: {e}",
+                    lock_path.display()
+                ))
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(SyncLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError(format!(
+                "another sync is running on {}; wait for it to finish (its lock is released when it exits)",
+                self.path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            ))),
+        }
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Calls `each` for every payment matching `filter`, sorted by `created_at` (as an instant)
+    /// then `id`, one row at a time (a million rows need not fit in memory).
+    pub fn for_each_payment(
+        &self,
+        filter: &Filter,
+        mut each: impl FnMut(Payment),
+    ) -> Result<(), StoreError> {
+        let mut sql = String::from("SELECT record FROM payments WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let any_of =
+            |column: &str, values: Vec<String>, sql: &mut String, args: &mut Vec<String>| {
+                if !values.is_empty() {
+                    let marks = vec!["?"; values.len()].join(", ");
+                    sql.push_str(&format!(" AND {column} IN ({marks})"));
+                    args.extend(values);
+                }
+            };
+        any_of(
+            "source",
+            filter
+                .sources
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            &mut sql,
+            &mut args,
+        );
+        any_of("status", filter.statuses.clone(), &mut sql, &mut args);
+        if let Some(since) = filter.since {
+            sql.push_str(" AND created_at_utc >= ?");
+            args.push(now_text(since));
+        }
+        if let Some(until) = filter.until {
+            sql.push_str(" AND created_at_utc < ?");
+            args.push(now_text(until));
+        }
+        sql.push_str(" ORDER BY created_at_utc, id");
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(&sql)
+            .map_err(store_error("cannot read payments"))?;
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(args.iter()))
+            .map_err(store_error("cannot read payments"))?;
+        while let Some(row) = rows.next().map_err(store_error("cannot read payments"))? {
+            let record: String = row.get(0).map_err(store_error("cannot read payments"))?;
+            let payment: Payment = serde_json::from_str(&record).map_err(|e| {
+                StoreError(format!(
+                    "a stored payment no longer reads back ({e}): {record}"
+                ))
+            })?;
+            each(payment);
+        }
+        Ok(())
+    }
+
+    /// The status history of one payment, oldest first.
+    pub fn history(&self, payment_id: &str) -> Result<Vec<StatusChange>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT from_status, to_status, from_provider_status, to_provider_status, observed_at, backwards FROM status_history WHERE payment_id = ? ORDER BY seq")
+            .map_err(store_error("cannot read the history"))?;
+        let rows = statement
+            .query_map([payment_id], |row| {
+                let status = |word: String, raw: String| match PaymentStatus::from_unified(&word) {
+                    Some(PaymentStatus::Unknown(_)) | None => PaymentStatus::Unknown(raw),
+                    Some(known) => known,
+                };
+                let observed: String = row.get(4)?;
+                Ok(StatusChange {
+                    id: payment_id.to_owned(),
+                    from: status(row.get(0)?, row.get(2)?),
+                    to: status(row.get(1)?, row.get(3)?),
+                    observed_at: observed.parse().unwrap_or_default(),
+                    backwards: row.get(5)?,
+                })
+            })
+            .map_err(store_error("cannot read the history"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(store_error("cannot read the history"))
+    }
+
+    /// The quarantined records of a source: `(source_id, reason, raw)`.
+    pub fn quarantine(
+        &self,
+        source_name: &str,
+    ) -> Result<Vec<(Option<String>, String, String)>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT source_id, reason, raw FROM quarantine WHERE source_name = ? ORDER BY first_seen_at, raw")
+            .map_err(store_error("cannot read the quarantine"))?;
+        let rows = statement
+            .query_map([source_name], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(store_error("cannot read the quarantine"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(store_error("cannot read the quarantine"))
+    }
+
+    /// Payments per unified status, for one source.
+    pub fn counts_by_status(&self, source: Source) -> Result<Vec<(String, u64)>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT status, COUNT(*) FROM payments WHERE source = ? GROUP BY status ORDER BY status")
+            .map_err(store_error("cannot count payments"))?;
+        let rows = statement
+            .query_map([source.as_str()], |row| {
+                Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+            })
+            .map_err(store_error("cannot count payments"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(store_error("cannot count payments"))
+    }
+
+    /// A source's checkpoint.
+    pub fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        read_checkpoint(&self.connection(), source_name)
+    }
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let context = format!("cannot migrate the database {}", path.display());
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(store_error(&context))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError(format!(
+            "the database {} has schema version {version}, newer than this build's {SCHEMA_VERSION}; use a newer `payments`",
+            path.display()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let transaction = connection.transaction().map_err(store_error(&context))?;
+        transaction
+            .execute_batch(migration)
+            .map_err(store_error(&context))?;
+        transaction
+            .execute_batch(&format!("PRAGMA user_version = {}", index + 1))
+            .map_err(store_error(&context))?;
+        transaction.commit().map_err(store_error(&context))?;
+    }
+    Ok(())
+}
+
+fn read_checkpoint(
+    connection: &Connection,
+    source_name: &str,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let text: Option<String> = connection
+        .query_row(
+            "SELECT checkpoint FROM checkpoints WHERE source_name = ?",
+            [source_name],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(store_error("cannot read the checkpoint"))?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            StoreError(format!("the checkpoint of {source_name} does not read back ({e}); run `payments sync --full` to start over"))
+        })
+    })
+    .transpose()
+}
+
+fn parse_utc(text: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(text).ok()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn source_state(
+        &self,
+        source: &str,
+        unsettled_since: DateTime<Utc>,
+    ) -> Result<SourceState, StoreError> {
+        let connection = self.connection();
+        let context = "cannot read the sync state";
+        let checkpoint = read_checkpoint(&connection, source)?;
+        let oldest_unsettled: Option<String> = connection
+            .query_row(
+                "SELECT MIN(created_at_utc) FROM payments WHERE source_name = ?1 AND status IN ('open', 'pending', 'unknown') AND created_at_utc >= ?2",
+                params![source, now_text(unsettled_since)],
+                |row| row.get(0),
+            )
+            .map_err(store_error(context))?;
+        let mut state = SourceState {
+            checkpoint,
+            oldest_unsettled: oldest_unsettled.as_deref().and_then(parse_utc),
+            ..SourceState::default()
+        };
+        let mut groups = connection
+            .prepare("SELECT id, status FROM groups WHERE source_name = ?")
+            .map_err(store_error(context))?;
+        let rows = groups
+            .query_map([source], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(store_error(context))?;
+        for row in rows {
+            let (id, status) = row.map_err(store_error(context))?;
+            state.groups.insert(
+                id,
+                GroupState {
+                    status,
+                    ..GroupState::default()
+                },
+            );
+        }
+        let mut aggregates = connection
+            .prepare(
+                "SELECT payment_link_id,
+                        MAX(created_at_utc),
+                        MAX(CASE WHEN status IN ('open', 'pending', 'unknown') THEN created_at_utc END),
+                        MAX(CASE WHEN status IN ('paid', 'partially_refunded') THEN created_at_utc END)
+                 FROM payments WHERE source_name = ? AND payment_link_id IS NOT NULL GROUP BY payment_link_id",
+            )
+            .map_err(store_error(context))?;
+        let rows = aggregates
+            .query_map([source], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(store_error(context))?;
+        for row in rows {
+            let (link, newest, unsettled, paid) = row.map_err(store_error(context))?;
+            if let Some(group) = state.groups.get_mut(&link) {
+                group.newest_payment_at = newest.as_deref().and_then(parse_utc);
+                group.newest_unsettled_at = unsettled.as_deref().and_then(parse_utc);
+                group.newest_paid_at = paid.as_deref().and_then(parse_utc);
+            }
+        }
+        Ok(state)
+    }
+
+    async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError> {
+        let context = "cannot commit the page";
+        let mut connection = self.connection();
+        let transaction = connection.transaction().map_err(store_error(context))?;
+        let observed = now_text(commit.observed_at);
+        let mut counts = CommitCounts::default();
+        {
+            let mut stored = transaction
+                .prepare_cached("SELECT status, provider_status, record FROM payments WHERE id = ?")
+                .map_err(store_error(context))?;
+            let mut upsert = transaction
+                .prepare_cached(
+                    "INSERT INTO payments (id, source_name, source, source_id, status, provider_status, amount, currency,
+                        refunded_amount, created_at, created_at_utc, paid_at, payer_name, description, method, processor,
+                        processor_reference, payment_link_id, customer_id, fail_reason, record, first_seen_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)
+                     ON CONFLICT (id) DO UPDATE SET source_name = excluded.source_name, status = excluded.status,
+                        provider_status = excluded.provider_status, amount = excluded.amount, currency = excluded.currency,
+                        refunded_amount = excluded.refunded_amount, created_at = excluded.created_at,
+                        created_at_utc = excluded.created_at_utc, paid_at = excluded.paid_at, payer_name = excluded.payer_name,
+                        description = excluded.description, method = excluded.method, processor = excluded.processor,
+                        processor_reference = excluded.processor_reference, payment_link_id = excluded.payment_link_id,
+                        customer_id = excluded.customer_id, fail_reason = excluded.fail_reason, record = excluded.record,
+                        updated_at = excluded.updated_at",
+                )
+                .map_err(store_error(context))?;
+            let mut history = transaction
+                .prepare_cached(
+                    "INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status, to_provider_status, observed_at, backwards)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .map_err(store_error(context))?;
+            for payment in commit.payments {
+                let record = serde_json::to_string(payment)
+                    .map_err(|e| StoreError(format!("{context}: {e}")))?;
+                let before: Option<(String, String, String)> = stored
+                    .query_row([&payment.id], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()
+                    .map_err(store_error(context))?;
+                let (change, moved) = match &before {
+                    None => (Change::New, None),
+                    Some((_, _, old)) if *old == record => (Change::Unchanged, None),
+                    Some((word, raw, _)) => {
+                        let from = match PaymentStatus::from_unified(word) {
+                            Some(PaymentStatus::Unknown(_)) | None => {
+                                PaymentStatus::Unknown(raw.clone())
+                            }
+                            Some(known) => known,
+                        };
+                        let moved = (from != payment.status).then(|| StatusChange {
+                            id: payment.id.clone(),
+                            backwards: from.is_backwards_to(&payment.status),
+                            from,
+                            to: payment.status.clone(),
+                            observed_at: commit.observed_at,
+                        });
+                        (Change::Changed, moved)
+                    }
+                };
+                counts.count(change, moved.as_ref());
+                if change == Change::Unchanged {
+                    continue;
+                }
+                upsert
+                    .execute(params![
+                        payment.id,
+                        commit.source,
+                        payment.source.as_str(),
+                        payment.source_id,
+                        payment.status.as_str(),
+                        payment.provider_status,
+                        payment.amount.amount_string(),
+                        payment.currency().code(),
+                        payment.refunded_amount.map(|m| m.amount_string()),
+                        payments_model::format_timestamp(&payment.created_at),
+                        utc_key(&payment.created_at),
+                        payment
+                            .paid_at
+                            .as_ref()
+                            .map(payments_model::format_timestamp),
+                        payment.payer_name,
+                        payment.description,
+                        payment.method,
+                        payment.processor,
+                        payment.processor_reference,
+                        payment.payment_link_id,
+                        payment.customer_id,
+                        payment.fail_reason,
+                        record,
+                        observed,
+                    ])
+                    .map_err(store_error(context))?;
+                if let (Some(moved), Some((_, raw_before, _))) = (moved, &before) {
+                    history
+                        .execute(params![
+                            moved.id,
+                            moved.from.as_str(),
+                            moved.to.as_str(),
+                            raw_before,
+                            payment.provider_status,
+                            observed,
+                            moved.backwards
+                        ])
+                        .map_err(store_error(context))?;
+                }
+            }
+            let mut quarantine = transaction
+                .prepare_cached("INSERT OR IGNORE INTO quarantine (source_name, raw, source_id, reason, first_seen_at) VALUES (?, ?, ?, ?, ?)")
+                .map_err(store_error(context))?;
+            for rejected in commit.rejected {
+                quarantine
+                    .execute(params![
+                        commit.source,
+                        rejected.raw,
+                        rejected.source_id,
+                        rejected.reason,
+                        observed
+                    ])
+                    .map_err(store_error(context))?;
+            }
+            let mut groups = transaction
+                .prepare_cached("INSERT INTO groups (source_name, id, status) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status")
+                .map_err(store_error(context))?;
+            for group in commit.groups {
+                groups
+                    .execute(params![commit.source, group.id, group.status])
+                    .map_err(store_error(context))?;
+            }
+            let checkpoint = serde_json::to_string(commit.checkpoint)
+                .map_err(|e| StoreError(format!("{context}: {e}")))?;
+            transaction
+                .execute(
+                    "INSERT INTO checkpoints (source_name, checkpoint) VALUES (?, ?) ON CONFLICT DO UPDATE SET checkpoint = excluded.checkpoint",
+                    params![commit.source, checkpoint],
+                )
+                .map_err(store_error(context))?;
+        }
+        transaction.commit().map_err(store_error(context))?;
+        Ok(counts)
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the SQLite store, driven by real syncs against the sandbox.
+
+mod store;
