@@ -12,6 +12,27 @@
 //!
 //! This crate knows no provider: the clients appear only in its tests.
 //!
+//! The README's SQLite example, compiled here (the README's own doctests run in `paypro-api`):
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use mkp_api::{MkpClient, MkpSource};
+//! # use payments_sync::{MemoryStore, RateLimit, SyncOptions, Syncer};
+//! # use paypro_api::{PayProClient, PayProSource};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # let store = Arc::new(MemoryStore::new());
+//! let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+//! syncer
+//!     .add_source(Arc::new(MkpSource::new(MkpClient::new(std::env::var("MKP_API_KEY")?)?)), Some(RateLimit::MKP))
+//!     .add_source(Arc::new(PayProSource::new(PayProClient::new(std::env::var("PAYPRO_API_KEY")?)?)), None);
+//! for result in syncer.run().await {
+//!     let summary = result?;
+//!     println!("{}: {} new, {} requests", summary.source_name, summary.counts.new, summary.requests);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Examples
 //!
 //! ```no_run
