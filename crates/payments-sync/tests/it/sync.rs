@@ -462,3 +462,62 @@ async fn the_payment_stream_yields_every_payment_once() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn an_incremental_mkp_run_over_1000_links_with_950_closed_and_settled_stays_within_its_bound()
+{
+    let sandbox = Sandbox::start(config(1000, 10)).await.unwrap();
+    // 50 links stay open (ones with a single page of payments); the other 950 are closed, and
+    // every payment on them is settled.
+    let links = sandbox.mkp_links();
+    let open: Vec<&str> = links
+        .iter()
+        .filter(|l| sandbox.mkp_payments(&l.id).len() <= 15)
+        .take(50)
+        .map(|l| l.id.as_str())
+        .collect();
+    for link in &links {
+        if open.contains(&link.id.as_str()) {
+            sandbox.set_mkp_link_status(&link.id, "open");
+            continue;
+        }
+        sandbox.set_mkp_link_status(&link.id, "closed");
+        for payment in sandbox.mkp_payments(&link.id) {
+            if !matches!(
+                payment.status.as_str(),
+                "paid" | "failed" | "canceled" | "chargebacked"
+            ) {
+                sandbox.set_mkp_payment_status(&payment.id, "failed");
+            }
+        }
+    }
+    let store = Arc::new(MemoryStore::new());
+    let run = || async {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source(mkp(&sandbox), None);
+        syncer.run().await.remove(0).unwrap()
+    };
+    let full = run().await;
+    assert_eq!(full.run, Some(RunKind::Full));
+    let before = sandbox.requests().len();
+    let incremental = run().await;
+    assert_eq!(incremental.run, Some(RunKind::Incremental));
+    let requests = (sandbox.requests().len() - before) as u64;
+    let link_pages = 1000u64.div_ceil(15);
+    assert!(
+        requests <= link_pages + 50 + 2,
+        "{requests} requests; bound {}",
+        link_pages + 52
+    );
+    assert_eq!(requests, incremental.requests);
+    println!(
+        "incremental MKP over 1000 links: {requests} requests (bound {}), full run {}",
+        link_pages + 52,
+        full.requests
+    );
+    assert!(
+        full.requests > 5 * requests,
+        "full {} vs incremental {requests}",
+        full.requests
+    );
+}
