@@ -9,7 +9,7 @@ use payments_model::{Cursor, Group, ListingOrder, Page, PaymentSource, Source, S
 use serde::Deserialize;
 
 use crate::wire::{PaymentLink, SimplePage};
-use crate::{map_links, map_payments};
+use crate::{decode_payments_page, map_links};
 
 /// MKP's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.mijnklantportaal.nl/v1";
@@ -115,11 +115,18 @@ impl MkpClient {
     /// Where `page` continues, relative to the base URL; `None` on the last page. Refuses a
     /// `next_page_url` on another origin than the base URL.
     pub fn next_page<T>(&self, page: &SimplePage<T>) -> Result<Option<String>, SourceError> {
-        page.next_page_url
-            .as_deref()
-            .map(|next| self.api.relative_next(next))
-            .transpose()
+        self.relative_next(page.next_page_url.as_deref())
     }
+
+    fn relative_next(&self, next: Option<&str>) -> Result<Option<String>, SourceError> {
+        next.map(|next| self.api.relative_next(next)).transpose()
+    }
+}
+
+/// Where a page of a link's payments is: `page`, or the first page.
+fn link_payments_address(link_id: &str, page: Option<&str>) -> Result<String, SourceError> {
+    let first = format!("/payment-links/{}/payments", path_segment(link_id)?);
+    Ok(page.map_or(first, str::to_owned))
 }
 
 /// A link id as a path segment; MKP ids are `plk_` and letters or digits, so anything that
@@ -204,12 +211,16 @@ impl MkpSource {
     }
 
     async fn group_page(&self, cursor: &Cursor, group: &Group) -> Result<Page, SourceError> {
-        let fetched = self
-            .client
-            .link_payments_page(&group.id, cursor.group_page.as_deref())
+        let api = &self.client.api;
+        let fetched = api
+            .get(&link_payments_address(
+                &group.id,
+                cursor.group_page.as_deref(),
+            )?)
             .await?;
-        let mapped = map_payments(&fetched.value.data, Some(group));
-        let next = match self.client.next_page(&fetched.value)? {
+        let (next_page_url, mapped) = decode_payments_page(&fetched.value, Some(group))
+            .map_err(|e| api.decode_error(&e, &fetched.value))?;
+        let next = match self.client.relative_next(next_page_url.as_deref())? {
             Some(group_page) => Cursor {
                 group_page: Some(group_page),
                 ..cursor.clone()

@@ -35,5 +35,5 @@ mod map;
 mod wire;
 
 pub use client::{DEFAULT_BASE_URL, MkpClient, MkpSource, USER_AGENT};
-pub use map::{UNKNOWN_PROCESSOR, map_links, map_payments};
+pub use map::{UNKNOWN_PROCESSOR, decode_payments_page, map_links, map_payments};
 pub use wire::{PaymentLink, PaymentLinkPayment, SimplePage};

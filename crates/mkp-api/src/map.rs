@@ -1,12 +1,12 @@
 //! MKP records into unified payments and groups.
 
 use payments_model::{
-    Currency, Group, MapError, Mapped, Money, Payment, Rejected, Source, decode_records,
+    Currency, Group, MapError, Mapped, Money, Payment, Rejected, Source, decode_records, map_all,
     map_records, mkp_status, parse_timestamp,
 };
 use serde_json::value::RawValue;
 
-use crate::wire::{PaymentLink, PaymentLinkPayment};
+use crate::wire::{PaymentLink, PaymentLinkPayment, SimplePage};
 
 /// The `processor` of a payment whose `integration` MKP left out.
 pub const UNKNOWN_PROCESSOR: &str = "unknown";
@@ -84,4 +84,27 @@ pub fn map_links(items: &[Box<RawValue>]) -> (Vec<Group>, Vec<Rejected>) {
         r.reason = format!("payment link {}", r.reason);
     }
     (groups, rejected)
+}
+
+/// Decodes a page of a link's payments and maps them, returning the page's `next_page_url` too.
+///
+/// A clean page is decoded once, straight into the wire structs; a page with a bad record is
+/// decoded again record by record so that the bad one is set aside whole with its reason.
+pub fn decode_payments_page(
+    body: &[u8],
+    link: Option<&Group>,
+) -> Result<(Option<String>, Mapped), serde_json::Error> {
+    if let Ok(page) = serde_json::from_slice::<SimplePage<PaymentLinkPayment>>(body)
+        && let Some(payments) = map_all(page.data, |p| p.to_payment(link))
+    {
+        return Ok((
+            page.next_page_url,
+            Mapped {
+                payments,
+                rejected: Vec::new(),
+            },
+        ));
+    }
+    let page: SimplePage = serde_json::from_slice(body)?;
+    Ok((page.next_page_url, map_payments(&page.data, link)))
 }

@@ -306,6 +306,18 @@ impl ApiClient {
         &self,
         relative: &str,
     ) -> Result<Fetched<T>, SourceError> {
+        let fetched = self.get(relative).await?;
+        let value = serde_json::from_slice(&fetched.value)
+            .map_err(|e| self.decode_error(&e, &fetched.value))?;
+        Ok(Fetched {
+            value,
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// GETs `relative` and returns the body of a 2xx answer as bytes, for callers that decode
+    /// it themselves; every other answer is classified as in [`ApiClient::get_json`].
+    pub async fn get(&self, relative: &str) -> Result<Fetched<Vec<u8>>, SourceError> {
         let url = self.resolve(relative);
         tracing::debug!(provider = self.provider.name, url = %url, "GET");
         let response = self
@@ -321,9 +333,10 @@ impl ApiClient {
         let rate_limit = rate_limit(&headers);
         let body = self.read_body(response).await?;
         if (200..300).contains(&status) {
-            let value =
-                serde_json::from_slice(&body).map_err(|e| self.undecodable(status, &e, &body))?;
-            return Ok(Fetched { value, rate_limit });
+            return Ok(Fetched {
+                value: body,
+                rate_limit,
+            });
         }
         Err(self.classify(status, &headers, rate_limit, relative, &body))
     }
@@ -431,7 +444,10 @@ impl ApiClient {
         }
     }
 
-    fn undecodable(&self, status: u16, err: &serde_json::Error, body: &[u8]) -> SourceError {
+    /// Classifies a 2xx body that did not decode: cut short (retryable) or not the documented
+    /// JSON (with an excerpt, the key scrubbed).
+    pub fn decode_error(&self, err: &serde_json::Error, body: &[u8]) -> SourceError {
+        let status = 200;
         if err.classify() == serde_json::error::Category::Eof {
             SourceError::Transport {
                 provider: self.provider.name,

@@ -31,7 +31,7 @@ mod payment;
 mod source;
 mod status;
 
-pub use mapping::{MapError, Mapped, Rejected, decode_records, map_records, record_id};
+pub use mapping::{MapError, Mapped, Rejected, decode_records, map_all, map_records, record_id};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{

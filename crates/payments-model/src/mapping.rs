@@ -64,6 +64,22 @@ where
     Mapped { payments, rejected }
 }
 
+/// The fast path of a page whose records were decoded straight into their wire structs: maps
+/// them all, or gives `None` as soon as one fails, so that the caller maps the page again
+/// record by record with [`map_records`] and keeps each bad record whole. A clean page (the
+/// common case) is thus decoded once, not twice.
+pub fn map_all<W, F>(records: Vec<W>, map: F) -> Option<Vec<Payment>>
+where
+    F: FnMut(W) -> Result<Payment, MapError>,
+{
+    let mut map = map;
+    let mut payments = Vec::with_capacity(records.len());
+    for record in records {
+        payments.push(map(record).ok()?);
+    }
+    Some(payments)
+}
+
 /// [`map_records`] for any output: decodes each raw record as `W`, converts it with `map`,
 /// and sets aside every record that fails either step, whole, with the reason.
 pub fn decode_records<W, T, F>(records: &[Box<RawValue>], mut map: F) -> (Vec<T>, Vec<Rejected>)

@@ -67,6 +67,9 @@ impl Currency {
 
     /// Looks a currency up by its three-letter code (`"EUR"`); the code is case-sensitive, as in ISO 4217.
     pub fn from_code(code: &str) -> Result<Currency, MoneyError> {
+        if code == "EUR" {
+            return Ok(Currency::EUR);
+        }
         let iso =
             iso_currency::Currency::from_code(code).ok_or_else(|| MoneyError::UnknownCurrency {
                 code: code.to_owned(),
@@ -166,32 +169,50 @@ impl Money {
     /// separators. Trailing zeros beyond the minor unit are fine (`"1.500"` EUR is `1.50`); any
     /// other extra digit is refused.
     pub fn parse(text: &str, currency: Currency) -> Result<Money, MoneyError> {
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        let (whole, fraction) = match digits.split_once('.') {
-            Some((whole, fraction)) => (whole, Some(fraction)),
-            None => (digits, None),
+        let not_a_number = || MoneyError::NotANumber {
+            text: text.to_owned(),
         };
-        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(whole) || !fraction.is_none_or(all_digits) {
-            return Err(MoneyError::NotANumber {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+            Some(_) => return Err(not_a_number()),
+            None => (digits, ""),
+        };
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+            return Err(not_a_number());
+        }
+        let exponent = currency.exponent as usize;
+        if fraction.trim_end_matches('0').len() > exponent {
+            return Err(MoneyError::NotExact {
                 text: text.to_owned(),
+                currency: currency.code(),
+                exponent: currency.exponent,
             });
         }
-        let decimal = Decimal::from_str_exact(text).map_err(|_| MoneyError::TooLarge {
+        // The amount in minor units: the whole digits, then the fraction padded to the exponent.
+        let padding = std::iter::repeat_n(b'0', exponent.saturating_sub(fraction.len()));
+        let minor_digits = whole
+            .bytes()
+            .chain(fraction.bytes().take(exponent))
+            .chain(padding);
+        let too_large = || MoneyError::TooLarge {
             text: text.to_owned(),
-        })?;
-        Money::new(decimal, currency).map_err(|err| match err {
-            MoneyError::NotExact {
-                currency, exponent, ..
-            } => MoneyError::NotExact {
-                text: text.to_owned(),
-                currency,
-                exponent,
-            },
-            _ => MoneyError::TooLarge {
-                text: text.to_owned(),
-            },
-        })
+        };
+        let mut minor: i128 = 0;
+        for digit in minor_digits {
+            minor = minor
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(digit - b'0')))
+                .ok_or_else(too_large)?;
+        }
+        let signed = if negative { -minor } else { minor };
+        let amount = Decimal::try_from_i128_with_scale(signed, currency.exponent)
+            .map_err(|_| too_large())?;
+        Ok(Money { amount, currency })
     }
 
     /// An amount from a decimal, refused when it has a non-zero digit beyond the minor unit.

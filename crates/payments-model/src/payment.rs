@@ -1,5 +1,6 @@
 //! The unified payment record and its flat, exported form.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
@@ -37,7 +38,12 @@ impl Source {
 
     /// The globally unique id of the provider's payment `source_id`: `"mkp:plp_…"`.
     pub fn payment_id(self, source_id: &str) -> String {
-        format!("{}:{source_id}", self.as_str())
+        let prefix = self.as_str();
+        let mut id = String::with_capacity(prefix.len() + 1 + source_id.len());
+        id.push_str(prefix);
+        id.push(':');
+        id.push_str(source_id);
+        id
     }
 }
 
@@ -52,8 +58,8 @@ impl fmt::Display for Source {
 ///
 /// Serializes (JSON) with exactly the field names of the export format, through
 /// [`PaymentRecord`]: amounts as exact strings, timestamps as RFC 3339 with the provider's offset.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "PaymentRecord", try_from = "PaymentRecord")]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PaymentRecord<'static>")]
 pub struct Payment {
     /// Globally unique: `"mkp:" + source_id` or `"paypro:" + source_id`.
     pub id: String,
@@ -100,47 +106,50 @@ impl Payment {
 
 /// The flat, exported form of a [`Payment`]: every field a string or null, named exactly as
 /// in the export contract (CSV header and NDJSON keys), in this order.
+///
+/// It borrows from the payment it was made from (serializing a payment copies nothing) and owns
+/// its fields when deserialized.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentRecord {
+pub struct PaymentRecord<'a> {
     /// See [`Payment::id`].
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// `"mkp"` or `"paypro"`.
     pub source: Source,
     /// See [`Payment::source_id`].
-    pub source_id: String,
+    pub source_id: Cow<'a, str>,
     /// The unified word.
-    pub status: PaymentStatus,
+    pub status: Cow<'a, PaymentStatus>,
     /// See [`Payment::provider_status`].
-    pub provider_status: String,
+    pub provider_status: Cow<'a, str>,
     /// Exact amount string with the currency's minor digits, `"12.95"`.
-    pub amount: String,
+    pub amount: Cow<'a, str>,
     /// ISO 4217 code.
     pub currency: Currency,
     /// Exact amount string or null.
-    pub refunded_amount: Option<String>,
+    pub refunded_amount: Option<Cow<'a, str>>,
     /// RFC 3339 with the provider's offset (`Z` for UTC).
-    pub created_at: String,
+    pub created_at: Cow<'a, str>,
     /// RFC 3339 or null.
-    pub paid_at: Option<String>,
+    pub paid_at: Option<Cow<'a, str>>,
     /// See [`Payment::payer_name`].
-    pub payer_name: Option<String>,
+    pub payer_name: Option<Cow<'a, str>>,
     /// See [`Payment::description`].
-    pub description: Option<String>,
+    pub description: Option<Cow<'a, str>>,
     /// See [`Payment::method`].
-    pub method: Option<String>,
+    pub method: Option<Cow<'a, str>>,
     /// See [`Payment::processor`].
-    pub processor: String,
+    pub processor: Cow<'a, str>,
     /// See [`Payment::processor_reference`].
-    pub processor_reference: Option<String>,
+    pub processor_reference: Option<Cow<'a, str>>,
     /// See [`Payment::payment_link_id`].
-    pub payment_link_id: Option<String>,
+    pub payment_link_id: Option<Cow<'a, str>>,
     /// See [`Payment::customer_id`].
-    pub customer_id: Option<String>,
+    pub customer_id: Option<Cow<'a, str>>,
     /// See [`Payment::fail_reason`].
-    pub fail_reason: Option<String>,
+    pub fail_reason: Option<Cow<'a, str>>,
 }
 
-impl PaymentRecord {
+impl PaymentRecord<'_> {
     /// The export's field names, in order: the CSV header.
     pub const FIELDS: [&'static str; 18] = [
         "id",
@@ -176,43 +185,51 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<FixedOffset>, String> {
     })
 }
 
-impl From<Payment> for PaymentRecord {
-    fn from(p: Payment) -> PaymentRecord {
+impl<'a> From<&'a Payment> for PaymentRecord<'a> {
+    fn from(p: &'a Payment) -> PaymentRecord<'a> {
+        let text = |value: &'a Option<String>| value.as_deref().map(Cow::Borrowed);
         PaymentRecord {
-            amount: p.amount.amount_string(),
-            currency: p.amount.currency(),
-            refunded_amount: p.refunded_amount.map(|m| m.amount_string()),
-            created_at: format_timestamp(&p.created_at),
-            paid_at: p.paid_at.as_ref().map(format_timestamp),
-            id: p.id,
+            id: Cow::Borrowed(&p.id),
             source: p.source,
-            source_id: p.source_id,
-            status: p.status,
-            provider_status: p.provider_status,
-            payer_name: p.payer_name,
-            description: p.description,
-            method: p.method,
-            processor: p.processor,
-            processor_reference: p.processor_reference,
-            payment_link_id: p.payment_link_id,
-            customer_id: p.customer_id,
-            fail_reason: p.fail_reason,
+            source_id: Cow::Borrowed(&p.source_id),
+            status: Cow::Borrowed(&p.status),
+            provider_status: Cow::Borrowed(&p.provider_status),
+            amount: Cow::Owned(p.amount.amount_string()),
+            currency: p.amount.currency(),
+            refunded_amount: p.refunded_amount.map(|m| Cow::Owned(m.amount_string())),
+            created_at: Cow::Owned(format_timestamp(&p.created_at)),
+            paid_at: p.paid_at.as_ref().map(|t| Cow::Owned(format_timestamp(t))),
+            payer_name: text(&p.payer_name),
+            description: text(&p.description),
+            method: text(&p.method),
+            processor: Cow::Borrowed(&p.processor),
+            processor_reference: text(&p.processor_reference),
+            payment_link_id: text(&p.payment_link_id),
+            customer_id: text(&p.customer_id),
+            fail_reason: text(&p.fail_reason),
         }
     }
 }
 
-impl TryFrom<PaymentRecord> for Payment {
+impl Serialize for Payment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PaymentRecord::from(self).serialize(serializer)
+    }
+}
+
+impl TryFrom<PaymentRecord<'_>> for Payment {
     type Error = String;
 
-    fn try_from(r: PaymentRecord) -> Result<Payment, String> {
+    fn try_from(r: PaymentRecord<'_>) -> Result<Payment, String> {
+        let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
         let money = |field: &str, text: &str| {
             Money::parse(text, r.currency).map_err(|err| format!("{field}: {err}"))
         };
         let timestamp = |field: &str, text: &str| {
             parse_timestamp(text).map_err(|err| format!("{field}: {err}"))
         };
-        let status = match r.status {
-            PaymentStatus::Unknown(_) => PaymentStatus::Unknown(r.provider_status.clone()),
+        let status = match r.status.into_owned() {
+            PaymentStatus::Unknown(_) => PaymentStatus::Unknown(r.provider_status.to_string()),
             known => known,
         };
         Ok(Payment {
@@ -228,19 +245,19 @@ impl TryFrom<PaymentRecord> for Payment {
                 .as_deref()
                 .map(|text| timestamp("paid_at", text))
                 .transpose()?,
-            id: r.id,
+            id: r.id.into_owned(),
             source: r.source,
-            source_id: r.source_id,
+            source_id: r.source_id.into_owned(),
             status,
-            provider_status: r.provider_status,
-            payer_name: r.payer_name,
-            description: r.description,
-            method: r.method,
-            processor: r.processor,
-            processor_reference: r.processor_reference,
-            payment_link_id: r.payment_link_id,
-            customer_id: r.customer_id,
-            fail_reason: r.fail_reason,
+            provider_status: r.provider_status.into_owned(),
+            payer_name: owned(r.payer_name),
+            description: owned(r.description),
+            method: owned(r.method),
+            processor: r.processor.into_owned(),
+            processor_reference: owned(r.processor_reference),
+            payment_link_id: owned(r.payment_link_id),
+            customer_id: owned(r.customer_id),
+            fail_reason: owned(r.fail_reason),
         })
     }
 }

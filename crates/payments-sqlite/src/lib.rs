@@ -383,20 +383,24 @@ impl Store for SqliteStore {
             let mut stored = transaction
                 .prepare_cached("SELECT status, provider_status, record FROM payments WHERE id = ?")
                 .map_err(store_error(context))?;
-            let mut upsert = transaction
+            // A new payment costs one statement; only a known one is read, compared and updated.
+            let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO payments (id, source_name, source, source_id, status, provider_status, amount, currency,
                         refunded_amount, created_at, created_at_utc, paid_at, payer_name, description, method, processor,
                         processor_reference, payment_link_id, customer_id, fail_reason, record, first_seen_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)
-                     ON CONFLICT (id) DO UPDATE SET source_name = excluded.source_name, status = excluded.status,
-                        provider_status = excluded.provider_status, amount = excluded.amount, currency = excluded.currency,
-                        refunded_amount = excluded.refunded_amount, created_at = excluded.created_at,
-                        created_at_utc = excluded.created_at_utc, paid_at = excluded.paid_at, payer_name = excluded.payer_name,
-                        description = excluded.description, method = excluded.method, processor = excluded.processor,
-                        processor_reference = excluded.processor_reference, payment_link_id = excluded.payment_link_id,
-                        customer_id = excluded.customer_id, fail_reason = excluded.fail_reason, record = excluded.record,
-                        updated_at = excluded.updated_at",
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .map_err(store_error(context))?;
+            let mut update = transaction
+                .prepare_cached(
+                    "UPDATE payments SET source_name = ?2, source = ?3, source_id = ?4, status = ?5, provider_status = ?6,
+                        amount = ?7, currency = ?8, refunded_amount = ?9, created_at = ?10, created_at_utc = ?11,
+                        paid_at = ?12, payer_name = ?13, description = ?14, method = ?15, processor = ?16,
+                        processor_reference = ?17, payment_link_id = ?18, customer_id = ?19, fail_reason = ?20,
+                        record = ?21, updated_at = ?22
+                     WHERE id = ?1",
                 )
                 .map_err(store_error(context))?;
             let mut history = transaction
@@ -408,66 +412,64 @@ impl Store for SqliteStore {
             for payment in commit.payments {
                 let record = serde_json::to_string(payment)
                     .map_err(|e| StoreError(format!("{context}: {e}")))?;
-                let before: Option<(String, String, String)> = stored
+                let refunded = payment.refunded_amount.map(|m| m.amount_string());
+                let paid_at = payment
+                    .paid_at
+                    .as_ref()
+                    .map(payments_model::format_timestamp);
+                let values = params![
+                    payment.id,
+                    commit.source,
+                    payment.source.as_str(),
+                    payment.source_id,
+                    payment.status.as_str(),
+                    payment.provider_status,
+                    payment.amount.amount_string(),
+                    payment.currency().code(),
+                    refunded,
+                    payments_model::format_timestamp(&payment.created_at),
+                    utc_key(&payment.created_at),
+                    paid_at,
+                    payment.payer_name,
+                    payment.description,
+                    payment.method,
+                    payment.processor,
+                    payment.processor_reference,
+                    payment.payment_link_id,
+                    payment.customer_id,
+                    payment.fail_reason,
+                    record,
+                    observed,
+                ];
+                if insert.execute(values).map_err(store_error(context))? == 1 {
+                    counts.count(Change::New, None);
+                    continue;
+                }
+                let (word, raw_before, old_record): (String, String, String) = stored
                     .query_row([&payment.id], |row| {
                         Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                     })
-                    .optional()
                     .map_err(store_error(context))?;
-                let (change, moved) = match &before {
-                    None => (Change::New, None),
-                    Some((_, _, old)) if *old == record => (Change::Unchanged, None),
-                    Some((word, raw, _)) => {
-                        let from = match PaymentStatus::from_unified(word) {
-                            Some(PaymentStatus::Unknown(_)) | None => {
-                                PaymentStatus::Unknown(raw.clone())
-                            }
-                            Some(known) => known,
-                        };
-                        let moved = (from != payment.status).then(|| StatusChange {
-                            id: payment.id.clone(),
-                            backwards: from.is_backwards_to(&payment.status),
-                            from,
-                            to: payment.status.clone(),
-                            observed_at: commit.observed_at,
-                        });
-                        (Change::Changed, moved)
-                    }
-                };
-                counts.count(change, moved.as_ref());
-                if change == Change::Unchanged {
+                if old_record == record {
+                    counts.count(Change::Unchanged, None);
                     continue;
                 }
-                upsert
-                    .execute(params![
-                        payment.id,
-                        commit.source,
-                        payment.source.as_str(),
-                        payment.source_id,
-                        payment.status.as_str(),
-                        payment.provider_status,
-                        payment.amount.amount_string(),
-                        payment.currency().code(),
-                        payment.refunded_amount.map(|m| m.amount_string()),
-                        payments_model::format_timestamp(&payment.created_at),
-                        utc_key(&payment.created_at),
-                        payment
-                            .paid_at
-                            .as_ref()
-                            .map(payments_model::format_timestamp),
-                        payment.payer_name,
-                        payment.description,
-                        payment.method,
-                        payment.processor,
-                        payment.processor_reference,
-                        payment.payment_link_id,
-                        payment.customer_id,
-                        payment.fail_reason,
-                        record,
-                        observed,
-                    ])
-                    .map_err(store_error(context))?;
-                if let (Some(moved), Some((_, raw_before, _))) = (moved, &before) {
+                let from = match PaymentStatus::from_unified(&word) {
+                    Some(PaymentStatus::Unknown(_)) | None => {
+                        PaymentStatus::Unknown(raw_before.clone())
+                    }
+                    Some(known) => known,
+                };
+                let moved = (from != payment.status).then(|| StatusChange {
+                    id: payment.id.clone(),
+                    backwards: from.is_backwards_to(&payment.status),
+                    from,
+                    to: payment.status.clone(),
+                    observed_at: commit.observed_at,
+                });
+                counts.count(Change::Changed, moved.as_ref());
+                update.execute(values).map_err(store_error(context))?;
+                if let Some(moved) = moved {
                     history
                         .execute(params![
                             moved.id,

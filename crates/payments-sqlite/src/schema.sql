@@ -26,8 +26,9 @@ CREATE TABLE payments (
     updated_at          TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX payments_by_created ON payments (created_at_utc, id);
-CREATE INDEX payments_by_link ON payments (source_name, payment_link_id);
-CREATE INDEX payments_unsettled ON payments (source_name, status, created_at_utc);
+-- Partial indexes: only the rows the incremental decisions look at pay for them.
+CREATE INDEX payments_by_link ON payments (source_name, payment_link_id) WHERE payment_link_id IS NOT NULL;
+CREATE INDEX payments_unsettled ON payments (source_name, created_at_utc) WHERE status IN ('open', 'pending', 'unknown');
 
 CREATE TABLE status_history (
     seq                 INTEGER PRIMARY KEY,

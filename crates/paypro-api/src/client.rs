@@ -5,7 +5,7 @@ use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provi
 use payments_model::{Cursor, ListingOrder, Page, PaymentSource, Source, SourceError};
 use serde::Deserialize;
 
-use crate::map_payments;
+use crate::decode_page;
 use crate::wire::List;
 
 /// PayPro's production API.
@@ -90,24 +90,22 @@ impl PayProClient {
 
     /// `GET /payments`: the page at `page` (relative to the base URL), or the first page.
     pub async fn payments_page(&self, page: Option<&str>) -> Result<Fetched<List>, SourceError> {
-        match page {
-            Some(page) => self.api.get_json(page).await,
-            None => {
-                self.api
-                    .get_json(&format!("/payments?limit={}", self.limit))
-                    .await
-            }
-        }
+        self.api.get_json(&self.page_address(page)).await
+    }
+
+    /// `page`, or the first page with this client's `limit`.
+    fn page_address(&self, page: Option<&str>) -> String {
+        page.map_or_else(|| format!("/payments?limit={}", self.limit), str::to_owned)
     }
 
     /// Where `list` continues, relative to the base URL; `None` on the last page. Refuses a
     /// `_links.next` on another origin than the base URL.
     pub fn next_page<T>(&self, list: &List<T>) -> Result<Option<String>, SourceError> {
-        list.links
-            .next
-            .as_deref()
-            .map(|next| self.api.relative_next(next))
-            .transpose()
+        self.relative_next(list.links.next.as_deref())
+    }
+
+    fn relative_next(&self, next: Option<&str>) -> Result<Option<String>, SourceError> {
+        next.map(|next| self.api.relative_next(next)).transpose()
     }
 }
 
@@ -153,11 +151,13 @@ impl PaymentSource for PayProSource {
             }) => Some(listing.as_str()),
             Some(_) => return Ok(Page::default()),
         };
-        let fetched = self.client.payments_page(at).await?;
-        let mapped = map_payments(&fetched.value.data);
+        let api = &self.client.api;
+        let fetched = api.get(&self.client.page_address(at)).await?;
+        let (links, mapped) =
+            decode_page(&fetched.value).map_err(|e| api.decode_error(&e, &fetched.value))?;
         let next = self
             .client
-            .next_page(&fetched.value)?
+            .relative_next(links.next.as_deref())?
             .map(|listing| Cursor {
                 listing: Some(listing),
                 ..Cursor::default()

@@ -30,7 +30,7 @@ mod wire;
 pub use client::{
     DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, TEST_BASE_URL, USER_AGENT,
 };
-pub use map::{PROCESSOR, map_payments};
+pub use map::{PROCESSOR, decode_page, map_payments};
 pub use wire::{List, ListLinks, PayMethod, PayMethodField, PayProPayment, PaymentLinks};
 
 /// The README's examples, compiled and run as doctests so that they stay true.

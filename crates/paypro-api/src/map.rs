@@ -1,11 +1,12 @@
 //! PayPro records into unified payments.
 
 use payments_model::{
-    Currency, MapError, Mapped, Money, Payment, Source, map_records, parse_timestamp, paypro_status,
+    Currency, MapError, Mapped, Money, Payment, Source, map_all, map_records, parse_timestamp,
+    paypro_status,
 };
 use serde_json::value::RawValue;
 
-use crate::wire::PayProPayment;
+use crate::wire::{List, ListLinks, PayMethodField, PayProPayment};
 
 /// The `processor` of every PayPro payment.
 pub const PROCESSOR: &str = "paypro";
@@ -54,11 +55,7 @@ impl PayProPayment {
             paid_at,
             payer_name: None,
             description: self.description,
-            method: self
-                .pay_method
-                .as_ref()
-                .and_then(|m| m.id())
-                .map(str::to_owned),
+            method: self.pay_method.and_then(PayMethodField::into_id),
             processor: PROCESSOR.to_owned(),
             processor_reference: None,
             payment_link_id: None,
@@ -72,4 +69,24 @@ impl PayProPayment {
 /// Maps the raw items of a page of payments; bad records are set aside whole.
 pub fn map_payments(items: &[Box<RawValue>]) -> Mapped {
     map_records(items, PayProPayment::to_payment)
+}
+
+/// Decodes a page body and maps its payments, returning the page's `_links` too.
+///
+/// A clean page is decoded once, straight into the wire structs; a page with a bad record is
+/// decoded again record by record so that the bad one is set aside whole with its reason.
+pub fn decode_page(body: &[u8]) -> Result<(ListLinks, Mapped), serde_json::Error> {
+    if let Ok(list) = serde_json::from_slice::<List<PayProPayment>>(body)
+        && let Some(payments) = map_all(list.data, PayProPayment::to_payment)
+    {
+        return Ok((
+            list.links,
+            Mapped {
+                payments,
+                rejected: Vec::new(),
+            },
+        ));
+    }
+    let list: List = serde_json::from_slice(body)?;
+    Ok((list.links, map_payments(&list.data)))
 }

@@ -110,6 +110,14 @@ pub enum PayMethodField {
 }
 
 impl PayMethodField {
+    /// The method's id, `"ideal"`, taken out of the field.
+    pub fn into_id(self) -> Option<String> {
+        match self {
+            PayMethodField::Object(method) => method.id,
+            PayMethodField::Id(id) => Some(id),
+        }
+    }
+
     /// The method's id, `"ideal"`.
     pub fn id(&self) -> Option<&str> {
         match self {

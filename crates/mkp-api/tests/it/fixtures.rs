@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use mkp_api::{SimplePage, map_links, map_payments};
+use mkp_api::{SimplePage, decode_payments_page, map_links, map_payments};
 use payments_model::{Group, Payment, Rejected};
 use serde::Serialize;
 
@@ -101,6 +101,9 @@ fn payment_pages_map_to_unified_payments() {
             let page = read_page(path);
             let link = links.get(link_id);
             let mapped = map_payments(&page.data, link);
+            let (next, fast) = decode_payments_page(&std::fs::read(path).unwrap(), link).unwrap();
+            assert_eq!(fast, mapped, "the one-pass decode must equal the record-by-record one");
+            assert_eq!(next, page.next_page_url);
             assert_eq!(
                 mapped.payments.len() + mapped.rejected.len(),
                 page.data.len(),

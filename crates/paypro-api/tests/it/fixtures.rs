@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use payments_model::Payment;
-use paypro_api::{List, map_payments};
+use paypro_api::{List, decode_page, map_payments};
 use serde::Serialize;
 
 fn read_page(path: &Path) -> List {
@@ -29,6 +29,9 @@ fn payment_pages_map_to_unified_payments() {
         insta::glob!("../../../../fixtures/paypro", "payments-*.json", |path| {
             let page = read_page(path);
             let mapped = map_payments(&page.data);
+            let (links, fast) = decode_page(&std::fs::read(path).unwrap()).unwrap();
+            assert_eq!(fast, mapped, "the one-pass decode must equal the record-by-record one");
+            assert_eq!(links, page.links);
             assert_eq!(
                 mapped.payments.len() + mapped.rejected.len(),
                 page.data.len(),
