@@ -60,12 +60,7 @@ impl Limiter {
             let wait = {
                 let mut sent = self.sent.lock().await;
                 let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|at| now.duration_since(*at) >= self.rate.window)
-                {
-                    sent.pop_front();
-                }
+                self.forget_expired(&mut sent, now);
                 if sent.len() < self.rate.limit as usize {
                     sent.push_back(now);
                     return start.elapsed();
@@ -74,6 +69,16 @@ impl Limiter {
                 self.rate.window.saturating_sub(now.duration_since(oldest))
             };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Drops the requests that have left the window by `now`.
+    fn forget_expired(&self, sent: &mut VecDeque<Instant>, now: Instant) {
+        while sent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= self.rate.window)
+        {
+            sent.pop_front();
         }
     }
 
@@ -96,12 +101,7 @@ impl Limiter {
     pub async fn observe_remaining(&self, remaining: u32) {
         let mut sent = self.sent.lock().await;
         let now = Instant::now();
-        while sent
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= self.rate.window)
-        {
-            sent.pop_front();
-        }
+        self.forget_expired(&mut sent, now);
         let believed = (self.rate.limit as usize).saturating_sub(sent.len());
         for _ in remaining as usize..believed {
             sent.push_back(now);
