@@ -228,10 +228,8 @@ impl TryFrom<PaymentRecord<'_>> for Payment {
         let timestamp = |field: &str, text: &str| {
             parse_timestamp(text).map_err(|err| format!("{field}: {err}"))
         };
-        let status = match r.status.into_owned() {
-            PaymentStatus::Unknown(_) => PaymentStatus::Unknown(r.provider_status.to_string()),
-            known => known,
-        };
+        let status = PaymentStatus::from_unified_and_raw(r.status.as_str(), &r.provider_status)
+            .unwrap_or_else(|| PaymentStatus::Unknown(r.provider_status.to_string()));
         Ok(Payment {
             amount: money("amount", &r.amount)?,
             refunded_amount: r

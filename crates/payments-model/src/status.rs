@@ -84,6 +84,16 @@ impl PaymentStatus {
         })
     }
 
+    /// Rebuilds a status from its unified word and the provider's raw word, as stored or
+    /// exported side by side: `unknown` gets the raw word back. `None` for a word that is not a
+    /// unified status.
+    pub fn from_unified_and_raw(word: &str, raw: &str) -> Option<PaymentStatus> {
+        Some(match PaymentStatus::from_unified(word)? {
+            PaymentStatus::Unknown(_) => PaymentStatus::Unknown(raw.to_owned()),
+            known => known,
+        })
+    }
+
     /// Final: can no longer change by the payer's action (failed, canceled, expired, refunded,
     /// charged_back).
     pub fn is_final(&self) -> bool {

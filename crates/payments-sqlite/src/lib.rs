@@ -31,7 +31,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Payment, PaymentStatus, Source};
 use payments_sync::{
     Change, Checkpoint, CommitCounts, GroupState, PageCommit, SourceState, StatusChange, Store,
-    StoreError,
+    StoreError, status_change,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -198,10 +198,7 @@ impl SqliteStore {
             .map_err(store_error("cannot read the history"))?;
         let rows = statement
             .query_map([payment_id], |row| {
-                let status = |word: String, raw: String| match PaymentStatus::from_unified(&word) {
-                    Some(PaymentStatus::Unknown(_)) | None => PaymentStatus::Unknown(raw),
-                    Some(known) => known,
-                };
+                let status = |word: String, raw: String| stored_status(&word, &raw);
                 let observed: String = row.get(4)?;
                 Ok(StatusChange {
                     id: payment_id.to_owned(),
@@ -297,6 +294,12 @@ fn read_checkpoint(
         })
     })
     .transpose()
+}
+
+/// A status as stored: its unified word, and the raw word that `unknown` stands for.
+fn stored_status(word: &str, raw: &str) -> PaymentStatus {
+    PaymentStatus::from_unified_and_raw(word, raw)
+        .unwrap_or_else(|| PaymentStatus::Unknown(raw.to_owned()))
 }
 
 fn parse_utc(text: &str) -> Option<DateTime<FixedOffset>> {
@@ -454,19 +457,8 @@ impl Store for SqliteStore {
                     counts.count(Change::Unchanged, None);
                     continue;
                 }
-                let from = match PaymentStatus::from_unified(&word) {
-                    Some(PaymentStatus::Unknown(_)) | None => {
-                        PaymentStatus::Unknown(raw_before.clone())
-                    }
-                    Some(known) => known,
-                };
-                let moved = (from != payment.status).then(|| StatusChange {
-                    id: payment.id.clone(),
-                    backwards: from.is_backwards_to(&payment.status),
-                    from,
-                    to: payment.status.clone(),
-                    observed_at: commit.observed_at,
-                });
+                let from = stored_status(&word, &raw_before);
+                let moved = status_change(&payment.id, &from, &payment.status, commit.observed_at);
                 counts.count(Change::Changed, moved.as_ref());
                 update.execute(values).map_err(store_error(context))?;
                 if let Some(moved) = moved {

@@ -67,7 +67,7 @@ pub use limiter::{Limiter, RateLimit};
 pub use pager::{Pager, PagerOptions, RetryPolicy, payments};
 pub use store::{
     Change, Checkpoint, CommitCounts, GroupState, MemoryStore, PageCommit, RateLimitSeen, RunKind,
-    SourceState, StatusChange, Store, StoreError, compare, fold_group_state,
+    SourceState, StatusChange, Store, StoreError, compare, fold_group_state, status_change,
 };
 pub use syncer::{Summary, SyncOptions, Syncer};
 

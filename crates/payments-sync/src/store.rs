@@ -170,17 +170,28 @@ pub fn compare(
     match stored {
         None => (Change::New, None),
         Some(stored) if stored == fetched => (Change::Unchanged, None),
-        Some(stored) => {
-            let history = (stored.status != fetched.status).then(|| StatusChange {
-                id: fetched.id.clone(),
-                from: stored.status.clone(),
-                to: fetched.status.clone(),
-                observed_at,
-                backwards: stored.status.is_backwards_to(&fetched.status),
-            });
-            (Change::Changed, history)
-        }
+        Some(stored) => (
+            Change::Changed,
+            status_change(&fetched.id, &stored.status, &fetched.status, observed_at),
+        ),
     }
+}
+
+/// The history row for a payment whose status went from `from` to `to`; `None` when it did not
+/// move. Backward moves (paid → pending) are flagged, never hidden.
+pub fn status_change(
+    id: &str,
+    from: &PaymentStatus,
+    to: &PaymentStatus,
+    observed_at: DateTime<Utc>,
+) -> Option<StatusChange> {
+    (from != to).then(|| StatusChange {
+        id: id.to_owned(),
+        from: from.clone(),
+        to: to.clone(),
+        observed_at,
+        backwards: from.is_backwards_to(to),
+    })
 }
 
 /// How a fetched payment relates to the stored one.

@@ -49,6 +49,16 @@ impl Default for SyncOptions {
     }
 }
 
+impl SyncOptions {
+    /// The defaults, but re-reading everything (`payments sync --full`).
+    pub fn full() -> SyncOptions {
+        SyncOptions {
+            full: true,
+            ..SyncOptions::default()
+        }
+    }
+}
+
 /// What one run of one source did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {

@@ -83,15 +83,7 @@ async fn a_sync_into_sqlite_matches_the_memory_store_and_survives_reopening() {
     assert!(checkpoint.cursor.is_none() && checkpoint.last_completed_at.is_some());
 
     // A full rerun finds everything unchanged and writes nothing new.
-    let summaries = sync(
-        &reopened,
-        &sandbox,
-        SyncOptions {
-            full: true,
-            ..SyncOptions::default()
-        },
-    )
-    .await;
+    let summaries = sync(&reopened, &sandbox, SyncOptions::full()).await;
     for summary in summaries {
         assert_eq!(
             (summary.counts.new, summary.counts.changed),
@@ -114,25 +106,9 @@ async fn status_changes_land_in_the_history_with_the_raw_words() {
         .find(|p| p.state == "paid" && p.refunded_amount == 0)
         .unwrap();
     sandbox.set_paypro_state(&paid.id, "chargeback", 0);
-    sync(
-        &store,
-        &sandbox,
-        SyncOptions {
-            full: true,
-            ..SyncOptions::default()
-        },
-    )
-    .await;
+    sync(&store, &sandbox, SyncOptions::full()).await;
     sandbox.set_paypro_state(&paid.id, "paid", 0);
-    sync(
-        &store,
-        &sandbox,
-        SyncOptions {
-            full: true,
-            ..SyncOptions::default()
-        },
-    )
-    .await;
+    sync(&store, &sandbox, SyncOptions::full()).await;
     let history = store.history(&format!("paypro:{}", paid.id)).unwrap();
     let moves: Vec<(PaymentStatus, PaymentStatus, bool)> = history
         .into_iter()
@@ -238,13 +214,7 @@ async fn quarantined_records_are_kept_once_with_their_reason() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
     for _ in 0..2 {
-        let mut syncer = Syncer::new(
-            store.clone(),
-            SyncOptions {
-                full: true,
-                ..SyncOptions::default()
-            },
-        );
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
         syncer.add_source(Arc::new(OneBadRecord), None);
         let summary = syncer.run().await.remove(0).unwrap();
         assert_eq!(summary.quarantined, 1);

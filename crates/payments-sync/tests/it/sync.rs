@@ -274,15 +274,7 @@ async fn a_deep_sweep_catches_a_late_chargeback_on_a_closed_link_and_flags_backw
 
     // The provider moves it back to paid (a reversed chargeback): kept and flagged, not hidden.
     sandbox.set_mkp_payment_status(&old_paid.source_id, "paid");
-    let results = sync_both(
-        &store,
-        &sandbox,
-        SyncOptions {
-            full: true,
-            ..SyncOptions::default()
-        },
-    )
-    .await;
+    let results = sync_both(&store, &sandbox, SyncOptions::full()).await;
     assert_eq!(results[0].as_ref().unwrap().counts.backwards, 1);
     assert!(
         store
@@ -427,13 +419,7 @@ async fn the_limiter_keeps_mkp_clear_of_429s_also_back_to_back() {
     // starting from the rate-limit state the previous run left in the checkpoint.
     let store = Arc::new(MemoryStore::new());
     for _ in 0..2 {
-        let mut syncer = Syncer::new(
-            store.clone(),
-            SyncOptions {
-                full: true,
-                ..SyncOptions::default()
-            },
-        );
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
         syncer.add_source(mkp(&sandbox), Some(rate));
         syncer.run().await.remove(0).unwrap();
     }
