@@ -63,7 +63,7 @@ use std::time::Duration;
 
 use payments_model::{Cursor, SourceError};
 
-pub use limiter::{Limiter, RateLimit};
+pub use limiter::{Limiter, RateLimit, Ticket};
 pub use pager::{Pager, PagerOptions, RetryPolicy, payments};
 pub use store::{
     Change, Checkpoint, CommitCounts, GroupState, MemoryStore, PageCommit, RateLimitSeen, RunKind,

@@ -31,6 +31,15 @@ impl RateLimit {
     };
 }
 
+/// One request counted by [`Limiter::acquire`], to hand back with [`Limiter::answered`].
+#[derive(Debug)]
+#[must_use = "hand the ticket back with `Limiter::answered` once the answer arrives"]
+pub struct Ticket {
+    stamp: Instant,
+    /// How long the limiter held the request back.
+    pub waited: Duration,
+}
+
 /// A rolling-window limiter shared by every request made with one credential.
 #[derive(Debug)]
 pub struct Limiter {
@@ -53,8 +62,9 @@ impl Limiter {
         self.rate
     }
 
-    /// Waits until one more request fits in the window, counts it, and returns how long it waited.
-    pub async fn acquire(&self) -> Duration {
+    /// Waits until one more request fits in the window and counts it as made now. Hand the
+    /// ticket back with [`Limiter::answered`] when the answer arrives.
+    pub async fn acquire(&self) -> Ticket {
         let start = Instant::now();
         loop {
             let wait = {
@@ -63,13 +73,27 @@ impl Limiter {
                 self.forget_expired(&mut sent, now);
                 if sent.len() < self.rate.limit as usize {
                     sent.push_back(now);
-                    return start.elapsed();
+                    return Ticket {
+                        stamp: now,
+                        waited: start.elapsed(),
+                    };
                 }
                 let oldest = *sent.front().expect("a full window has an oldest request");
                 self.rate.window.saturating_sub(now.duration_since(oldest))
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Counts the request as made when its answer arrived. The server saw it no later than
+    /// that, so this window never frees a slot before the server's does (counting from the
+    /// moment of sending would, by the time the request took to arrive).
+    pub async fn answered(&self, ticket: Ticket) {
+        let mut sent = self.sent.lock().await;
+        if let Some(index) = sent.iter().rposition(|at| *at == ticket.stamp) {
+            sent.remove(index);
+        }
+        sent.push_back(Instant::now());
     }
 
     /// Drops the requests that have left the window by `now`.

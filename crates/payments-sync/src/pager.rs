@@ -146,18 +146,25 @@ impl<'s> Pager<'s> {
         }
         let mut attempt = 0;
         loop {
-            if let Some(limiter) = &self.options.limiter {
-                let waited = limiter.acquire().await;
-                if waited >= Duration::from_millis(50) {
-                    self.waited += waited;
-                    self.options.events.emit(Event::RateLimitWait {
-                        source_name: name.clone(),
-                        waited,
-                    });
-                }
+            let ticket = match &self.options.limiter {
+                Some(limiter) => Some(limiter.acquire().await),
+                None => None,
+            };
+            if let Some(waited) = ticket.as_ref().map(|t| t.waited)
+                && waited >= Duration::from_millis(50)
+            {
+                self.waited += waited;
+                self.options.events.emit(Event::RateLimitWait {
+                    source_name: name.clone(),
+                    waited,
+                });
             }
             self.requests += 1;
-            let error = match self.source.page(at.as_ref()).await {
+            let answer = self.source.page(at.as_ref()).await;
+            if let (Some(limiter), Some(ticket)) = (&self.options.limiter, ticket) {
+                limiter.answered(ticket).await;
+            }
+            let error = match answer {
                 Ok(page) => {
                     if let (Some(limiter), Some(remaining)) =
                         (&self.options.limiter, page.rate_limit.remaining)
