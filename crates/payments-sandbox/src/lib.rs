@@ -108,6 +108,9 @@ pub struct Faults {
     pub foreign_next: Option<String>,
     /// Next-page links point at the page just served.
     pub repeat_cursor: bool,
+    /// Every Nth PayPro payment of the listing (by position, from 1) is served with an amount
+    /// that is not whole cents (`"12.951"`), so a sync must quarantine it and keep the rest.
+    pub bad_record_every: Option<u64>,
 }
 
 /// How to start a sandbox.

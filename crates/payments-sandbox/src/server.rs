@@ -469,6 +469,12 @@ async fn paypro_payments(
         let payment = data.paypro_at(position);
         let mut value = serde_json::to_value(&payment).expect("sandbox records serialize");
         value["_links"] = json!({ "self": format!("{here}/paypro/payments/{}", payment.id) });
+        if faults
+            .bad_record_every
+            .is_some_and(|n| n > 0 && (position as u64 + 1).is_multiple_of(n))
+        {
+            value["amount"] = json!("12.951");
+        }
         payments.push(value);
     }
     let list = |origin: &str, cursor: Option<String>| match cursor {

@@ -16,7 +16,10 @@
 //! let _lock = store.lock_for_sync()?;
 //! assert!(store.lock_for_sync().is_err(), "a second sync is refused");
 //! let mut count = 0;
-//! store.for_each_payment(&Filter::default(), |_| count += 1)?;
+//! store.for_each_payment(&Filter::default(), |_| {
+//!     count += 1;
+//!     Ok::<(), payments_sync::StoreError>(())
+//! })?;
 //! assert_eq!(count, 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -25,20 +28,22 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Payment, PaymentStatus, Source};
 use payments_sync::{
-    Change, Checkpoint, CommitCounts, GroupState, PageCommit, SourceState, StatusChange, Store,
-    StoreError, status_change,
+    Change, Checkpoint, CommitCounts, GroupState, PageCommit, RunKind, RunRecord, SourceState,
+    StatusChange, Store, StoreError, Summary, status_change,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const MIGRATIONS: [&str; 1] = [include_str!("schema.sql")];
+/// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
+const MIGRATIONS: [&str; 2] = [include_str!("schema-1.sql"), include_str!("schema-2.sql")];
 
 /// The ledger in one SQLite file.
 #[derive(Debug)]
@@ -135,12 +140,13 @@ impl SqliteStore {
     }
 
     /// Calls `each` for every payment matching `filter`, sorted by `created_at` (as an instant)
-    /// then `id`, one row at a time (a million rows need not fit in memory).
-    pub fn for_each_payment(
+    /// then `id`, one row at a time (a million rows need not fit in memory). The first error
+    /// `each` returns stops the walk and is returned.
+    pub fn for_each_payment<E: From<StoreError>>(
         &self,
         filter: &Filter,
-        mut each: impl FnMut(Payment),
-    ) -> Result<(), StoreError> {
+        mut each: impl FnMut(Payment) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut sql = String::from("SELECT record FROM payments WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
         let any_of =
@@ -185,9 +191,53 @@ impl SqliteStore {
                     "a stored payment no longer reads back ({e}): {record}"
                 ))
             })?;
-            each(payment);
+            each(payment)?;
         }
         Ok(())
+    }
+
+    /// The last recorded run of a source.
+    pub fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+        let context = "cannot read the last run";
+        self.connection()
+            .query_row(
+                "SELECT started_at, finished_at, kind, resumed, pages, requests, new, changed, unchanged,
+                        backwards, quarantined, waited_ms, error
+                 FROM runs WHERE source_name = ? ORDER BY seq DESC LIMIT 1",
+                [source_name],
+                |row| {
+                    let time = |index: usize| -> rusqlite::Result<DateTime<Utc>> {
+                        let text: String = row.get(index)?;
+                        Ok(text.parse().unwrap_or_default())
+                    };
+                    let count = |index: usize| -> rusqlite::Result<u64> {
+                        Ok(row.get::<_, i64>(index)? as u64)
+                    };
+                    let kind: Option<String> = row.get(2)?;
+                    Ok(RunRecord {
+                        started_at: time(0)?,
+                        finished_at: time(1)?,
+                        summary: Summary {
+                            source_name: source_name.to_owned(),
+                            run: kind.as_deref().and_then(RunKind::parse),
+                            resumed: row.get(3)?,
+                            pages: count(4)?,
+                            requests: count(5)?,
+                            counts: CommitCounts {
+                                new: count(6)?,
+                                changed: count(7)?,
+                                unchanged: count(8)?,
+                                backwards: count(9)?,
+                            },
+                            quarantined: count(10)?,
+                            waited: Duration::from_millis(count(11)?),
+                        },
+                        error: row.get(12)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(store_error(context))
     }
 
     /// The status history of one payment, oldest first.
@@ -374,6 +424,35 @@ impl Store for SqliteStore {
             }
         }
         Ok(state)
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let summary = &run.summary;
+        let count = |n: u64| n as i64;
+        self.connection()
+            .execute(
+                "INSERT INTO runs (source_name, started_at, finished_at, kind, resumed, pages, requests, new, changed,
+                    unchanged, backwards, quarantined, waited_ms, error)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    summary.source_name,
+                    now_text(run.started_at),
+                    now_text(run.finished_at),
+                    summary.run.map(RunKind::as_str),
+                    summary.resumed,
+                    count(summary.pages),
+                    count(summary.requests),
+                    count(summary.counts.new),
+                    count(summary.counts.changed),
+                    count(summary.counts.unchanged),
+                    count(summary.counts.backwards),
+                    count(summary.quarantined),
+                    summary.waited.as_millis() as i64,
+                    run.error,
+                ],
+            )
+            .map_err(store_error("cannot record the run"))?;
+        Ok(())
     }
 
     async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError> {

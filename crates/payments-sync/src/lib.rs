@@ -67,7 +67,8 @@ pub use limiter::{Limiter, RateLimit, Ticket};
 pub use pager::{Pager, PagerOptions, RetryPolicy, payments};
 pub use store::{
     Change, Checkpoint, CommitCounts, GroupState, MemoryStore, PageCommit, RateLimitSeen, RunKind,
-    SourceState, StatusChange, Store, StoreError, compare, fold_group_state, status_change,
+    RunRecord, SourceState, StatusChange, Store, StoreError, compare, fold_group_state,
+    status_change,
 };
 pub use syncer::{Summary, SyncOptions, Syncer};
 

@@ -8,6 +8,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Cursor, Group, Payment, PaymentStatus, Rejected};
 use serde::{Deserialize, Serialize};
 
+use crate::Summary;
+
 /// What kind of run a checkpoint belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +30,13 @@ impl RunKind {
             RunKind::DeepSweep => "deep_sweep",
             RunKind::Incremental => "incremental",
         }
+    }
+
+    /// The kind named by [`RunKind::as_str`].
+    pub fn parse(word: &str) -> Option<RunKind> {
+        [RunKind::Full, RunKind::DeepSweep, RunKind::Incremental]
+            .into_iter()
+            .find(|kind| kind.as_str() == word)
     }
 }
 
@@ -158,6 +167,35 @@ pub trait Store: Send + Sync {
 
     /// Commits one page atomically.
     async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError>;
+
+    /// Records how a run of one source ended (for `payments status`).
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+}
+
+/// How one run of one source ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// What it did (up to the failure, when it failed).
+    pub summary: Summary,
+    /// Why it failed; `None` when it completed.
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    /// `failed`, `quarantined` (completed, but some records could not be mapped) or `ok`.
+    pub fn outcome(&self) -> &'static str {
+        if self.error.is_some() {
+            "failed"
+        } else if self.summary.quarantined > 0 {
+            "quarantined"
+        } else {
+            "ok"
+        }
+    }
 }
 
 /// Compares a stored payment with a fetched one; writes the history row when the status moved.
@@ -246,6 +284,7 @@ struct Memory {
     rejected: Vec<(String, Rejected)>,
     groups: HashMap<(String, String), String>,
     checkpoints: HashMap<String, Checkpoint>,
+    runs: Vec<RunRecord>,
 }
 
 impl MemoryStore {
@@ -279,6 +318,11 @@ impl MemoryStore {
     pub fn rejected(&self) -> Vec<Rejected> {
         let inner = self.inner.lock().expect("memory store lock");
         inner.rejected.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// The recorded runs, oldest first.
+    pub fn runs(&self) -> Vec<RunRecord> {
+        self.inner.lock().expect("memory store lock").runs.clone()
     }
 
     /// A source's checkpoint.
@@ -335,6 +379,15 @@ impl Store for MemoryStore {
             }
         }
         Ok(state)
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.inner
+            .lock()
+            .expect("memory store lock")
+            .runs
+            .push(run.clone());
+        Ok(())
     }
 
     async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError> {

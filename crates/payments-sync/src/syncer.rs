@@ -10,7 +10,8 @@ use payments_model::{Group, ListingOrder, Page, PaymentSource, PaymentStatus};
 use crate::limiter::{Limiter, RateLimit};
 use crate::pager::{Pager, PagerOptions, RetryPolicy};
 use crate::store::{
-    Checkpoint, CommitCounts, GroupState, PageCommit, RateLimitSeen, RunKind, SourceState, Store,
+    Checkpoint, CommitCounts, GroupState, PageCommit, RateLimitSeen, RunKind, RunRecord,
+    SourceState, Store,
 };
 use crate::{Event, Events, SyncError};
 
@@ -129,13 +130,37 @@ impl<S: Store> Syncer<S> {
         futures::future::join_all(self.sources.iter().map(|setup| self.run_source(setup))).await
     }
 
+    /// Runs one source and records the run (its outcome, even a failure) in the store.
     async fn run_source(&self, setup: &SourceSetup) -> Result<Summary, SyncError> {
         use tracing::Instrument;
-        let span = tracing::info_span!("sync", source = %setup.source.name());
-        self.run_source_in_span(setup).instrument(span).await
+        let name = setup.source.name().to_owned();
+        let span = tracing::info_span!("sync", source = %name);
+        let started_at = Utc::now();
+        let mut summary = Summary {
+            source_name: name.clone(),
+            ..Summary::default()
+        };
+        let result = self
+            .run_source_in_span(setup, &mut summary)
+            .instrument(span)
+            .await;
+        let record = RunRecord {
+            started_at,
+            finished_at: Utc::now(),
+            summary: summary.clone(),
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        if let Err(error) = self.store.record_run(&record).await {
+            tracing::warn!(source = %name, %error, "the run could not be recorded");
+        }
+        result.map(|()| summary)
     }
 
-    async fn run_source_in_span(&self, setup: &SourceSetup) -> Result<Summary, SyncError> {
+    async fn run_source_in_span(
+        &self,
+        setup: &SourceSetup,
+        summary: &mut Summary,
+    ) -> Result<(), SyncError> {
         let source = setup.source.as_ref();
         let name = source.name().to_owned();
         let now = Utc::now();
@@ -146,12 +171,8 @@ impl<S: Store> Syncer<S> {
             .await
             .map_err(SyncError::Store)?;
         let (mut checkpoint, resumed) = self.plan(&state, now);
-        let mut summary = Summary {
-            source_name: name.clone(),
-            run: Some(checkpoint.run),
-            resumed,
-            ..Summary::default()
-        };
+        summary.run = Some(checkpoint.run);
+        summary.resumed = resumed;
         tracing::info!(run = checkpoint.run.as_str(), resumed, "start");
         let lookback_start =
             checkpoint.run_started_at - chrono::Duration::seconds(checkpoint.lookback_secs as i64);
@@ -203,7 +224,7 @@ impl<S: Store> Syncer<S> {
                     checkpoint.last_deep_at = Some(observed_at);
                 }
             }
-            let counts = self
+            let committed = self
                 .store
                 .commit(PageCommit {
                     source: &name,
@@ -214,7 +235,10 @@ impl<S: Store> Syncer<S> {
                     observed_at,
                 })
                 .await
-                .map_err(SyncError::Store)?;
+                .map_err(SyncError::Store);
+            summary.requests = pager.requests();
+            summary.waited = pager.waited();
+            let counts = committed?;
             summary.pages += 1;
             summary.counts.new += counts.new;
             summary.counts.changed += counts.changed;
@@ -236,7 +260,7 @@ impl<S: Store> Syncer<S> {
             changed = summary.counts.changed,
             "done"
         );
-        Ok(summary)
+        Ok(())
     }
 
     /// Resumes an interrupted run, or plans a new one: full the first time (or when asked), a

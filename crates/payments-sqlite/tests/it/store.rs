@@ -2,30 +2,15 @@
 
 use std::sync::Arc;
 
-use mkp_api::{MkpClient, MkpSource};
 use payments_model::{Payment, PaymentSource, PaymentStatus, Source};
 use payments_sandbox::{Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::{MemoryStore, Store, SyncOptions, Syncer};
-use paypro_api::{PayProClient, PayProSource};
 
 fn sources(sandbox: &Sandbox) -> [Arc<dyn PaymentSource>; 2] {
-    let config = sandbox.config();
     [
-        Arc::new(MkpSource::new(
-            MkpClient::with_config(MkpClient::config(
-                &sandbox.mkp_base_url(),
-                config.mkp_key.as_str(),
-            ))
-            .unwrap(),
-        )),
-        Arc::new(PayProSource::new(
-            PayProClient::with_config(PayProClient::config(
-                &sandbox.paypro_base_url(),
-                config.paypro_key.as_str(),
-            ))
-            .unwrap(),
-        )),
+        payments_testkit::mkp(sandbox),
+        payments_testkit::paypro(sandbox),
     ]
 }
 
@@ -44,7 +29,10 @@ async fn sync<S: Store + 'static>(
 fn all(store: &SqliteStore, filter: &Filter) -> Vec<Payment> {
     let mut payments = Vec::new();
     store
-        .for_each_payment(filter, |p| payments.push(p))
+        .for_each_payment(filter, |p| {
+            payments.push(p);
+            Ok::<(), payments_sync::StoreError>(())
+        })
         .unwrap();
     payments
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mkp_api::{MkpClient, MkpSource, map_links, map_payments};
-use payments_model::{Payment, PaymentSource, PaymentStatus};
+use payments_model::{Payment, PaymentStatus};
 use payments_sandbox::{
     Api, Burst, Faults, RateLimitWindow, RetryAfterForm, Sandbox, SandboxConfig,
 };
@@ -14,8 +13,7 @@ use payments_sync::{
     MemoryStore, PagerOptions, RateLimit, RetryPolicy, RunKind, SyncError, SyncOptions, Syncer,
     payments,
 };
-use paypro_api::{PayProClient, PayProSource};
-use serde_json::value::RawValue;
+use payments_testkit::{data_set, mkp, paypro};
 
 fn config(links: usize, paypro: usize) -> SandboxConfig {
     SandboxConfig {
@@ -25,60 +23,6 @@ fn config(links: usize, paypro: usize) -> SandboxConfig {
         mkp_rate_limit: None,
         ..SandboxConfig::default()
     }
-}
-
-fn mkp(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
-    let config = MkpClient::config(&sandbox.mkp_base_url(), sandbox.config().mkp_key.as_str());
-    Arc::new(MkpSource::new(MkpClient::with_config(config).unwrap()))
-}
-
-fn paypro(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
-    let config = PayProClient::config(
-        &sandbox.paypro_base_url(),
-        sandbox.config().paypro_key.as_str(),
-    );
-    Arc::new(PayProSource::new(
-        PayProClient::with_config(config).unwrap(),
-    ))
-}
-
-fn raw<T: serde::Serialize>(record: &T) -> Box<RawValue> {
-    RawValue::from_string(serde_json::to_string(record).unwrap()).unwrap()
-}
-
-/// The sandbox's whole data set as unified payments, sorted like the store's.
-fn data_set(sandbox: &Sandbox) -> Vec<Payment> {
-    let (groups, _) = map_links(&sandbox.mkp_links().iter().map(raw).collect::<Vec<_>>());
-    let mut all: Vec<Payment> = groups
-        .iter()
-        .flat_map(|g| {
-            map_payments(
-                &sandbox
-                    .mkp_payments(&g.id)
-                    .iter()
-                    .map(raw)
-                    .collect::<Vec<_>>(),
-                Some(g),
-            )
-            .payments
-        })
-        .collect();
-    all.extend(
-        paypro_api::map_payments(
-            &sandbox
-                .paypro_payments()
-                .iter()
-                .map(raw)
-                .collect::<Vec<_>>(),
-        )
-        .payments,
-    );
-    all.sort_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    all
 }
 
 fn fast_retries() -> SyncOptions {

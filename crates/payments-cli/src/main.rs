@@ -1,0 +1,121 @@
+//! `payments`: keeps one exact ledger of MijnKlantportaal (MKP) payment links and PayPro
+//! payments in a SQLite file, and exports it as CSV or NDJSON.
+//!
+//! Run `payments --help`, or `payments demo` to see it work without a key or a network.
+#![forbid(unsafe_code)]
+
+mod demo;
+mod export;
+mod outcome;
+mod sandbox;
+mod status;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::outcome::{CliError, Exit};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
+configuration error; 3 done, but some records were quarantined (see `payments status`).
+
+Start with `payments demo`: it needs no key and no network.";
+
+/// Keeps one exact, up-to-date ledger of MijnKlantportaal payment links and PayPro payments.
+#[derive(Debug, Parser)]
+#[command(name = "payments", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Sync(sync::SyncArgs),
+    Export(export::ExportArgs),
+    Status(status::StatusArgs),
+    Demo(demo::DemoArgs),
+    Sandbox(sandbox::SandboxArgs),
+}
+
+/// Where the ledger lives.
+#[derive(Debug, clap::Args)]
+struct DbArgs {
+    /// The SQLite database file.
+    #[arg(
+        long,
+        env = "PAYMENTS_DB",
+        default_value = "payments.db",
+        value_name = "PATH"
+    )]
+    db: PathBuf,
+}
+
+impl DbArgs {
+    /// Opens an existing ledger (export and status never create one).
+    fn open_existing(&self) -> Result<payments_sqlite::SqliteStore, CliError> {
+        if !self.db.exists() {
+            return Err(CliError::config(format!(
+                "there is no database at {}; run `payments sync` first, or point --db (or PAYMENTS_DB) at your ledger",
+                self.db.display()
+            )));
+        }
+        self.open()
+    }
+
+    fn open(&self) -> Result<payments_sqlite::SqliteStore, CliError> {
+        payments_sqlite::SqliteStore::open(&self.db).map_err(|e| {
+            CliError::config(format!(
+                "{e}; check that --db (or PAYMENTS_DB) names a payments database you can write"
+            ))
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sync(args) => sync::run(args).await,
+            Command::Export(args) => export::run(args),
+            Command::Status(args) => status::run(args),
+            Command::Demo(args) => demo::run(args).await,
+            Command::Sandbox(args) => sandbox::run(args).await,
+        }
+    });
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            ExitCode::from(error.exit as u8)
+        }
+    }
+}
+
+/// Warnings (unknown status words, unrecorded runs) go to stderr; `RUST_LOG` shows more
+/// (`RUST_LOG=payments_sync=debug`).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,326 @@
+//! `payments sync`: drives the configured sources into the ledger.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::ValueEnum;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mkp_api::{MkpClient, MkpSource};
+use payments_model::PaymentSource;
+use payments_sqlite::SqliteStore;
+use payments_sync::{Event, Events, RateLimit, Summary, SyncError, SyncOptions, Syncer};
+use paypro_api::{PayProClient, PayProSource};
+
+use crate::DbArgs;
+use crate::outcome::{CliError, Exit};
+
+/// Syncs the enabled sources into the ledger: incremental after the first run.
+///
+/// A source is enabled by its key: MKP_API_KEY for MijnKlantportaal (a key with the
+/// `paymentlinks.read` scope), PAYPRO_API_KEY for PayPro. The first run reads everything; later
+/// runs read only what can have changed, plus a daily deep sweep of the last 90 days for late
+/// refunds and chargebacks. Safe to run from cron every few minutes: a second sync on the same
+/// database refuses to start, and an interrupted run resumes where it stopped.
+///
+/// Example: MKP_API_KEY=… PAYPRO_API_KEY=… payments sync --db ledger.db
+#[derive(Debug, clap::Args)]
+pub(crate) struct SyncArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Only these sources (default: every source that has a key).
+    #[arg(long = "source", value_enum, value_name = "SOURCE")]
+    sources: Vec<SourceArg>,
+    /// Re-read everything instead of only what can have changed.
+    #[arg(long)]
+    full: bool,
+    /// The short lookback of incremental runs, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 1)]
+    lookback: u32,
+    /// The MKP API key (prefer the variable: flags show in the process list).
+    #[arg(long, env = "MKP_API_KEY", hide_env_values = true, value_name = "KEY")]
+    mkp_api_key: Option<String>,
+    /// The PayPro API key (prefer the variable: flags show in the process list).
+    #[arg(
+        long,
+        env = "PAYPRO_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    paypro_api_key: Option<String>,
+    /// The MKP API.
+    #[arg(long, env = "MKP_BASE_URL", default_value = mkp_api::DEFAULT_BASE_URL, value_name = "URL")]
+    mkp_base_url: String,
+    /// The PayPro API.
+    #[arg(long, env = "PAYPRO_BASE_URL", default_value = paypro_api::DEFAULT_BASE_URL, value_name = "URL")]
+    paypro_base_url: String,
+    /// MKP requests allowed per rate-limit window (MKP allows 60 per rolling minute).
+    #[arg(long, default_value_t = RateLimit::MKP.limit, value_name = "N")]
+    mkp_rate_limit: u32,
+    /// The MKP rate-limit window, in seconds.
+    #[arg(long, default_value_t = RateLimit::MKP.window.as_secs(), value_name = "SECONDS")]
+    mkp_rate_window: u64,
+}
+
+/// A source, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SourceArg {
+    /// MijnKlantportaal payment links.
+    Mkp,
+    /// PayPro.
+    Paypro,
+}
+
+/// A source ready to sync, with the pace its credential allows.
+pub(crate) struct Configured {
+    pub(crate) source: Arc<dyn PaymentSource>,
+    pub(crate) rate_limit: Option<RateLimit>,
+}
+
+impl SyncArgs {
+    fn options(&self) -> SyncOptions {
+        SyncOptions {
+            full: self.full,
+            lookback: Duration::from_secs(u64::from(self.lookback) * 24 * 3600),
+            ..SyncOptions::default()
+        }
+    }
+
+    fn configured(&self) -> Result<Vec<Configured>, CliError> {
+        let key = |key: &Option<String>| key.clone().filter(|k| !k.trim().is_empty());
+        let wanted = |source: SourceArg| self.sources.is_empty() || self.sources.contains(&source);
+        let mut configured = Vec::new();
+        match key(&self.mkp_api_key) {
+            Some(api_key) if wanted(SourceArg::Mkp) => {
+                if self.mkp_rate_limit == 0 || self.mkp_rate_window == 0 {
+                    return Err(CliError::config(
+                        "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
+                    ));
+                }
+                let client = MkpClient::with_config(MkpClient::config(&self.mkp_base_url, api_key))
+                    .map_err(|e| CliError::config(format!("MKP_BASE_URL: {e}")))?;
+                configured.push(Configured {
+                    source: Arc::new(MkpSource::new(client)),
+                    rate_limit: Some(RateLimit {
+                        limit: self.mkp_rate_limit,
+                        window: Duration::from_secs(self.mkp_rate_window),
+                    }),
+                });
+            }
+            None if self.sources.contains(&SourceArg::Mkp) => {
+                return Err(CliError::config(
+                    "--source mkp needs a key: set MKP_API_KEY to a MijnKlantportaal API key with the paymentlinks.read scope",
+                ));
+            }
+            _ => {}
+        }
+        match key(&self.paypro_api_key) {
+            Some(api_key) if wanted(SourceArg::Paypro) => {
+                let client =
+                    PayProClient::with_config(PayProClient::config(&self.paypro_base_url, api_key))
+                        .map_err(|e| CliError::config(format!("PAYPRO_BASE_URL: {e}")))?;
+                configured.push(Configured {
+                    source: Arc::new(PayProSource::new(client)),
+                    rate_limit: None,
+                });
+            }
+            None if self.sources.contains(&SourceArg::Paypro) => {
+                return Err(CliError::config(
+                    "--source paypro needs a key: set PAYPRO_API_KEY to your PayPro API key",
+                ));
+            }
+            _ => {}
+        }
+        if configured.is_empty() {
+            return Err(CliError::config(
+                "no source is configured: set MKP_API_KEY and/or PAYPRO_API_KEY (or try `payments demo`, which needs neither)",
+            ));
+        }
+        Ok(configured)
+    }
+}
+
+pub(crate) async fn run(args: SyncArgs) -> Result<Exit, CliError> {
+    let sources = args.configured()?;
+    let store = Arc::new(args.db.open()?);
+    sync_into(store, sources, args.options()).await
+}
+
+/// Syncs `sources` into `store` under the sync lock, with progress on stderr and one summary
+/// line per source on stdout; the exit code says how it went.
+pub(crate) async fn sync_into(
+    store: Arc<SqliteStore>,
+    sources: Vec<Configured>,
+    options: SyncOptions,
+) -> Result<Exit, CliError> {
+    let _lock = store.lock_for_sync().map_err(|e| CliError::failed(e.0))?;
+    let progress = Arc::new(Progress::new(sources.iter().map(|c| c.source.name())));
+    let mut syncer = Syncer::new(store, options);
+    for configured in sources {
+        syncer.add_source(configured.source, configured.rate_limit);
+    }
+    let events = progress.clone();
+    syncer.with_events(Events::to(move |event| events.show(event)));
+    let results = syncer.run().await;
+    progress.finish();
+    let mut exit = Exit::Done;
+    for result in results {
+        match result {
+            Ok(summary) => {
+                println!("{}", summary_line(&summary));
+                if summary.quarantined > 0 && exit == Exit::Done {
+                    exit = Exit::Quarantined;
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                let code = match &error {
+                    SyncError::Source { error, .. } if error.is_auth() => Exit::Config,
+                    _ => Exit::Failed,
+                };
+                if matches!(exit, Exit::Done | Exit::Quarantined) {
+                    exit = code;
+                }
+            }
+        }
+    }
+    if exit == Exit::Quarantined {
+        eprintln!(
+            "some records could not be read and were quarantined; `payments status` lists them with their reasons"
+        );
+    }
+    Ok(exit)
+}
+
+/// `mkp: full run, 14 pages, 15 requests; 210 new, 0 changed, 0 unchanged, 0 quarantined`.
+pub(crate) fn summary_line(summary: &Summary) -> String {
+    let run = match summary.run {
+        Some(payments_sync::RunKind::Full) => "full run",
+        Some(payments_sync::RunKind::DeepSweep) => {
+            "deep sweep (the last 90 days, for late refunds and chargebacks)"
+        }
+        Some(payments_sync::RunKind::Incremental) | None => "incremental run",
+    };
+    let counts = &summary.counts;
+    let mut line = format!(
+        "{}: {run}{}, {} pages, {} requests; {} new, {} changed, {} unchanged, {} quarantined",
+        summary.source_name,
+        if summary.resumed { " (resumed)" } else { "" },
+        summary.pages,
+        summary.requests,
+        counts.new,
+        counts.changed,
+        counts.unchanged,
+        summary.quarantined,
+    );
+    if counts.backwards > 0 {
+        line.push_str(&format!(
+            ", {} moved backwards (kept in the history)",
+            counts.backwards
+        ));
+    }
+    if summary.waited >= Duration::from_millis(100) {
+        line.push_str(&format!(
+            "; waited {:.1} s for rate limits and retries",
+            summary.waited.as_secs_f64()
+        ));
+    }
+    line
+}
+
+/// Shows sync events: a spinner per source on a terminal, a plain line now and then otherwise.
+struct Progress {
+    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    totals: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+/// Plain output reports every this many pages.
+const PLAIN_EVERY_PAGES: u64 = 100;
+
+impl Progress {
+    fn new<'a>(names: impl Iterator<Item = &'a str>) -> Progress {
+        let names: Vec<String> = names.map(str::to_owned).collect();
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::new();
+            let style = ProgressStyle::with_template("{spinner} {prefix:>7} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let bars = names
+                .iter()
+                .map(|name| {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(name.clone());
+                    bar.set_message("starting");
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    (name.clone(), bar)
+                })
+                .collect();
+            (multi, bars)
+        });
+        Progress {
+            bars,
+            totals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn show(&self, event: &Event) {
+        let (name, message, plain) = match event {
+            Event::PageCommitted {
+                source_name,
+                payments,
+                ..
+            } => {
+                let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+                let total = totals.entry(source_name.clone()).or_default();
+                total.0 += 1;
+                total.1 += payments;
+                (
+                    source_name,
+                    format!("{} pages, {} payments", total.0, total.1),
+                    total.0.is_multiple_of(PLAIN_EVERY_PAGES),
+                )
+            }
+            Event::RateLimitWait {
+                source_name,
+                waited,
+            } => (
+                source_name,
+                format!("waited {:.1} s for the rate limit", waited.as_secs_f64()),
+                *waited >= Duration::from_secs(1),
+            ),
+            Event::Retry {
+                source_name,
+                attempt,
+                wait,
+                error,
+            } => (
+                source_name,
+                format!(
+                    "attempt {attempt} failed ({error}); retrying in {:.1} s",
+                    wait.as_secs_f64()
+                ),
+                true,
+            ),
+            _ => return,
+        };
+        match &self.bars {
+            Some((_, bars)) => {
+                if let Some(bar) = bars.get(name) {
+                    bar.set_message(message);
+                }
+            }
+            None if plain => eprintln!("{name}: {message}"),
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((multi, bars)) = &self.bars {
+            for bar in bars.values() {
+                bar.finish_and_clear();
+            }
+            let _ = multi.clear();
+        }
+    }
+}
