@@ -198,7 +198,11 @@ impl<S: Store> Syncer<S> {
         }
         let mut pager = Pager::new(source, checkpoint.cursor.clone(), options);
         let mut unknown_words = HashSet::new();
-        while let Some(page) = pager.next_page().await {
+        // The next page is fetched while this one commits (its cursor is known before the
+        // commit), so a page's store time hides behind the next request's latency. A crash
+        // loses at most the page in flight, as before: only committed pages move the checkpoint.
+        let mut fetched = pager.next_page().await;
+        while let Some(page) = fetched {
             let page = match page {
                 Ok(page) => page,
                 Err(error) => {
@@ -224,9 +228,10 @@ impl<S: Store> Syncer<S> {
                     checkpoint.last_deep_at = Some(observed_at);
                 }
             }
-            let committed = self
-                .store
-                .commit(PageCommit {
+            // The fetch goes first so its request is on its way before the commit's work.
+            let (following, committed) = futures::join!(
+                pager.next_page(),
+                self.store.commit(PageCommit {
                     source: &name,
                     payments: &page.payments,
                     rejected: &page.rejected,
@@ -234,8 +239,9 @@ impl<S: Store> Syncer<S> {
                     checkpoint: &checkpoint,
                     observed_at,
                 })
-                .await
-                .map_err(SyncError::Store);
+            );
+            fetched = following;
+            let committed = committed.map_err(SyncError::Store);
             summary.requests = pager.requests();
             summary.waited = pager.waited();
             let counts = committed?;

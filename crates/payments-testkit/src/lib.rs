@@ -57,3 +57,30 @@ pub fn data_set(sandbox: &Sandbox) -> Vec<Payment> {
     });
     all
 }
+
+/// DESIGN's incremental scenario: keeps `open` links open (ones with a single page of payments)
+/// and closes every other link with all its payments settled (unsettled ones become `failed`).
+pub fn close_and_settle_all_links_but(sandbox: &Sandbox, open: usize) {
+    let links = sandbox.mkp_links();
+    let kept: Vec<&str> = links
+        .iter()
+        .filter(|l| sandbox.mkp_payments(&l.id).len() <= sandbox.config().mkp_per_page)
+        .take(open)
+        .map(|l| l.id.as_str())
+        .collect();
+    for link in &links {
+        if kept.contains(&link.id.as_str()) {
+            sandbox.set_mkp_link_status(&link.id, "open");
+            continue;
+        }
+        sandbox.set_mkp_link_status(&link.id, "closed");
+        for payment in sandbox.mkp_payments(&link.id) {
+            if !matches!(
+                payment.status.as_str(),
+                "paid" | "failed" | "canceled" | "chargebacked"
+            ) {
+                sandbox.set_mkp_payment_status(&payment.id, "failed");
+            }
+        }
+    }
+}

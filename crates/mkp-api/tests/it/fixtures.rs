@@ -12,21 +12,19 @@ fn read_page(path: &Path) -> SimplePage {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The links of every links fixture, by id, so payment pages can carry their link's description.
+/// The links of every links fixture (curated and generated), by id, so payment pages can carry
+/// their link's description.
 fn known_links() -> HashMap<String, Group> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mkp");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mkp");
     let mut links = HashMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("links-")
-        {
-            for group in map_links(&read_page(&path).data).0 {
-                links.insert(group.id.clone(), group);
+    for dir in [root.clone(), root.join("generated")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if name.starts_with("links-") {
+                for group in map_links(&read_page(&path).data).0 {
+                    links.insert(group.id.clone(), group);
+                }
             }
         }
     }
@@ -70,7 +68,7 @@ fn link_pages_map_to_groups() {
         rejected: Vec<Reason<'a>>,
     }
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::glob!("../../../../fixtures/mkp", "links-*.json", |path| {
+        insta::glob!("../../../../fixtures/mkp", "{,generated/}links-*.json", |path| {
             let page = read_page(path);
             let (groups, rejected) = map_links(&page.data);
             assert_eq!(groups.len() + rejected.len(), page.data.len(), "a link went missing");
@@ -95,7 +93,7 @@ fn payment_pages_map_to_unified_payments() {
     }
     let links = known_links();
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::glob!("../../../../fixtures/mkp", "payments-*.json", |path| {
+        insta::glob!("../../../../fixtures/mkp", "{,generated/}payments-*.json", |path| {
             let name = path.file_name().unwrap().to_str().unwrap();
             let link_id = name.strip_prefix("payments-").unwrap().split("-page").next().unwrap();
             let page = read_page(path);

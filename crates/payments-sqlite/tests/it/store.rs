@@ -255,3 +255,46 @@ fn a_database_from_a_newer_version_is_refused_untouched() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_with_its_payments_intact() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_links: 5,
+        paypro_payments: 120,
+        ..sandbox_config()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        // A ledger as version 1 wrote it: its schema, and rows copied from a current store.
+        let current = Arc::new(SqliteStore::open(dir.path().join("current.db")).unwrap());
+        sync(&current, &sandbox, SyncOptions::default()).await;
+        drop(current);
+        let v1 = rusqlite::Connection::open(&path).unwrap();
+        v1.execute_batch(include_str!("../../src/schema-1.sql"))
+            .unwrap();
+        v1.execute_batch(&format!(
+            "ATTACH '{}' AS current;
+             INSERT INTO payments SELECT * FROM current.payments;
+             INSERT INTO checkpoints SELECT * FROM current.checkpoints;
+             PRAGMA user_version = 1;",
+            dir.path().join("current.db").display()
+        ))
+        .unwrap();
+    }
+    let migrated = Arc::new(SqliteStore::open(&path).unwrap());
+    let expected = payments_testkit::data_set(&sandbox);
+    assert_eq!(all(&migrated, &Filter::default()), expected);
+    let rerun = sync(&migrated, &sandbox, SyncOptions::full()).await;
+    assert!(
+        rerun
+            .iter()
+            .all(|s| s.counts.new == 0 && s.counts.changed == 0)
+    );
+    assert_eq!(
+        migrated.last_run("paypro").unwrap().unwrap().summary.pages,
+        2
+    );
+}

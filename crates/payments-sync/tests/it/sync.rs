@@ -13,7 +13,7 @@ use payments_sync::{
     MemoryStore, PagerOptions, RateLimit, RetryPolicy, RunKind, SyncError, SyncOptions, Syncer,
     payments,
 };
-use payments_testkit::{data_set, mkp, paypro};
+use payments_testkit::{close_and_settle_all_links_but, data_set, mkp, paypro};
 
 fn config(links: usize, paypro: usize) -> SandboxConfig {
     SandboxConfig {
@@ -399,28 +399,7 @@ async fn an_incremental_mkp_run_over_1000_links_with_950_closed_and_settled_stay
     let sandbox = Sandbox::start(config(1000, 10)).await.unwrap();
     // 50 links stay open (ones with a single page of payments); the other 950 are closed, and
     // every payment on them is settled.
-    let links = sandbox.mkp_links();
-    let open: Vec<&str> = links
-        .iter()
-        .filter(|l| sandbox.mkp_payments(&l.id).len() <= 15)
-        .take(50)
-        .map(|l| l.id.as_str())
-        .collect();
-    for link in &links {
-        if open.contains(&link.id.as_str()) {
-            sandbox.set_mkp_link_status(&link.id, "open");
-            continue;
-        }
-        sandbox.set_mkp_link_status(&link.id, "closed");
-        for payment in sandbox.mkp_payments(&link.id) {
-            if !matches!(
-                payment.status.as_str(),
-                "paid" | "failed" | "canceled" | "chargebacked"
-            ) {
-                sandbox.set_mkp_payment_status(&payment.id, "failed");
-            }
-        }
-    }
+    close_and_settle_all_links_but(&sandbox, 50);
     let store = Arc::new(MemoryStore::new());
     let run = || async {
         let mut syncer = Syncer::new(store.clone(), SyncOptions::default());

@@ -26,7 +26,7 @@ fn payment_pages_map_to_unified_payments() {
         rejected: Vec<Reason<'a>>,
     }
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::glob!("../../../../fixtures/paypro", "payments-*.json", |path| {
+        insta::glob!("../../../../fixtures/paypro", "{,generated/}payments-*.json", |path| {
             let page = read_page(path);
             let mapped = map_payments(&page.data);
             let (links, fast) = decode_page(&std::fs::read(path).unwrap()).unwrap();
