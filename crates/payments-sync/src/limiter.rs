@@ -106,18 +106,37 @@ impl Limiter {
         }
     }
 
-    /// Starts from what a previous run saw: `remaining` requests left `age` ago. The used part
-    /// of the window is counted as made then.
-    pub async fn preload(&self, remaining: u32, age: Duration) {
-        if age >= self.rate.window {
-            return;
-        }
-        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+    /// How long ago each request still in the window was counted, oldest first: what the
+    /// next run needs to start where this one leaves off.
+    pub async fn recent(&self) -> Vec<Duration> {
         let mut sent = self.sent.lock().await;
-        let used = (self.rate.limit.saturating_sub(remaining) as usize).saturating_sub(sent.len());
-        for _ in 0..used {
-            sent.push_front(at);
+        let now = Instant::now();
+        self.forget_expired(&mut sent, now);
+        sent.iter().map(|at| now.duration_since(*at)).collect()
+    }
+
+    /// Starts from what a previous run saw: its requests answered `requests` ago, and
+    /// `remaining` requests left `age` ago. Whatever else the server counted (another client of
+    /// the same key) is counted as made `age` ago.
+    pub async fn preload(&self, requests: &[Duration], remaining: u32, age: Duration) {
+        let now = Instant::now();
+        let mut sent = self.sent.lock().await;
+        let mut all: Vec<Instant> = sent.drain(..).collect();
+        let ago = |age: Duration| now.checked_sub(age).unwrap_or(now);
+        all.extend(
+            requests
+                .iter()
+                .filter(|age| **age < self.rate.window)
+                .map(|age| ago(*age)),
+        );
+        if age < self.rate.window {
+            let used = self.rate.limit.saturating_sub(remaining) as usize;
+            let counted = all.iter().filter(|at| **at <= ago(age)).count();
+            all.extend(std::iter::repeat_n(ago(age), used.saturating_sub(counted)));
         }
+        all.sort();
+        sent.extend(all);
+        self.forget_expired(&mut sent, now);
     }
 
     /// Aligns the count with the server's `X-RateLimit-Remaining`: when the server says fewer

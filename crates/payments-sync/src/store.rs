@@ -63,13 +63,18 @@ pub struct Checkpoint {
     pub rate_limit_seen: Option<RateLimitSeen>,
 }
 
-/// A provider's `X-RateLimit-Remaining`, as last seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A provider's `X-RateLimit-Remaining`, as last seen, and when this client's own requests in
+/// that window were answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitSeen {
     /// Requests left in the window.
     pub remaining: u32,
     /// When the response said so.
     pub at: DateTime<Utc>,
+    /// When this client's requests still in the window were answered, oldest first, so the next
+    /// run frees each slot when it really frees rather than all of them a window after `at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<DateTime<Utc>>,
 }
 
 impl Checkpoint {

@@ -192,9 +192,12 @@ impl<S: Store> Syncer<S> {
             max_pages: self.options.max_pages,
             events: self.events.clone(),
         };
-        if let (Some(limiter), Some(seen)) = (&setup.limiter, checkpoint.rate_limit_seen) {
-            let age = (now - seen.at).to_std().unwrap_or_default();
-            limiter.preload(seen.remaining, age).await;
+        if let (Some(limiter), Some(seen)) = (&setup.limiter, &checkpoint.rate_limit_seen) {
+            let ago = |at: DateTime<Utc>| (now - at).to_std().unwrap_or_default();
+            let requests: Vec<Duration> = seen.requests.iter().map(|at| ago(*at)).collect();
+            limiter
+                .preload(&requests, seen.remaining, ago(seen.at))
+                .await;
         }
         let mut pager = Pager::new(source, checkpoint.cursor.clone(), options);
         let mut unknown_words = HashSet::new();
@@ -217,9 +220,19 @@ impl<S: Store> Syncer<S> {
             let observed_at = Utc::now();
             checkpoint.cursor = next;
             if let Some(remaining) = page.rate_limit.remaining {
+                let requests = match &setup.limiter {
+                    Some(limiter) => limiter
+                        .recent()
+                        .await
+                        .into_iter()
+                        .map(|age| observed_at - to_chrono(age))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 checkpoint.rate_limit_seen = Some(RateLimitSeen {
                     remaining,
                     at: observed_at,
+                    requests,
                 });
             }
             if checkpoint.cursor.is_none() {
@@ -307,7 +320,7 @@ impl<S: Store> Syncer<S> {
             lookback_secs: self.options.lookback.as_secs(),
             last_completed_at: completed,
             last_deep_at: last_deep,
-            rate_limit_seen: previous.and_then(|c| c.rate_limit_seen),
+            rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
         };
         (checkpoint, false)
     }

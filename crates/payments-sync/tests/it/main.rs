@@ -1,3 +1,4 @@
 //! Integration tests of payments-sync: real sources against the sandbox, into a MemoryStore.
 
+mod limiter;
 mod sync;
