@@ -5,7 +5,9 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
-use payments_model::{Cursor, Group, ListingOrder, Page, PaymentSource, Source, SourceError};
+use payments_model::{
+    Cursor, Group, ListingOrder, Page, PaymentSource, RateLimit, Source, SourceError,
+};
 use serde::Deserialize;
 
 use crate::wire::{PaymentLink, SimplePage};
@@ -212,12 +214,33 @@ impl MkpSource {
 
     async fn group_page(&self, cursor: &Cursor, group: &Group) -> Result<Page, SourceError> {
         let api = &self.client.api;
-        let fetched = api
+        let after_group = Cursor {
+            listing: cursor.listing.clone(),
+            groups: cursor.groups[1..].to_vec(),
+            group_page: None,
+        };
+        let fetched = match api
             .get(&link_payments_address(
                 &group.id,
                 cursor.group_page.as_deref(),
             )?)
-            .await?;
+            .await
+        {
+            Ok(fetched) => fetched,
+            // The link was deleted after it was listed: it has no payments left to read, and
+            // failing here would make every later run fail at the same link.
+            Err(SourceError::NotFound { .. }) => {
+                tracing::warn!(link = %group.id, "a listed payment link is gone (404); skipped");
+                return Ok(Page {
+                    payments: Vec::new(),
+                    rejected: Vec::new(),
+                    groups: Vec::new(),
+                    next: (!after_group.is_exhausted()).then_some(after_group),
+                    rate_limit: RateLimit::default(),
+                });
+            }
+            Err(error) => return Err(error),
+        };
         let (next_page_url, mapped) = decode_payments_page(&fetched.value, Some(group))
             .map_err(|e| api.decode_error(&e, &fetched.value))?;
         let next = match self.client.relative_next(next_page_url.as_deref())? {
@@ -225,11 +248,7 @@ impl MkpSource {
                 group_page: Some(group_page),
                 ..cursor.clone()
             },
-            None => Cursor {
-                listing: cursor.listing.clone(),
-                groups: cursor.groups[1..].to_vec(),
-                group_page: None,
-            },
+            None => after_group,
         };
         Ok(Page {
             payments: mapped.payments,

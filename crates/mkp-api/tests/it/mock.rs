@@ -210,3 +210,49 @@ async fn a_422_carries_the_providers_message() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_link_deleted_after_it_was_listed_is_skipped_and_the_walk_goes_on() {
+    let server = MockServer::start().await;
+    let links = "/payment-links";
+    serve(
+        &server,
+        links,
+        None,
+        envelope(
+            &server,
+            links,
+            json!([link("plk_gone"), link("plk_b")]),
+            None,
+        ),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment-links/plk_gone/payments"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"code": 404, "message": "Not found"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let b = "/payment-links/plk_b/payments";
+    serve(
+        &server,
+        b,
+        None,
+        envelope(&server, b, json!([payment("plp_b1", "plk_b")]), None),
+    )
+    .await;
+
+    let source = MkpSource::new(client(&server));
+    let listing = source.page(None).await.unwrap();
+    let gone = source.page(listing.next.as_ref()).await.unwrap();
+    assert!(gone.payments.is_empty() && gone.rejected.is_empty());
+    let next = gone.next.expect("the walk goes on to the next link");
+    assert_eq!(next.groups.len(), 1);
+    assert_eq!(next.groups[0].id, "plk_b");
+    let b_page = source.page(Some(&next)).await.unwrap();
+    assert_eq!(b_page.payments.len(), 1);
+    assert_eq!(b_page.payments[0].id, "mkp:plp_b1");
+    assert!(b_page.next.is_none());
+}
