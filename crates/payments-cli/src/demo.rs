@@ -4,11 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mkp_api::{MkpClient, MkpSource};
 use payments_sandbox::{RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::{RateLimit, SyncOptions};
-use paypro_api::{PayProClient, PayProSource};
 
 use crate::outcome::{CliError, Exit};
 use crate::sync::{Configured, sync_into};
@@ -71,16 +69,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
         .await
         .map_err(|e| CliError::failed(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
     let config = sandbox.config();
-    let mkp = MkpClient::with_config(MkpClient::config(
-        &sandbox.mkp_base_url(),
-        config.mkp_key.as_str(),
-    ))
-    .map_err(|e| CliError::failed(format!("the sandbox's MKP address is refused: {e}")))?;
-    let paypro = PayProClient::with_config(PayProClient::config(
-        &sandbox.paypro_base_url(),
-        config.paypro_key.as_str(),
-    ))
-    .map_err(|e| CliError::failed(format!("the sandbox's PayPro address is refused: {e}")))?;
+    let refused = |e: String| CliError::failed(format!("the sandbox's address is refused: {e}"));
+    let rate = RateLimit {
+        limit: DEMO_RATE.limit,
+        window: DEMO_RATE.window,
+    };
+    let sources = vec![
+        Configured::mkp(&sandbox.mkp_base_url(), &config.mkp_key, rate).map_err(refused)?,
+        Configured::paypro(&sandbox.paypro_base_url(), &config.paypro_key).map_err(refused)?,
+    ];
     let store = SqliteStore::open(&path)
         .map_err(|e| CliError::config(format!("{e}; pass --db with a path you can write")))?;
     let store = Arc::new(store);
@@ -92,19 +89,6 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
         config.paypro_payments,
         path.display()
     );
-    let sources = vec![
-        Configured {
-            source: Arc::new(MkpSource::new(mkp)),
-            rate_limit: Some(RateLimit {
-                limit: DEMO_RATE.limit,
-                window: DEMO_RATE.window,
-            }),
-        },
-        Configured {
-            source: Arc::new(PayProSource::new(paypro)),
-            rate_limit: None,
-        },
-    ];
     let exit = sync_into(store.clone(), sources, SyncOptions::default()).await?;
     if exit != Exit::Done {
         return Ok(exit);

@@ -78,6 +78,33 @@ pub(crate) struct Configured {
     pub(crate) rate_limit: Option<RateLimit>,
 }
 
+impl Configured {
+    /// MKP at `base_url` with `api_key`, paced by `rate`; the error says what is wrong with
+    /// the URL.
+    pub(crate) fn mkp(
+        base_url: &str,
+        api_key: &str,
+        rate: RateLimit,
+    ) -> Result<Configured, String> {
+        let client = MkpClient::with_config(MkpClient::config(base_url, api_key))
+            .map_err(|e| e.to_string())?;
+        Ok(Configured {
+            source: Arc::new(MkpSource::new(client)),
+            rate_limit: Some(rate),
+        })
+    }
+
+    /// PayPro at `base_url` with `api_key`; the error says what is wrong with the URL.
+    pub(crate) fn paypro(base_url: &str, api_key: &str) -> Result<Configured, String> {
+        let client = PayProClient::with_config(PayProClient::config(base_url, api_key))
+            .map_err(|e| e.to_string())?;
+        Ok(Configured {
+            source: Arc::new(PayProSource::new(client)),
+            rate_limit: None,
+        })
+    }
+}
+
 impl SyncArgs {
     fn options(&self) -> SyncOptions {
         SyncOptions {
@@ -98,15 +125,14 @@ impl SyncArgs {
                         "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
                     ));
                 }
-                let client = MkpClient::with_config(MkpClient::config(&self.mkp_base_url, api_key))
-                    .map_err(|e| CliError::config(format!("MKP_BASE_URL: {e}")))?;
-                configured.push(Configured {
-                    source: Arc::new(MkpSource::new(client)),
-                    rate_limit: Some(RateLimit {
-                        limit: self.mkp_rate_limit,
-                        window: Duration::from_secs(self.mkp_rate_window),
-                    }),
-                });
+                let rate = RateLimit {
+                    limit: self.mkp_rate_limit,
+                    window: Duration::from_secs(self.mkp_rate_window),
+                };
+                configured.push(
+                    Configured::mkp(&self.mkp_base_url, &api_key, rate)
+                        .map_err(|e| CliError::config(format!("MKP_BASE_URL: {e}")))?,
+                );
             }
             None if self.sources.contains(&SourceArg::Mkp) => {
                 return Err(CliError::config(
@@ -117,13 +143,10 @@ impl SyncArgs {
         }
         match key(&self.paypro_api_key) {
             Some(api_key) if wanted(SourceArg::Paypro) => {
-                let client =
-                    PayProClient::with_config(PayProClient::config(&self.paypro_base_url, api_key))
-                        .map_err(|e| CliError::config(format!("PAYPRO_BASE_URL: {e}")))?;
-                configured.push(Configured {
-                    source: Arc::new(PayProSource::new(client)),
-                    rate_limit: None,
-                });
+                configured.push(
+                    Configured::paypro(&self.paypro_base_url, &api_key)
+                        .map_err(|e| CliError::config(format!("PAYPRO_BASE_URL: {e}")))?,
+                );
             }
             None if self.sources.contains(&SourceArg::Paypro) => {
                 return Err(CliError::config(
