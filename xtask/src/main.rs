@@ -5,27 +5,17 @@
 //!   provider pages in `fixtures/` (see `fixtures.rs`).
 //! - `bench`: every performance benchmark, each figure printed as a ratio to its bound.
 //! - `check-model-purity`: fails when `payments-model` depends on an I/O crate.
+#![forbid(unsafe_code)]
 
 mod fixtures;
+mod io_crates;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-/// Crates that mean I/O or an async runtime; none may appear under `payments-model`.
-const IO_CRATES: &[&str] = &[
-    "reqwest",
-    "hyper",
-    "tokio",
-    "mio",
-    "socket2",
-    "axum",
-    "rusqlite",
-    "async-std",
-    "smol",
-    "iana-time-zone",
-];
+use crate::io_crates::IO_CRATES;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -5,8 +5,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
+use std::time::Duration;
+
 use payments_model::{
-    Cursor, Group, ListingOrder, Page, PaymentSource, RateLimit, Source, SourceError,
+    Cursor, Group, ListingOrder, Page, Payment, PaymentSource, RateLimit, Rejected, SourceError,
 };
 use serde::Deserialize;
 
@@ -15,6 +17,9 @@ use crate::{decode_payments_page, map_links};
 
 /// MKP's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.mijnklantportaal.nl/v1";
+
+/// MKP's documented rate limit: 60 requests per rolling minute, per key.
+pub const RATE_LIMIT: RateLimit = RateLimit::per(60, Duration::from_secs(60));
 
 /// The `User-Agent` of every request: this library and its version.
 pub const USER_AGENT: &str = concat!(
@@ -43,8 +48,8 @@ fn error_message(body: &[u8]) -> Option<String> {
 
 /// A client for MKP's payment links: list them page by page, get one, list a link's payments
 /// page by page. Pages are named by the path and query below the base URL (`None` is the first
-/// page); [`MkpClient::next_page`] turns a page's `next_page_url` into the next one, after
-/// checking that it stays on the configured origin.
+/// page); each page says where its listing continues, after checking that the provider's
+/// `next_page_url` stays on the configured origin.
 #[derive(Debug)]
 pub struct MkpClient {
     api: ApiClient,
@@ -74,12 +79,26 @@ impl MkpClient {
         self.api.base_url().as_str()
     }
 
-    /// `GET /payment-links`: one page of payment links.
+    /// `GET /payment-links`: one page of payment links (`None`: the first page), read into
+    /// groups, with where the listing continues. A link that cannot be read is set aside whole.
     pub async fn payment_links_page(
         &self,
         page: Option<&str>,
-    ) -> Result<Fetched<SimplePage>, SourceError> {
-        self.api.get_json(page.unwrap_or("/payment-links")).await
+    ) -> Result<Fetched<LinksPage>, SourceError> {
+        let fetched = self
+            .api
+            .get_json::<SimplePage>(page.unwrap_or("/payment-links"))
+            .await?;
+        let (groups, rejected) = map_links(&fetched.value.data);
+        let next = self.relative_next(fetched.value.next_page_url.as_deref())?;
+        Ok(Fetched {
+            value: LinksPage {
+                groups,
+                rejected,
+                next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
     }
 
     /// `GET /payment-links/{id}`: one link.
@@ -104,31 +123,56 @@ impl MkpClient {
         })
     }
 
-    /// `GET /payment-links/{id}/payments`: one page of the payments made through a link.
+    /// `GET /payment-links/{id}/payments`: one page of the payments made through `link`
+    /// (`None`: the first page), mapped with the link's description, with where the listing
+    /// continues. A record that cannot be mapped is set aside whole with its reason.
     pub async fn link_payments_page(
         &self,
-        link_id: &str,
+        link: &Group,
         page: Option<&str>,
-    ) -> Result<Fetched<SimplePage>, SourceError> {
-        let first = format!("/payment-links/{}/payments", path_segment(link_id)?);
-        self.api.get_json(page.unwrap_or(&first)).await
+    ) -> Result<Fetched<PaymentsPage>, SourceError> {
+        let first = format!("/payment-links/{}/payments", path_segment(&link.id)?);
+        let fetched = self.api.get(page.unwrap_or(&first)).await?;
+        let (next_page_url, mapped) = decode_payments_page(&fetched.value, Some(link))
+            .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        Ok(Fetched {
+            value: PaymentsPage {
+                payments: mapped.payments,
+                rejected: mapped.rejected,
+                next: self.relative_next(next_page_url.as_deref())?,
+            },
+            rate_limit: fetched.rate_limit,
+        })
     }
 
-    /// Where `page` continues, relative to the base URL; `None` on the last page. Refuses a
-    /// `next_page_url` on another origin than the base URL.
-    pub fn next_page<T>(&self, page: &SimplePage<T>) -> Result<Option<String>, SourceError> {
-        self.relative_next(page.next_page_url.as_deref())
-    }
-
+    /// Where a listing continues, relative to the base URL; refuses a `next_page_url` on
+    /// another origin than the base URL.
     fn relative_next(&self, next: Option<&str>) -> Result<Option<String>, SourceError> {
         next.map(|next| self.api.relative_next(next)).transpose()
     }
 }
 
-/// Where a page of a link's payments is: `page`, or the first page.
-fn link_payments_address(link_id: &str, page: Option<&str>) -> Result<String, SourceError> {
-    let first = format!("/payment-links/{}/payments", path_segment(link_id)?);
-    Ok(page.map_or(first, str::to_owned))
+/// A page of payment links, as [`MkpClient::payment_links_page`] reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinksPage {
+    /// The links that could be read.
+    pub groups: Vec<Group>,
+    /// The links that could not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the link listing continues (relative to the base URL); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A page of one link's payments, as [`MkpClient::link_payments_page`] maps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PaymentsPage {
+    /// The payments that mapped.
+    pub payments: Vec<Payment>,
+    /// The records that did not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the link's payment listing continues (relative to the base URL); `None` on the
+    /// last page.
+    pub next: Option<String>,
 }
 
 /// A link id as a path segment; MKP ids are `plk_` and letters or digits, so anything that
@@ -158,15 +202,24 @@ fn path_segment(id: &str) -> Result<&str, SourceError> {
 pub struct MkpSource {
     client: MkpClient,
     only_links: Option<HashSet<String>>,
+    rate_limit: Option<RateLimit>,
 }
 
 impl MkpSource {
-    /// Every link of the account.
+    /// Every link of the account, paced by MKP's documented [`RATE_LIMIT`].
     pub fn new(client: MkpClient) -> MkpSource {
         MkpSource {
             client,
             only_links: None,
+            rate_limit: Some(RATE_LIMIT),
         }
+    }
+
+    /// Declares another rate limit than MKP's documented one (a key with a different contract,
+    /// or a test server); `None` sends requests unpaced.
+    pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> MkpSource {
+        self.rate_limit = rate_limit;
+        self
     }
 
     /// Only these links' payments. The link list is still read (it carries each link's
@@ -187,8 +240,11 @@ impl MkpSource {
 
     async fn links_page(&self, at: Option<&str>) -> Result<Page, SourceError> {
         let fetched = self.client.payment_links_page(at).await?;
-        let (groups, rejected) = map_links(&fetched.value.data);
-        let listing = self.client.next_page(&fetched.value)?;
+        let LinksPage {
+            groups,
+            rejected,
+            next: listing,
+        } = fetched.value;
         let queued: Vec<Group> = groups
             .iter()
             .filter(|g| {
@@ -213,17 +269,14 @@ impl MkpSource {
     }
 
     async fn group_page(&self, cursor: &Cursor, group: &Group) -> Result<Page, SourceError> {
-        let api = &self.client.api;
         let after_group = Cursor {
             listing: cursor.listing.clone(),
             groups: cursor.groups[1..].to_vec(),
             group_page: None,
         };
-        let fetched = match api
-            .get(&link_payments_address(
-                &group.id,
-                cursor.group_page.as_deref(),
-            )?)
+        let fetched = match self
+            .client
+            .link_payments_page(group, cursor.group_page.as_deref())
             .await
         {
             Ok(fetched) => fetched,
@@ -232,18 +285,13 @@ impl MkpSource {
             Err(SourceError::NotFound { .. }) => {
                 tracing::warn!(link = %group.id, "a listed payment link is gone (404); skipped");
                 return Ok(Page {
-                    payments: Vec::new(),
-                    rejected: Vec::new(),
-                    groups: Vec::new(),
                     next: (!after_group.is_exhausted()).then_some(after_group),
-                    rate_limit: RateLimit::default(),
+                    ..Page::default()
                 });
             }
             Err(error) => return Err(error),
         };
-        let (next_page_url, mapped) = decode_payments_page(&fetched.value, Some(group))
-            .map_err(|e| api.decode_error(&e, &fetched.value))?;
-        let next = match self.client.relative_next(next_page_url.as_deref())? {
+        let next = match fetched.value.next {
             Some(group_page) => Cursor {
                 group_page: Some(group_page),
                 ..cursor.clone()
@@ -251,8 +299,8 @@ impl MkpSource {
             None => after_group,
         };
         Ok(Page {
-            payments: mapped.payments,
-            rejected: mapped.rejected,
+            payments: fetched.value.payments,
+            rejected: fetched.value.rejected,
             groups: Vec::new(),
             next: (!next.is_exhausted()).then_some(next),
             rate_limit: fetched.rate_limit,
@@ -266,12 +314,12 @@ impl PaymentSource for MkpSource {
         "mkp"
     }
 
-    fn source(&self) -> Source {
-        Source::Mkp
-    }
-
     fn order(&self) -> ListingOrder {
         ListingOrder::Groups
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
     }
 
     async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {

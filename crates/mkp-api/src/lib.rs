@@ -34,6 +34,8 @@ mod client;
 mod map;
 mod wire;
 
-pub use client::{DEFAULT_BASE_URL, MkpClient, MkpSource, USER_AGENT};
+pub use client::{
+    DEFAULT_BASE_URL, LinksPage, MkpClient, MkpSource, PaymentsPage, RATE_LIMIT, USER_AGENT,
+};
 pub use map::{UNKNOWN_PROCESSOR, decode_payments_page, map_links, map_payments};
 pub use wire::{PaymentLink, PaymentLinkPayment, SimplePage};

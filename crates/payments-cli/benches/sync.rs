@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use payments_sandbox::{Api, Faults, RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::SqliteStore;
-use payments_sync::{PagerOptions, RateLimit, Summary, SyncOptions, Syncer};
+use payments_sync::{PagerOptions, Summary, SyncOptions, Syncer};
 use payments_testkit::{close_and_settle_all_links_but, mkp, paypro};
 
 fn main() {
@@ -50,11 +50,10 @@ fn sandbox_config(mkp_links: usize, paypro_payments: usize) -> SandboxConfig {
 async fn sync_one(
     store: &Arc<SqliteStore>,
     source: Arc<dyn payments_model::PaymentSource>,
-    rate: Option<RateLimit>,
     options: SyncOptions,
 ) -> (Summary, Duration) {
     let mut syncer = Syncer::new(store.clone(), options);
-    syncer.add_source(source, rate);
+    syncer.add_source(source);
     let started = Instant::now();
     let summary = syncer
         .run()
@@ -93,7 +92,7 @@ async fn paypro_wall_time(dir: &Path) {
         .await;
     let paging = started.elapsed();
     let store = Arc::new(SqliteStore::open(dir.join("target-2.db")).expect("a store"));
-    let (summary, wall) = sync_one(&store, source, None, SyncOptions::full()).await;
+    let (summary, wall) = sync_one(&store, source, SyncOptions::full()).await;
     assert_eq!(paged as u64, summary.counts.new);
     let pages = summary.pages as f64;
     let latency = paging.as_secs_f64() / pages;
@@ -135,17 +134,12 @@ async fn mkp_rate_limited_wall_time(dir: &Path) {
     })
     .await
     .expect("the sandbox starts");
-    let rate = RateLimit {
-        limit: window.limit,
-        window: window.window,
-    };
     let store = Arc::new(SqliteStore::open(dir.join("target-3.db")).expect("a store"));
     let limit = u64::from(window.limit);
     let w = window.window.as_secs_f64();
     for first in [true, false] {
         let before = sandbox.count_status(Api::Mkp, 429);
-        let (summary, wall) =
-            sync_one(&store, mkp(&sandbox), Some(rate), SyncOptions::full()).await;
+        let (summary, wall) = sync_one(&store, mkp(&sandbox), SyncOptions::full()).await;
         let rejected = sandbox.count_status(Api::Mkp, 429) - before;
         let requests = summary.requests;
         let (least, literal) = if first {
@@ -194,9 +188,9 @@ async fn mkp_incremental_requests(dir: &Path) {
         .expect("the sandbox starts");
     close_and_settle_all_links_but(&sandbox, 50);
     let store = Arc::new(SqliteStore::open(dir.join("target-4.db")).expect("a store"));
-    let (full, _) = sync_one(&store, mkp(&sandbox), None, SyncOptions::default()).await;
+    let (full, _) = sync_one(&store, mkp(&sandbox), SyncOptions::default()).await;
     let before = sandbox.requests().len();
-    sync_one(&store, mkp(&sandbox), None, SyncOptions::default()).await;
+    sync_one(&store, mkp(&sandbox), SyncOptions::default()).await;
     let requests = sandbox.requests().len() - before;
     let bound = 1_000usize.div_ceil(sandbox.config().mkp_per_page) + 52;
     report(

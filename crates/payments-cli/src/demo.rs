@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use payments_model::RateLimit;
 use payments_sandbox::{RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
-use payments_sync::{RateLimit, SyncOptions};
+use payments_sync::SyncOptions;
 
 use crate::outcome::{CliError, Exit};
-use crate::sync::{Configured, sync_into};
+use crate::sync::{mkp_source, paypro_source, sync_into};
 
 /// Shows the tool working without a key or a network: starts the sandbox in-process, syncs both
 /// sources into a fresh database file, and prints the summary, a few rows and where the file is.
@@ -70,13 +71,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
         .map_err(|e| CliError::failed(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
     let config = sandbox.config();
     let refused = |e: String| CliError::failed(format!("the sandbox's address is refused: {e}"));
-    let rate = RateLimit {
-        limit: DEMO_RATE.limit,
-        window: DEMO_RATE.window,
-    };
+    let rate = RateLimit::per(DEMO_RATE.limit, DEMO_RATE.window);
     let sources = vec![
-        Configured::mkp(&sandbox.mkp_base_url(), &config.mkp_key, rate).map_err(refused)?,
-        Configured::paypro(&sandbox.paypro_base_url(), &config.paypro_key).map_err(refused)?,
+        mkp_source(&sandbox.mkp_base_url(), &config.mkp_key, Some(rate)).map_err(refused)?,
+        paypro_source(&sandbox.paypro_base_url(), &config.paypro_key).map_err(refused)?,
     ];
     let store = SqliteStore::open(&path)
         .map_err(|e| CliError::config(format!("{e}; pass --db with a path you can write")))?;

@@ -39,7 +39,15 @@ impl CliError {
 }
 
 impl From<payments_sync::StoreError> for CliError {
+    /// A ledger that is not one, or from a newer version, is a configuration error (exit 2);
+    /// another sync holding the lock, a corrupt record or a failing disk fail the work (exit 1).
     fn from(error: payments_sync::StoreError) -> CliError {
-        CliError::failed(error.to_string())
+        use payments_sync::StoreError;
+        match error {
+            StoreError::NotALedger { .. } | StoreError::NewerSchema { .. } => CliError::config(
+                format!("{error}; check that --db (or PAYMENTS_DB) names your payments ledger"),
+            ),
+            _ => CliError::failed(error.to_string()),
+        }
     }
 }

@@ -9,8 +9,9 @@ use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mkp_api::{MkpClient, MkpSource};
 use payments_model::PaymentSource;
+use payments_model::RateLimit;
 use payments_sqlite::SqliteStore;
-use payments_sync::{Event, Events, RateLimit, Summary, SyncError, SyncOptions, Syncer};
+use payments_sync::{Event, Events, Summary, SyncError, SyncOptions, Syncer};
 use paypro_api::{PayProClient, PayProSource};
 
 use crate::DbArgs;
@@ -55,12 +56,14 @@ pub(crate) struct SyncArgs {
     /// The PayPro API.
     #[arg(long, env = "PAYPRO_BASE_URL", default_value = paypro_api::DEFAULT_BASE_URL, value_name = "URL")]
     paypro_base_url: String,
-    /// MKP requests allowed per rate-limit window (MKP allows 60 per rolling minute).
-    #[arg(long, default_value_t = RateLimit::MKP.limit, value_name = "N")]
-    mkp_rate_limit: u32,
-    /// The MKP rate-limit window, in seconds.
-    #[arg(long, default_value_t = RateLimit::MKP.window.as_secs(), value_name = "SECONDS")]
-    mkp_rate_window: u64,
+    /// MKP requests allowed per rate-limit window, when your key's contract differs from
+    /// MKP's documented 60 per rolling minute.
+    #[arg(long, value_name = "N")]
+    mkp_rate_limit: Option<u32>,
+    /// The MKP rate-limit window in seconds, when your key's contract differs from MKP's
+    /// documented 60.
+    #[arg(long, value_name = "SECONDS")]
+    mkp_rate_window: Option<u64>,
 }
 
 /// A source, as named on the command line.
@@ -72,37 +75,30 @@ enum SourceArg {
     Paypro,
 }
 
-/// A source ready to sync, with the pace its credential allows.
-pub(crate) struct Configured {
-    pub(crate) source: Arc<dyn PaymentSource>,
-    pub(crate) rate_limit: Option<RateLimit>,
+/// MKP at `base_url` with `api_key`, paced by the limit MKP documents unless `rate` overrides
+/// it; the error says what is wrong with the URL.
+pub(crate) fn mkp_source(
+    base_url: &str,
+    api_key: &str,
+    rate: Option<RateLimit>,
+) -> Result<Arc<dyn PaymentSource>, String> {
+    let client =
+        MkpClient::with_config(MkpClient::config(base_url, api_key)).map_err(|e| e.to_string())?;
+    let source = MkpSource::new(client);
+    Ok(Arc::new(match rate {
+        Some(rate) => source.with_rate_limit(Some(rate)),
+        None => source,
+    }))
 }
 
-impl Configured {
-    /// MKP at `base_url` with `api_key`, paced by `rate`; the error says what is wrong with
-    /// the URL.
-    pub(crate) fn mkp(
-        base_url: &str,
-        api_key: &str,
-        rate: RateLimit,
-    ) -> Result<Configured, String> {
-        let client = MkpClient::with_config(MkpClient::config(base_url, api_key))
-            .map_err(|e| e.to_string())?;
-        Ok(Configured {
-            source: Arc::new(MkpSource::new(client)),
-            rate_limit: Some(rate),
-        })
-    }
-
-    /// PayPro at `base_url` with `api_key`; the error says what is wrong with the URL.
-    pub(crate) fn paypro(base_url: &str, api_key: &str) -> Result<Configured, String> {
-        let client = PayProClient::with_config(PayProClient::config(base_url, api_key))
-            .map_err(|e| e.to_string())?;
-        Ok(Configured {
-            source: Arc::new(PayProSource::new(client)),
-            rate_limit: None,
-        })
-    }
+/// PayPro at `base_url` with `api_key`; the error says what is wrong with the URL.
+pub(crate) fn paypro_source(
+    base_url: &str,
+    api_key: &str,
+) -> Result<Arc<dyn PaymentSource>, String> {
+    let client = PayProClient::with_config(PayProClient::config(base_url, api_key))
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(PayProSource::new(client)))
 }
 
 impl SyncArgs {
@@ -114,23 +110,31 @@ impl SyncArgs {
         }
     }
 
-    fn configured(&self) -> Result<Vec<Configured>, CliError> {
+    /// The MKP rate limit the flags ask for, if they override MKP's documented one.
+    fn mkp_rate(&self) -> Result<Option<RateLimit>, CliError> {
+        if self.mkp_rate_limit.is_none() && self.mkp_rate_window.is_none() {
+            return Ok(None);
+        }
+        let limit = self.mkp_rate_limit.unwrap_or(mkp_api::RATE_LIMIT.limit);
+        let window = self
+            .mkp_rate_window
+            .map_or(mkp_api::RATE_LIMIT.window, Duration::from_secs);
+        if limit == 0 || window.is_zero() {
+            return Err(CliError::config(
+                "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
+            ));
+        }
+        Ok(Some(RateLimit::per(limit, window)))
+    }
+
+    fn configured(&self) -> Result<Vec<Arc<dyn PaymentSource>>, CliError> {
         let key = |key: &Option<String>| key.clone().filter(|k| !k.trim().is_empty());
         let wanted = |source: SourceArg| self.sources.is_empty() || self.sources.contains(&source);
         let mut configured = Vec::new();
         match key(&self.mkp_api_key) {
             Some(api_key) if wanted(SourceArg::Mkp) => {
-                if self.mkp_rate_limit == 0 || self.mkp_rate_window == 0 {
-                    return Err(CliError::config(
-                        "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
-                    ));
-                }
-                let rate = RateLimit {
-                    limit: self.mkp_rate_limit,
-                    window: Duration::from_secs(self.mkp_rate_window),
-                };
                 configured.push(
-                    Configured::mkp(&self.mkp_base_url, &api_key, rate)
+                    mkp_source(&self.mkp_base_url, &api_key, self.mkp_rate()?)
                         .map_err(|e| CliError::config(format!("MKP_BASE_URL: {e}")))?,
                 );
             }
@@ -144,7 +148,7 @@ impl SyncArgs {
         match key(&self.paypro_api_key) {
             Some(api_key) if wanted(SourceArg::Paypro) => {
                 configured.push(
-                    Configured::paypro(&self.paypro_base_url, &api_key)
+                    paypro_source(&self.paypro_base_url, &api_key)
                         .map_err(|e| CliError::config(format!("PAYPRO_BASE_URL: {e}")))?,
                 );
             }
@@ -174,14 +178,14 @@ pub(crate) async fn run(args: SyncArgs) -> Result<Exit, CliError> {
 /// line per source on stdout; the exit code says how it went.
 pub(crate) async fn sync_into(
     store: Arc<SqliteStore>,
-    sources: Vec<Configured>,
+    sources: Vec<Arc<dyn PaymentSource>>,
     options: SyncOptions,
 ) -> Result<Exit, CliError> {
-    let _lock = store.lock_for_sync().map_err(|e| CliError::failed(e.0))?;
-    let progress = Arc::new(Progress::new(sources.iter().map(|c| c.source.name())));
+    let _lock = store.lock_for_sync()?;
+    let progress = Arc::new(Progress::new(sources.iter().map(|s| s.name())));
     let mut syncer = Syncer::new(store, options);
-    for configured in sources {
-        syncer.add_source(configured.source, configured.rate_limit);
+    for source in sources {
+        syncer.add_source(source);
     }
     let events = progress.clone();
     syncer.with_events(Events::to(move |event| events.show(event)));
@@ -220,10 +224,12 @@ pub(crate) async fn sync_into(
 pub(crate) fn summary_line(summary: &Summary) -> String {
     let run = match summary.run {
         Some(payments_sync::RunKind::Full) => "full run",
-        Some(payments_sync::RunKind::DeepSweep) => {
-            "deep sweep (the last 90 days, for late refunds and chargebacks)"
-        }
+        Some(payments_sync::RunKind::DeepSweep) => &format!(
+            "deep sweep (the last {} days, for late refunds and chargebacks)",
+            SyncOptions::default().deep_sweep_window.as_secs() / 86_400
+        ),
         Some(payments_sync::RunKind::Incremental) | None => "incremental run",
+        // The CLI runs with the default options, so their window is the one it used.
     };
     let counts = &summary.counts;
     let mut line = format!(

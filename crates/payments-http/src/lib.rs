@@ -40,7 +40,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use payments_model::{RateLimit, SourceError, TransportKind};
+use payments_model::{RateLimitHeaders, SourceError, TransportKind};
 use reqwest::header::{self, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -150,7 +150,7 @@ pub struct Fetched<T> {
     /// The decoded body.
     pub value: T,
     /// The rate-limit headers.
-    pub rate_limit: RateLimit,
+    pub rate_limit: RateLimitHeaders,
 }
 
 /// A GET-only JSON client over one base URL. See the crate docs.
@@ -368,7 +368,7 @@ impl ApiClient {
         &self,
         status: u16,
         headers: &HeaderMap,
-        rate_limit: RateLimit,
+        rate_limit: RateLimitHeaders,
         relative: &str,
         body: &[u8],
     ) -> SourceError {
@@ -507,11 +507,11 @@ impl ApiClient {
 }
 
 /// The `X-RateLimit-*` headers of a response.
-pub fn rate_limit(headers: &HeaderMap) -> RateLimit {
+pub fn rate_limit(headers: &HeaderMap) -> RateLimitHeaders {
     fn number<N: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<N> {
         headers.get(name)?.to_str().ok()?.trim().parse().ok()
     }
-    RateLimit {
+    RateLimitHeaders {
         limit: number(headers, "x-ratelimit-limit"),
         remaining: number(headers, "x-ratelimit-remaining"),
         reset: number(headers, "x-ratelimit-reset"),

@@ -35,7 +35,8 @@ pub use mapping::{MapError, Mapped, Rejected, decode_records, map_all, map_recor
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{
-    Cursor, Group, ListingOrder, Page, PaymentSource, RateLimit, SourceError, TransportKind,
+    Cursor, Group, ListingOrder, Page, PaymentSource, RateLimit, RateLimitHeaders, SourceError,
+    TransportKind,
 };
 pub use status::{PaymentStatus, mkp_status, paypro_status};
 

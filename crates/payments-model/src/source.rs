@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::{Payment, Rejected, Source};
+use crate::{Payment, Rejected};
 
 /// A source of payments that fetches *one page* at a time and says where to go next.
 ///
@@ -15,16 +15,25 @@ use crate::{Payment, Rejected, Source};
 /// the caller (the `payments-sync` crate). A source may have a top-level listing (PayPro's
 /// payments, MKP's payment links) whose items open *groups* with listings of their own (an MKP
 /// link's payments). The [`Cursor`] spans both, so a checkpoint can resume anywhere.
+///
+/// A source *declares* what the caller's policy needs, so nobody pairs it with its limits by
+/// hand: its [`RateLimit`], the [`ListingOrder`] of its top-level listing, and (with
+/// [`ListingOrder::Groups`]) that it has sub-listings. A page fetched at a cursor whose
+/// [`Cursor::groups`] is not empty lists the payments of the first of those groups.
 #[async_trait]
 pub trait PaymentSource: Send + Sync {
     /// A stable key for checkpoints, such as `"mkp"` or `"paypro"`.
     fn name(&self) -> &str;
 
-    /// Which provider the payments come from.
-    fn source(&self) -> Source;
-
-    /// The order of the top-level listing, which decides how an incremental run may stop early.
+    /// The order of the top-level listing, which decides how an incremental run may stop early,
+    /// and whether the source has sub-listings ([`ListingOrder::Groups`]).
     fn order(&self) -> ListingOrder;
+
+    /// How many requests the provider allows per window for this source's credential; `None`
+    /// when it documents no limit. The caller paces every request by it.
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
 
     /// Fetches the page at `cursor` (`None`: the first page of the top-level listing).
     ///
@@ -38,8 +47,9 @@ pub trait PaymentSource: Send + Sync {
 pub enum ListingOrder {
     /// Payments, most recent `created_at` first (PayPro): paging can stop past a horizon.
     NewestFirst,
-    /// Groups in an undocumented order (MKP links): every listing page must be read, and the
-    /// caller decides per group whether to read its payments.
+    /// Groups with sub-listings, in an undocumented order (MKP links, each listing its own
+    /// payments): every listing page must be read, and the caller decides per group whether to
+    /// read its payments.
     Groups,
 }
 
@@ -97,12 +107,28 @@ pub struct Page {
     /// Where to continue; `None` when this was the last page of the whole walk.
     pub next: Option<Cursor>,
     /// What the response said about the rate limit.
-    pub rate_limit: RateLimit,
+    pub rate_limit: RateLimitHeaders,
+}
+
+/// A provider's rate limit: at most `limit` requests in any rolling `window` for one credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed in any window.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// `limit` requests per `window`.
+    pub const fn per(limit: u32, window: Duration) -> RateLimit {
+        RateLimit { limit, window }
+    }
 }
 
 /// What a response said about the rate limit of the credential (all optional: PayPro says nothing).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateLimit {
+pub struct RateLimitHeaders {
     /// `X-RateLimit-Limit`: requests allowed per window.
     pub limit: Option<u32>,
     /// `X-RateLimit-Remaining`: requests left in the current window.
@@ -152,7 +178,7 @@ pub enum SourceError {
         /// How long the provider asked to wait (`Retry-After` or `X-RateLimit-Reset`).
         retry_after: Option<Duration>,
         /// The rate-limit headers of the response.
-        rate_limit: RateLimit,
+        rate_limit: RateLimitHeaders,
     },
     /// 5xx: the provider failed. Retryable.
     #[error("{provider} failed (HTTP {status}){}: {excerpt}", WaitHint(*retry_after))]

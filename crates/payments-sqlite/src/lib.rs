@@ -25,35 +25,38 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Payment, PaymentStatus, Source};
 use payments_sync::{
-    Change, Checkpoint, CommitCounts, GroupState, PageCommit, RunKind, RunRecord, SourceState,
-    StatusChange, Store, StoreError, Summary, status_change,
+    Checkpoint, Commit, CommitCounts, GroupState, RunKind, RunRecord, SourceState, StatusChange,
+    Store, StoreError, Summary,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("schema-1.sql"),
     include_str!("schema-2.sql"),
     include_str!("schema-3.sql"),
+    include_str!("schema-4.sql"),
 ];
 
 /// The ledger in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    connection: Mutex<Connection>,
+    /// Shared with the blocking tasks that run the [`Store`] methods off the async threads.
+    connection: Arc<Mutex<Connection>>,
 }
 
 /// Held while a sync runs; dropping it (or the process ending, even by a crash) releases it.
@@ -75,8 +78,24 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// Classifies a SQLite failure: a file that is not a database is not a ledger, a damaged one is
+/// corrupt, and anything else (I/O, a full disk, a read-only file) is a backend failure.
 fn store_error(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |err| StoreError(format!("{context}: {err}"))
+    move |err| match err.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::NotALedger {
+            ledger: context.to_owned(),
+            detail: err.to_string(),
+        },
+        Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            what: context.to_owned(),
+            detail: err.to_string(),
+        },
+        _ => StoreError::backend(context, err),
+    }
+}
+
+fn json_error(context: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |err| StoreError::backend(context, err)
 }
 
 /// Fixed-width UTC text, so that text order is time order.
@@ -93,7 +112,7 @@ impl SqliteStore {
     /// Opens (creating when needed) the database at `path` and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let context = format!("cannot open the database {}", path.display());
+        let context = path.display().to_string();
         let mut connection = Connection::open(&path).map_err(store_error(&context))?;
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
@@ -101,7 +120,7 @@ impl SqliteStore {
         migrate(&mut connection, &path)?;
         Ok(SqliteStore {
             path,
-            connection: Mutex::new(connection),
+            connection: Arc::new(Mutex::new(connection)),
         })
     }
 
@@ -119,28 +138,36 @@ impl SqliteStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| {
-                StoreError(format!(
-                    "cannot create the lock file {}: {e}",
-                    lock_path.display()
-                ))
+                StoreError::backend(
+                    format!("cannot create the lock file {}", lock_path.display()),
+                    e,
+                )
             })?;
         match file.try_lock() {
             Ok(()) => Ok(SyncLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError(format!(
-                "another sync is running on {}; wait for it to finish (its lock is released when it exits)",
-                self.path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(StoreError(format!(
-                "cannot lock {}: {e}",
-                lock_path.display()
-            ))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+                ledger: self.path.display().to_string(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::backend(
+                format!("cannot lock {}", lock_path.display()),
+                e,
+            )),
         }
     }
 
-    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.connection)
+    }
+
+    /// Runs `work` on the connection in a blocking task, off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || work(&mut lock(&connection)))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
     }
 
     /// Calls `each` for every payment matching `filter`, sorted by `created_at` (as an instant)
@@ -190,11 +217,7 @@ impl SqliteStore {
             .map_err(store_error("cannot read payments"))?;
         while let Some(row) = rows.next().map_err(store_error("cannot read payments"))? {
             let record: String = row.get(0).map_err(store_error("cannot read payments"))?;
-            let payment: Payment = serde_json::from_str(&record).map_err(|e| {
-                StoreError(format!(
-                    "a stored payment no longer reads back ({e}): {record}"
-                ))
-            })?;
+            let payment = read_record(&record)?;
             each(payment)?;
         }
         Ok(())
@@ -252,12 +275,15 @@ impl SqliteStore {
             .map_err(store_error("cannot read the history"))?;
         let rows = statement
             .query_map([payment_id], |row| {
-                let status = |word: String, raw: String| stored_status(&word, &raw);
+                let (from_word, to_word): (String, String) = (row.get(0)?, row.get(1)?);
+                let (from_raw, to_raw): (String, String) = (row.get(2)?, row.get(3)?);
                 let observed: String = row.get(4)?;
                 Ok(StatusChange {
                     id: payment_id.to_owned(),
-                    from: status(row.get(0)?, row.get(2)?),
-                    to: status(row.get(1)?, row.get(3)?),
+                    from: stored_status(&from_word, &from_raw),
+                    to: stored_status(&to_word, &to_raw),
+                    from_provider_status: from_raw,
+                    to_provider_status: to_raw,
                     observed_at: observed.parse().unwrap_or_default(),
                     backwards: row.get(5)?,
                 })
@@ -307,15 +333,36 @@ impl SqliteStore {
 }
 
 fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let context = format!("cannot migrate the database {}", path.display());
+    let ledger = path.display().to_string();
+    let context = format!("cannot migrate the database {ledger}");
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(store_error(&context))?;
+        .map_err(store_error(&ledger))?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError(format!(
-            "the database {} has schema version {version}, newer than this build's {SCHEMA_VERSION}; use a newer `payments`",
-            path.display()
-        )));
+        return Err(StoreError::NewerSchema {
+            ledger,
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        // A new ledger starts from an empty file; a database with tables of its own belongs
+        // to another program and is left untouched.
+        let tables: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(store_error(&ledger))?;
+        if tables > 0 {
+            return Err(StoreError::NotALedger {
+                ledger,
+                detail: format!(
+                    "a SQLite database with {tables} tables or indexes of another program"
+                ),
+            });
+        }
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let transaction = connection.transaction().map_err(store_error(&context))?;
@@ -343,11 +390,23 @@ fn read_checkpoint(
         .optional()
         .map_err(store_error("cannot read the checkpoint"))?;
     text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| {
-            StoreError(format!("the checkpoint of {source_name} does not read back ({e}); run `payments sync --full` to start over"))
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt {
+            what: format!("the checkpoint of {source_name}"),
+            detail: e.to_string(),
         })
     })
     .transpose()
+}
+
+fn read_record(record: &str) -> Result<Payment, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::Corrupt {
+        what: "a stored payment".to_owned(),
+        detail: format!("{e}: {record}"),
+    })
+}
+
+fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    connection.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A status as stored: its unified word, and the raw word that `unknown` stands for.
@@ -362,148 +421,154 @@ fn parse_utc(text: &str) -> Option<DateTime<FixedOffset>> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn source_state(
+    async fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
+        let source = source.to_owned();
+        self.blocking(move |connection| {
+            let context = "cannot read the sync state";
+            let checkpoint = read_checkpoint(connection, &source)?;
+            let mut groups = connection
+                .prepare("SELECT id, state FROM groups WHERE source_name = ? AND state IS NOT NULL")
+                .map_err(store_error(context))?;
+            let rows = groups
+                .query_map([&source], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(store_error(context))?;
+            let mut state = SourceState {
+                checkpoint,
+                groups: HashMap::new(),
+            };
+            for row in rows {
+                let (id, text) = row.map_err(store_error(context))?;
+                let group: GroupState =
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        what: format!("the state of group {id} of {source}"),
+                        detail: e.to_string(),
+                    })?;
+                state.groups.insert(id, group);
+            }
+            Ok(state)
+        })
+        .await
+    }
+
+    async fn oldest_created(
         &self,
         source: &str,
-        unsettled_since: DateTime<Utc>,
-    ) -> Result<SourceState, StoreError> {
-        let connection = self.connection();
-        let context = "cannot read the sync state";
-        let checkpoint = read_checkpoint(&connection, source)?;
-        let oldest_unsettled: Option<String> = connection
-            .query_row(
-                "SELECT MIN(created_at_utc) FROM payments WHERE source_name = ?1 AND status IN ('open', 'pending', 'unknown') AND created_at_utc >= ?2",
-                params![source, now_text(unsettled_since)],
-                |row| row.get(0),
-            )
-            .map_err(store_error(context))?;
-        let mut state = SourceState {
-            checkpoint,
-            oldest_unsettled: oldest_unsettled.as_deref().and_then(parse_utc),
-            ..SourceState::default()
-        };
-        let mut groups = connection
-            .prepare("SELECT id, status FROM groups WHERE source_name = ?")
-            .map_err(store_error(context))?;
-        let rows = groups
-            .query_map([source], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(store_error(context))?;
-        for row in rows {
-            let (id, status) = row.map_err(store_error(context))?;
-            state.groups.insert(
-                id,
-                GroupState {
-                    status,
-                    ..GroupState::default()
-                },
-            );
+        since: DateTime<Utc>,
+        statuses: &[&str],
+    ) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
+        let mut args = vec![source.to_owned(), now_text(since)];
+        args.extend(statuses.iter().map(|s| (*s).to_owned()));
+        let marks = vec!["?"; statuses.len()].join(", ");
+        self.blocking(move |connection| {
+            let oldest: Option<String> = connection
+                .query_row(
+                    &format!("SELECT MIN(created_at_utc) FROM payments WHERE source_name = ? AND created_at_utc >= ? AND status IN ({marks})"),
+                    rusqlite::params_from_iter(args.iter()),
+                    |row| row.get(0),
+                )
+                .map_err(store_error("cannot read the oldest payment"))?;
+            Ok(oldest.as_deref().and_then(parse_utc))
+        })
+        .await
+    }
+
+    async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        let mut aggregates = connection
-            .prepare(
-                "SELECT payment_link_id,
-                        MAX(created_at_utc),
-                        MAX(CASE WHEN status IN ('open', 'pending', 'unknown') THEN created_at_utc END),
-                        MAX(CASE WHEN status IN ('paid', 'partially_refunded') THEN created_at_utc END)
-                 FROM payments WHERE source_name = ? AND payment_link_id IS NOT NULL GROUP BY payment_link_id",
-            )
-            .map_err(store_error(context))?;
-        let rows = aggregates
-            .query_map([source], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Option<String>>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
+        self.blocking(move |connection| {
+            let context = "cannot read stored payments";
+            let marks = vec!["?"; ids.len()].join(", ");
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT id, record FROM payments WHERE id IN ({marks})"
                 ))
-            })
-            .map_err(store_error(context))?;
-        for row in rows {
-            let (link, newest, unsettled, paid) = row.map_err(store_error(context))?;
-            if let Some(group) = state.groups.get_mut(&link) {
-                group.newest_payment_at = newest.as_deref().and_then(parse_utc);
-                group.newest_unsettled_at = unsettled.as_deref().and_then(parse_utc);
-                group.newest_paid_at = paid.as_deref().and_then(parse_utc);
+                .map_err(store_error(context))?;
+            let mut rows = statement
+                .query(rusqlite::params_from_iter(ids.iter()))
+                .map_err(store_error(context))?;
+            let mut stored = HashMap::new();
+            while let Some(row) = rows.next().map_err(store_error(context))? {
+                let id: String = row.get(0).map_err(store_error(context))?;
+                let record: String = row.get(1).map_err(store_error(context))?;
+                stored.insert(id, read_record(&record)?);
             }
-        }
-        Ok(state)
+            Ok(stored)
+        })
+        .await
     }
 
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let summary = &run.summary;
-        let count = |n: u64| n as i64;
-        self.connection()
-            .execute(
-                "INSERT INTO runs (source_name, started_at, finished_at, kind, resumed, pages, requests, new, changed,
-                    unchanged, backwards, quarantined, waited_ms, error)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    summary.source_name,
-                    now_text(run.started_at),
-                    now_text(run.finished_at),
-                    summary.run.map(RunKind::as_str),
-                    summary.resumed,
-                    count(summary.pages),
-                    count(summary.requests),
-                    count(summary.counts.new),
-                    count(summary.counts.changed),
-                    count(summary.counts.unchanged),
-                    count(summary.counts.backwards),
-                    count(summary.quarantined),
-                    summary.waited.as_millis() as i64,
-                    run.error,
-                ],
+    async fn record_run(&self, run: RunRecord) -> Result<(), StoreError> {
+        self.blocking(move |connection| {
+            let summary = &run.summary;
+            let count = |n: u64| n as i64;
+            connection
+                .execute(
+                    "INSERT INTO runs (source_name, started_at, finished_at, kind, resumed, pages, requests, new, changed,
+                        unchanged, backwards, quarantined, waited_ms, error)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        summary.source_name,
+                        now_text(run.started_at),
+                        now_text(run.finished_at),
+                        summary.run.map(RunKind::as_str),
+                        summary.resumed,
+                        count(summary.pages),
+                        count(summary.requests),
+                        count(summary.counts.new),
+                        count(summary.counts.changed),
+                        count(summary.counts.unchanged),
+                        count(summary.counts.backwards),
+                        count(summary.quarantined),
+                        summary.waited.as_millis() as i64,
+                        run.error,
+                    ],
+                )
+                .map_err(store_error("cannot record the run"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        self.blocking(move |connection| write_commit(connection, &commit))
+            .await
+    }
+}
+
+/// Writes one page's facts in one transaction.
+fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), StoreError> {
+    let context = "cannot commit the page";
+    let transaction = connection.transaction().map_err(store_error(context))?;
+    let observed = now_text(commit.observed_at);
+    {
+        let mut upsert = transaction
+            .prepare_cached(
+                "INSERT INTO payments (id, source_name, source, source_id, status, provider_status, amount, currency,
+                    refunded_amount, created_at, created_at_utc, paid_at, payer_name, description, method, processor,
+                    processor_reference, payment_link_id, customer_id, fail_reason, record, first_seen_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)
+                 ON CONFLICT (id) DO UPDATE SET source_name = excluded.source_name, source = excluded.source,
+                    source_id = excluded.source_id, status = excluded.status, provider_status = excluded.provider_status,
+                    amount = excluded.amount, currency = excluded.currency, refunded_amount = excluded.refunded_amount,
+                    created_at = excluded.created_at, created_at_utc = excluded.created_at_utc, paid_at = excluded.paid_at,
+                    payer_name = excluded.payer_name, description = excluded.description, method = excluded.method,
+                    processor = excluded.processor, processor_reference = excluded.processor_reference,
+                    payment_link_id = excluded.payment_link_id, customer_id = excluded.customer_id,
+                    fail_reason = excluded.fail_reason, record = excluded.record, updated_at = excluded.updated_at",
             )
-            .map_err(store_error("cannot record the run"))?;
-        Ok(())
-    }
-
-    async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError> {
-        let context = "cannot commit the page";
-        let mut connection = self.connection();
-        let transaction = connection.transaction().map_err(store_error(context))?;
-        let observed = now_text(commit.observed_at);
-        let mut counts = CommitCounts::default();
-        {
-            let mut stored = transaction
-                .prepare_cached("SELECT status, provider_status, record FROM payments WHERE id = ?")
-                .map_err(store_error(context))?;
-            // A new payment costs one statement; only a known one is read, compared and updated.
-            let mut insert = transaction
-                .prepare_cached(
-                    "INSERT INTO payments (id, source_name, source, source_id, status, provider_status, amount, currency,
-                        refunded_amount, created_at, created_at_utc, paid_at, payer_name, description, method, processor,
-                        processor_reference, payment_link_id, customer_id, fail_reason, record, first_seen_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .map_err(store_error(context))?;
-            let mut update = transaction
-                .prepare_cached(
-                    "UPDATE payments SET source_name = ?2, source = ?3, source_id = ?4, status = ?5, provider_status = ?6,
-                        amount = ?7, currency = ?8, refunded_amount = ?9, created_at = ?10, created_at_utc = ?11,
-                        paid_at = ?12, payer_name = ?13, description = ?14, method = ?15, processor = ?16,
-                        processor_reference = ?17, payment_link_id = ?18, customer_id = ?19, fail_reason = ?20,
-                        record = ?21, updated_at = ?22
-                     WHERE id = ?1",
-                )
-                .map_err(store_error(context))?;
-            let mut history = transaction
-                .prepare_cached(
-                    "INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status, to_provider_status, observed_at, backwards)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .map_err(store_error(context))?;
-            for payment in commit.payments {
-                let record = serde_json::to_string(payment)
-                    .map_err(|e| StoreError(format!("{context}: {e}")))?;
-                let refunded = payment.refunded_amount.map(|m| m.amount_string());
-                let paid_at = payment
-                    .paid_at
-                    .as_ref()
-                    .map(payments_model::format_timestamp);
-                let values = params![
+            .map_err(store_error(context))?;
+        for payment in &commit.payments {
+            let record = serde_json::to_string(payment).map_err(json_error(context))?;
+            let refunded = payment.refunded_amount.map(|m| m.amount_string());
+            let paid_at = payment
+                .paid_at
+                .as_ref()
+                .map(payments_model::format_timestamp);
+            upsert
+                .execute(params![
                     payment.id,
                     commit.source,
                     payment.source.as_str(),
@@ -526,70 +591,59 @@ impl Store for SqliteStore {
                     payment.fail_reason,
                     record,
                     observed,
-                ];
-                if insert.execute(values).map_err(store_error(context))? == 1 {
-                    counts.count(Change::New, None);
-                    continue;
-                }
-                let (word, raw_before, old_record): (String, String, String) = stored
-                    .query_row([&payment.id], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })
-                    .map_err(store_error(context))?;
-                if old_record == record {
-                    counts.count(Change::Unchanged, None);
-                    continue;
-                }
-                let from = stored_status(&word, &raw_before);
-                let moved = status_change(&payment.id, &from, &payment.status, commit.observed_at);
-                counts.count(Change::Changed, moved.as_ref());
-                update.execute(values).map_err(store_error(context))?;
-                if let Some(moved) = moved {
-                    history
-                        .execute(params![
-                            moved.id,
-                            moved.from.as_str(),
-                            moved.to.as_str(),
-                            raw_before,
-                            payment.provider_status,
-                            observed,
-                            moved.backwards
-                        ])
-                        .map_err(store_error(context))?;
-                }
-            }
-            let mut quarantine = transaction
-                .prepare_cached("INSERT OR IGNORE INTO quarantine (source_name, raw, source_id, reason, first_seen_at) VALUES (?, ?, ?, ?, ?)")
-                .map_err(store_error(context))?;
-            for rejected in commit.rejected {
-                quarantine
-                    .execute(params![
-                        commit.source,
-                        rejected.raw,
-                        rejected.source_id,
-                        rejected.reason,
-                        observed
-                    ])
-                    .map_err(store_error(context))?;
-            }
-            let mut groups = transaction
-                .prepare_cached("INSERT INTO groups (source_name, id, status) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status")
-                .map_err(store_error(context))?;
-            for group in commit.groups {
-                groups
-                    .execute(params![commit.source, group.id, group.status])
-                    .map_err(store_error(context))?;
-            }
-            let checkpoint = serde_json::to_string(commit.checkpoint)
-                .map_err(|e| StoreError(format!("{context}: {e}")))?;
-            transaction
-                .execute(
-                    "INSERT INTO checkpoints (source_name, checkpoint) VALUES (?, ?) ON CONFLICT DO UPDATE SET checkpoint = excluded.checkpoint",
-                    params![commit.source, checkpoint],
-                )
+                ])
                 .map_err(store_error(context))?;
         }
-        transaction.commit().map_err(store_error(context))?;
-        Ok(counts)
+        let mut history = transaction
+            .prepare_cached(
+                "INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status, to_provider_status, observed_at, backwards)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(store_error(context))?;
+        for moved in &commit.history {
+            history
+                .execute(params![
+                    moved.id,
+                    moved.from.as_str(),
+                    moved.to.as_str(),
+                    moved.from_provider_status,
+                    moved.to_provider_status,
+                    now_text(moved.observed_at),
+                    moved.backwards
+                ])
+                .map_err(store_error(context))?;
+        }
+        let mut quarantine = transaction
+            .prepare_cached("INSERT OR IGNORE INTO quarantine (source_name, raw, source_id, reason, first_seen_at) VALUES (?, ?, ?, ?, ?)")
+            .map_err(store_error(context))?;
+        for rejected in &commit.rejected {
+            quarantine
+                .execute(params![
+                    commit.source,
+                    rejected.raw,
+                    rejected.source_id,
+                    rejected.reason,
+                    observed
+                ])
+                .map_err(store_error(context))?;
+        }
+        let mut groups = transaction
+            .prepare_cached("INSERT INTO groups (source_name, id, status, state) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET status = excluded.status, state = excluded.state")
+            .map_err(store_error(context))?;
+        for (id, state) in &commit.groups {
+            let text = serde_json::to_string(state).map_err(json_error(context))?;
+            groups
+                .execute(params![commit.source, id, state.status, text])
+                .map_err(store_error(context))?;
+        }
+        let checkpoint = serde_json::to_string(&commit.checkpoint).map_err(json_error(context))?;
+        transaction
+            .execute(
+                "INSERT INTO checkpoints (source_name, checkpoint) VALUES (?, ?) ON CONFLICT DO UPDATE SET checkpoint = excluded.checkpoint",
+                params![commit.source, checkpoint],
+            )
+            .map_err(store_error(context))?;
     }
+    transaction.commit().map_err(store_error(context))?;
+    Ok(())
 }

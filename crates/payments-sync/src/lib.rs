@@ -1,59 +1,51 @@
 //! Turns any [`payments_model::PaymentSource`] into a complete, exact, up-to-date ledger.
 //!
-//! - [`Pager`] is the one paging loop: pages in order, retries with capped jittered backoff
-//!   within a budget, 429s waited out as told, a proactive [`Limiter`] per credential, and
-//!   guards against repeating cursors and endless sources. [`payments`] turns it into a stream.
-//! - [`Syncer`] drives several sources concurrently into a [`Store`], committing each page
-//!   atomically with the source's checkpoint, so a crash loses at most the page in flight.
-//!   Runs are incremental by default: a newest-first source stops past its horizon, and MKP
-//!   links whose payments cannot have changed are skipped; a deep sweep of the last 90 days
-//!   runs once a day to catch late refunds and chargebacks.
-//! - [`Store`] is the storage boundary ([`MemoryStore`] here; SQLite in `payments-sqlite`).
+//! - [`Pager`] is the one paging loop: it fetches the page at a cursor, retries as
+//!   [`RetryPolicy::decide`] says (capped jittered backoff within a budget, 429s waited out as
+//!   told), paces requests with a [`Limiter`] for the rate limit the source declares, and
+//!   refuses a repeating cursor. [`pages`] and [`payments`] turn it into a stream.
+//! - [`Syncer`] drives several sources, each in a task of its own, into a [`Store`], committing
+//!   each page atomically with the source's checkpoint, so a crash loses at most the page in
+//!   flight. Runs are incremental by default: a newest-first source stops past its horizon,
+//!   and groups whose payments cannot have changed are skipped; a deep sweep runs once a day
+//!   to catch late refunds and chargebacks.
+//! - [`Store`] is the storage boundary: it receives plain facts ([`Commit`]) and answers plain
+//!   questions ([`MemoryStore`] here; SQLite in `payments-sqlite`).
 //!
-//! This crate knows no provider: the clients appear only in its tests.
+//! This crate knows no provider: a source declares what the engine needs (its rate limit, its
+//! listing order, its groups), and the clients appear only in its tests.
 //!
-//! The README's SQLite example, compiled here (the README's own doctests run in `paypro-api`):
+//! # Examples
+//!
+//! Keep a ledger of two sources; each is paced by the rate limit it declares:
 //!
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use mkp_api::{MkpClient, MkpSource};
-//! # use payments_sync::{MemoryStore, RateLimit, SyncOptions, Syncer};
+//! # use payments_sync::{MemoryStore, SyncOptions, Syncer};
 //! # use paypro_api::{PayProClient, PayProSource};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! # let store = Arc::new(MemoryStore::new());
-//! let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
-//! syncer
-//!     .add_source(Arc::new(MkpSource::new(MkpClient::new(std::env::var("MKP_API_KEY")?)?)), Some(RateLimit::MKP))
-//!     .add_source(Arc::new(PayProSource::new(PayProClient::new(std::env::var("PAYPRO_API_KEY")?)?)), None);
-//! for result in syncer.run().await {
-//!     let summary = result?;
-//!     println!("{}: {} new, {} requests", summary.source_name, summary.counts.new, summary.requests);
-//! }
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! # Examples
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use payments_sync::{MemoryStore, RateLimit, SyncOptions, Syncer};
-//! # async fn run(mkp: Arc<dyn payments_model::PaymentSource>, paypro: Arc<dyn payments_model::PaymentSource>) {
 //! let store = Arc::new(MemoryStore::new());
 //! let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
-//! syncer.add_source(mkp, Some(RateLimit::MKP)).add_source(paypro, None);
+//! syncer
+//!     .add_source(Arc::new(MkpSource::new(MkpClient::new(std::env::var("MKP_API_KEY")?)?)))
+//!     .add_source(Arc::new(PayProSource::new(PayProClient::new(std::env::var("PAYPRO_API_KEY")?)?)));
 //! for result in syncer.run().await {
 //!     match result {
-//!         Ok(summary) => println!("{}: {} new, {} changed", summary.source_name, summary.counts.new, summary.counts.changed),
+//!         Ok(summary) => println!("{}: {} new, {} changed, {} requests",
+//!             summary.source_name, summary.counts.new, summary.counts.changed, summary.requests),
 //!         Err(error) => eprintln!("{error}"),
 //!     }
 //! }
+//! # Ok(())
 //! # }
 //! ```
 #![forbid(unsafe_code)]
 
 mod limiter;
 mod pager;
+mod retry;
+mod run;
 mod store;
 mod syncer;
 
@@ -63,14 +55,15 @@ use std::time::Duration;
 
 use payments_model::{Cursor, SourceError};
 
-pub use limiter::{Limiter, RateLimit, Ticket};
-pub use pager::{Pager, PagerOptions, RetryPolicy, payments};
+pub use limiter::{Limiter, LimiterSnapshot, Ticket};
+pub use pager::{Pager, PagerOptions, pages, payments};
+pub use payments_model::RateLimit;
+pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{
-    Change, Checkpoint, CommitCounts, GroupState, MemoryStore, PageCommit, RateLimitSeen, RunKind,
-    RunRecord, SourceState, StatusChange, Store, StoreError, compare, fold_group_state,
-    status_change,
+    Checkpoint, Commit, CommitCounts, GroupState, MemoryStore, RunKind, RunRecord, SourceState,
+    StatusChange, Store, StoreError, Summary,
 };
-pub use syncer::{Summary, SyncOptions, Syncer};
+pub use syncer::{SyncOptions, Syncer};
 
 /// Why a source's run stopped. The checkpoint keeps the last committed page, so the next run
 /// resumes where this one stopped.

@@ -5,31 +5,20 @@
 //! each response it trusts the server's `X-RateLimit-Remaining` over its own count, so a run that
 //! starts right after another one (another process, a cron job) does not trip a 429.
 //!
+//! The provider declares the rate (`PaymentSource::rate_limit`); a [`LimiterSnapshot`] carries
+//! the window from one run to the next.
+//!
 //! A hand-written window rather than a GCRA crate such as `governor`: GCRA cannot be told "the
 //! server says only N remain", which is what keeps back-to-back runs clear of 429s.
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use chrono::{DateTime, Utc};
+use payments_model::RateLimit;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-
-/// `limit` requests per rolling `window`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests allowed in any window.
-    pub limit: u32,
-    /// The window.
-    pub window: Duration,
-}
-
-impl RateLimit {
-    /// MKP's documented limit: 60 requests per rolling minute.
-    pub const MKP: RateLimit = RateLimit {
-        limit: 60,
-        window: Duration::from_secs(60),
-    };
-}
 
 /// One request counted by [`Limiter::acquire`], to hand back with [`Limiter::answered`].
 #[derive(Debug)]
@@ -40,12 +29,34 @@ pub struct Ticket {
     pub waited: Duration,
 }
 
+/// A limiter's state in wall-clock time, so that the next run (another process, a cron job
+/// right after) starts where this one left off: what the server last said remained, and when
+/// this client's requests still in the window were answered. Checkpoints carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimiterSnapshot {
+    /// The server's last `X-RateLimit-Remaining`.
+    pub remaining: u32,
+    /// When the server said so.
+    pub at: DateTime<Utc>,
+    /// When the requests still in the window were answered, oldest first, so the next run
+    /// frees each slot when it really frees rather than all of them a window after `at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<DateTime<Utc>>,
+}
+
 /// A rolling-window limiter shared by every request made with one credential.
 #[derive(Debug)]
 pub struct Limiter {
     rate: RateLimit,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
     /// When each request still inside the window was (or is counted as) made, oldest first.
-    sent: Mutex<VecDeque<Instant>>,
+    sent: VecDeque<Instant>,
+    /// The server's last `X-RateLimit-Remaining`, and when it said so.
+    remaining: Option<(u32, Instant)>,
 }
 
 impl Limiter {
@@ -53,7 +64,7 @@ impl Limiter {
     pub fn new(rate: RateLimit) -> Limiter {
         Limiter {
             rate,
-            sent: Mutex::new(VecDeque::new()),
+            window: Mutex::new(Window::default()),
         }
     }
 
@@ -62,23 +73,30 @@ impl Limiter {
         self.rate
     }
 
+    fn window(&self) -> MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Waits until one more request fits in the window and counts it as made now. Hand the
     /// ticket back with [`Limiter::answered`] when the answer arrives.
     pub async fn acquire(&self) -> Ticket {
         let start = Instant::now();
         loop {
             let wait = {
-                let mut sent = self.sent.lock().await;
+                let mut window = self.window();
                 let now = Instant::now();
-                self.forget_expired(&mut sent, now);
-                if sent.len() < self.rate.limit as usize {
-                    sent.push_back(now);
+                self.forget_expired(&mut window.sent, now);
+                if window.sent.len() < self.rate.limit as usize {
+                    window.sent.push_back(now);
                     return Ticket {
                         stamp: now,
                         waited: start.elapsed(),
                     };
                 }
-                let oldest = *sent.front().expect("a full window has an oldest request");
+                let oldest = *window
+                    .sent
+                    .front()
+                    .expect("a full window has an oldest request");
                 self.rate.window.saturating_sub(now.duration_since(oldest))
             };
             tokio::time::sleep(wait).await;
@@ -88,12 +106,12 @@ impl Limiter {
     /// Counts the request as made when its answer arrived. The server saw it no later than
     /// that, so this window never frees a slot before the server's does (counting from the
     /// moment of sending would, by the time the request took to arrive).
-    pub async fn answered(&self, ticket: Ticket) {
-        let mut sent = self.sent.lock().await;
-        if let Some(index) = sent.iter().rposition(|at| *at == ticket.stamp) {
-            sent.remove(index);
+    pub fn answered(&self, ticket: Ticket) {
+        let mut window = self.window();
+        if let Some(index) = window.sent.iter().rposition(|at| *at == ticket.stamp) {
+            window.sent.remove(index);
         }
-        sent.push_back(Instant::now());
+        window.sent.push_back(Instant::now());
     }
 
     /// Drops the requests that have left the window by `now`.
@@ -106,48 +124,64 @@ impl Limiter {
         }
     }
 
-    /// How long ago each request still in the window was counted, oldest first: what the
-    /// next run needs to start where this one leaves off.
-    pub async fn recent(&self) -> Vec<Duration> {
-        let mut sent = self.sent.lock().await;
-        let now = Instant::now();
-        self.forget_expired(&mut sent, now);
-        sent.iter().map(|at| now.duration_since(*at)).collect()
-    }
-
-    /// Starts from what a previous run saw: its requests answered `requests` ago, and
-    /// `remaining` requests left `age` ago. Whatever else the server counted (another client of
-    /// the same key) is counted as made `age` ago.
-    pub async fn preload(&self, requests: &[Duration], remaining: u32, age: Duration) {
-        let now = Instant::now();
-        let mut sent = self.sent.lock().await;
-        let mut all: Vec<Instant> = sent.drain(..).collect();
-        let ago = |age: Duration| now.checked_sub(age).unwrap_or(now);
-        all.extend(
-            requests
-                .iter()
-                .filter(|age| **age < self.rate.window)
-                .map(|age| ago(*age)),
-        );
-        if age < self.rate.window {
-            let used = self.rate.limit.saturating_sub(remaining) as usize;
-            let counted = all.iter().filter(|at| **at <= ago(age)).count();
-            all.extend(std::iter::repeat_n(ago(age), used.saturating_sub(counted)));
-        }
-        all.sort();
-        sent.extend(all);
-        self.forget_expired(&mut sent, now);
-    }
-
     /// Aligns the count with the server's `X-RateLimit-Remaining`: when the server says fewer
     /// requests remain than this limiter thinks, the difference is counted as made just now.
-    pub async fn observe_remaining(&self, remaining: u32) {
-        let mut sent = self.sent.lock().await;
+    pub fn observe_remaining(&self, remaining: u32) {
+        let mut window = self.window();
         let now = Instant::now();
-        self.forget_expired(&mut sent, now);
-        let believed = (self.rate.limit as usize).saturating_sub(sent.len());
+        self.forget_expired(&mut window.sent, now);
+        let believed = (self.rate.limit as usize).saturating_sub(window.sent.len());
         for _ in remaining as usize..believed {
-            sent.push_back(now);
+            window.sent.push_back(now);
         }
+        window.remaining = Some((remaining, now));
     }
+
+    /// The state to start the next run from, in wall-clock time (`now` is the wall-clock time
+    /// of this instant); `None` until the server has said what remains.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> Option<LimiterSnapshot> {
+        let mut window = self.window();
+        let instant = Instant::now();
+        self.forget_expired(&mut window.sent, instant);
+        let wall = |at: Instant| now - to_chrono(instant.duration_since(at));
+        let (remaining, at) = window.remaining?;
+        Some(LimiterSnapshot {
+            remaining,
+            at: wall(at),
+            requests: window.sent.iter().map(|at| wall(*at)).collect(),
+        })
+    }
+
+    /// Starts from a previous run's [`LimiterSnapshot`] (`now` is the wall-clock time of this
+    /// instant). Whatever else the server counted (another client of the same key) is counted
+    /// as made when the server said what remained.
+    pub fn restore(&self, snapshot: &LimiterSnapshot, now: DateTime<Utc>) {
+        let age = |at: DateTime<Utc>| (now - at).to_std().unwrap_or_default();
+        let instant = Instant::now();
+        let ago = |age: Duration| instant.checked_sub(age).unwrap_or(instant);
+        let mut window = self.window();
+        let mut all: Vec<Instant> = window.sent.drain(..).collect();
+        all.extend(
+            snapshot
+                .requests
+                .iter()
+                .map(|at| age(*at))
+                .filter(|age| *age < self.rate.window)
+                .map(ago),
+        );
+        let seen = age(snapshot.at);
+        if seen < self.rate.window {
+            let used = self.rate.limit.saturating_sub(snapshot.remaining) as usize;
+            let counted = all.iter().filter(|at| **at <= ago(seen)).count();
+            all.extend(std::iter::repeat_n(ago(seen), used.saturating_sub(counted)));
+        }
+        all.sort();
+        window.sent.extend(all);
+        window.remaining = Some((snapshot.remaining, ago(seen)));
+        self.forget_expired(&mut window.sent, instant);
+    }
+}
+
+fn to_chrono(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

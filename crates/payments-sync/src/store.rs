@@ -1,14 +1,20 @@
-//! Where a sync writes: the [`Store`] trait, and [`MemoryStore`], an in-memory implementation.
+//! Where a sync writes: the [`Store`] trait, the plain facts it receives and answers with, and
+//! [`MemoryStore`], an in-memory implementation.
+//!
+//! A store keeps what the engine tells it and answers plain questions. Every rule (what changed,
+//! what "unsettled" means, which payments belong to which group) is decided by the engine
+//! before a commit, so a second store is an addition, not a copy of the engine's rules.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Group, Payment, PaymentStatus, Rejected};
+use payments_model::{Cursor, Payment, PaymentStatus, Rejected};
 use serde::{Deserialize, Serialize};
 
-use crate::Summary;
+use crate::limiter::LimiterSnapshot;
 
 /// What kind of run a checkpoint belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,24 +63,10 @@ pub struct Checkpoint {
     pub last_completed_at: Option<DateTime<Utc>>,
     /// When the last full run or deep sweep finished.
     pub last_deep_at: Option<DateTime<Utc>>,
-    /// The last `X-RateLimit-Remaining` the provider sent, and when, so that the next run
-    /// (another process, a cron job right after) starts its limiter from it.
+    /// The rate limiter's state, so that the next run (another process, a cron job right
+    /// after) starts its limiter from it.
     #[serde(default)]
-    pub rate_limit_seen: Option<RateLimitSeen>,
-}
-
-/// A provider's `X-RateLimit-Remaining`, as last seen, and when this client's own requests in
-/// that window were answered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateLimitSeen {
-    /// Requests left in the window.
-    pub remaining: u32,
-    /// When the response said so.
-    pub at: DateTime<Utc>,
-    /// When this client's requests still in the window were answered, oldest first, so the next
-    /// run frees each slot when it really frees rather than all of them a window after `at`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub requests: Vec<DateTime<Utc>>,
+    pub rate_limit_seen: Option<LimiterSnapshot>,
 }
 
 impl Checkpoint {
@@ -84,45 +76,49 @@ impl Checkpoint {
     }
 }
 
-/// What the store knows of one group (an MKP link) for the incremental decisions.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What the engine knows of one group (an MKP link) for its incremental decisions, folded by
+/// the engine from the group's payments each time it reads them. A store keeps it as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupState {
     /// The group's status word when last listed.
     pub status: String,
-    /// The newest `created_at` among its stored unsettled payments (open, pending, unknown).
+    /// The newest `created_at` among its unsettled payments (open, pending, unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_unsettled_at: Option<DateTime<FixedOffset>>,
-    /// The newest `created_at` among its stored payments.
+    /// The newest `created_at` among its payments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_payment_at: Option<DateTime<FixedOffset>>,
-    /// The newest `created_at` among its stored paid or partially refunded payments.
+    /// The newest `created_at` among its paid or partially refunded payments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_paid_at: Option<DateTime<FixedOffset>>,
 }
 
-/// What a run needs to know about a source before it starts.
+/// What a store keeps of a source between runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceState {
     /// The source's checkpoint, if it ever synced.
     pub checkpoint: Option<Checkpoint>,
-    /// The `created_at` of its oldest unsettled stored payment created since the time asked for.
-    pub oldest_unsettled: Option<DateTime<FixedOffset>>,
-    /// Its groups (MKP links), by id.
+    /// Its groups (MKP links) by id, as last committed.
     pub groups: HashMap<String, GroupState>,
 }
 
-/// One page's worth of changes, committed atomically with the new checkpoint.
-#[derive(Clone, Copy, Debug)]
-pub struct PageCommit<'a> {
+/// One page's facts, committed atomically: everything lands, or nothing does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
     /// The source's checkpoint key.
-    pub source: &'a str,
-    /// The page's payments, upserted by id.
-    pub payments: &'a [Payment],
-    /// The page's records that could not be mapped.
-    pub rejected: &'a [Rejected],
-    /// The groups the page listed.
-    pub groups: &'a [Group],
-    /// The source's new checkpoint.
-    pub checkpoint: &'a Checkpoint,
-    /// When the page was fetched (the time of any status change it shows).
+    pub source: String,
+    /// When the page was fetched (the time of every change it shows).
     pub observed_at: DateTime<Utc>,
+    /// New and changed payments, to store by `id` (replacing the stored version).
+    pub payments: Vec<Payment>,
+    /// The status moves among them, to keep in the history.
+    pub history: Vec<StatusChange>,
+    /// Records that could not be mapped, to quarantine (once per raw record).
+    pub rejected: Vec<Rejected>,
+    /// Groups and their new state, by id.
+    pub groups: Vec<(String, GroupState)>,
+    /// The source's new checkpoint.
+    pub checkpoint: Checkpoint,
 }
 
 /// What a commit changed.
@@ -138,6 +134,16 @@ pub struct CommitCounts {
     pub backwards: u64,
 }
 
+impl CommitCounts {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: CommitCounts) {
+        self.new += other.new;
+        self.changed += other.changed;
+        self.unchanged += other.unchanged;
+        self.backwards += other.backwards;
+    }
+}
+
 /// One row of status history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
@@ -147,34 +153,35 @@ pub struct StatusChange {
     pub from: PaymentStatus,
     /// The status after.
     pub to: PaymentStatus,
+    /// The provider's word before.
+    pub from_provider_status: String,
+    /// The provider's word after.
+    pub to_provider_status: String,
     /// When the change was observed.
     pub observed_at: DateTime<Utc>,
     /// Whether it went backwards.
     pub backwards: bool,
 }
 
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
-
-/// Where a sync writes. Implementations commit each page atomically: payments, history rows,
-/// quarantined records, group states and the checkpoint all land, or none of them do.
-#[async_trait]
-pub trait Store: Send + Sync {
-    /// What a run needs before it starts; `oldest_unsettled` considers only payments created at
-    /// or after `unsettled_since`.
-    async fn source_state(
-        &self,
-        source: &str,
-        unsettled_since: DateTime<Utc>,
-    ) -> Result<SourceState, StoreError>;
-
-    /// Commits one page atomically.
-    async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError>;
-
-    /// Records how a run of one source ended (for `payments status`).
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+/// What one run of one source did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The source's name.
+    pub source_name: String,
+    /// The kind of run (`None` only for a run that failed before it started).
+    pub run: Option<RunKind>,
+    /// Whether it resumed an interrupted run.
+    pub resumed: bool,
+    /// Pages committed.
+    pub pages: u64,
+    /// Requests made, retries included.
+    pub requests: u64,
+    /// New, changed and unchanged payments, and backward status moves.
+    pub counts: CommitCounts,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Time spent waiting for the rate limiter and retries.
+    pub waited: Duration,
 }
 
 /// How one run of one source ended.
@@ -203,77 +210,94 @@ impl RunRecord {
     }
 }
 
-/// Compares a stored payment with a fetched one; writes the history row when the status moved.
-/// Shared by every store so that "changed" and "backwards" mean the same everywhere.
-pub fn compare(
-    stored: Option<&Payment>,
-    fetched: &Payment,
-    observed_at: DateTime<Utc>,
-) -> (Change, Option<StatusChange>) {
-    match stored {
-        None => (Change::New, None),
-        Some(stored) if stored == fetched => (Change::Unchanged, None),
-        Some(stored) => (
-            Change::Changed,
-            status_change(&fetched.id, &stored.status, &fetched.status, observed_at),
-        ),
-    }
+/// Why a store failed. Callers match on the kind; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another sync holds the ledger's lock.
+    #[error(
+        "another sync is running on {ledger}; wait for it to finish (its lock is released when it exits)"
+    )]
+    Locked {
+        /// The ledger (a path, a database name).
+        ledger: String,
+    },
+    /// The file or database is not a payments ledger (another program's data, not a database).
+    #[error("{ledger} is not a payments ledger: {detail}")]
+    NotALedger {
+        /// The ledger.
+        ledger: String,
+        /// What was found instead.
+        detail: String,
+    },
+    /// The ledger was written by a newer version of this software.
+    #[error(
+        "the ledger {ledger} has schema version {found}, newer than this build's {supported}; use a newer version"
+    )]
+    NewerSchema {
+        /// The ledger.
+        ledger: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// Something stored no longer reads back.
+    #[error("{what} does not read back: {detail}")]
+    Corrupt {
+        /// What (a checkpoint, a payment, a group state).
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The storage backend failed (I/O, a full disk, a lost connection).
+    #[error("{context}: {source}")]
+    Backend {
+        /// What was being done.
+        context: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-/// The history row for a payment whose status went from `from` to `to`; `None` when it did not
-/// move. Backward moves (paid → pending) are flagged, never hidden.
-pub fn status_change(
-    id: &str,
-    from: &PaymentStatus,
-    to: &PaymentStatus,
-    observed_at: DateTime<Utc>,
-) -> Option<StatusChange> {
-    (from != to).then(|| StatusChange {
-        id: id.to_owned(),
-        from: from.clone(),
-        to: to.clone(),
-        observed_at,
-        backwards: from.is_backwards_to(to),
-    })
-}
-
-/// How a fetched payment relates to the stored one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// Not stored before.
-    New,
-    /// Stored, and different now.
-    Changed,
-    /// Stored, and the same.
-    Unchanged,
-}
-
-impl CommitCounts {
-    /// Counts one comparison.
-    pub fn count(&mut self, change: Change, history: Option<&StatusChange>) {
-        match change {
-            Change::New => self.new += 1,
-            Change::Changed => self.changed += 1,
-            Change::Unchanged => self.unchanged += 1,
+impl StoreError {
+    /// A backend failure while doing `context`.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Backend {
+            context: context.into(),
+            source: source.into(),
         }
-        if history.is_some_and(|h| h.backwards) {
-            self.backwards += 1;
-        }
     }
 }
 
-/// Folds a payment into its group's state.
-pub fn fold_group_state(state: &mut GroupState, payment: &Payment) {
-    if payment.status.is_unsettled() {
-        state.newest_unsettled_at = state.newest_unsettled_at.max(Some(payment.created_at));
-    }
-    state.newest_payment_at = state.newest_payment_at.max(Some(payment.created_at));
-    if matches!(
-        payment.status,
-        PaymentStatus::Paid | PaymentStatus::PartiallyRefunded
-    ) {
-        state.newest_paid_at = state.newest_paid_at.max(Some(payment.created_at));
-    }
+/// Where a sync writes. Each [`Store::commit`] is atomic: payments, history rows, quarantined
+/// records, group states and the checkpoint all land, or none of them do.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// What the store keeps of `source` between runs: its checkpoint and its groups.
+    async fn source_state(&self, source: &str) -> Result<SourceState, StoreError>;
+
+    /// The `created_at` of the oldest payment of `source` created at or after `since` whose
+    /// unified status is one of `statuses`.
+    async fn oldest_created(
+        &self,
+        source: &str,
+        since: DateTime<Utc>,
+        statuses: &[&str],
+    ) -> Result<Option<DateTime<FixedOffset>>, StoreError>;
+
+    /// The stored versions of the payments with these ids (those it has).
+    async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError>;
+
+    /// Commits one page's facts atomically.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Records how a run of one source ended (for `payments status`).
+    async fn record_run(&self, run: RunRecord) -> Result<(), StoreError>;
 }
 
 /// An in-memory [`Store`], for tests and for library users who keep their own storage.
@@ -287,7 +311,7 @@ struct Memory {
     payments: HashMap<String, (String, Payment)>,
     history: Vec<StatusChange>,
     rejected: Vec<(String, Rejected)>,
-    groups: HashMap<(String, String), String>,
+    groups: HashMap<String, HashMap<String, GroupState>>,
     checkpoints: HashMap<String, Checkpoint>,
     runs: Vec<RunRecord>,
 }
@@ -298,10 +322,18 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
+    fn inner(&self) -> MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Every stored payment, sorted by `created_at` then `id`.
     pub fn payments(&self) -> Vec<Payment> {
-        let inner = self.inner.lock().expect("memory store lock");
-        let mut payments: Vec<Payment> = inner.payments.values().map(|(_, p)| p.clone()).collect();
+        let mut payments: Vec<Payment> = self
+            .inner()
+            .payments
+            .values()
+            .map(|(_, p)| p.clone())
+            .collect();
         payments.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
@@ -312,127 +344,97 @@ impl MemoryStore {
 
     /// The status history, in the order it was observed.
     pub fn history(&self) -> Vec<StatusChange> {
-        self.inner
-            .lock()
-            .expect("memory store lock")
-            .history
-            .clone()
+        self.inner().history.clone()
     }
 
     /// The quarantined records.
     pub fn rejected(&self) -> Vec<Rejected> {
-        let inner = self.inner.lock().expect("memory store lock");
-        inner.rejected.iter().map(|(_, r)| r.clone()).collect()
+        self.inner()
+            .rejected
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     /// The recorded runs, oldest first.
     pub fn runs(&self) -> Vec<RunRecord> {
-        self.inner.lock().expect("memory store lock").runs.clone()
+        self.inner().runs.clone()
     }
 
     /// A source's checkpoint.
     pub fn checkpoint(&self, source: &str) -> Option<Checkpoint> {
-        self.inner
-            .lock()
-            .expect("memory store lock")
-            .checkpoints
-            .get(source)
-            .cloned()
+        self.inner().checkpoints.get(source).cloned()
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn source_state(
+    async fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
+        let inner = self.inner();
+        Ok(SourceState {
+            checkpoint: inner.checkpoints.get(source).cloned(),
+            groups: inner.groups.get(source).cloned().unwrap_or_default(),
+        })
+    }
+
+    async fn oldest_created(
         &self,
         source: &str,
-        unsettled_since: DateTime<Utc>,
-    ) -> Result<SourceState, StoreError> {
-        let inner = self.inner.lock().expect("memory store lock");
-        let mut state = SourceState {
-            checkpoint: inner.checkpoints.get(source).cloned(),
-            ..SourceState::default()
-        };
-        for ((owner, id), status) in &inner.groups {
-            if owner == source {
-                state.groups.insert(
-                    id.clone(),
-                    GroupState {
-                        status: status.clone(),
-                        ..GroupState::default()
-                    },
-                );
-            }
-        }
-        for (owner, payment) in inner.payments.values() {
-            if owner != source {
-                continue;
-            }
-            if payment.status.is_unsettled() && payment.created_at >= unsettled_since {
-                state.oldest_unsettled = Some(
-                    state
-                        .oldest_unsettled
-                        .map_or(payment.created_at, |t| t.min(payment.created_at)),
-                );
-            }
-            if let Some(group) = payment
-                .payment_link_id
-                .as_ref()
-                .and_then(|id| state.groups.get_mut(id))
-            {
-                fold_group_state(group, payment);
-            }
-        }
-        Ok(state)
+        since: DateTime<Utc>,
+        statuses: &[&str],
+    ) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
+        Ok(self
+            .inner()
+            .payments
+            .values()
+            .filter(|(owner, payment)| {
+                owner == source
+                    && payment.created_at >= since
+                    && statuses.contains(&payment.status.as_str())
+            })
+            .map(|(_, payment)| payment.created_at)
+            .min())
     }
 
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.inner
-            .lock()
-            .expect("memory store lock")
-            .runs
-            .push(run.clone());
-        Ok(())
+    async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError> {
+        let inner = self.inner();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| {
+                let (_, payment) = inner.payments.get(&id)?;
+                Some((id, payment.clone()))
+            })
+            .collect())
     }
 
-    async fn commit(&self, commit: PageCommit<'_>) -> Result<CommitCounts, StoreError> {
-        let mut inner = self.inner.lock().expect("memory store lock");
-        let mut counts = CommitCounts::default();
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let mut inner = self.inner();
         for payment in commit.payments {
-            let (change, history) = compare(
-                inner.payments.get(&payment.id).map(|(_, p)| p),
-                payment,
-                commit.observed_at,
-            );
-            counts.count(change, history.as_ref());
-            if change != Change::Unchanged {
-                inner.payments.insert(
-                    payment.id.clone(),
-                    (commit.source.to_owned(), payment.clone()),
-                );
-            }
-            inner.history.extend(history);
+            inner
+                .payments
+                .insert(payment.id.clone(), (commit.source.clone(), payment));
         }
+        inner.history.extend(commit.history);
         for rejected in commit.rejected {
             let seen = inner
                 .rejected
                 .iter()
-                .any(|(owner, r)| owner == commit.source && r.raw == rejected.raw);
+                .any(|(owner, r)| *owner == commit.source && r.raw == rejected.raw);
             if !seen {
-                inner
-                    .rejected
-                    .push((commit.source.to_owned(), rejected.clone()));
+                inner.rejected.push((commit.source.clone(), rejected));
             }
         }
-        for group in commit.groups {
-            inner.groups.insert(
-                (commit.source.to_owned(), group.id.clone()),
-                group.status.clone(),
-            );
-        }
         inner
-            .checkpoints
-            .insert(commit.source.to_owned(), commit.checkpoint.clone());
-        Ok(counts)
+            .groups
+            .entry(commit.source.clone())
+            .or_default()
+            .extend(commit.groups);
+        inner.checkpoints.insert(commit.source, commit.checkpoint);
+        Ok(())
+    }
+
+    async fn record_run(&self, run: RunRecord) -> Result<(), StoreError> {
+        self.inner().runs.push(run);
+        Ok(())
     }
 }

@@ -1,18 +1,16 @@
 //! Drives sources into a store: one atomic commit per page, incremental by default.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Group, ListingOrder, Page, PaymentSource, PaymentStatus};
+use chrono::Utc;
+use payments_model::{ListingOrder, PaymentSource, RateLimit};
 
-use crate::limiter::{Limiter, RateLimit};
-use crate::pager::{Pager, PagerOptions, RetryPolicy};
-use crate::store::{
-    Checkpoint, CommitCounts, GroupState, PageCommit, RateLimitSeen, RunKind, RunRecord,
-    SourceState, Store,
-};
+use crate::limiter::Limiter;
+use crate::pager::{Pager, PagerOptions};
+use crate::retry::RetryPolicy;
+use crate::run::{Prepared, SourceRun, to_chrono, unsettled_words};
+use crate::store::{CommitCounts, RunRecord, Store, StoreError, Summary};
 use crate::{Event, Events, SyncError};
 
 /// How a run decides what to read.
@@ -60,34 +58,15 @@ impl SyncOptions {
     }
 }
 
-/// What one run of one source did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// The source's name.
-    pub source_name: String,
-    /// The kind of run (`None` only for a run that failed before it started).
-    pub run: Option<RunKind>,
-    /// Whether it resumed an interrupted run.
-    pub resumed: bool,
-    /// Pages committed.
-    pub pages: u64,
-    /// Requests made, retries included.
-    pub requests: u64,
-    /// New, changed and unchanged payments, and backward status moves.
-    pub counts: CommitCounts,
-    /// Records quarantined.
-    pub quarantined: u64,
-    /// Time spent waiting for the rate limiter and retries.
-    pub waited: Duration,
-}
-
+/// What a source runs with: the source, and the limiter pacing its credential.
+#[derive(Clone)]
 struct SourceSetup {
     source: Arc<dyn PaymentSource>,
-    limiter: Option<Arc<Limiter>>,
+    rate_limit: Option<RateLimit>,
 }
 
-/// Drives one or more sources into a [`Store`]: sources concurrently, the pages of each source
-/// in order, each page committed atomically with the source's new checkpoint.
+/// Drives one or more sources into a [`Store`]: each source in a task of its own, the pages of
+/// each source in order, each page committed atomically with the source's new checkpoint.
 pub struct Syncer<S: Store> {
     store: Arc<S>,
     sources: Vec<SourceSetup>,
@@ -106,16 +85,20 @@ impl<S: Store> Syncer<S> {
         }
     }
 
-    /// Adds a source; `rate_limit` paces its requests (MKP: [`RateLimit::MKP`]).
-    pub fn add_source(
+    /// Adds a source, paced by the rate limit it declares ([`PaymentSource::rate_limit`]).
+    pub fn add_source(&mut self, source: Arc<dyn PaymentSource>) -> &mut Self {
+        let rate_limit = source.rate_limit();
+        self.add_source_with_rate_limit(source, rate_limit)
+    }
+
+    /// Adds a source paced by `rate_limit` instead of the limit it declares (a key with
+    /// another contract, a test server); `None` sends its requests unpaced.
+    pub fn add_source_with_rate_limit(
         &mut self,
         source: Arc<dyn PaymentSource>,
         rate_limit: Option<RateLimit>,
     ) -> &mut Self {
-        self.sources.push(SourceSetup {
-            source,
-            limiter: rate_limit.map(|rate| Arc::new(Limiter::new(rate))),
-        });
+        self.sources.push(SourceSetup { source, rate_limit });
         self
     }
 
@@ -125,266 +108,182 @@ impl<S: Store> Syncer<S> {
         self
     }
 
-    /// Runs every source once, concurrently; one result per source, in the order added.
+    /// Runs every source once, each in a task of its own so that one source's paging or
+    /// commits never hold up another's; one result per source, in the order added.
     pub async fn run(&self) -> Vec<Result<Summary, SyncError>> {
-        futures::future::join_all(self.sources.iter().map(|setup| self.run_source(setup))).await
+        let tasks: Vec<_> = self
+            .sources
+            .iter()
+            .map(|setup| {
+                let run = SourceTask {
+                    store: self.store.clone(),
+                    setup: setup.clone(),
+                    options: self.options.clone(),
+                    events: self.events.clone(),
+                };
+                tokio::spawn(run.run())
+            })
+            .collect();
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in futures::future::join_all(tasks).await {
+            match task {
+                Ok(result) => results.push(result),
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            }
+        }
+        results
     }
+}
 
-    /// Runs one source and records the run (its outcome, even a failure) in the store.
-    async fn run_source(&self, setup: &SourceSetup) -> Result<Summary, SyncError> {
+/// One source's run, owned by its task.
+struct SourceTask<S: Store> {
+    store: Arc<S>,
+    setup: SourceSetup,
+    options: SyncOptions,
+    events: Events,
+}
+
+impl<S: Store> SourceTask<S> {
+    /// Runs the source and records the run (its outcome, even a failure) in the store.
+    async fn run(self) -> Result<Summary, SyncError> {
         use tracing::Instrument;
-        let name = setup.source.name().to_owned();
+        let name = self.setup.source.name().to_owned();
         let span = tracing::info_span!("sync", source = %name);
         let started_at = Utc::now();
-        let mut summary = Summary {
-            source_name: name.clone(),
-            ..Summary::default()
-        };
-        let result = self
-            .run_source_in_span(setup, &mut summary)
-            .instrument(span)
-            .await;
+        let (summary, result) = self.sync().instrument(span).await;
         let record = RunRecord {
             started_at,
             finished_at: Utc::now(),
             summary: summary.clone(),
             error: result.as_ref().err().map(ToString::to_string),
         };
-        if let Err(error) = self.store.record_run(&record).await {
+        if let Err(error) = self.store.record_run(record).await {
             tracing::warn!(source = %name, %error, "the run could not be recorded");
         }
         result.map(|()| summary)
     }
 
-    async fn run_source_in_span(
-        &self,
-        setup: &SourceSetup,
-        summary: &mut Summary,
-    ) -> Result<(), SyncError> {
-        let source = setup.source.as_ref();
-        let name = source.name().to_owned();
-        let now = Utc::now();
-        let unsettled_since = now - to_chrono(self.options.unsettled_window);
-        let state = self
-            .store
-            .source_state(&name, unsettled_since)
-            .await
-            .map_err(SyncError::Store)?;
-        let (mut checkpoint, resumed) = self.plan(&state, now);
-        summary.run = Some(checkpoint.run);
-        summary.resumed = resumed;
-        tracing::info!(run = checkpoint.run.as_str(), resumed, "start");
-        let lookback_start =
-            checkpoint.run_started_at - chrono::Duration::seconds(checkpoint.lookback_secs as i64);
-        let deep_start = checkpoint.run_started_at - to_chrono(self.options.deep_sweep_window);
-        let policy = Policy {
-            run: checkpoint.run,
-            order: source.order(),
-            horizon: checkpoint.horizon,
-            lookback_start,
-            unsettled_since,
-            deep_start,
-            known: &state.groups,
+    /// Plans the run, then pages and commits until the walk is over. The next page is fetched
+    /// while this one commits (its cursor is known before the commit), so a page's store time
+    /// hides behind the next request's latency; a crash still loses at most the page in
+    /// flight, as only committed pages move the checkpoint.
+    async fn sync(&self) -> (Summary, Result<(), SyncError>) {
+        let source = self.setup.source.as_ref();
+        let name = source.name();
+        let mut summary = Summary {
+            source_name: name.to_owned(),
+            ..Summary::default()
         };
-        let options = PagerOptions {
-            retry: self.options.retry,
-            limiter: setup.limiter.clone(),
-            max_pages: self.options.max_pages,
-            events: self.events.clone(),
+        let mut run = match self.plan().await {
+            Ok(run) => run,
+            Err(error) => return (summary, Err(error)),
         };
-        if let (Some(limiter), Some(seen)) = (&setup.limiter, &checkpoint.rate_limit_seen) {
-            let ago = |at: DateTime<Utc>| (now - at).to_std().unwrap_or_default();
-            let requests: Vec<Duration> = seen.requests.iter().map(|at| ago(*at)).collect();
-            limiter
-                .preload(&requests, seen.remaining, ago(seen.at))
-                .await;
+        tracing::info!(run = ?run.summary().run, resumed = run.summary().resumed, "start");
+        let limiter = self
+            .setup
+            .rate_limit
+            .map(|rate| Arc::new(Limiter::new(rate)));
+        if let (Some(limiter), Some(snapshot)) = (&limiter, run.limiter_snapshot()) {
+            limiter.restore(snapshot, Utc::now());
         }
-        let mut pager = Pager::new(source, checkpoint.cursor.clone(), options);
-        let mut unknown_words = HashSet::new();
-        // The next page is fetched while this one commits (its cursor is known before the
-        // commit), so a page's store time hides behind the next request's latency. A crash
-        // loses at most the page in flight, as before: only committed pages move the checkpoint.
-        let mut fetched = pager.next_page().await;
-        while let Some(page) = fetched {
-            let page = match page {
+        let mut pager = Pager::new(
+            source,
+            PagerOptions {
+                retry: self.options.retry,
+                limiter: limiter.clone(),
+                max_pages: self.options.max_pages,
+                events: self.events.clone(),
+            },
+        );
+        let mut fetched = pager.fetch(run.cursor()).await;
+        let result = loop {
+            let page = match fetched {
                 Ok(page) => page,
-                Err(error) => {
-                    summary.requests = pager.requests();
-                    summary.waited = pager.waited();
-                    return Err(error);
-                }
+                Err(error) => break Err(error),
             };
-            warn_unknown_words(&name, &page, &mut unknown_words);
-            let next = policy.next_cursor(&page);
-            pager.set_next(next.clone());
             let observed_at = Utc::now();
-            checkpoint.cursor = next;
-            if let Some(remaining) = page.rate_limit.remaining {
-                let requests = match &setup.limiter {
-                    Some(limiter) => limiter
-                        .recent()
-                        .await
-                        .into_iter()
-                        .map(|age| observed_at - to_chrono(age))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                checkpoint.rate_limit_seen = Some(RateLimitSeen {
-                    remaining,
-                    at: observed_at,
-                    requests,
-                });
-            }
-            if checkpoint.cursor.is_none() {
-                checkpoint.last_completed_at = Some(observed_at);
-                if checkpoint.run != RunKind::Incremental {
-                    checkpoint.last_deep_at = Some(observed_at);
-                }
-            }
+            let snapshot = limiter.as_ref().and_then(|l| l.snapshot(observed_at));
+            let prepared = run.advance(page, snapshot, observed_at);
+            let payments = prepared.payments as u64;
+            let next = run.cursor().cloned();
+            let finished = run.is_finished();
             // The fetch goes first so its request is on its way before the commit's work.
             let (following, committed) = futures::join!(
-                pager.next_page(),
-                self.store.commit(PageCommit {
-                    source: &name,
-                    payments: &page.payments,
-                    rejected: &page.rejected,
-                    groups: &page.groups,
-                    checkpoint: &checkpoint,
-                    observed_at,
-                })
+                async {
+                    match finished {
+                        true => None,
+                        false => Some(pager.fetch(next.as_ref()).await),
+                    }
+                },
+                self.commit(prepared)
             );
-            fetched = following;
-            let committed = committed.map_err(SyncError::Store);
-            summary.requests = pager.requests();
-            summary.waited = pager.waited();
-            let counts = committed?;
-            summary.pages += 1;
-            summary.counts.new += counts.new;
-            summary.counts.changed += counts.changed;
-            summary.counts.unchanged += counts.unchanged;
-            summary.counts.backwards += counts.backwards;
-            summary.quarantined += page.rejected.len() as u64;
+            run.paged(pager.requests(), pager.waited());
+            let counts = match committed {
+                Ok(counts) => counts,
+                Err(error) => break Err(SyncError::Store(error)),
+            };
+            run.committed(counts);
             self.events.emit(Event::PageCommitted {
-                source_name: name.clone(),
-                payments: page.payments.len() as u64,
+                source_name: name.to_owned(),
+                payments,
                 counts,
             });
-        }
-        summary.requests = pager.requests();
-        summary.waited = pager.waited();
-        tracing::info!(
-            pages = summary.pages,
-            requests = summary.requests,
-            new = summary.counts.new,
-            changed = summary.counts.changed,
-            "done"
-        );
-        Ok(())
-    }
-
-    /// Resumes an interrupted run, or plans a new one: full the first time (or when asked), a
-    /// deep sweep when the last one is older than `deep_sweep_after`, incremental otherwise.
-    fn plan(&self, state: &SourceState, now: DateTime<Utc>) -> (Checkpoint, bool) {
-        if let Some(checkpoint) = state
-            .checkpoint
-            .as_ref()
-            .filter(|c| c.in_progress() && !self.options.full)
-        {
-            return (checkpoint.clone(), true);
-        }
-        let previous = state.checkpoint.as_ref();
-        let completed = previous.and_then(|c| c.last_completed_at);
-        let last_deep = previous.and_then(|c| c.last_deep_at);
-        let run = if self.options.full || completed.is_none() {
-            RunKind::Full
-        } else if last_deep.is_none_or(|at| now - at >= to_chrono(self.options.deep_sweep_after)) {
-            RunKind::DeepSweep
-        } else {
-            RunKind::Incremental
-        };
-        let window = match run {
-            RunKind::Full => None,
-            RunKind::DeepSweep => Some(self.options.deep_sweep_window),
-            RunKind::Incremental => Some(self.options.lookback),
-        };
-        let oldest_unsettled = state.oldest_unsettled.map(|t| t.with_timezone(&Utc));
-        let horizon = window.map(|w| {
-            let start = now - to_chrono(w);
-            oldest_unsettled.map_or(start, |t| t.min(start))
-        });
-        let checkpoint = Checkpoint {
-            cursor: None,
-            run,
-            run_started_at: now,
-            horizon,
-            lookback_secs: self.options.lookback.as_secs(),
-            last_completed_at: completed,
-            last_deep_at: last_deep,
-            rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
-        };
-        (checkpoint, false)
-    }
-}
-
-fn to_chrono(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Logs each unknown status word once per run.
-fn warn_unknown_words(source: &str, page: &Page, seen: &mut HashSet<String>) {
-    for payment in &page.payments {
-        if let PaymentStatus::Unknown(word) = &payment.status
-            && seen.insert(word.clone())
-        {
-            tracing::warn!(source, word = %word, "unknown status word; stored as `unknown` with the raw word in provider_status");
-        }
-    }
-}
-
-/// The incremental decisions of one run.
-struct Policy<'a> {
-    run: RunKind,
-    order: ListingOrder,
-    horizon: Option<DateTime<Utc>>,
-    lookback_start: DateTime<Utc>,
-    unsettled_since: DateTime<Utc>,
-    deep_start: DateTime<Utc>,
-    known: &'a HashMap<String, GroupState>,
-}
-
-impl Policy<'_> {
-    /// Where to go after `page`: the source's next cursor, minus the groups this run need not
-    /// read, or nowhere once a newest-first listing is past the horizon.
-    fn next_cursor(&self, page: &Page) -> Option<payments_model::Cursor> {
-        let mut next = page.next.clone()?;
-        if self.order == ListingOrder::NewestFirst {
-            let oldest = page.payments.iter().map(|p| p.created_at).min();
-            if let (Some(horizon), Some(oldest)) = (self.horizon, oldest)
-                && oldest.with_timezone(&Utc) < horizon
-            {
-                return None;
+            match following {
+                Some(page) => fetched = page,
+                None => break Ok(()),
             }
+        };
+        run.paged(pager.requests(), pager.waited());
+        summary = run.summary().clone();
+        if result.is_ok() {
+            tracing::info!(
+                pages = summary.pages,
+                requests = summary.requests,
+                new = summary.counts.new,
+                changed = summary.counts.changed,
+                "done"
+            );
         }
-        if !page.groups.is_empty() && self.run != RunKind::Full {
-            next.groups.retain(|group| {
-                !page.groups.iter().any(|g| g.id == group.id) || self.must_read(group)
-            });
-        }
-        (!next.is_exhausted()).then_some(next)
+        (summary, result)
     }
 
-    /// Whether a group's payments can have changed since the last run.
-    fn must_read(&self, group: &Group) -> bool {
-        let Some(known) = self.known.get(&group.id) else {
-            return true;
+    /// Reads what the store keeps of the source and plans the run.
+    async fn plan(&self) -> Result<SourceRun, SyncError> {
+        let source = self.setup.source.as_ref();
+        let name = source.name();
+        let now = Utc::now();
+        let state = self
+            .store
+            .source_state(name)
+            .await
+            .map_err(SyncError::Store)?;
+        let oldest_unsettled = match source.order() {
+            ListingOrder::NewestFirst => self
+                .store
+                .oldest_created(
+                    name,
+                    now - to_chrono(self.options.unsettled_window),
+                    &unsettled_words(),
+                )
+                .await
+                .map_err(SyncError::Store)?,
+            ListingOrder::Groups => None,
         };
-        let since = |at: Option<DateTime<FixedOffset>>, start: DateTime<Utc>| {
-            at.is_some_and(|t| t.with_timezone(&Utc) >= start)
-        };
-        group.open
-            || known.status != group.status
-            || since(known.newest_unsettled_at, self.unsettled_since)
-            || since(known.newest_payment_at, self.lookback_start)
-            || (self.run == RunKind::DeepSweep && since(known.newest_paid_at, self.deep_start))
+        Ok(SourceRun::plan(
+            name,
+            source.order(),
+            state,
+            oldest_unsettled,
+            &self.options,
+            now,
+        ))
+    }
+
+    /// Compares a prepared page with what is stored and commits its facts.
+    async fn commit(&self, prepared: Prepared) -> Result<CommitCounts, StoreError> {
+        let stored = self.store.stored(prepared.ids()).await?;
+        let (commit, counts) = prepared.compare(&stored);
+        self.store.commit(commit).await?;
+        Ok(counts)
     }
 }

@@ -7,17 +7,22 @@
 use std::sync::Arc;
 
 use mkp_api::{MkpClient, MkpSource, map_links, map_payments};
-use payments_model::{Payment, PaymentSource};
+use payments_model::{Payment, PaymentSource, RateLimit};
 use payments_sandbox::Sandbox;
 use paypro_api::{PayProClient, PayProSource};
 use serde_json::value::RawValue;
 
-/// An MKP source reading `sandbox` with its key.
+/// An MKP source reading `sandbox` with its key, declaring the sandbox's rate limit.
 pub fn mkp(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
     let config = MkpClient::config(&sandbox.mkp_base_url(), sandbox.config().mkp_key.as_str());
-    Arc::new(MkpSource::new(
-        MkpClient::with_config(config).expect("the sandbox's MKP address is valid"),
-    ))
+    let rate = sandbox
+        .config()
+        .mkp_rate_limit
+        .map(|window| RateLimit::per(window.limit, window.window));
+    Arc::new(
+        MkpSource::new(MkpClient::with_config(config).expect("the sandbox's MKP address is valid"))
+            .with_rate_limit(rate),
+    )
 }
 
 /// A PayPro source reading `sandbox` with its key.

@@ -2,11 +2,10 @@
 
 use async_trait::async_trait;
 use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
-use payments_model::{Cursor, ListingOrder, Page, PaymentSource, Source, SourceError};
+use payments_model::{Cursor, ListingOrder, Page, Payment, PaymentSource, Rejected, SourceError};
 use serde::Deserialize;
 
 use crate::decode_page;
-use crate::wire::List;
 
 /// PayPro's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.paypro.nl";
@@ -88,25 +87,43 @@ impl PayProClient {
         self.api.base_url().as_str()
     }
 
-    /// `GET /payments`: the page at `page` (relative to the base URL), or the first page.
-    pub async fn payments_page(&self, page: Option<&str>) -> Result<Fetched<List>, SourceError> {
-        self.api.get_json(&self.page_address(page)).await
+    /// `GET /payments`: the page at `page` (relative to the base URL; `None`: the first page,
+    /// with this client's `limit`), mapped, with where the listing continues. A record that
+    /// cannot be mapped is set aside whole with its reason.
+    pub async fn payments_page(
+        &self,
+        page: Option<&str>,
+    ) -> Result<Fetched<PaymentsPage>, SourceError> {
+        let first = format!("/payments?limit={}", self.limit);
+        let fetched = self.api.get(page.unwrap_or(&first)).await?;
+        let (links, mapped) =
+            decode_page(&fetched.value).map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        let next = links
+            .next
+            .as_deref()
+            .map(|next| self.api.relative_next(next))
+            .transpose()?;
+        Ok(Fetched {
+            value: PaymentsPage {
+                payments: mapped.payments,
+                rejected: mapped.rejected,
+                next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
     }
+}
 
-    /// `page`, or the first page with this client's `limit`.
-    fn page_address(&self, page: Option<&str>) -> String {
-        page.map_or_else(|| format!("/payments?limit={}", self.limit), str::to_owned)
-    }
-
-    /// Where `list` continues, relative to the base URL; `None` on the last page. Refuses a
-    /// `_links.next` on another origin than the base URL.
-    pub fn next_page<T>(&self, list: &List<T>) -> Result<Option<String>, SourceError> {
-        self.relative_next(list.links.next.as_deref())
-    }
-
-    fn relative_next(&self, next: Option<&str>) -> Result<Option<String>, SourceError> {
-        next.map(|next| self.api.relative_next(next)).transpose()
-    }
+/// A page of payments, as [`PayProClient::payments_page`] maps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PaymentsPage {
+    /// The payments that mapped.
+    pub payments: Vec<Payment>,
+    /// The records that did not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the listing continues (relative to the base URL, with PayPro's opaque cursor);
+    /// `None` on the last page. A `_links.next` on another origin is refused.
+    pub next: Option<String>,
 }
 
 /// PayPro's payments as a [`PaymentSource`], newest first. The cursor is the next page's
@@ -134,10 +151,6 @@ impl PaymentSource for PayProSource {
         "paypro"
     }
 
-    fn source(&self) -> Source {
-        Source::PayPro
-    }
-
     fn order(&self) -> ListingOrder {
         ListingOrder::NewestFirst
     }
@@ -151,20 +164,14 @@ impl PaymentSource for PayProSource {
             }) => Some(listing.as_str()),
             Some(_) => return Ok(Page::default()),
         };
-        let api = &self.client.api;
-        let fetched = api.get(&self.client.page_address(at)).await?;
-        let (links, mapped) =
-            decode_page(&fetched.value).map_err(|e| api.decode_error(&e, &fetched.value))?;
-        let next = self
-            .client
-            .relative_next(links.next.as_deref())?
-            .map(|listing| Cursor {
-                listing: Some(listing),
-                ..Cursor::default()
-            });
+        let fetched = self.client.payments_page(at).await?;
+        let next = fetched.value.next.map(|listing| Cursor {
+            listing: Some(listing),
+            ..Cursor::default()
+        });
         Ok(Page {
-            payments: mapped.payments,
-            rejected: mapped.rejected,
+            payments: fetched.value.payments,
+            rejected: fetched.value.rejected,
             groups: Vec::new(),
             next,
             rate_limit: fetched.rate_limit,

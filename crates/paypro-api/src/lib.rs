@@ -28,7 +28,8 @@ mod map;
 mod wire;
 
 pub use client::{
-    DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, TEST_BASE_URL, USER_AGENT,
+    DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, PaymentsPage, TEST_BASE_URL,
+    USER_AGENT,
 };
 pub use map::{PROCESSOR, decode_page, map_payments};
 pub use wire::{List, ListLinks, PayMethod, PayMethodField, PayProPayment, PaymentLinks};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mkp_api::{MkpClient, MkpSource, map_links, map_payments};
-use payments_model::{Cursor, Payment, PaymentSource, Rejected, SourceError, TransportKind};
+use payments_model::{Cursor, Group, Payment, PaymentSource, Rejected, SourceError, TransportKind};
 use payments_sandbox::{Faults, RateLimitWindow, Sandbox, SandboxConfig};
 use serde_json::value::RawValue;
 
@@ -205,7 +205,16 @@ async fn a_wrong_key_and_a_key_without_scope_say_what_to_do_without_showing_the_
 async fn an_unknown_link_is_not_found() {
     let sandbox = sandbox(5, Faults::default()).await;
     let err = client_with(&sandbox, KEY)
-        .link_payments_page("plk_000999deadbeef", None)
+        .link_payments_page(
+            &Group {
+                id: "plk_000999deadbeef".into(),
+                status: "open".into(),
+                open: true,
+                description: None,
+                created_at: None,
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(

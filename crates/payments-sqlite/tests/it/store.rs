@@ -21,7 +21,7 @@ async fn sync<S: Store + 'static>(
 ) -> Vec<payments_sync::Summary> {
     let mut syncer = Syncer::new(store.clone(), options);
     for source in sources(sandbox) {
-        syncer.add_source(source, None);
+        syncer.add_source(source);
     }
     syncer.run().await.into_iter().map(Result::unwrap).collect()
 }
@@ -175,9 +175,6 @@ async fn quarantined_records_are_kept_once_with_their_reason() {
         fn name(&self) -> &str {
             "paypro"
         }
-        fn source(&self) -> Source {
-            Source::PayPro
-        }
         fn order(&self) -> payments_model::ListingOrder {
             payments_model::ListingOrder::NewestFirst
         }
@@ -203,7 +200,7 @@ async fn quarantined_records_are_kept_once_with_their_reason() {
     let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
     for _ in 0..2 {
         let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
-        syncer.add_source(Arc::new(OneBadRecord), None);
+        syncer.add_source(Arc::new(OneBadRecord));
         let summary = syncer.run().await.remove(0).unwrap();
         assert_eq!(summary.quarantined, 1);
     }
@@ -231,7 +228,12 @@ fn a_second_sync_is_refused_while_the_first_holds_the_lock() {
     let first = SqliteStore::open(&path).unwrap();
     let second = SqliteStore::open(&path).unwrap();
     let lock = first.lock_for_sync().unwrap();
-    let err = second.lock_for_sync().unwrap_err().to_string();
+    let err = second.lock_for_sync().unwrap_err();
+    assert!(
+        matches!(&err, payments_sync::StoreError::Locked { ledger } if ledger.ends_with("p.db")),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("another sync is running on") && err.contains("p.db"),
         "{err}"
@@ -249,10 +251,64 @@ fn a_database_from_a_newer_version_is_refused_untouched() {
         .unwrap()
         .execute_batch("PRAGMA user_version = 99")
         .unwrap();
-    let err = SqliteStore::open(&path).unwrap_err().to_string();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            payments_sync::StoreError::NewerSchema {
+                found: 99,
+                supported: payments_sqlite::SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("schema version 99") && err.contains("newer"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_ledger_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // Another program's SQLite database: no table is added, its version is not set.
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let err = SqliteStore::open(&other).unwrap_err();
+    assert!(
+        matches!(&err, payments_sync::StoreError::NotALedger { detail, .. } if detail.contains("another program")),
+        "{err:?}"
+    );
+    let connection = rusqlite::Connection::open(&other).unwrap();
+    let tables: i64 = connection
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
+        .unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!((tables, version), (1, 0));
+
+    // A file that is not a database at all.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "not a database, but a bookkeeper's notes ".repeat(100),
+    )
+    .unwrap();
+    let err = SqliteStore::open(&text).unwrap_err();
+    assert!(
+        matches!(err, payments_sync::StoreError::NotALedger { .. }),
+        "{err:?}"
+    );
+    assert!(
+        std::fs::read_to_string(&text)
+            .unwrap()
+            .starts_with("not a database")
     );
 }
 

@@ -1,4 +1,5 @@
 //! Integration tests of payments-sync: real sources against the sandbox, into a MemoryStore.
 
 mod limiter;
+mod retry;
 mod sync;

@@ -10,8 +10,7 @@ use payments_sandbox::{
     Api, Burst, Faults, RateLimitWindow, RetryAfterForm, Sandbox, SandboxConfig,
 };
 use payments_sync::{
-    MemoryStore, PagerOptions, RateLimit, RetryPolicy, RunKind, SyncError, SyncOptions, Syncer,
-    payments,
+    MemoryStore, PagerOptions, RetryPolicy, RunKind, SyncError, SyncOptions, Syncer, payments,
 };
 use payments_testkit::{close_and_settle_all_links_but, data_set, mkp, paypro};
 
@@ -42,9 +41,7 @@ async fn sync_both(
     options: SyncOptions,
 ) -> Vec<Result<payments_sync::Summary, SyncError>> {
     let mut syncer = Syncer::new(store.clone(), options);
-    syncer
-        .add_source(mkp(sandbox), None)
-        .add_source(paypro(sandbox), None);
+    syncer.add_source(mkp(sandbox)).add_source(paypro(sandbox));
     syncer.run().await
 }
 
@@ -262,7 +259,7 @@ async fn when_retries_run_out_the_run_fails_cleanly_and_the_next_run_resumes() {
     let sandbox = Sandbox::start(config(10, 1000)).await.unwrap();
     let store = Arc::new(MemoryStore::new());
     let mut syncer = Syncer::new(store.clone(), fast_retries());
-    syncer.add_source(paypro(&sandbox), None);
+    syncer.add_source(paypro(&sandbox));
     // Let three pages through, then fail every request.
     let mut stopper = Syncer::new(
         store.clone(),
@@ -271,7 +268,7 @@ async fn when_retries_run_out_the_run_fails_cleanly_and_the_next_run_resumes() {
             ..fast_retries()
         },
     );
-    stopper.add_source(paypro(&sandbox), None);
+    stopper.add_source(paypro(&sandbox));
     assert!(matches!(
         stopper.run().await.remove(0),
         Err(SyncError::PageBudget { pages: 3, .. })
@@ -355,16 +352,12 @@ async fn the_limiter_keeps_mkp_clear_of_429s_also_back_to_back() {
     })
     .await
     .unwrap();
-    let rate = RateLimit {
-        limit: 20,
-        window: Duration::from_secs(2),
-    };
     // Two runs, as two cron processes on one database would: a fresh limiter each time,
     // starting from the rate-limit state the previous run left in the checkpoint.
     let store = Arc::new(MemoryStore::new());
     for _ in 0..2 {
         let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
-        syncer.add_source(mkp(&sandbox), Some(rate));
+        syncer.add_source(mkp(&sandbox));
         syncer.run().await.remove(0).unwrap();
     }
     assert!(
@@ -403,7 +396,7 @@ async fn an_incremental_mkp_run_over_1000_links_with_950_closed_and_settled_stay
     let store = Arc::new(MemoryStore::new());
     let run = || async {
         let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
-        syncer.add_source(mkp(&sandbox), None);
+        syncer.add_source(mkp(&sandbox));
         syncer.run().await.remove(0).unwrap()
     };
     let full = run().await;

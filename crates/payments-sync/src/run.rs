@@ -1,0 +1,350 @@
+//! [`SourceRun`]: the state of one run of one source, advanced page by page.
+//!
+//! It owns the cursor, the checkpoint (with the limiter's snapshot), the incremental policy and
+//! the group states it folds, and the counts. Data flows one way: the pager fetches the page at
+//! [`SourceRun::cursor`], [`SourceRun::advance`] applies the policy and turns the page into the
+//! facts of one commit, and [`SourceRun::committed`] tallies what the store kept.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus};
+
+use crate::limiter::LimiterSnapshot;
+use crate::store::{
+    Checkpoint, Commit, CommitCounts, GroupState, RunKind, SourceState, StatusChange, Summary,
+};
+use crate::syncer::SyncOptions;
+
+/// The unified statuses a payer's action can still change: what an incremental run re-reads.
+pub(crate) fn unsettled_words() -> Vec<&'static str> {
+    PaymentStatus::WORDS
+        .into_iter()
+        .filter(|word| {
+            PaymentStatus::from_unified_and_raw(word, word).is_some_and(|s| s.is_unsettled())
+        })
+        .collect()
+}
+
+/// One run of one source.
+pub(crate) struct SourceRun {
+    checkpoint: Checkpoint,
+    policy: Policy,
+    groups: HashMap<String, GroupState>,
+    summary: Summary,
+    finished: bool,
+    unknown_words: HashSet<String>,
+}
+
+/// A page turned into the facts of one commit, before it is compared with what is stored.
+pub(crate) struct Prepared {
+    commit: Commit,
+    pub(crate) payments: usize,
+}
+
+impl SourceRun {
+    /// Resumes an interrupted run, or plans a new one: full the first time (or when asked), a
+    /// deep sweep when the last one is older than `deep_sweep_after`, incremental otherwise.
+    /// `oldest_unsettled` is the oldest unsettled payment created within `unsettled_window`.
+    pub(crate) fn plan(
+        name: &str,
+        order: ListingOrder,
+        state: SourceState,
+        oldest_unsettled: Option<DateTime<FixedOffset>>,
+        options: &SyncOptions,
+        now: DateTime<Utc>,
+    ) -> SourceRun {
+        let resumed = state
+            .checkpoint
+            .as_ref()
+            .filter(|c| c.in_progress() && !options.full)
+            .cloned();
+        let checkpoint = match &resumed {
+            Some(checkpoint) => checkpoint.clone(),
+            None => new_checkpoint(state.checkpoint.as_ref(), oldest_unsettled, options, now),
+        };
+        let started = checkpoint.run_started_at;
+        let policy = Policy {
+            run: checkpoint.run,
+            order,
+            horizon: checkpoint.horizon,
+            lookback_start: started - chrono::Duration::seconds(checkpoint.lookback_secs as i64),
+            unsettled_since: now - to_chrono(options.unsettled_window),
+            deep_start: started - to_chrono(options.deep_sweep_window),
+        };
+        SourceRun {
+            summary: Summary {
+                source_name: name.to_owned(),
+                run: Some(checkpoint.run),
+                resumed: resumed.is_some(),
+                ..Summary::default()
+            },
+            checkpoint,
+            policy,
+            groups: state.groups,
+            finished: false,
+            unknown_words: HashSet::new(),
+        }
+    }
+
+    /// Where the next page is; `None` for the first page of a walk.
+    pub(crate) fn cursor(&self) -> Option<&Cursor> {
+        self.checkpoint.cursor.as_ref()
+    }
+
+    /// Whether the walk is over.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The limiter state the last run left.
+    pub(crate) fn limiter_snapshot(&self) -> Option<&LimiterSnapshot> {
+        self.checkpoint.rate_limit_seen.as_ref()
+    }
+
+    /// What the run has done so far.
+    pub(crate) fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Takes the page fetched at [`SourceRun::cursor`]: decides where to go next (the policy),
+    /// folds the states of the groups it lists or reads, and returns the facts to commit with
+    /// the new checkpoint.
+    pub(crate) fn advance(
+        &mut self,
+        page: Page,
+        limiter: Option<LimiterSnapshot>,
+        observed_at: DateTime<Utc>,
+    ) -> Prepared {
+        self.warn_unknown_words(&page);
+        let fetched_at = self.checkpoint.cursor.take();
+        let next = self.policy.next_cursor(&page, &self.groups);
+        let mut groups: Vec<(String, GroupState)> = Vec::new();
+        for listed in &page.groups {
+            let state = self.groups.entry(listed.id.clone()).or_default();
+            state.status.clone_from(&listed.status);
+            groups.push((listed.id.clone(), state.clone()));
+        }
+        if let Some(cursor) = &fetched_at
+            && let Some(group) = cursor.groups.first()
+        {
+            let state = self.groups.entry(group.id.clone()).or_default();
+            if cursor.group_page.is_none() {
+                // The first page of the group's payments: its state is folded afresh.
+                *state = GroupState {
+                    status: group.status.clone(),
+                    ..GroupState::default()
+                };
+            }
+            for payment in &page.payments {
+                fold_group_state(state, payment);
+            }
+            groups.push((group.id.clone(), state.clone()));
+        }
+        self.checkpoint.cursor = next;
+        self.finished = self.checkpoint.cursor.is_none();
+        if limiter.is_some() {
+            self.checkpoint.rate_limit_seen = limiter;
+        }
+        if self.finished {
+            self.checkpoint.last_completed_at = Some(observed_at);
+            if self.checkpoint.run != RunKind::Incremental {
+                self.checkpoint.last_deep_at = Some(observed_at);
+            }
+        }
+        self.summary.quarantined += page.rejected.len() as u64;
+        Prepared {
+            payments: page.payments.len(),
+            commit: Commit {
+                source: self.summary.source_name.clone(),
+                observed_at,
+                payments: page.payments,
+                history: Vec::new(),
+                rejected: page.rejected,
+                groups,
+                checkpoint: self.checkpoint.clone(),
+            },
+        }
+    }
+
+    /// Tallies a committed page.
+    pub(crate) fn committed(&mut self, counts: CommitCounts) {
+        self.summary.pages += 1;
+        self.summary.counts.add(counts);
+    }
+
+    /// Records the pager's request count and waits.
+    pub(crate) fn paged(&mut self, requests: u64, waited: Duration) {
+        self.summary.requests = requests;
+        self.summary.waited = waited;
+    }
+
+    /// Logs each unknown status word once per run.
+    fn warn_unknown_words(&mut self, page: &Page) {
+        for payment in &page.payments {
+            if let PaymentStatus::Unknown(word) = &payment.status
+                && self.unknown_words.insert(word.clone())
+            {
+                tracing::warn!(source = %self.summary.source_name, word = %word, "unknown status word; stored as `unknown` with the raw word in provider_status");
+            }
+        }
+    }
+}
+
+impl Prepared {
+    /// The ids of the page's payments, to look up what is stored.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.commit.payments.iter().map(|p| p.id.clone()).collect()
+    }
+
+    /// Compares the page with the stored versions: keeps the new and changed payments and the
+    /// status moves among them, and counts.
+    pub(crate) fn compare(mut self, stored: &HashMap<String, Payment>) -> (Commit, CommitCounts) {
+        let mut counts = CommitCounts::default();
+        let observed_at = self.commit.observed_at;
+        let mut history = Vec::new();
+        self.commit
+            .payments
+            .retain(|fetched| match stored.get(&fetched.id) {
+                None => {
+                    counts.new += 1;
+                    true
+                }
+                Some(before) if before == fetched => {
+                    counts.unchanged += 1;
+                    false
+                }
+                Some(before) => {
+                    counts.changed += 1;
+                    if let Some(change) = status_change(before, fetched, observed_at) {
+                        counts.backwards += u64::from(change.backwards);
+                        history.push(change);
+                    }
+                    true
+                }
+            });
+        self.commit.history = history;
+        (self.commit, counts)
+    }
+}
+
+/// The history row for a payment whose status moved; `None` when it did not. Backward moves
+/// (paid → pending) are flagged, never hidden.
+fn status_change(
+    before: &Payment,
+    after: &Payment,
+    observed_at: DateTime<Utc>,
+) -> Option<StatusChange> {
+    (before.status != after.status).then(|| StatusChange {
+        id: after.id.clone(),
+        from: before.status.clone(),
+        to: after.status.clone(),
+        from_provider_status: before.provider_status.clone(),
+        to_provider_status: after.provider_status.clone(),
+        observed_at,
+        backwards: before.status.is_backwards_to(&after.status),
+    })
+}
+
+/// Folds a payment into its group's state.
+fn fold_group_state(state: &mut GroupState, payment: &Payment) {
+    if payment.status.is_unsettled() {
+        state.newest_unsettled_at = state.newest_unsettled_at.max(Some(payment.created_at));
+    }
+    state.newest_payment_at = state.newest_payment_at.max(Some(payment.created_at));
+    if matches!(
+        payment.status,
+        PaymentStatus::Paid | PaymentStatus::PartiallyRefunded
+    ) {
+        state.newest_paid_at = state.newest_paid_at.max(Some(payment.created_at));
+    }
+}
+
+fn new_checkpoint(
+    previous: Option<&Checkpoint>,
+    oldest_unsettled: Option<DateTime<FixedOffset>>,
+    options: &SyncOptions,
+    now: DateTime<Utc>,
+) -> Checkpoint {
+    let completed = previous.and_then(|c| c.last_completed_at);
+    let last_deep = previous.and_then(|c| c.last_deep_at);
+    let run = if options.full || completed.is_none() {
+        RunKind::Full
+    } else if last_deep.is_none_or(|at| now - at >= to_chrono(options.deep_sweep_after)) {
+        RunKind::DeepSweep
+    } else {
+        RunKind::Incremental
+    };
+    let window = match run {
+        RunKind::Full => None,
+        RunKind::DeepSweep => Some(options.deep_sweep_window),
+        RunKind::Incremental => Some(options.lookback),
+    };
+    let oldest_unsettled = oldest_unsettled.map(|t| t.with_timezone(&Utc));
+    let horizon = window.map(|w| {
+        let start = now - to_chrono(w);
+        oldest_unsettled.map_or(start, |t| t.min(start))
+    });
+    Checkpoint {
+        cursor: None,
+        run,
+        run_started_at: now,
+        horizon,
+        lookback_secs: options.lookback.as_secs(),
+        last_completed_at: completed,
+        last_deep_at: last_deep,
+        rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
+    }
+}
+
+pub(crate) fn to_chrono(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The incremental decisions of one run.
+struct Policy {
+    run: RunKind,
+    order: ListingOrder,
+    horizon: Option<DateTime<Utc>>,
+    lookback_start: DateTime<Utc>,
+    unsettled_since: DateTime<Utc>,
+    deep_start: DateTime<Utc>,
+}
+
+impl Policy {
+    /// Where to go after `page`: the source's next cursor, minus the groups this run need not
+    /// read, or nowhere once a newest-first listing is past the horizon.
+    fn next_cursor(&self, page: &Page, known: &HashMap<String, GroupState>) -> Option<Cursor> {
+        let mut next = page.next.clone()?;
+        if self.order == ListingOrder::NewestFirst {
+            let oldest = page.payments.iter().map(|p| p.created_at).min();
+            if let (Some(horizon), Some(oldest)) = (self.horizon, oldest)
+                && oldest.with_timezone(&Utc) < horizon
+            {
+                return None;
+            }
+        }
+        if !page.groups.is_empty() && self.run != RunKind::Full {
+            next.groups.retain(|group| {
+                !page.groups.iter().any(|g| g.id == group.id) || self.must_read(group, known)
+            });
+        }
+        (!next.is_exhausted()).then_some(next)
+    }
+
+    /// Whether a group's payments can have changed since the last run.
+    fn must_read(&self, group: &Group, known: &HashMap<String, GroupState>) -> bool {
+        let Some(known) = known.get(&group.id) else {
+            return true;
+        };
+        let since = |at: Option<DateTime<FixedOffset>>, start: DateTime<Utc>| {
+            at.is_some_and(|t| t.with_timezone(&Utc) >= start)
+        };
+        group.open
+            || known.status != group.status
+            || since(known.newest_unsettled_at, self.unsettled_since)
+            || since(known.newest_payment_at, self.lookback_start)
+            || (self.run == RunKind::DeepSweep && since(known.newest_paid_at, self.deep_start))
+    }
+}
