@@ -2,11 +2,17 @@
 //! payments in a SQLite file, and exports it as CSV or NDJSON.
 //!
 //! Run `payments --help`, or `payments demo` to see it work without a key or a network.
+//!
+//! `demo` and `sandbox` come with the default `sandbox` feature; built with
+//! `--no-default-features`, the binary is the production tool alone (`sync`, `export`, `status`)
+//! and does not link the sandbox server.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "sandbox")]
 mod demo;
 mod export;
 mod outcome;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 mod status;
 mod sync;
@@ -18,11 +24,17 @@ use clap::{Parser, Subcommand};
 
 use crate::outcome::{CliError, Exit};
 
+#[cfg(feature = "sandbox")]
 const AFTER_HELP: &str = "\
 Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
 configuration error; 3 done, but some records were quarantined (see `payments status`).
 
 Start with `payments demo`: it needs no key and no network.";
+
+#[cfg(not(feature = "sandbox"))]
+const AFTER_HELP: &str = "\
+Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
+configuration error; 3 done, but some records were quarantined (see `payments status`).";
 
 /// Keeps one exact, up-to-date ledger of MijnKlantportaal payment links and PayPro payments.
 #[derive(Debug, Parser)]
@@ -37,7 +49,9 @@ enum Command {
     Sync(sync::SyncArgs),
     Export(export::ExportArgs),
     Status(status::StatusArgs),
+    #[cfg(feature = "sandbox")]
     Demo(demo::DemoArgs),
+    #[cfg(feature = "sandbox")]
     Sandbox(sandbox::SandboxArgs),
 }
 
@@ -93,7 +107,9 @@ fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args).await,
             Command::Export(args) => export::run(args),
             Command::Status(args) => status::run(args),
+            #[cfg(feature = "sandbox")]
             Command::Demo(args) => demo::run(args).await,
+            #[cfg(feature = "sandbox")]
             Command::Sandbox(args) => sandbox::run(args).await,
         }
     });

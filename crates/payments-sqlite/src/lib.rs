@@ -647,3 +647,9 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
     transaction.commit().map_err(store_error(context))?;
     Ok(())
 }
+
+/// The workspace README's examples, compiled and run as doctests so that they stay true. They run
+/// here because this crate's dev-dependencies hold every crate they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -33,8 +33,3 @@ pub use client::{
 };
 pub use map::{PROCESSOR, decode_page, map_payments};
 pub use wire::{List, ListLinks, PayMethod, PayMethodField, PayProPayment, PaymentLinks};
-
-/// The README's examples, compiled and run as doctests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
