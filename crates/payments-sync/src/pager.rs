@@ -59,11 +59,6 @@ impl<'s> Pager<'s> {
         }
     }
 
-    /// The limiter pacing the requests, if the source has a rate limit.
-    pub fn limiter(&self) -> Option<&Limiter> {
-        self.limiter.as_deref()
-    }
-
     /// Requests made so far, retries included.
     pub fn requests(&self) -> u64 {
         self.requests
