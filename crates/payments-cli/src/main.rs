@@ -10,6 +10,7 @@
 
 #[cfg(feature = "sandbox")]
 mod demo;
+mod duration;
 mod export;
 mod outcome;
 #[cfg(feature = "sandbox")]

@@ -11,6 +11,10 @@ pub(crate) enum Exit {
     Config = 2,
     /// Done, but some records were quarantined.
     Quarantined = 3,
+    /// Stopped by SIGINT (128 + 2) at a page boundary; the next run resumes.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15) at a page boundary; the next run resumes.
+    Terminated = 143,
 }
 
 /// An error to print (one sentence saying what to do) and the exit code it means.
@@ -38,16 +42,25 @@ impl CliError {
     }
 }
 
-impl From<payments_sync::StoreError> for CliError {
-    /// A ledger that is not one, or from a newer version, is a configuration error (exit 2);
-    /// another sync holding the lock, a corrupt record or a failing disk fail the work (exit 1).
-    fn from(error: payments_sync::StoreError) -> CliError {
+impl CliError {
+    /// A ledger that is not one, is from a newer version or cannot be written is a
+    /// configuration error (exit 2); another sync holding the lock, a corrupt record, a
+    /// vanished file or a failing disk fail the work (exit 1).
+    pub(crate) fn from_store(error: &payments_sync::StoreError) -> CliError {
         use payments_sync::StoreError;
         match error {
-            StoreError::NotALedger { .. } | StoreError::NewerSchema { .. } => CliError::config(
-                format!("{error}; check that --db (or PAYMENTS_DB) names your payments ledger"),
-            ),
+            StoreError::NotALedger { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::ReadOnly { .. } => CliError::config(format!(
+                "{error}; check that --db (or PAYMENTS_DB) names your payments ledger, writable by this user"
+            )),
             _ => CliError::failed(error.to_string()),
         }
+    }
+}
+
+impl From<payments_sync::StoreError> for CliError {
+    fn from(error: payments_sync::StoreError) -> CliError {
+        CliError::from_store(&error)
     }
 }

@@ -1,10 +1,13 @@
 //! `payments status`: what the ledger holds and how the last runs went.
 
+use std::time::Duration;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use payments_model::Source;
 use payments_sqlite::SqliteStore;
 
 use crate::DbArgs;
+use crate::duration::parse_duration;
 use crate::outcome::{CliError, Exit};
 use crate::sync::summary_line;
 
@@ -12,7 +15,11 @@ use crate::sync::summary_line;
 /// (whether a run is unfinished, when the last complete run and deep sweep ended) and the
 /// quarantined records with their reasons.
 ///
-/// Example: payments status --db ledger.db
+/// For monitoring, it exits 1 when a source's last run failed (or, with --max-age, when a source
+/// that has synced has no complete run that recent), 3 when records are quarantined, and 0
+/// otherwise. A source that never synced is not an error.
+///
+/// Example: payments status --db ledger.db --max-age 1h
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
@@ -20,28 +27,43 @@ pub(crate) struct StatusArgs {
     /// How many quarantined records to list per source.
     #[arg(long, default_value_t = 10, value_name = "N")]
     quarantine_limit: usize,
+    /// Exit 1 when a source that has synced completed no run within this long (90s, 30m, 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_age: Option<Duration>,
 }
 
 pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;
     println!("database: {}", store.path().display());
+    let mut exit = Exit::Done;
     for source in Source::ALL {
         println!();
-        print!("{}", describe(&store, source, args.quarantine_limit)?);
+        let (text, health) = describe(&store, source, args.quarantine_limit, args.max_age)?;
+        print!("{text}");
+        exit = match (exit, health) {
+            (Exit::Failed, _) | (_, Exit::Failed) => Exit::Failed,
+            (Exit::Quarantined, _) | (_, Exit::Quarantined) => Exit::Quarantined,
+            _ => Exit::Done,
+        };
     }
-    Ok(Exit::Done)
+    Ok(exit)
 }
 
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// One source's part of the report, and what it means for monitoring: `Failed` when its last
+/// run failed or its last complete run is older than `max_age`, `Quarantined` when records are
+/// set aside, `Done` otherwise.
 fn describe(
     store: &SqliteStore,
     source: Source,
     quarantine_limit: usize,
-) -> Result<String, CliError> {
+    max_age: Option<Duration>,
+) -> Result<(String, Exit), CliError> {
     let name = source.as_str();
+    let mut health = Exit::Done;
     let mut text = format!("{name}\n");
     let counts = store.counts_by_status(source)?;
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
@@ -63,10 +85,35 @@ fn describe(
             text.push_str(&format!("    {}\n", summary_line(&run.summary)));
             if let Some(error) = &run.error {
                 text.push_str(&format!("    error: {error}\n"));
+                health = Exit::Failed;
             }
         }
     }
-    if let Some(checkpoint) = store.checkpoint(name)? {
+    let checkpoint = match store.checkpoint(name) {
+        Ok(checkpoint) => checkpoint,
+        Err(payments_sync::StoreError::Corrupt { detail, .. }) => {
+            text.push_str(&format!(
+                "  checkpoint: does not read back ({detail}); the next sync resets it and reads everything\n"
+            ));
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(max_age) = max_age
+        && let Some(checkpoint) = &checkpoint
+    {
+        let recent = checkpoint
+            .last_completed_at
+            .is_some_and(|at| (Utc::now() - at).to_std().unwrap_or_default() <= max_age);
+        if !recent {
+            text.push_str(&format!(
+                "  no complete run within {} s (--max-age)\n",
+                max_age.as_secs()
+            ));
+            health = Exit::Failed;
+        }
+    }
+    if let Some(checkpoint) = checkpoint {
         let state = if checkpoint.in_progress() {
             format!(
                 "a {} run is unfinished; the next sync resumes it",
@@ -84,6 +131,9 @@ fn describe(
     }
     let quarantined = store.quarantine(name)?;
     text.push_str(&format!("  quarantined records: {}\n", quarantined.len()));
+    if !quarantined.is_empty() && health == Exit::Done {
+        health = Exit::Quarantined;
+    }
     for (source_id, reason, _) in quarantined.iter().take(quarantine_limit) {
         text.push_str(&format!(
             "    {}: {reason}\n",
@@ -96,5 +146,5 @@ fn describe(
             quarantined.len() - quarantine_limit
         ));
     }
-    Ok(text)
+    Ok((text, health))
 }

@@ -11,10 +11,11 @@ use mkp_api::{MkpClient, MkpSource};
 use payments_model::PaymentSource;
 use payments_model::RateLimit;
 use payments_sqlite::SqliteStore;
-use payments_sync::{Event, Events, Summary, SyncError, SyncOptions, Syncer};
+use payments_sync::{Event, Events, StopSignal, Summary, SyncError, SyncOptions, Syncer};
 use paypro_api::{PayProClient, PayProSource};
 
 use crate::DbArgs;
+use crate::duration::parse_duration;
 use crate::outcome::{CliError, Exit};
 
 /// Syncs the enabled sources into the ledger: incremental after the first run.
@@ -36,9 +37,14 @@ pub(crate) struct SyncArgs {
     /// Re-read everything instead of only what can have changed.
     #[arg(long)]
     full: bool,
-    /// The short lookback of incremental runs, in days.
-    #[arg(long, value_name = "DAYS", default_value_t = 1)]
+    /// The short lookback of incremental runs, in days (1 to 3650).
+    #[arg(long, value_name = "DAYS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3650))]
     lookback: u32,
+    /// The longest a run may take (90s, 4m, 2h; 0 for no limit). Past it, the run stops at a page
+    /// boundary with its checkpoint and exits 1, and the next run resumes: from cron every five
+    /// minutes, a run never overlaps the next one.
+    #[arg(long, value_name = "DURATION", default_value = "4m", value_parser = parse_duration)]
+    max_duration: Duration,
     /// The MKP API key (prefer the variable: flags show in the process list).
     #[arg(long, env = "MKP_API_KEY", hide_env_values = true, value_name = "KEY")]
     mkp_api_key: Option<String>,
@@ -106,6 +112,7 @@ impl SyncArgs {
         SyncOptions {
             full: self.full,
             lookback: Duration::from_secs(u64::from(self.lookback) * 24 * 3600),
+            max_duration: (!self.max_duration.is_zero()).then_some(self.max_duration),
             ..SyncOptions::default()
         }
     }
@@ -171,6 +178,8 @@ impl SyncArgs {
 pub(crate) async fn run(args: SyncArgs) -> Result<Exit, CliError> {
     let sources = args.configured()?;
     let store = Arc::new(args.db.open()?);
+    // A ledger that cannot be written is found out before any request is made.
+    store.check_writable()?;
     sync_into(store, sources, args.options()).await
 }
 
@@ -188,8 +197,13 @@ pub(crate) async fn sync_into(
         syncer.add_source(source);
     }
     let events = progress.clone();
-    syncer.with_events(Events::to(move |event| events.show(event)));
+    let stop = StopSignal::new();
+    let signals = tokio::spawn(stop_on_signals(stop.clone()));
+    syncer
+        .with_events(Events::to(move |event| events.show(event)))
+        .with_stop(stop.clone());
     let results = syncer.run().await;
+    signals.abort();
     progress.finish();
     let mut exit = Exit::Done;
     for result in results {
@@ -204,6 +218,7 @@ pub(crate) async fn sync_into(
                 eprintln!("error: {error}");
                 let code = match &error {
                     SyncError::Source { error, .. } if error.is_auth() => Exit::Config,
+                    SyncError::Store(error) => CliError::from_store(error).exit,
                     _ => Exit::Failed,
                 };
                 if matches!(exit, Exit::Done | Exit::Quarantined) {
@@ -212,12 +227,51 @@ pub(crate) async fn sync_into(
             }
         }
     }
+    if let Some(reason) = stop.reason() {
+        eprintln!(
+            "stopped by {reason}: what was committed is kept, and the next run resumes from there"
+        );
+        return Ok(if reason == "SIGINT" {
+            Exit::Interrupted
+        } else {
+            Exit::Terminated
+        });
+    }
     if exit == Exit::Quarantined {
         eprintln!(
             "some records could not be read and were quarantined; `payments status` lists them with their reasons"
         );
     }
     Ok(exit)
+}
+
+/// Raises `stop` on SIGINT or SIGTERM, so the runs stop at the next page boundary; a second
+/// signal ends the process at once.
+async fn stop_on_signals(stop: StopSignal) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            let (name, code) = tokio::select! {
+                _ = interrupt.recv() => ("SIGINT", Exit::Interrupted),
+                _ = terminate.recv() => ("SIGTERM", Exit::Terminated),
+            };
+            if stop.reason().is_some() {
+                std::process::exit(code as i32);
+            }
+            stop.stop(name);
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_ok() {
+        stop.stop("SIGINT");
+    }
 }
 
 /// `mkp: full run, 14 pages, 15 requests; 210 new, 0 changed, 0 unchanged, 0 quarantined`.

@@ -57,6 +57,50 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Shared with the blocking tasks that run the [`Store`] methods off the async threads.
     connection: Arc<Mutex<Connection>>,
+    /// Which file `path` named when it was opened, so that a commit can tell it is still there.
+    file: Arc<FileIdentity>,
+}
+
+/// The identity of the database file as opened: its path, and (on Unix) its device and inode.
+#[derive(Debug)]
+struct FileIdentity {
+    path: PathBuf,
+    #[cfg(unix)]
+    inode: Option<(u64, u64)>,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> FileIdentity {
+        FileIdentity {
+            path: path.to_path_buf(),
+            #[cfg(unix)]
+            inode: std::fs::metadata(path).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            }),
+        }
+    }
+
+    /// Fails when the path no longer names the file that was opened (deleted, or replaced by
+    /// another file), so a commit never lands in a file nobody will read again.
+    fn check(&self) -> Result<(), StoreError> {
+        let gone = || StoreError::Gone {
+            ledger: self.path.display().to_string(),
+        };
+        let metadata = std::fs::metadata(&self.path).map_err(|_| gone())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if self
+                .inode
+                .is_some_and(|inode| inode != (metadata.dev(), metadata.ino()))
+            {
+                return Err(gone());
+            }
+        }
+        let _ = metadata;
+        Ok(())
+    }
 }
 
 /// Held while a sync runs; dropping it (or the process ending, even by a crash) releases it.
@@ -119,6 +163,7 @@ impl SqliteStore {
             .map_err(store_error(&context))?;
         migrate(&mut connection, &path)?;
         Ok(SqliteStore {
+            file: Arc::new(FileIdentity::of(&path)),
             path,
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -127,6 +172,31 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Fails with [`StoreError::ReadOnly`] when the ledger cannot be written (a read-only file,
+    /// directory or mount), so a sync can say so before it makes any request.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let ledger = self.path.display().to_string();
+        let read_only = |detail: String| StoreError::ReadOnly {
+            ledger: ledger.clone(),
+            detail,
+        };
+        let connection = self.connection();
+        if connection
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(store_error(&ledger))?
+        {
+            return Err(read_only("the file is read-only for this user".to_owned()));
+        }
+        connection
+            .execute_batch("BEGIN IMMEDIATE; PRAGMA user_version = user_version; ROLLBACK;")
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+                    read_only(e.to_string())
+                }
+                _ => store_error(&ledger)(e),
+            })
     }
 
     /// Takes the sync lock (`<db>.lock` beside the database), or says that another sync holds it.
@@ -425,7 +495,11 @@ impl Store for SqliteStore {
         let source = source.to_owned();
         self.blocking(move |connection| {
             let context = "cannot read the sync state";
-            let checkpoint = read_checkpoint(connection, &source)?;
+            let (checkpoint, unreadable_checkpoint) = match read_checkpoint(connection, &source) {
+                Ok(checkpoint) => (checkpoint, None),
+                Err(StoreError::Corrupt { detail, .. }) => (None, Some(detail)),
+                Err(error) => return Err(error),
+            };
             let mut groups = connection
                 .prepare("SELECT id, state FROM groups WHERE source_name = ? AND state IS NOT NULL")
                 .map_err(store_error(context))?;
@@ -437,15 +511,15 @@ impl Store for SqliteStore {
             let mut state = SourceState {
                 checkpoint,
                 groups: HashMap::new(),
+                unreadable_checkpoint,
             };
             for row in rows {
                 let (id, text) = row.map_err(store_error(context))?;
-                let group: GroupState =
-                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                        what: format!("the state of group {id} of {source}"),
-                        detail: e.to_string(),
-                    })?;
-                state.groups.insert(id, group);
+                // A state that does not read back is left out: the engine then knows nothing
+                // of the group and reads it again, which writes a good state.
+                if let Ok(group) = serde_json::from_str::<GroupState>(&text) {
+                    state.groups.insert(id, group);
+                }
             }
             Ok(state)
         })
@@ -533,8 +607,12 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        self.blocking(move |connection| write_commit(connection, &commit))
-            .await
+        let file = self.file.clone();
+        self.blocking(move |connection| {
+            file.check()?;
+            write_commit(connection, &commit)
+        })
+        .await
     }
 }
 

@@ -117,6 +117,71 @@ pub enum SyncError {
     /// The store failed; nothing of the page in flight was committed.
     #[error(transparent)]
     Store(StoreError),
+    /// The run was asked to stop ([`StopSignal::stop`]) and stopped at a page boundary.
+    #[error(
+        "{source_name}: interrupted ({reason}); the next run resumes from the last committed page"
+    )]
+    Interrupted {
+        /// The source.
+        source_name: String,
+        /// Why it was asked to stop (`SIGTERM`, …).
+        reason: String,
+    },
+    /// The run reached its time budget ([`SyncOptions::max_duration`]) and stopped at a page
+    /// boundary, so that it does not overlap the next scheduled run.
+    #[error(
+        "{source_name}: stopped after {:.0} s, the time budget of one run; the next run resumes from the last committed page",
+        budget.as_secs_f64()
+    )]
+    OutOfTime {
+        /// The source.
+        source_name: String,
+        /// The budget.
+        budget: Duration,
+    },
+}
+
+/// Asks running syncs to stop at the next page boundary: the page in flight is dropped, the
+/// page being committed is committed, and the run is recorded as interrupted. Clones share one
+/// signal.
+#[derive(Clone, Debug)]
+pub struct StopSignal(Arc<tokio::sync::watch::Sender<Option<String>>>);
+
+impl Default for StopSignal {
+    fn default() -> StopSignal {
+        StopSignal(Arc::new(tokio::sync::watch::Sender::new(None)))
+    }
+}
+
+impl StopSignal {
+    /// A signal nobody has raised yet.
+    pub fn new() -> StopSignal {
+        StopSignal::default()
+    }
+
+    /// Asks every run watching this signal to stop, saying why (`SIGTERM`).
+    pub fn stop(&self, reason: impl Into<String>) {
+        self.0.send_replace(Some(reason.into()));
+    }
+
+    /// Why it was raised, once it was.
+    pub fn reason(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    /// Resolves once the signal is raised, with the reason.
+    pub async fn raised(&self) -> String {
+        let mut receiver = self.0.subscribe();
+        loop {
+            if let Some(reason) = receiver.borrow_and_update().clone() {
+                return reason;
+            }
+            if receiver.changed().await.is_err() {
+                // The sender lives as long as `self`, so this cannot happen while we wait.
+                return std::future::pending().await;
+            }
+        }
+    }
 }
 
 /// Progress of a sync, for a progress display.

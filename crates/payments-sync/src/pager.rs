@@ -154,9 +154,17 @@ impl<'s> Pager<'s> {
         limiter.answered(ticket);
         let remaining = match &answer {
             Ok(page) => page.rate_limit.remaining,
-            Err(SourceError::RateLimited { rate_limit, .. }) => {
-                Some(rate_limit.remaining.unwrap_or(0))
-            }
+            // Trust what the server says remains; when it says only how long to wait, that wait
+            // is the answer; only a 429 that says nothing else means the window is full.
+            Err(SourceError::RateLimited {
+                rate_limit,
+                retry_after,
+                ..
+            }) => match (rate_limit.remaining, retry_after) {
+                (Some(remaining), _) => Some(remaining),
+                (None, Some(_)) => None,
+                (None, None) => Some(0),
+            },
             Err(_) => None,
         };
         if let Some(remaining) = remaining {

@@ -55,6 +55,9 @@ impl SourceRun {
         options: &SyncOptions,
         now: DateTime<Utc>,
     ) -> SourceRun {
+        if let Some(problem) = &state.unreadable_checkpoint {
+            tracing::warn!(source = name, %problem, "the stored checkpoint does not read back; it is reset and this run reads everything");
+        }
         let resumed = state
             .checkpoint
             .as_ref()
@@ -69,9 +72,9 @@ impl SourceRun {
             run: checkpoint.run,
             order,
             horizon: checkpoint.horizon,
-            lookback_start: started - chrono::Duration::seconds(checkpoint.lookback_secs as i64),
-            unsettled_since: now - to_chrono(options.unsettled_window),
-            deep_start: started - to_chrono(options.deep_sweep_window),
+            lookback_start: before(started, Duration::from_secs(checkpoint.lookback_secs)),
+            unsettled_since: before(now, options.unsettled_window),
+            deep_start: before(started, options.deep_sweep_window),
         };
         SourceRun {
             summary: Summary {
@@ -86,6 +89,13 @@ impl SourceRun {
             finished: false,
             unknown_words: HashSet::new(),
         }
+    }
+
+    /// Starts the walk again from its first page, keeping the run's kind and horizon (its resume
+    /// point was refused).
+    pub(crate) fn restart(&mut self) {
+        self.checkpoint.cursor = None;
+        self.finished = false;
     }
 
     /// Where the next page is; `None` for the first page of a walk.
@@ -271,7 +281,7 @@ fn new_checkpoint(
     let last_deep = previous.and_then(|c| c.last_deep_at);
     let run = if options.full || completed.is_none() {
         RunKind::Full
-    } else if last_deep.is_none_or(|at| now - at >= to_chrono(options.deep_sweep_after)) {
+    } else if last_deep.is_none_or(|at| at <= before(now, options.deep_sweep_after)) {
         RunKind::DeepSweep
     } else {
         RunKind::Incremental
@@ -283,7 +293,7 @@ fn new_checkpoint(
     };
     let oldest_unsettled = oldest_unsettled.map(|t| t.with_timezone(&Utc));
     let horizon = window.map(|w| {
-        let start = now - to_chrono(w);
+        let start = before(now, w);
         oldest_unsettled.map_or(start, |t| t.min(start))
     });
     Checkpoint {
@@ -298,8 +308,13 @@ fn new_checkpoint(
     }
 }
 
-pub(crate) fn to_chrono(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+/// `duration` before `at`, or the earliest time there is when that is out of range (a lookback
+/// of four billion days means "everything", not a panic).
+pub(crate) fn before(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| at.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The incremental decisions of one run.

@@ -100,6 +100,9 @@ pub struct SourceState {
     pub checkpoint: Option<Checkpoint>,
     /// Its groups (MKP links) by id, as last committed.
     pub groups: HashMap<String, GroupState>,
+    /// Why the stored checkpoint does not read back, when it does not (`checkpoint` is then
+    /// `None`, and the engine starts a full run instead of failing every run).
+    pub unreadable_checkpoint: Option<String>,
 }
 
 /// One page's facts, committed atomically: everything lands, or nothing does.
@@ -242,6 +245,23 @@ pub enum StoreError {
         /// The newest this build knows.
         supported: i64,
     },
+    /// The ledger cannot be written (a read-only file or directory, a read-only mount).
+    #[error("the ledger {ledger} cannot be written: {detail}")]
+    ReadOnly {
+        /// The ledger.
+        ledger: String,
+        /// Why.
+        detail: String,
+    },
+    /// The ledger's file was deleted or replaced while it was open: what would be committed now
+    /// would be lost with the old file.
+    #[error(
+        "the ledger {ledger} was deleted or replaced while this run had it open; nothing more was committed to it"
+    )]
+    Gone {
+        /// The ledger.
+        ledger: String,
+    },
     /// Something stored no longer reads back.
     #[error("{what} does not read back: {detail}")]
     Corrupt {
@@ -374,6 +394,7 @@ impl Store for MemoryStore {
         Ok(SourceState {
             checkpoint: inner.checkpoints.get(source).cloned(),
             groups: inner.groups.get(source).cloned().unwrap_or_default(),
+            unreadable_checkpoint: None,
         })
     }
 

@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use payments_model::{ListingOrder, PaymentSource, RateLimit};
+use payments_model::{Cursor, ListingOrder, Page, PaymentSource, RateLimit, SourceError};
+use tokio::time::Instant;
 
 use crate::limiter::Limiter;
 use crate::pager::{Pager, PagerOptions};
 use crate::retry::RetryPolicy;
-use crate::run::{Prepared, SourceRun, to_chrono, unsettled_words};
+use crate::run::{Prepared, SourceRun, before, unsettled_words};
 use crate::store::{CommitCounts, RunRecord, Store, StoreError, Summary};
-use crate::{Event, Events, SyncError};
+use crate::{Event, Events, StopSignal, SyncError};
 
 /// How a run decides what to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct SyncOptions {
     pub retry: RetryPolicy,
     /// The most pages one run of one source may read.
     pub max_pages: Option<u64>,
+    /// The longest one run may take: past it, the run stops at the next page boundary with its
+    /// checkpoint ([`SyncError::OutOfTime`]), so a scheduled run never overlaps the next one.
+    pub max_duration: Option<Duration>,
 }
 
 impl Default for SyncOptions {
@@ -44,6 +48,7 @@ impl Default for SyncOptions {
             deep_sweep_window: Duration::from_secs(90 * 24 * 3600),
             retry: RetryPolicy::default(),
             max_pages: None,
+            max_duration: None,
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct Syncer<S: Store> {
     sources: Vec<SourceSetup>,
     options: SyncOptions,
     events: Events,
+    stop: StopSignal,
 }
 
 impl<S: Store> Syncer<S> {
@@ -82,7 +88,14 @@ impl<S: Store> Syncer<S> {
             sources: Vec::new(),
             options,
             events: Events::default(),
+            stop: StopSignal::new(),
         }
+    }
+
+    /// Stops the runs at the next page boundary once `stop` is raised (on SIGTERM, say).
+    pub fn with_stop(&mut self, stop: StopSignal) -> &mut Self {
+        self.stop = stop;
+        self
     }
 
     /// Adds a source, paced by the rate limit it declares ([`PaymentSource::rate_limit`]).
@@ -120,6 +133,8 @@ impl<S: Store> Syncer<S> {
                     setup: setup.clone(),
                     options: self.options.clone(),
                     events: self.events.clone(),
+                    stop: self.stop.clone(),
+                    deadline: self.options.max_duration.map(|d| Instant::now() + d),
                 };
                 tokio::spawn(run.run())
             })
@@ -141,6 +156,8 @@ struct SourceTask<S: Store> {
     setup: SourceSetup,
     options: SyncOptions,
     events: Events,
+    stop: StopSignal,
+    deadline: Option<Instant>,
 }
 
 impl<S: Store> SourceTask<S> {
@@ -195,10 +212,20 @@ impl<S: Store> SourceTask<S> {
                 events: self.events.clone(),
             },
         );
-        let mut fetched = pager.fetch(run.cursor()).await;
+        let mut restarted = false;
+        let mut fetched = self.fetch(&mut pager, run.cursor().cloned()).await;
         let result = loop {
             let page = match fetched {
                 Ok(page) => page,
+                Err(error) if !restarted && refuses_resume_point(&error) => {
+                    // An expired cursor or a vanished page: every later run would fail here
+                    // too, so this walk starts again from the top (once per run).
+                    tracing::warn!(%error, "the provider refused the resume point; restarting this walk from the first page");
+                    restarted = true;
+                    run.restart();
+                    fetched = self.fetch(&mut pager, None).await;
+                    continue;
+                }
                 Err(error) => break Err(error),
             };
             let observed_at = Utc::now();
@@ -212,7 +239,7 @@ impl<S: Store> SourceTask<S> {
                 async {
                     match finished {
                         true => None,
-                        false => Some(pager.fetch(next.as_ref()).await),
+                        false => Some(self.fetch(&mut pager, next).await),
                     }
                 },
                 self.commit(prepared)
@@ -247,6 +274,27 @@ impl<S: Store> SourceTask<S> {
         (summary, result)
     }
 
+    /// Fetches the page at `at`, unless the run is asked to stop or runs out of time first: the
+    /// page in flight is then dropped (nothing of it was committed).
+    async fn fetch(&self, pager: &mut Pager<'_>, at: Option<Cursor>) -> Result<Page, SyncError> {
+        let name = self.setup.source.name().to_owned();
+        let out_of_time = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            reason = self.stop.raised() => Err(SyncError::Interrupted { source_name: name, reason }),
+            () = out_of_time => Err(SyncError::OutOfTime {
+                source_name: name,
+                budget: self.options.max_duration.unwrap_or_default(),
+            }),
+            page = pager.fetch(at.as_ref()) => page,
+        }
+    }
+
     /// Reads what the store keeps of the source and plans the run.
     async fn plan(&self) -> Result<SourceRun, SyncError> {
         let source = self.setup.source.as_ref();
@@ -262,7 +310,7 @@ impl<S: Store> SourceTask<S> {
                 .store
                 .oldest_created(
                     name,
-                    now - to_chrono(self.options.unsettled_window),
+                    before(now, self.options.unsettled_window),
                     &unsettled_words(),
                 )
                 .await
@@ -286,4 +334,19 @@ impl<S: Store> SourceTask<S> {
         self.store.commit(commit).await?;
         Ok(counts)
     }
+}
+
+/// Whether `error` says the provider no longer accepts a resume point (an expired cursor, a page
+/// that is gone): the walk can start again from the top.
+fn refuses_resume_point(error: &SyncError) -> bool {
+    matches!(
+        error,
+        SyncError::Source {
+            at: Some(_),
+            error: SourceError::Invalid { .. }
+                | SourceError::NotFound { .. }
+                | SourceError::BadCursor(_),
+            ..
+        }
+    )
 }
