@@ -68,17 +68,21 @@ fn link_pages_map_to_groups() {
         rejected: Vec<Reason<'a>>,
     }
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::glob!("../../../../fixtures/mkp", "{,generated/}links-*.json", |path| {
-            let page = read_page(path);
-            let (groups, rejected) = map_links(&page.data);
-            assert_eq!(groups.len() + rejected.len(), page.data.len(), "a link went missing");
-            assert_raw_kept(&page, &rejected);
-            insta::assert_json_snapshot!(Snapshot {
-                next_page_url: page.next_page_url.as_deref(),
-                groups,
-                rejected: reasons(&rejected),
+        // One glob per folder: `{,generated/}…` matched only the generated pages, so the
+        // curated ones (every bad record) went unchecked.
+        for fixtures in ["../../../../fixtures/mkp", "../../../../fixtures/mkp/generated"] {
+            insta::glob!(fixtures, "links-*.json", |path| {
+                let page = read_page(path);
+                let (groups, rejected) = map_links(&page.data);
+                assert_eq!(groups.len() + rejected.len(), page.data.len(), "a link went missing");
+                assert_raw_kept(&page, &rejected);
+                insta::assert_json_snapshot!(Snapshot {
+                    next_page_url: page.next_page_url.as_deref(),
+                    groups,
+                    rejected: reasons(&rejected),
+                });
             });
-        });
+        }
     });
 }
 
@@ -93,27 +97,31 @@ fn payment_pages_map_to_unified_payments() {
     }
     let links = known_links();
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::glob!("../../../../fixtures/mkp", "{,generated/}payments-*.json", |path| {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            let link_id = name.strip_prefix("payments-").unwrap().split("-page").next().unwrap();
-            let page = read_page(path);
-            let link = links.get(link_id);
-            let mapped = map_payments(&page.data, link);
-            let (next, fast) = decode_payments_page(&std::fs::read(path).unwrap(), link).unwrap();
-            assert_eq!(fast, mapped, "the one-pass decode must equal the record-by-record one");
-            assert_eq!(next, page.next_page_url);
-            assert_eq!(
-                mapped.payments.len() + mapped.rejected.len(),
-                page.data.len(),
-                "a record went missing"
-            );
-            assert_raw_kept(&page, &mapped.rejected);
-            insta::assert_json_snapshot!(Snapshot {
-                link_known: link.is_some(),
-                next_page_url: page.next_page_url.as_deref(),
-                payments: &mapped.payments,
-                rejected: reasons(&mapped.rejected),
+        // One glob per folder: `{,generated/}…` matched only the generated pages, so the
+        // curated ones (every bad record) went unchecked.
+        for fixtures in ["../../../../fixtures/mkp", "../../../../fixtures/mkp/generated"] {
+            insta::glob!(fixtures, "payments-*.json", |path| {
+                let name = path.file_name().unwrap().to_str().unwrap();
+                let link_id = name.strip_prefix("payments-").unwrap().split("-page").next().unwrap();
+                let page = read_page(path);
+                let link = links.get(link_id);
+                let mapped = map_payments(&page.data, link);
+                let (next, fast) = decode_payments_page(&std::fs::read(path).unwrap(), link).unwrap();
+                assert_eq!(fast, mapped, "the one-pass decode must equal the record-by-record one");
+                assert_eq!(next, page.next_page_url);
+                assert_eq!(
+                    mapped.payments.len() + mapped.rejected.len(),
+                    page.data.len(),
+                    "a record went missing"
+                );
+                assert_raw_kept(&page, &mapped.rejected);
+                insta::assert_json_snapshot!(Snapshot {
+                    link_known: link.is_some(),
+                    next_page_url: page.next_page_url.as_deref(),
+                    payments: &mapped.payments,
+                    rejected: reasons(&mapped.rejected),
+                });
             });
-        });
+        }
     });
 }
