@@ -2,6 +2,8 @@
 //! tests start on loopback.
 
 mod commands;
+#[cfg(unix)]
+mod healing;
 mod kill;
 
 use std::path::Path;
