@@ -31,7 +31,9 @@ mod payment;
 mod source;
 mod status;
 
-pub use mapping::{MapError, Mapped, Rejected, decode_records, map_all, map_records, record_id};
+pub use mapping::{
+    MapError, Mapped, PageText, Rejected, decode_records, map_all, map_records, record_id, tolerant,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{

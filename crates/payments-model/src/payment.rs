@@ -179,10 +179,44 @@ pub fn format_timestamp(at: &DateTime<FixedOffset>) -> String {
 }
 
 /// Parses an RFC 3339 / ATOM timestamp that carries an offset, keeping that offset.
+///
+/// The offset may also be written without a colon (`+0200`) or as hours alone (`+02`), as
+/// ISO 8601 allows and PHP writes with `DATE_ISO8601`. A timestamp without an offset is refused:
+/// it is not clear which moment it means.
+///
+/// ```
+/// use payments_model::parse_timestamp;
+///
+/// let atom = parse_timestamp("2024-04-29T21:00:00+02:00").unwrap();
+/// assert_eq!(parse_timestamp("2024-04-29T21:00:00+0200").unwrap(), atom);
+/// assert_eq!(parse_timestamp("2024-04-29T21:00:00+02").unwrap(), atom);
+/// assert_eq!(atom.offset().local_minus_utc(), 7200);
+/// assert!(parse_timestamp("2024-04-29 21:00:00").is_err());
+/// ```
 pub fn parse_timestamp(text: &str) -> Result<DateTime<FixedOffset>, String> {
-    DateTime::parse_from_rfc3339(text).map_err(|err| {
-        format!("`{text}` is not an RFC 3339 timestamp with an offset (like `2024-04-29T21:00:00+02:00`): {err}")
+    DateTime::parse_from_rfc3339(text).or_else(|err| {
+        with_colon_offset(text)
+            .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
+            .ok_or_else(|| {
+                format!("`{text}` is not an RFC 3339 timestamp with an offset (like `2024-04-29T21:00:00+02:00`): {err}")
+            })
     })
+}
+
+/// `text` with a compact offset at its end (`+0200`, `+02`) written as RFC 3339 wants it
+/// (`+02:00`); `None` when it ends in no such offset.
+fn with_colon_offset(text: &str) -> Option<String> {
+    // The offset's sign comes after the time, never in the date (`2024-04-29`).
+    let sign = text.get(11..)?.rfind(['+', '-'])? + 11;
+    let (stamp, digits) = (&text[..=sign], &text[sign + 1..]);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match digits.len() {
+        4 => Some(format!("{stamp}{}:{}", &digits[..2], &digits[2..])),
+        2 => Some(format!("{stamp}{digits}:00")),
+        _ => None,
+    }
 }
 
 impl<'a> From<&'a Payment> for PaymentRecord<'a> {

@@ -216,10 +216,24 @@ pub enum SourceError {
         /// The start of the body (never the key).
         excerpt: String,
     },
-    /// A guard refused to go on: a next link to another origin, plain http off loopback, a
-    /// body over the size cap, a redirect. Not retryable.
+    /// A guard refused to go on: a next link to another origin or another listing, plain http
+    /// off loopback, a redirect. Not retryable.
     #[error("refused: {0}")]
     Refused(String),
+    /// The response body was over the client's size cap, so it was not read. Not retryable: the
+    /// same request gets the same body; a source may ask for a smaller page instead (PayPro's
+    /// `limit`) or set the sub-listing aside.
+    #[error(
+        "refused: {provider} sent a response body over the cap of {cap} bytes for {what}; raise the body cap if such a page is expected"
+    )]
+    BodyTooLarge {
+        /// The provider.
+        provider: &'static str,
+        /// The cap, in bytes.
+        cap: usize,
+        /// What was asked for (the request's path and query below the base URL).
+        what: String,
+    },
     /// The cursor given cannot be used by this source (a checkpoint from another version or
     /// source). Not retryable.
     #[error("cannot resume from this cursor: {0}")]

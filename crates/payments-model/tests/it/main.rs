@@ -1,5 +1,6 @@
-//! Integration tests of the pure model: money, statuses, the unified record.
+//! Integration tests of the pure model: money, statuses, the unified record, reading pages.
 
+mod mapping;
 mod money;
 mod record;
 mod status;

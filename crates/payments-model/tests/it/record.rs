@@ -87,3 +87,51 @@ fn sources_have_stable_words() {
     assert_eq!(Source::from_word("mkp"), Some(Source::Mkp));
     assert_eq!(Source::from_word("MKP"), None);
 }
+
+#[test]
+fn offsets_without_a_colon_or_minutes_are_read_and_kept() {
+    for (text, offset, shown) in [
+        (
+            "2024-04-29T21:00:00+0200",
+            7200,
+            "2024-04-29T21:00:00+02:00",
+        ),
+        ("2024-04-29T21:00:00+02", 7200, "2024-04-29T21:00:00+02:00"),
+        (
+            "2024-04-29T14:30:00-0530",
+            -19800,
+            "2024-04-29T14:30:00-05:30",
+        ),
+        ("2024-04-29T19:00:00.000000+0000", 0, "2024-04-29T19:00:00Z"),
+        ("2024-04-29T19:00:00.000000Z", 0, "2024-04-29T19:00:00Z"),
+    ] {
+        let at = parse_timestamp(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(at.offset().local_minus_utc(), offset, "{text}");
+        assert_eq!(payments_model::format_timestamp(&at), shown, "{text}");
+    }
+    assert_eq!(
+        parse_timestamp("2024-04-29T21:00:00+0200").unwrap(),
+        parse_timestamp("2024-04-29T19:00:00Z").unwrap(),
+        "the same moment"
+    );
+}
+
+#[test]
+fn timestamps_without_an_offset_are_refused_saying_so() {
+    for text in [
+        "2024-04-29 21:00:00",
+        "2024-04-29T21:00:00",
+        "2024-04-29T21:00:00+2",
+        "2024-04-29T21:00:00+020",
+        "2024-04-29",
+        "",
+    ] {
+        let err = parse_timestamp(text).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "`{text}` is not an RFC 3339 timestamp with an offset"
+            )),
+            "{text}: {err}"
+        );
+    }
+}
