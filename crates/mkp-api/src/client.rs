@@ -12,8 +12,9 @@ use payments_model::{
 };
 use serde::Deserialize;
 
-use crate::wire::{PaymentLink, SimplePage};
-use crate::{decode_payments_page, map_links};
+use crate::map::plain_id;
+use crate::wire::PaymentLink;
+use crate::{decode_links_page, decode_payments_page};
 
 /// MKP's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.mijnklantportaal.nl/v1";
@@ -80,22 +81,21 @@ impl MkpClient {
     }
 
     /// `GET /payment-links`: one page of payment links (`None`: the first page), read into
-    /// groups, with where the listing continues. A link that cannot be read is set aside whole.
+    /// groups, with where the listing continues. A link that cannot be read, or whose id could
+    /// not be sent in a URL path, is set aside whole.
     pub async fn payment_links_page(
         &self,
         page: Option<&str>,
     ) -> Result<Fetched<LinksPage>, SourceError> {
-        let fetched = self
-            .api
-            .get_json::<SimplePage>(page.unwrap_or("/payment-links"))
-            .await?;
-        let (groups, rejected) = map_links(&fetched.value.data);
-        let next = self.relative_next(fetched.value.next_page_url.as_deref())?;
+        let request = page.unwrap_or("/payment-links");
+        let fetched = self.api.get(request).await?;
+        let decoded = decode_links_page(&fetched.value)
+            .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
         Ok(Fetched {
             value: LinksPage {
-                groups,
-                rejected,
-                next,
+                groups: decoded.groups,
+                rejected: decoded.rejected,
+                next: self.relative_next(request, decoded.next_page_url.as_deref())?,
             },
             rate_limit: fetched.rate_limit,
         })
@@ -132,23 +132,30 @@ impl MkpClient {
         page: Option<&str>,
     ) -> Result<Fetched<PaymentsPage>, SourceError> {
         let first = format!("/payment-links/{}/payments", path_segment(&link.id)?);
-        let fetched = self.api.get(page.unwrap_or(&first)).await?;
+        let request = page.unwrap_or(&first);
+        let fetched = self.api.get(request).await?;
         let (next_page_url, mapped) = decode_payments_page(&fetched.value, Some(link))
             .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
         Ok(Fetched {
             value: PaymentsPage {
                 payments: mapped.payments,
                 rejected: mapped.rejected,
-                next: self.relative_next(next_page_url.as_deref())?,
+                next: self.relative_next(request, next_page_url.as_deref())?,
             },
             rate_limit: fetched.rate_limit,
         })
     }
 
-    /// Where a listing continues, relative to the base URL; refuses a `next_page_url` on
-    /// another origin than the base URL.
-    fn relative_next(&self, next: Option<&str>) -> Result<Option<String>, SourceError> {
-        next.map(|next| self.api.relative_next(next)).transpose()
+    /// Where a listing continues, relative to the base URL: the `next_page_url` of the answer
+    /// to `request`, resolved against it when relative; refused when it leaves the configured
+    /// origin or that listing.
+    fn relative_next(
+        &self,
+        request: &str,
+        next: Option<&str>,
+    ) -> Result<Option<String>, SourceError> {
+        next.map(|next| self.api.relative_next(request, next))
+            .transpose()
     }
 }
 
@@ -178,16 +185,9 @@ pub struct PaymentsPage {
 /// A link id as a path segment; MKP ids are `plk_` and letters or digits, so anything that
 /// would need escaping is refused rather than sent.
 fn path_segment(id: &str) -> Result<&str, SourceError> {
-    if !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(id)
-    } else {
-        Err(SourceError::BadCursor(format!(
-            "payment link id `{id}` is not a plain MKP id (letters, digits, `_`, `-`)"
-        )))
+    match plain_id(id) {
+        Ok(()) => Ok(id),
+        Err(problem) => Err(SourceError::BadCursor(format!("payment link id {problem}"))),
     }
 }
 
@@ -274,6 +274,20 @@ impl MkpSource {
             groups: cursor.groups[1..].to_vec(),
             group_page: None,
         };
+        let skip = |rejected: Vec<Rejected>| Page {
+            rejected,
+            next: (!after_group.is_exhausted()).then_some(after_group.clone()),
+            ..Page::default()
+        };
+        // A link queued before its id was checked (a checkpoint of an older version): set it
+        // aside, or every later run would fail at the same link.
+        if let Err(problem) = plain_id(&group.id) {
+            tracing::warn!(link = %group.id, "a queued payment link has an id that cannot be sent in a URL; set aside");
+            return Ok(skip(vec![set_aside(
+                group,
+                &format!("field `id`: {problem}; its payments are not requested"),
+            )]));
+        }
         let fetched = match self
             .client
             .link_payments_page(group, cursor.group_page.as_deref())
@@ -284,10 +298,17 @@ impl MkpSource {
             // failing here would make every later run fail at the same link.
             Err(SourceError::NotFound { .. }) => {
                 tracing::warn!(link = %group.id, "a listed payment link is gone (404); skipped");
-                return Ok(Page {
-                    next: (!after_group.is_exhausted()).then_some(after_group),
-                    ..Page::default()
-                });
+                return Ok(skip(Vec::new()));
+            }
+            // MKP has no page size to ask for less: set the link aside, named, and go on.
+            Err(SourceError::BodyTooLarge { cap, what, .. }) => {
+                tracing::warn!(link = %group.id, cap, page = %what, "a page of a link's payments is over the body cap; link set aside");
+                return Ok(skip(vec![set_aside(
+                    group,
+                    &format!(
+                        "its payments page `{what}` is over the body cap of {cap} bytes, so its payments from that page on were not read; raise the body cap to read them"
+                    ),
+                )]));
             }
             Err(error) => return Err(error),
         };
@@ -305,6 +326,16 @@ impl MkpSource {
             next: (!next.is_exhausted()).then_some(next),
             rate_limit: fetched.rate_limit,
         })
+    }
+}
+
+/// A queued link whose payments cannot be read, set aside with why: the link as it was listed
+/// (its id, status, description, creation time) is its raw record.
+fn set_aside(group: &Group, why: &str) -> Rejected {
+    Rejected {
+        source_id: Some(group.id.clone()),
+        reason: format!("payment link `{}`: {why}", group.id),
+        raw: serde_json::to_string(group).unwrap_or_else(|_| group.id.clone()),
     }
 }
 

@@ -37,5 +37,8 @@ mod wire;
 pub use client::{
     DEFAULT_BASE_URL, LinksPage, MkpClient, MkpSource, PaymentsPage, RATE_LIMIT, USER_AGENT,
 };
-pub use map::{UNKNOWN_PROCESSOR, decode_payments_page, map_links, map_payments};
+pub use map::{
+    DecodedLinks, UNKNOWN_PROCESSOR, decode_links_page, decode_payments_page, map_links,
+    map_payments,
+};
 pub use wire::{PaymentLink, PaymentLinkPayment, SimplePage};

@@ -3,39 +3,46 @@
 //! Every field the documentation allows to be absent or null is an `Option`, and unknown
 //! fields are ignored, so that a new field or a null never fails a page.
 
+use payments_model::tolerant;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// Laravel's "simple paginate" envelope: no total, follow `next_page_url` until it is null.
 ///
 /// `T` defaults to the raw JSON of each item, so that one bad item can be set aside whole.
+///
+/// Read tolerantly, as real Laravel and PHP APIs write it: the page numbers and counts, which
+/// the client does not need, may be numbers, strings (`"15"`) or missing; `data: null` is an
+/// empty page; `next_page_url` may be relative (it is resolved against the request).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct SimplePage<T = Box<RawValue>> {
     /// 1-based page number.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::count")]
     pub current_page: Option<u64>,
-    /// The items.
+    /// The items (`null` reads as none).
+    #[serde(deserialize_with = "tolerant::null_as_empty")]
     pub data: Vec<T>,
     /// URL of the first page.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::text")]
     pub first_page_url: Option<String>,
     /// 1-based offset of the first item; null on an empty page.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::count")]
     pub from: Option<u64>,
-    /// Absolute URL of the next page, or null on the last page.
-    #[serde(default)]
+    /// URL of the next page (absolute, or relative to the request), or null on the last page.
+    #[serde(default, deserialize_with = "tolerant::link")]
     pub next_page_url: Option<String>,
     /// The listing's URL without query.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::text")]
     pub path: Option<String>,
     /// Page size (15 by default).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::count")]
     pub per_page: Option<u64>,
     /// URL of the previous page, or null.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::text")]
     pub prev_page_url: Option<String>,
     /// 1-based offset of the last item; null on an empty page.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::count")]
     pub to: Option<u64>,
 }
 
@@ -51,11 +58,12 @@ pub struct PaymentLink {
     /// `"EUR"`.
     #[serde(default)]
     pub currency: Option<String>,
-    /// The asked amount as a decimal string, `"12.95"`.
-    #[serde(default)]
+    /// The asked amount as a decimal string, `"12.95"`; `None` when it was sent in another form
+    /// (the client does not use it, and a link must never be lost over it).
+    #[serde(default, deserialize_with = "tolerant::text")]
     pub amount: Option<String>,
-    /// Whether the link accepts more than one payment.
-    #[serde(default)]
+    /// Whether the link accepts more than one payment (`1`/`0` and `"1"`/`"0"` read too).
+    #[serde(default, deserialize_with = "tolerant::flag")]
     pub reusable: Option<bool>,
     /// ATOM timestamp or null.
     #[serde(default)]
@@ -81,7 +89,10 @@ pub struct PaymentLinkPayment {
     pub payment_link_id: Option<String>,
     /// `"EUR"`.
     pub currency: String,
-    /// The amount paid, a decimal string in major units: `"12.95"`.
+    /// The amount paid in major units, exactly as sent: the contents of a decimal string
+    /// (`"12.95"`), or the literal digits of a JSON number (`12.95`), never read through a float.
+    /// (So this type reads from JSON text only, not from a `serde_json::Value`.)
+    #[serde(deserialize_with = "tolerant::literal")]
     pub amount: String,
     /// `canceled` | `chargebacked` | `failed` | `paid` | `pending`.
     pub status: String,

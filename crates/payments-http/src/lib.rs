@@ -4,7 +4,8 @@
 //! - [`ApiClient`]: a GET-only JSON client over one base URL that refuses plain `http://` off
 //!   loopback, follows no redirect, caps response bodies, reports rate-limit headers, and turns
 //!   every failure into a [`SourceError`] the sync engine can act on;
-//! - [`ApiClient::relative_next`]: the guard that keeps next-page links on the configured origin.
+//! - [`ApiClient::relative_next`]: the guard that keeps next-page links on the configured origin
+//!   and on the listing they continue, resolving relative ones against the request.
 //!
 //! Provider knowledge (paths, envelopes, error bodies, advice) stays in the provider crates and
 //! reaches this crate through a [`Provider`] description.
@@ -23,12 +24,14 @@
 //! let config = ClientConfig::new("https://api.example.com/v1", "secret-key", "example/1.0");
 //! let client = ApiClient::new(&EXAMPLE, config)?;
 //! assert_eq!(client.resolve("/payments?page=2").as_str(), "https://api.example.com/v1/payments?page=2");
-//! assert_eq!(client.relative_next("https://api.example.com/v1/payments?page=3").unwrap(), "/payments?page=3");
-//! assert!(client.relative_next("https://evil.example.com/v1/payments?page=3").is_err());
+//! assert_eq!(client.relative_next("/payments", "https://api.example.com/v1/payments?page=3").unwrap(), "/payments?page=3");
+//! assert_eq!(client.relative_next("/payments?page=2", "?page=3").unwrap(), "/payments?page=3");
+//! assert!(client.relative_next("/payments", "https://evil.example.com/v1/payments?page=3").is_err());
+//! assert!(client.relative_next("/payments", "/v1/customers?page=2").is_err());
 //!
 //! let root = ApiClient::new(&EXAMPLE, ClientConfig::new("https://api.example.com/", "k", "example/1.0"))?;
 //! assert_eq!(root.resolve("/payments?limit=100").as_str(), "https://api.example.com/payments?limit=100");
-//! assert_eq!(root.relative_next("https://api.example.com/payments?cursor=x").unwrap(), "/payments?cursor=x");
+//! assert_eq!(root.relative_next("/payments?limit=100", "https://api.example.com/payments?cursor=x").unwrap(), "/payments?cursor=x");
 //! assert!(!format!("{client:?}").contains("secret-key"));
 //!
 //! let plain = ClientConfig::new("http://api.example.com", "secret-key", "example/1.0");
@@ -258,24 +261,41 @@ impl ApiClient {
 
     /// Checks a next-page link from the provider and returns it relative to the base URL.
     ///
-    /// Refused when it points at another origin (scheme, host or port) than the configured base
-    /// URL, or outside the base path: the key is sent only to the configured API.
-    pub fn relative_next(&self, next: &str) -> Result<String, SourceError> {
-        let url = Url::parse(next).map_err(|e| SourceError::BadResponse {
-            provider: self.provider.name,
-            status: 200,
-            problem: format!(
-                "the next-page link `{}` is not a URL ({e})",
-                self.scrub(next)
-            ),
-            excerpt: String::new(),
-        })?;
+    /// `request` is the address (relative to the base URL, as given to [`ApiClient::get`]) of
+    /// the request whose answer held the link; a relative link (`/v1/payments?page=2`,
+    /// `?page=2`) is resolved against it. Refused ([`SourceError::Refused`], naming the link):
+    /// a link to another origin (scheme, host or port) than the configured base URL, so the key
+    /// is sent only to the configured API, and a link to another listing than the request's
+    /// (another path: `/v1/customers?page=2` from `/v1/payment-links`), so one listing's records
+    /// are never read as another's.
+    pub fn relative_next(&self, request: &str, next: &str) -> Result<String, SourceError> {
+        let requested = self.resolve(request);
+        let url = requested
+            .join(next.trim())
+            .map_err(|e| SourceError::BadResponse {
+                provider: self.provider.name,
+                status: 200,
+                problem: format!(
+                    "the next-page link `{}` is not a URL ({e})",
+                    self.scrub(next)
+                ),
+                excerpt: String::new(),
+            })?;
         if url.origin() != self.base.origin() {
             return Err(SourceError::Refused(format!(
                 "{} sent a next-page link to {}, which is not the configured base URL {}; not following it, so the API key stays with the configured host",
                 self.provider.name,
                 url.origin().ascii_serialization(),
                 self.base.origin().ascii_serialization(),
+            )));
+        }
+        let listing = |path: &str| path.trim_end_matches('/').to_owned();
+        if listing(url.path()) != listing(requested.path()) {
+            return Err(SourceError::Refused(format!(
+                "{} sent a next-page link to another listing: `{}` from `{}`; not following it, so that its records are not read as this listing's",
+                self.provider.name,
+                self.scrub(&path_and_query(&url)),
+                requested.path(),
             )));
         }
         let path = url
@@ -331,7 +351,7 @@ impl ApiClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let rate_limit = rate_limit(&headers);
-        let body = self.read_body(response).await?;
+        let body = self.read_body(response, relative).await?;
         if (200..300).contains(&status) {
             return Ok(Fetched {
                 value: body,
@@ -341,12 +361,15 @@ impl ApiClient {
         Err(self.classify(status, &headers, rate_limit, relative, &body))
     }
 
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, SourceError> {
-        let too_large = || {
-            SourceError::Refused(format!(
-                "{} sent a response body over the cap of {} bytes",
-                self.provider.name, self.max_body
-            ))
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        relative: &str,
+    ) -> Result<Vec<u8>, SourceError> {
+        let too_large = || SourceError::BodyTooLarge {
+            provider: self.provider.name,
+            cap: self.max_body,
+            what: self.scrub(relative),
         };
         if response
             .content_length()
@@ -506,6 +529,14 @@ impl ApiClient {
     }
 }
 
+/// The path and query of `url`: `/v1/payments?page=2`.
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
 /// The `X-RateLimit-*` headers of a response.
 pub fn rate_limit(headers: &HeaderMap) -> RateLimitHeaders {
     fn number<N: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<N> {
@@ -572,6 +603,92 @@ mod tests {
             Some(Duration::ZERO),
             "a date in the past means now"
         );
+    }
+
+    static TEST: Provider = Provider {
+        name: "Test",
+        key_variable: "TEST_API_KEY",
+        forbidden_advice: "",
+        error_message: |_| None,
+    };
+
+    fn client(base: &str) -> ApiClient {
+        ApiClient::new(
+            &TEST,
+            ClientConfig::new(base, "test_secret_key", "test/1.0"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn next_links_absolute_or_relative_continue_the_listing_relative_to_the_base() {
+        let api = client("https://api.example.com/v1");
+        for (request, next) in [
+            (
+                "/payment-links",
+                "https://api.example.com/v1/payment-links?page=2",
+            ),
+            ("/payment-links", "/v1/payment-links?page=2"),
+            ("/payment-links?page=1", "?page=2"),
+            ("/payment-links", "payment-links?page=2"),
+            ("/payment-links", "  /v1/payment-links/?page=2 "),
+        ] {
+            let relative = api.relative_next(request, next).unwrap();
+            assert!(
+                relative == "/payment-links?page=2" || relative == "/payment-links/?page=2",
+                "{next} from {request}: {relative}"
+            );
+        }
+        let root = client("http://127.0.0.1:8080");
+        assert_eq!(
+            root.relative_next("/payments?limit=100", "/payments?limit=100&cursor=c2")
+                .unwrap(),
+            "/payments?limit=100&cursor=c2"
+        );
+    }
+
+    #[test]
+    fn next_links_to_another_listing_or_origin_are_refused_naming_them() {
+        let api = client("https://api.example.com/v1");
+        for (request, next, named) in [
+            (
+                "/payment-links",
+                "/v1/customers?page=2",
+                "/v1/customers?page=2",
+            ),
+            (
+                "/payment-links/plk_a/payments",
+                "https://api.example.com/v1/payment-links/plk_b/payments?page=2",
+                "/v1/payment-links/plk_b/payments?page=2",
+            ),
+            (
+                "/payment-links",
+                "/v1/payment-links/../customers?page=2",
+                "/v1/customers?page=2",
+            ),
+            (
+                "/payment-links",
+                "/v2/payment-links?page=2",
+                "/v2/payment-links?page=2",
+            ),
+            (
+                "/payment-links",
+                "https://evil.example.com/v1/payment-links?page=2",
+                "https://evil.example.com",
+            ),
+            (
+                "/payment-links",
+                "http://api.example.com/v1/payment-links?page=2",
+                "http://api.example.com",
+            ),
+        ] {
+            let err = api.relative_next(request, next).unwrap_err();
+            assert!(
+                matches!(&err, SourceError::Refused(m) if m.contains(named)),
+                "{next} from {request}: {err}"
+            );
+            assert!(!err.is_retryable());
+        }
     }
 
     #[test]

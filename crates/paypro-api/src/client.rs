@@ -87,6 +87,16 @@ impl PayProClient {
         self.api.base_url().as_str()
     }
 
+    /// The page size asked for, 1 to 100.
+    pub fn limit(&self) -> u8 {
+        self.limit
+    }
+
+    /// The address of the first page, with this client's `limit`.
+    fn first_page(&self) -> String {
+        format!("/payments?limit={}", self.limit)
+    }
+
     /// `GET /payments`: the page at `page` (relative to the base URL; `None`: the first page,
     /// with this client's `limit`), mapped, with where the listing continues. A record that
     /// cannot be mapped is set aside whole with its reason.
@@ -94,14 +104,15 @@ impl PayProClient {
         &self,
         page: Option<&str>,
     ) -> Result<Fetched<PaymentsPage>, SourceError> {
-        let first = format!("/payments?limit={}", self.limit);
-        let fetched = self.api.get(page.unwrap_or(&first)).await?;
+        let first = self.first_page();
+        let request = page.unwrap_or(&first);
+        let fetched = self.api.get(request).await?;
         let (links, mapped) =
             decode_page(&fetched.value).map_err(|e| self.api.decode_error(&e, &fetched.value))?;
         let next = links
             .next
             .as_deref()
-            .map(|next| self.api.relative_next(next))
+            .map(|next| self.api.relative_next(request, next))
             .transpose()?;
         Ok(Fetched {
             value: PaymentsPage {
@@ -128,6 +139,12 @@ pub struct PaymentsPage {
 
 /// PayPro's payments as a [`PaymentSource`], newest first. The cursor is the next page's
 /// address below the base URL (carrying PayPro's opaque `cursor`).
+///
+/// A page whose body is over the client's cap is asked for again with half the `limit`: the
+/// page at that cursor is then empty, and its next cursor is the same position with the smaller
+/// limit (so each call still makes one request, and the engine sees a new cursor). Once a
+/// smaller page is read, the walk goes on with full pages again. Only a single payment over the
+/// cap (`limit=1`) fails, with [`SourceError::BodyTooLarge`].
 #[derive(Debug)]
 pub struct PayProSource {
     client: PayProClient,
@@ -156,17 +173,50 @@ impl PaymentSource for PayProSource {
     }
 
     async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {
-        let at = match cursor {
-            None => None,
+        let first = self.client.first_page();
+        let request = match cursor {
+            None => first.as_str(),
             Some(Cursor {
                 listing: Some(listing),
                 ..
-            }) => Some(listing.as_str()),
+            }) => listing.as_str(),
             Some(_) => return Ok(Page::default()),
         };
-        let fetched = self.client.payments_page(at).await?;
+        let limit = limit_of(request);
+        let fetched = match self.client.payments_page(Some(request)).await {
+            Ok(fetched) => fetched,
+            Err(SourceError::BodyTooLarge {
+                provider,
+                cap,
+                what,
+            }) => {
+                if limit <= 1 {
+                    return Err(SourceError::BodyTooLarge {
+                        provider,
+                        cap,
+                        what: format!("{what} (a single payment, the smallest page there is)"),
+                    });
+                }
+                let smaller = with_limit(request, limit / 2);
+                tracing::warn!(page = %request, retry = %smaller, cap, "a page is over the body cap; asking for a smaller one");
+                return Ok(Page {
+                    next: Some(Cursor {
+                        listing: Some(smaller),
+                        ..Cursor::default()
+                    }),
+                    ..Page::default()
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        // After a page this source asked for smaller, full pages again.
+        let full = u32::from(self.client.limit());
         let next = fetched.value.next.map(|listing| Cursor {
-            listing: Some(listing),
+            listing: Some(if limit < full {
+                with_limit(&listing, full)
+            } else {
+                listing
+            }),
             ..Cursor::default()
         });
         Ok(Page {
@@ -176,5 +226,65 @@ impl PaymentSource for PayProSource {
             next,
             rate_limit: fetched.rate_limit,
         })
+    }
+}
+
+/// PayPro's page size when a request does not say.
+const PAYPRO_DEFAULT_LIMIT: u32 = 10;
+
+/// The `limit` an address asks for (PayPro's default 10 when it does not say).
+fn limit_of(address: &str) -> u32 {
+    address
+        .split_once('?')
+        .into_iter()
+        .flat_map(|(_, query)| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("limit="))
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(PAYPRO_DEFAULT_LIMIT)
+}
+
+/// `address` with its `limit` set to `limit`, the rest of its query (the opaque cursor) kept
+/// byte for byte.
+fn with_limit(address: &str, limit: u32) -> String {
+    let (path, query) = address.split_once('?').unwrap_or((address, ""));
+    let mut pairs: Vec<String> = Vec::new();
+    let mut set = false;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        if pair.starts_with("limit=") || pair == "limit" {
+            if !set {
+                pairs.push(format!("limit={limit}"));
+                set = true;
+            }
+        } else {
+            pairs.push(pair.to_owned());
+        }
+    }
+    if !set {
+        pairs.insert(0, format!("limit={limit}"));
+    }
+    format!("{path}?{}", pairs.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_read_and_set_keeping_the_cursor() {
+        assert_eq!(limit_of("/payments?limit=100&cursor=YWZ0ZXI6UFAx"), 100);
+        assert_eq!(limit_of("/payments?cursor=x"), 10);
+        assert_eq!(
+            with_limit("/payments?limit=100&cursor=YWZ0ZXI6UFAx", 50),
+            "/payments?limit=50&cursor=YWZ0ZXI6UFAx"
+        );
+        assert_eq!(
+            with_limit("/payments?cursor=a%3D&limit=3", 1),
+            "/payments?cursor=a%3D&limit=1"
+        );
+        assert_eq!(
+            with_limit("/payments?cursor=x", 5),
+            "/payments?limit=5&cursor=x"
+        );
+        assert_eq!(with_limit("/payments", 5), "/payments?limit=5");
     }
 }

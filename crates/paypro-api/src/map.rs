@@ -1,9 +1,12 @@
 //! PayPro records into unified payments.
 
+use std::borrow::Borrow;
+
 use payments_model::{
-    Currency, MapError, Mapped, Money, Payment, Source, map_all, map_records, parse_timestamp,
-    paypro_status,
+    Currency, MapError, Mapped, Money, PageText, Payment, Source, map_all, map_records,
+    parse_timestamp, paypro_status,
 };
+use serde::de::Error as _;
 use serde_json::value::RawValue;
 
 use crate::wire::{List, ListLinks, PayMethodField, PayProPayment};
@@ -38,9 +41,11 @@ impl PayProPayment {
             Some(text) => parse_timestamp(text).map_err(|e| fail("created_at", e))?,
             None => return Err(fail("created_at", "is null".to_owned())),
         };
+        // PHP writes an unset date as an empty string as often as as null.
         let paid_at = self
             .paid_at
             .as_deref()
+            .filter(|text| !text.trim().is_empty())
             .map(parse_timestamp)
             .transpose()
             .map_err(|e| fail("paid_at", e))?;
@@ -67,16 +72,18 @@ impl PayProPayment {
 }
 
 /// Maps the raw items of a page of payments; bad records are set aside whole.
-pub fn map_payments(items: &[Box<RawValue>]) -> Mapped {
+pub fn map_payments<R: Borrow<RawValue>>(items: &[R]) -> Mapped {
     map_records(items, PayProPayment::to_payment)
 }
 
 /// Decodes a page body and maps its payments, returning the page's `_links` too.
 ///
-/// A clean page is decoded once, straight into the wire structs; a page with a bad record is
-/// decoded again record by record so that the bad one is set aside whole with its reason.
+/// A clean page is decoded once, straight into the wire structs; a page with a bad record (also
+/// one whose bytes are not valid UTF-8) is decoded again record by record so that the bad one
+/// is set aside whole with its reason.
 pub fn decode_page(body: &[u8]) -> Result<(ListLinks, Mapped), serde_json::Error> {
-    if let Ok(list) = serde_json::from_slice::<List<PayProPayment>>(body)
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Ok(list) = serde_json::from_str::<List<PayProPayment>>(text)
         && let Some(payments) = map_all(list.data, PayProPayment::to_payment)
     {
         return Ok((
@@ -87,6 +94,19 @@ pub fn decode_page(body: &[u8]) -> Result<(ListLinks, Mapped), serde_json::Error
             },
         ));
     }
-    let list: List = serde_json::from_slice(body)?;
-    Ok((list.links, map_payments(&list.data)))
+    let text = PageText::new(body);
+    let list: List<&RawValue> = text.parse()?;
+    let mapped = text.map_records(&list.data, PayProPayment::to_payment);
+    // Following a mangled link would read the wrong page; taking it for none would end early.
+    if list
+        .links
+        .next
+        .as_deref()
+        .is_some_and(|next| text.is_damaged(next))
+    {
+        return Err(serde_json::Error::custom(
+            "`_links.next` holds bytes that are not valid UTF-8",
+        ));
+    }
+    Ok((list.links, mapped))
 }

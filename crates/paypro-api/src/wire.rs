@@ -3,24 +3,35 @@
 //! Every field the documentation marks nullable is an `Option`, and unknown fields are
 //! ignored, so that a new field or a null never fails a page.
 
+use payments_model::tolerant;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// PayPro's list envelope: `{"type": "list", "data": [...], "count": N, "_links": {...}}`.
 ///
 /// `T` defaults to the raw JSON of each item, so that one bad item can be set aside whole.
+///
+/// Read tolerantly: `data: null` is an empty page, `count` may be a string, `_links` may be
+/// PHP's `[]` for "no links", and `_links.next` may be relative (it is resolved against the
+/// request) or HAL's `{"href": …}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct List<T = Box<RawValue>> {
     /// Always `"list"`.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "tolerant::text")]
     pub kind: Option<String>,
-    /// The items, most recent first.
+    /// The items, most recent first (`null` reads as none).
+    #[serde(deserialize_with = "tolerant::null_as_empty")]
     pub data: Vec<T>,
     /// The number of items on this page.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tolerant::count")]
     pub count: Option<u64>,
     /// Links to this page and its neighbours.
-    #[serde(rename = "_links", default)]
+    #[serde(
+        rename = "_links",
+        default,
+        deserialize_with = "tolerant::empty_list_as_default"
+    )]
     pub links: ListLinks,
 }
 
@@ -28,13 +39,26 @@ pub struct List<T = Box<RawValue>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListLinks {
     /// This page.
-    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "self",
+        default,
+        deserialize_with = "tolerant::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub this: Option<String>,
-    /// Absolute URL of the next (older) page, carrying `?cursor=…`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// URL of the next (older) page, carrying `?cursor=…` (absolute, or relative to the request).
+    #[serde(
+        default,
+        deserialize_with = "tolerant::link",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next: Option<String>,
-    /// Absolute URL of the previous (newer) page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// URL of the previous (newer) page.
+    #[serde(
+        default,
+        deserialize_with = "tolerant::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub prev: Option<String>,
 }
 
@@ -46,7 +70,8 @@ pub struct PayProPayment {
     /// Always `"payment"`.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
-    /// The amount in minor units (cents).
+    /// The amount in minor units (cents): a JSON integer, or a string of digits (`"1295"`).
+    #[serde(deserialize_with = "tolerant::minor_units")]
     pub amount: i64,
     /// Free text.
     #[serde(default)]
@@ -58,8 +83,8 @@ pub struct PayProPayment {
     pub pay_method: Option<PayMethodField>,
     /// The state word (`initialized`, `open`, `processing`, `paid`, `completed`, …; open-ended).
     pub state: String,
-    /// How much was refunded, in minor units.
-    #[serde(default)]
+    /// How much was refunded, in minor units (an integer or a string of digits).
+    #[serde(default, deserialize_with = "tolerant::optional_minor_units")]
     pub refunded_amount: Option<i64>,
     /// Where the payer returns after paying.
     #[serde(default)]
@@ -85,7 +110,7 @@ pub struct PayProPayment {
     /// `de` | `en` | `fr` | `nl`.
     #[serde(default)]
     pub locale: Option<String>,
-    /// RFC 3339 UTC, or null.
+    /// RFC 3339 UTC, or null (an empty string is read as null when mapped).
     #[serde(default)]
     pub paid_at: Option<String>,
     /// Why the payment failed, as a sentence.

@@ -406,7 +406,7 @@ async fn plain_http_off_loopback_is_refused_before_any_request() {
 }
 
 #[tokio::test]
-async fn bodies_over_the_cap_are_refused() {
+async fn a_link_list_page_over_the_cap_is_refused_naming_the_cap_and_the_page() {
     let sandbox = sandbox(40, Faults::default()).await;
     let mut config = MkpClient::config(&sandbox.mkp_base_url(), KEY);
     config.max_body_bytes = 1024;
@@ -416,7 +416,12 @@ async fn bodies_over_the_cap_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, SourceError::Refused(m) if m.contains("1024 bytes")),
+        matches!(&err, SourceError::BodyTooLarge { cap: 1024, what, .. } if what == "/payment-links"),
         "{err:?}"
     );
+    assert_eq!(
+        err.to_string(),
+        "refused: MijnKlantportaal sent a response body over the cap of 1024 bytes for /payment-links; raise the body cap if such a page is expected"
+    );
+    assert!(!err.is_retryable(), "the same request gets the same body");
 }

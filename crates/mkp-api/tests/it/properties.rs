@@ -19,12 +19,13 @@ fn payment(status: &str, amount: &str, created_at: &str) -> PaymentLinkPayment {
 }
 
 proptest! {
-    /// Any amount text either maps to the exact same value or is refused naming `amount`.
+    /// Any amount text (spaces around it allowed) either maps to the exact same value or is
+    /// refused naming `amount`.
     #[test]
-    fn amounts_are_exact_or_refused(amount in prop_oneof!["-?[0-9]{1,12}(\\.[0-9]{1,4})?", ".*"]) {
+    fn amounts_are_exact_or_refused(amount in prop_oneof!["-?[0-9]{1,12}(\\.[0-9]{1,4})?", " ?[0-9]{1,6}\\.[0-9]{2} ?", ".*"]) {
         match payment("paid", &amount, "2024-04-29T21:00:00+02:00").to_payment(None) {
             Ok(p) => {
-                let parsed = Money::parse(&amount, Currency::EUR).unwrap();
+                let parsed = Money::parse(amount.trim(), Currency::EUR).unwrap();
                 prop_assert_eq!(p.amount, parsed);
                 prop_assert!(!p.amount.is_negative());
             }
