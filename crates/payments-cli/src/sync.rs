@@ -167,9 +167,14 @@ impl SyncArgs {
             _ => {}
         }
         if configured.is_empty() {
-            return Err(CliError::config(
-                "no source is configured: set MKP_API_KEY and/or PAYPRO_API_KEY (or try `payments demo`, which needs neither)",
-            ));
+            let demo = if cfg!(feature = "sandbox") {
+                " (or try `payments demo`, which needs neither)"
+            } else {
+                ""
+            };
+            return Err(CliError::config(format!(
+                "no source is configured: set MKP_API_KEY and/or PAYPRO_API_KEY{demo}"
+            )));
         }
         Ok(configured)
     }
