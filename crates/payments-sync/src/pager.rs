@@ -154,15 +154,16 @@ impl<'s> Pager<'s> {
         limiter.answered(ticket);
         let remaining = match &answer {
             Ok(page) => page.rate_limit.remaining,
-            // Trust what the server says remains; when it says only how long to wait, that wait
-            // is the answer; only a 429 that says nothing else means the window is full.
+            // A 429 that says how long to wait is answered by waiting that long (the retry), not
+            // by a whole window; without a wait, trust what it says remains; only a 429 that
+            // says nothing at all means the window is full.
             Err(SourceError::RateLimited {
                 rate_limit,
                 retry_after,
                 ..
-            }) => match (rate_limit.remaining, retry_after) {
-                (Some(remaining), _) => Some(remaining),
-                (None, Some(_)) => None,
+            }) => match (retry_after, rate_limit.remaining) {
+                (Some(_), _) => None,
+                (None, Some(remaining)) => Some(remaining),
                 (None, None) => Some(0),
             },
             Err(_) => None,

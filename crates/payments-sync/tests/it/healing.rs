@@ -167,3 +167,43 @@ async fn a_run_past_its_time_budget_stops_at_a_page_and_the_next_run_resumes() {
     assert_eq!(store.payments(), data_set(&sandbox));
     assert_eq!(store.checkpoint("paypro").unwrap().run, RunKind::Full);
 }
+
+#[tokio::test]
+async fn an_mkp_429_with_retry_after_costs_that_wait_even_when_it_says_none_remain() {
+    // The sandbox's MKP 429 says `Retry-After: 1` and `X-RateLimit-Remaining: 0`; DESIGN's
+    // target 3: the next request goes out within Retry-After + 1 s, not a window later.
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed: 6,
+        mkp_links: 20,
+        paypro_payments: 0,
+        anchor: chrono::Utc::now(),
+        mkp_rate_limit: None,
+        faults: Faults {
+            burst_429: Some(Burst {
+                every: 5,
+                length: 1,
+                retry_after: Duration::from_secs(1),
+                form: RetryAfterForm::Seconds,
+            }),
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+    syncer.add_source_with_rate_limit(
+        payments_testkit::mkp(&sandbox),
+        Some(RateLimit::per(60, Duration::from_secs(60))),
+    );
+    let summary = syncer.run().await.remove(0).unwrap();
+    let refused = sandbox.count_status(Api::Mkp, 429) as u64;
+    assert!(refused >= 2);
+    assert!(
+        summary.waited <= Duration::from_secs(2) * refused as u32,
+        "waited {:?} for {refused} × `Retry-After: 1`",
+        summary.waited
+    );
+    assert_eq!(store.payments().len(), data_set(&sandbox).len());
+}
