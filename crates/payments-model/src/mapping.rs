@@ -623,17 +623,6 @@ pub mod tolerant {
         literal_text(raw.get()).map_err(de::Error::custom)
     }
 
-    /// [`literal`] for a field that may be `null` or missing (use with `#[serde(default)]`).
-    pub fn optional_literal<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<String>, D::Error> {
-        let raw = <&'de RawValue>::deserialize(deserializer)?;
-        match raw.get() {
-            "null" => Ok(None),
-            text => literal_text(text).map(Some).map_err(de::Error::custom),
-        }
-    }
-
     fn literal_text(raw: &str) -> Result<String, String> {
         match raw.as_bytes().first() {
             Some(b'"') if !raw.contains('\\') && raw.len() >= 2 => {

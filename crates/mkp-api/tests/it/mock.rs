@@ -311,12 +311,16 @@ async fn serve_raw(server: &MockServer, at: &str, page: Option<&str>, body: Vec<
 async fn string_page_numbers_null_data_and_relative_next_links_are_read_and_the_walk_completes() {
     let server = MockServer::start().await;
     let links = "/payment-links";
+    // PHP's `1` for true and a number for the link's (unused) amount never cost the link.
+    let mut plk_a = link("plk_a");
+    plk_a["reusable"] = json!(1);
+    plk_a["amount"] = json!(5);
     // Page numbers as strings, no `from`/`to`, and a root-relative next link.
     serve(
         &server,
         links,
         None,
-        json!({"current_page": "1", "per_page": "15", "data": [link("plk_a")],
+        json!({"current_page": "1", "per_page": "15", "data": [plk_a],
                "next_page_url": "/v1/payment-links?page=2", "path": null}),
     )
     .await;
