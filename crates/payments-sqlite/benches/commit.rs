@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
                             payments: page,
                             history: Vec::new(),
                             rejected: Vec::new(),
+                            resolved: Vec::new(),
                             groups: Vec::new(),
                             checkpoint: checkpoint.clone(),
                         })

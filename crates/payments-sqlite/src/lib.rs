@@ -25,7 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -548,6 +548,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn quarantined(&self, source: &str) -> Result<HashSet<String>, StoreError> {
+        let source = source.to_owned();
+        self.blocking(move |connection| {
+            let context = "cannot read the quarantine";
+            let mut statement = connection
+                .prepare("SELECT DISTINCT source_id FROM quarantine WHERE source_name = ? AND source_id IS NOT NULL")
+                .map_err(store_error(context))?;
+            let rows = statement
+                .query_map([&source], |row| row.get::<_, String>(0))
+                .map_err(store_error(context))?;
+            rows.collect::<Result<_, _>>().map_err(store_error(context))
+        })
+        .await
+    }
+
     async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
@@ -703,6 +718,14 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
                     rejected.reason,
                     observed
                 ])
+                .map_err(store_error(context))?;
+        }
+        let mut resolve = transaction
+            .prepare_cached("DELETE FROM quarantine WHERE source_name = ? AND source_id = ?")
+            .map_err(store_error(context))?;
+        for source_id in &commit.resolved {
+            resolve
+                .execute(params![commit.source, source_id])
                 .map_err(store_error(context))?;
         }
         let mut groups = transaction

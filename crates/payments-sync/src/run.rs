@@ -35,6 +35,8 @@ pub(crate) struct SourceRun {
     summary: Summary,
     finished: bool,
     unknown_words: HashSet<String>,
+    /// Provider ids of the source's quarantined records, to resolve when they map again.
+    quarantined: HashSet<String>,
 }
 
 /// A page turned into the facts of one commit, before it is compared with what is stored.
@@ -51,6 +53,7 @@ impl SourceRun {
         name: &str,
         order: ListingOrder,
         state: SourceState,
+        quarantined: HashSet<String>,
         oldest_unsettled: Option<DateTime<FixedOffset>>,
         options: &SyncOptions,
         now: DateTime<Utc>,
@@ -88,6 +91,7 @@ impl SourceRun {
             groups: state.groups,
             finished: false,
             unknown_words: HashSet::new(),
+            quarantined,
         }
     }
 
@@ -164,6 +168,12 @@ impl SourceRun {
             }
         }
         self.summary.quarantined += page.rejected.len() as u64;
+        let resolved: Vec<String> = page
+            .payments
+            .iter()
+            .filter(|p| self.quarantined.remove(&p.source_id))
+            .map(|p| p.source_id.clone())
+            .collect();
         Prepared {
             payments: page.payments.len(),
             commit: Commit {
@@ -172,6 +182,7 @@ impl SourceRun {
                 payments: page.payments,
                 history: Vec::new(),
                 rejected: page.rejected,
+                resolved,
                 groups,
                 checkpoint: self.checkpoint.clone(),
             },

@@ -5,7 +5,7 @@
 //! what "unsettled" means, which payments belong to which group) is decided by the engine
 //! before a commit, so a second store is an addition, not a copy of the engine's rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -118,6 +118,9 @@ pub struct Commit {
     pub history: Vec<StatusChange>,
     /// Records that could not be mapped, to quarantine (once per raw record).
     pub rejected: Vec<Rejected>,
+    /// Provider ids whose quarantined records are resolved: the record now maps, and its
+    /// payment is among `payments` or already stored unchanged.
+    pub resolved: Vec<String>,
     /// Groups and their new state, by id.
     pub groups: Vec<(String, GroupState)>,
     /// The source's new checkpoint.
@@ -310,6 +313,9 @@ pub trait Store: Send + Sync + 'static {
         statuses: &[&str],
     ) -> Result<Option<DateTime<FixedOffset>>, StoreError>;
 
+    /// The provider ids of the quarantined records of `source` (those that have one).
+    async fn quarantined(&self, source: &str) -> Result<HashSet<String>, StoreError>;
+
     /// The stored versions of the payments with these ids (those it has).
     async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError>;
 
@@ -417,6 +423,16 @@ impl Store for MemoryStore {
             .min())
     }
 
+    async fn quarantined(&self, source: &str) -> Result<HashSet<String>, StoreError> {
+        Ok(self
+            .inner()
+            .rejected
+            .iter()
+            .filter(|(owner, _)| owner == source)
+            .filter_map(|(_, r)| r.source_id.clone())
+            .collect())
+    }
+
     async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError> {
         let inner = self.inner();
         Ok(ids
@@ -436,6 +452,12 @@ impl Store for MemoryStore {
                 .insert(payment.id.clone(), (commit.source.clone(), payment));
         }
         inner.history.extend(commit.history);
+        inner.rejected.retain(|(owner, r)| {
+            *owner != commit.source
+                || r.source_id
+                    .as_ref()
+                    .is_none_or(|id| !commit.resolved.contains(id))
+        });
         for rejected in commit.rejected {
             let seen = inner
                 .rejected

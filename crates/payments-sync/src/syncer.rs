@@ -305,6 +305,11 @@ impl<S: Store> SourceTask<S> {
             .source_state(name)
             .await
             .map_err(SyncError::Store)?;
+        let quarantined = self
+            .store
+            .quarantined(name)
+            .await
+            .map_err(SyncError::Store)?;
         let oldest_unsettled = match source.order() {
             ListingOrder::NewestFirst => self
                 .store
@@ -321,6 +326,7 @@ impl<S: Store> SourceTask<S> {
             name,
             source.order(),
             state,
+            quarantined,
             oldest_unsettled,
             &self.options,
             now,

@@ -209,3 +209,39 @@ async fn status_tells_monitoring_when_the_ledger_is_stale() {
     );
     assert!(stale.contains("no complete run within 0 s"), "{stale}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_stays_visible_to_monitoring_until_the_records_map_again() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            bad_record_every: Some(50),
+            ..Faults::default()
+        },
+        ..unlimited(26, 0, 300)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    run(
+        payments_for(&sandbox, &db).args(["sync", "--source", "paypro"]),
+        3,
+    );
+    // `status` keeps saying so, whatever later runs read, until the records are resolved.
+    let status = text(&run(payments_for(&sandbox, &db).arg("status"), 3).stdout);
+    assert!(status.contains("quarantined records: 6"), "{status}");
+
+    // The provider corrects the records: the next run that reads them resolves the quarantine.
+    sandbox.set_faults(Faults::default());
+    run(
+        payments_for(&sandbox, &db).args(["sync", "--source", "paypro", "--full"]),
+        0,
+    );
+    let status = text(&run(payments_for(&sandbox, &db).arg("status"), 0).stdout);
+    assert!(status.contains("quarantined records: 0"), "{status}");
+    let export = run(
+        payments_for(&sandbox, &db).args(["export", "--format", "ndjson"]),
+        0,
+    );
+    assert_eq!(crate::parse_ndjson(&export.stdout).len(), 300);
+}
