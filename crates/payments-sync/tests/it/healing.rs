@@ -115,7 +115,7 @@ async fn a_stopped_run_is_recorded_as_interrupted_and_the_next_run_resumes() {
         "{err}"
     );
     let kept = store.payments().len();
-    assert!(kept < 2000 && kept % 100 == 0, "{kept}: whole pages only");
+    assert!(kept < 2000 && kept.is_multiple_of(100), "{kept}: whole pages only");
     let run = store.runs().pop().unwrap();
     assert!(run.error.unwrap().contains("interrupted (SIGTERM)"));
 
