@@ -133,7 +133,10 @@ impl SourceRun {
     ) -> Prepared {
         self.warn_unknown_words(&page);
         let fetched_at = self.checkpoint.cursor.take();
-        let next = self.policy.next_cursor(&page, &self.groups);
+        let next = self
+            .policy
+            .next_cursor(&page, &self.groups, &self.quarantined);
+        let mut resolved: Vec<String> = Vec::new();
         let mut groups: Vec<(String, GroupState)> = Vec::new();
         for listed in &page.groups {
             let state = self.groups.entry(listed.id.clone()).or_default();
@@ -143,8 +146,18 @@ impl SourceRun {
         if let Some(cursor) = &fetched_at
             && let Some(group) = cursor.groups.first()
         {
+            let set_aside = page
+                .rejected
+                .iter()
+                .any(|r| r.source_id.as_deref() == Some(group.id.as_str()));
             let state = self.groups.entry(group.id.clone()).or_default();
-            if cursor.group_page.is_none() {
+            if set_aside {
+                // The source set the group aside (its payments could not be read): what is
+                // known of it stays as it was, and its quarantine makes every run read it again.
+            } else if cursor.group_page.is_none() {
+                if self.quarantined.remove(&group.id) {
+                    resolved.push(group.id.clone());
+                }
                 // The first page of the group's payments: its state is folded afresh.
                 *state = GroupState {
                     status: group.status.clone(),
@@ -154,7 +167,9 @@ impl SourceRun {
             for payment in &page.payments {
                 fold_group_state(state, payment);
             }
-            groups.push((group.id.clone(), state.clone()));
+            if !set_aside {
+                groups.push((group.id.clone(), state.clone()));
+            }
         }
         self.checkpoint.cursor = next;
         self.finished = self.checkpoint.cursor.is_none();
@@ -168,12 +183,12 @@ impl SourceRun {
             }
         }
         self.summary.quarantined += page.rejected.len() as u64;
-        let resolved: Vec<String> = page
-            .payments
-            .iter()
-            .filter(|p| self.quarantined.remove(&p.source_id))
-            .map(|p| p.source_id.clone())
-            .collect();
+        resolved.extend(
+            page.payments
+                .iter()
+                .filter(|p| self.quarantined.remove(&p.source_id))
+                .map(|p| p.source_id.clone()),
+        );
         Prepared {
             payments: page.payments.len(),
             commit: Commit {
@@ -186,6 +201,20 @@ impl SourceRun {
                 groups,
                 checkpoint: self.checkpoint.clone(),
             },
+        }
+    }
+
+    /// A commit of the checkpoint alone (after [`SourceRun::restart`]).
+    pub(crate) fn checkpoint_only(&self, observed_at: DateTime<Utc>) -> Commit {
+        Commit {
+            source: self.summary.source_name.clone(),
+            observed_at,
+            payments: Vec::new(),
+            history: Vec::new(),
+            rejected: Vec::new(),
+            resolved: Vec::new(),
+            groups: Vec::new(),
+            checkpoint: self.checkpoint.clone(),
         }
     }
 
@@ -341,7 +370,12 @@ struct Policy {
 impl Policy {
     /// Where to go after `page`: the source's next cursor, minus the groups this run need not
     /// read, or nowhere once a newest-first listing is past the horizon.
-    fn next_cursor(&self, page: &Page, known: &HashMap<String, GroupState>) -> Option<Cursor> {
+    fn next_cursor(
+        &self,
+        page: &Page,
+        known: &HashMap<String, GroupState>,
+        quarantined: &HashSet<String>,
+    ) -> Option<Cursor> {
         let mut next = page.next.clone()?;
         if self.order == ListingOrder::NewestFirst {
             let oldest = page.payments.iter().map(|p| p.created_at).min();
@@ -353,7 +387,9 @@ impl Policy {
         }
         if !page.groups.is_empty() && self.run != RunKind::Full {
             next.groups.retain(|group| {
-                !page.groups.iter().any(|g| g.id == group.id) || self.must_read(group, known)
+                !page.groups.iter().any(|g| g.id == group.id)
+                    || quarantined.contains(&group.id)
+                    || self.must_read(group, known)
             });
         }
         (!next.is_exhausted()).then_some(next)

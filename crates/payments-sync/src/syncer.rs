@@ -226,6 +226,16 @@ impl<S: Store> SourceTask<S> {
                     fetched = self.fetch(&mut pager, None).await;
                     continue;
                 }
+                Err(error @ SyncError::RepeatingCursor { .. }) => {
+                    // Resuming at this cursor would meet the same loop on every later run: what
+                    // was read is kept, and the next run starts this walk afresh.
+                    tracing::warn!(%error, "the walk ends here; the next run starts it from the first page");
+                    run.restart();
+                    if let Err(store) = self.store.commit(run.checkpoint_only(Utc::now())).await {
+                        tracing::warn!(%store, "the checkpoint could not be reset");
+                    }
+                    break Err(error);
+                }
                 Err(error) => break Err(error),
             };
             let observed_at = Utc::now();

@@ -115,7 +115,10 @@ async fn a_stopped_run_is_recorded_as_interrupted_and_the_next_run_resumes() {
         "{err}"
     );
     let kept = store.payments().len();
-    assert!(kept < 2000 && kept.is_multiple_of(100), "{kept}: whole pages only");
+    assert!(
+        kept < 2000 && kept.is_multiple_of(100),
+        "{kept}: whole pages only"
+    );
     let run = store.runs().pop().unwrap();
     assert!(run.error.unwrap().contains("interrupted (SIGTERM)"));
 
@@ -206,4 +209,134 @@ async fn an_mkp_429_with_retry_after_costs_that_wait_even_when_it_says_none_rema
         summary.waited
     );
     assert_eq!(store.payments().len(), data_set(&sandbox).len());
+}
+
+/// A source with one closed group whose payments cannot be read (the source sets the group
+/// aside, as `MkpSource` does with a link over the body cap) until `fixed` is set.
+struct OneGroup {
+    fixed: std::sync::atomic::AtomicBool,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+#[payments_model::async_trait]
+impl payments_model::PaymentSource for OneGroup {
+    fn name(&self) -> &str {
+        "groups"
+    }
+
+    fn order(&self) -> payments_model::ListingOrder {
+        payments_model::ListingOrder::Groups
+    }
+
+    async fn page(
+        &self,
+        cursor: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::Page, payments_model::SourceError> {
+        use std::sync::atomic::Ordering;
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let group = payments_model::Group {
+            id: "g1".into(),
+            status: "closed".into(),
+            open: false,
+            description: None,
+            created_at: None,
+        };
+        let Some(cursor) = cursor else {
+            return Ok(payments_model::Page {
+                groups: vec![group.clone()],
+                next: Some(payments_model::Cursor {
+                    listing: None,
+                    groups: vec![group],
+                    group_page: None,
+                }),
+                ..payments_model::Page::default()
+            });
+        };
+        assert_eq!(cursor.groups[0].id, "g1");
+        if !self.fixed.load(Ordering::SeqCst) {
+            return Ok(payments_model::Page {
+                rejected: vec![payments_model::Rejected {
+                    source_id: Some("g1".into()),
+                    reason: "group g1: its payments page is over the body cap; set aside".into(),
+                    raw: String::new(),
+                }],
+                ..payments_model::Page::default()
+            });
+        }
+        let payment: payments_model::Payment = serde_json::from_value(serde_json::json!({
+            "id": "mkp:p1", "source": "mkp", "source_id": "p1", "status": "paid",
+            "provider_status": "paid", "amount": "10.00", "currency": "EUR",
+            "refunded_amount": null, "created_at": "2020-01-01T00:00:00Z", "paid_at": null,
+            "payer_name": null, "description": null, "method": null, "processor": "x",
+            "processor_reference": null, "payment_link_id": "g1", "customer_id": null,
+            "fail_reason": null
+        }))
+        .unwrap();
+        Ok(payments_model::Page {
+            payments: vec![payment],
+            ..payments_model::Page::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_group_set_aside_is_read_again_by_every_run_until_it_reads_and_then_resolves() {
+    use std::sync::atomic::Ordering;
+    let source = Arc::new(OneGroup {
+        fixed: false.into(),
+        requests: 0.into(),
+    });
+    let store = Arc::new(MemoryStore::new());
+    let run = || async {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source(source.clone());
+        let before = source.requests.load(Ordering::SeqCst);
+        let summary = syncer.run().await.remove(0).unwrap();
+        (summary, source.requests.load(Ordering::SeqCst) - before)
+    };
+    let (full, _) = run().await;
+    assert_eq!((full.run, full.quarantined), (Some(RunKind::Full), 1));
+    // A closed group with nothing recent would be skipped; one set aside is read again.
+    let (incremental, requests) = run().await;
+    assert_eq!(incremental.run, Some(RunKind::Incremental));
+    assert_eq!(requests, 2, "the listing and the set-aside group");
+    assert_eq!(store.rejected().len(), 1);
+
+    source.fixed.store(true, Ordering::SeqCst);
+    let (fixed, requests) = run().await;
+    assert_eq!((fixed.counts.new, requests), (1, 2));
+    assert!(store.rejected().is_empty(), "resolved");
+    let (_, requests) = run().await;
+    assert_eq!(requests, 1, "a closed, settled, old group is skipped again");
+}
+
+#[tokio::test]
+async fn after_a_repeating_cursor_the_next_run_starts_the_walk_afresh_instead_of_resuming_into_it()
+{
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            repeat_cursor: true,
+            ..Faults::default()
+        },
+        ..paypro_only(7, 300)
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let sync = || async {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source(paypro(&sandbox));
+        syncer.run().await.remove(0)
+    };
+    let err = sync().await.unwrap_err();
+    assert!(matches!(err, SyncError::RepeatingCursor { .. }), "{err}");
+    assert!(!store.payments().is_empty(), "what was read is kept");
+    assert!(
+        !store.checkpoint("paypro").unwrap().in_progress(),
+        "no resume point inside the loop"
+    );
+    sandbox.set_faults(Faults::default());
+    let summary = sync().await.unwrap();
+    assert!(!summary.resumed);
+    assert_eq!(store.payments(), data_set(&sandbox));
 }
