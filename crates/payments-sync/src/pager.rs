@@ -59,6 +59,12 @@ impl<'s> Pager<'s> {
         }
     }
 
+    /// Starts a new walk: the cursors fetched so far no longer count as repeats (a walk that
+    /// restarts from the top fetches its first page again).
+    pub fn new_walk(&mut self) {
+        self.seen.clear();
+    }
+
     /// Requests made so far, retries included.
     pub fn requests(&self) -> u64 {
         self.requests

@@ -223,6 +223,7 @@ impl<S: Store> SourceTask<S> {
                     tracing::warn!(%error, "the provider refused the resume point; restarting this walk from the first page");
                     restarted = true;
                     run.restart();
+                    pager.new_walk();
                     fetched = self.fetch(&mut pager, None).await;
                     continue;
                 }

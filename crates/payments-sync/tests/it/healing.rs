@@ -340,3 +340,58 @@ async fn after_a_repeating_cursor_the_next_run_starts_the_walk_afresh_instead_of
     assert!(!summary.resumed);
     assert_eq!(store.payments(), data_set(&sandbox));
 }
+
+/// Two pages; the cursor of the second is refused once (it expired while the run was going).
+struct ExpiringCursor {
+    refused: std::sync::atomic::AtomicBool,
+}
+
+#[payments_model::async_trait]
+impl payments_model::PaymentSource for ExpiringCursor {
+    fn name(&self) -> &str {
+        "expiring"
+    }
+
+    fn order(&self) -> payments_model::ListingOrder {
+        payments_model::ListingOrder::NewestFirst
+    }
+
+    async fn page(
+        &self,
+        cursor: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::Page, payments_model::SourceError> {
+        let Some(_) = cursor else {
+            return Ok(payments_model::Page {
+                next: Some(payments_model::Cursor {
+                    listing: Some("/page-2".into()),
+                    ..payments_model::Cursor::default()
+                }),
+                ..payments_model::Page::default()
+            });
+        };
+        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(payments_model::SourceError::Invalid {
+                provider: "Example",
+                status: 422,
+                message: "Invalid cursor".into(),
+            });
+        }
+        Ok(payments_model::Page::default())
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_refused_in_the_middle_of_a_fresh_walk_restarts_it_from_the_first_page() {
+    let store = Arc::new(MemoryStore::new());
+    let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+    syncer.add_source(Arc::new(ExpiringCursor {
+        refused: false.into(),
+    }));
+    let summary = syncer.run().await.remove(0).unwrap();
+    assert!(!summary.resumed);
+    assert_eq!(
+        (summary.pages, summary.requests),
+        (3, 4),
+        "page 1, the refusal, page 1 again, page 2"
+    );
+}
