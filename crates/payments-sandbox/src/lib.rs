@@ -11,7 +11,10 @@
 //!   a million payments cost no memory.
 //! - Fault knobs, each off by default: latency, 5xx rate, 429 bursts (`Retry-After` in seconds
 //!   or as an HTTP date), dropped connections, truncated bodies, payments inserted while a sync
-//!   pages, next links to a foreign host, a repeating cursor.
+//!   pages, next links to a foreign host, a repeating cursor ([`Faults`]); and faults in what is
+//!   served ([`ContentFaults`]): records with an inexact amount or bytes that are not UTF-8, link
+//!   ids with path characters, pages over a size, PHP's envelope quirks. [`Sandbox::spoiled`]
+//!   names the records and links they spoil.
 //!
 //! # Examples
 //!
@@ -113,6 +116,135 @@ pub struct Faults {
     pub bad_record_every: Option<u64>,
 }
 
+/// Faults in *what* is served rather than how: records, links and pages that a correct client
+/// narrows to the smallest unit (a record, a link, a page size) while it keeps the rest. Each is
+/// off by default, and when off the sandbox serves exactly what it served before they existed.
+/// [`Sandbox::spoiled`] names the records and links they spoil.
+///
+/// (They are not fields of [`Faults`] so that code that builds a `Faults` field by field keeps
+/// compiling.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContentFaults {
+    /// Every Nth PayPro payment of the listing (by position, from 1, like
+    /// [`Faults::bad_record_every`]) is served with a `description` that ends in `caf` and the
+    /// byte 0xE9 (Latin-1 `é`), which is not valid UTF-8: a sync must set that record aside and
+    /// keep the rest of its page.
+    pub paypro_invalid_utf8_every: Option<u64>,
+    /// Payment `k` of MKP link `j` (both counted from 0 in listing order) is served with a
+    /// `payersName` holding the byte 0xE9 (`Ren\xE9e …`) when `j + k + 1` is a multiple of N.
+    pub mkp_invalid_utf8_every: Option<u64>,
+    /// Every Nth MKP link of the listing (by position, from 1) is listed with an id holding path
+    /// characters: `{id}/../x`. A correct client never requests its payments; the sandbox knows
+    /// no link by that id, so any request for them, escaped or not, is answered 404
+    /// ([`Sandbox::count_status`]).
+    pub mkp_path_id_every: Option<u64>,
+    /// MKP links whose every page of payments is over a size.
+    pub mkp_oversized_links: Option<OversizedLinks>,
+    /// PayPro pages over a size while the `limit` asked for is above a value.
+    pub paypro_oversized_pages: Option<OversizedPages>,
+    /// Envelopes written as PHP and Laravel APIs write them in the wild: `current_page` and
+    /// `per_page` (MKP) and `count` (PayPro) as strings (`"15"`); every link of the envelope
+    /// relative (MKP: `/mkp/v1/payment-links?page=2`, the path from the root; PayPro:
+    /// `payments?limit=100&cursor=…`, relative to the listing); `data: null` on an empty page.
+    /// [`Faults::foreign_next`], when set, still writes its absolute next links.
+    pub php_envelopes: bool,
+}
+
+/// MKP links whose payments pages are over a size: every `every`th link of the listing (by
+/// position, from 1) has each page of its payments padded with an extra envelope field
+/// `"padding"` of `bytes` spaces, so that its body is over `bytes` while the records stay as they
+/// are. A client whose body cap is below `bytes` sets the link aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OversizedLinks {
+    /// The period, in links.
+    pub every: u64,
+    /// The padding, in bytes.
+    pub bytes: usize,
+}
+
+/// PayPro pages over a size: a page asked for with a `limit` above `above_limit` is padded with
+/// an extra envelope field `"padding"` of `bytes` spaces. A client whose body cap is below
+/// `bytes` gets through by asking again with a smaller `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OversizedPages {
+    /// The largest `limit` answered with a page of normal size.
+    pub above_limit: usize,
+    /// The padding, in bytes.
+    pub bytes: usize,
+}
+
+impl ContentFaults {
+    /// Whether the PayPro payment at listing `position` (from 0) is served with a byte that is
+    /// not UTF-8.
+    pub(crate) fn paypro_invalid_utf8(&self, position: usize) -> bool {
+        every(self.paypro_invalid_utf8_every, position as u64 + 1)
+    }
+
+    /// Whether payment `k` of link `j` is served with a byte that is not UTF-8.
+    pub(crate) fn mkp_invalid_utf8(&self, j: usize, k: usize) -> bool {
+        every(self.mkp_invalid_utf8_every, (j + k) as u64 + 1)
+    }
+
+    /// The id link `j` is listed with when it differs from its own.
+    pub(crate) fn served_link_id(&self, j: usize, id: &str) -> Option<String> {
+        every(self.mkp_path_id_every, j as u64 + 1).then(|| format!("{id}/../x"))
+    }
+
+    /// The padding of each page of link `j`'s payments, if any.
+    pub(crate) fn link_padding(&self, j: usize) -> Option<usize> {
+        self.mkp_oversized_links
+            .filter(|o| every(Some(o.every), j as u64 + 1))
+            .map(|o| o.bytes)
+    }
+
+    /// The padding of a PayPro page of `limit`, if any.
+    pub(crate) fn paypro_padding(&self, limit: usize) -> Option<usize> {
+        self.paypro_oversized_pages
+            .filter(|o| limit > o.above_limit)
+            .map(|o| o.bytes)
+    }
+}
+
+/// Whether the 1-based `ordinal` is a multiple of the period `n` (never for `None` or 0).
+pub(crate) fn every(n: Option<u64>, ordinal: u64) -> bool {
+    n.is_some_and(|n| n > 0 && ordinal.is_multiple_of(n))
+}
+
+/// What the faults in force spoil: the records and links a correct client cannot read and must
+/// name instead (see [`Sandbox::spoiled`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spoiled {
+    /// PayPro payments served with an amount that is not whole cents
+    /// ([`Faults::bad_record_every`]) or bytes that are not UTF-8, by id, in listing order.
+    pub paypro_payments: Vec<String>,
+    /// MKP payments served with bytes that are not UTF-8, in listing order (their link may be
+    /// spoiled too, and then they are never read).
+    pub mkp_payments: Vec<SpoiledPayment>,
+    /// MKP links listed with an id holding path characters: their payments are never read.
+    pub mkp_path_links: Vec<SpoiledLink>,
+    /// MKP links whose payments pages are over [`OversizedLinks::bytes`], by id: a client whose
+    /// body cap is below that sets them aside.
+    pub mkp_oversized_links: Vec<String>,
+}
+
+/// An MKP payment served spoiled, with its link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoiledPayment {
+    /// The payment's id.
+    pub id: String,
+    /// Its link's id, as generated.
+    pub link_id: String,
+}
+
+/// An MKP link listed with another id than its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoiledLink {
+    /// The link's id, as generated (what [`Sandbox::mkp_links`] and [`Sandbox::mkp_payments`] use).
+    pub id: String,
+    /// The id it is listed with.
+    pub served_id: String,
+}
+
 /// How to start a sandbox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SandboxConfig {
@@ -138,6 +270,8 @@ pub struct SandboxConfig {
     pub port: u16,
     /// Faults to inject.
     pub faults: Faults,
+    /// Faults in what is served.
+    pub content_faults: ContentFaults,
 }
 
 impl Default for SandboxConfig {
@@ -157,6 +291,7 @@ impl Default for SandboxConfig {
             }),
             port: 0,
             faults: Faults::default(),
+            content_faults: ContentFaults::default(),
         }
     }
 }
@@ -175,6 +310,7 @@ pub struct LoggedRequest {
 pub(crate) struct Shared {
     config: SandboxConfig,
     faults: RwLock<Faults>,
+    content_faults: RwLock<ContentFaults>,
     data: RwLock<Data>,
     requests: AtomicU64,
     limiter: Mutex<server::Window>,
@@ -188,6 +324,13 @@ impl Shared {
 
     fn faults(&self) -> Faults {
         self.faults.read().expect("faults lock").clone()
+    }
+
+    fn content_faults(&self) -> ContentFaults {
+        self.content_faults
+            .read()
+            .expect("content faults lock")
+            .clone()
     }
 
     /// A number in [0, 1) fixed by the seed, the request number and the fault kind.
@@ -250,6 +393,7 @@ impl Sandbox {
         };
         let shared = Arc::new(Shared {
             faults: RwLock::new(config.faults.clone()),
+            content_faults: RwLock::new(config.content_faults.clone()),
             config,
             data: RwLock::new(data),
             requests: AtomicU64::new(0),
@@ -292,6 +436,53 @@ impl Sandbox {
     /// Replaces the faults from now on.
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.write().expect("faults lock") = faults;
+    }
+
+    /// Replaces the faults in what is served from now on.
+    pub fn set_content_faults(&self, faults: ContentFaults) {
+        *self
+            .shared
+            .content_faults
+            .write()
+            .expect("content faults lock") = faults;
+    }
+
+    /// What the faults in force spoil, as served now: the records and links a correct client
+    /// cannot read and must name. [`Sandbox::mkp_links`], [`Sandbox::mkp_payments`] and
+    /// [`Sandbox::paypro_payments`] keep giving the records as generated.
+    pub fn spoiled(&self) -> Spoiled {
+        let faults = self.shared.faults();
+        let content = self.shared.content_faults();
+        let data = self.shared.data.read().expect("data lock");
+        let mut spoiled = Spoiled::default();
+        for position in 0..data.paypro_count() {
+            if every(faults.bad_record_every, position as u64 + 1)
+                || content.paypro_invalid_utf8(position)
+            {
+                spoiled.paypro_payments.push(data.paypro_at(position).id);
+            }
+        }
+        for j in 0..data.link_count() {
+            let link = data.link(j);
+            if let Some(served_id) = content.served_link_id(j, &link.id) {
+                spoiled.mkp_path_links.push(SpoiledLink {
+                    id: link.id.clone(),
+                    served_id,
+                });
+            }
+            if content.link_padding(j).is_some() {
+                spoiled.mkp_oversized_links.push(link.id.clone());
+            }
+            for k in 0..data.link_payment_count(j, &link.id) {
+                if content.mkp_invalid_utf8(j, k) {
+                    spoiled.mkp_payments.push(SpoiledPayment {
+                        id: data.link_payment(&link, j, k).id,
+                        link_id: link.id.clone(),
+                    });
+                }
+            }
+        }
+        spoiled
     }
 
     /// Every request so far, in order.

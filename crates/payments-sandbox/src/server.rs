@@ -18,12 +18,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::Service;
 
-use crate::{Api, RetryAfterForm, Shared};
+use crate::{Api, ContentFaults, RetryAfterForm, Shared};
 
 /// Asks the connection loop to drop this request's connection without answering.
 #[derive(Clone)]
@@ -86,8 +86,51 @@ pub(crate) async fn bind(port: u16) -> std::io::Result<(TcpListener, SocketAddr)
 
 /// A JSON response.
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).expect("sandbox bodies serialize");
+    json_bytes(
+        status,
+        serde_json::to_vec(body).expect("sandbox bodies serialize"),
+    )
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// Stands in a record's text for the byte 0xE9 until the page is serialized: JSON text cannot
+/// hold a byte that is not UTF-8, so it is written in afterwards (see [`page_response`]).
+const INVALID_BYTE: &str = "<sandbox:0xE9>";
+
+/// A page (200), with each [`INVALID_BYTE`] written as the byte 0xE9 when a fault asks for
+/// such bytes.
+fn page_response(body: &Value, content: &ContentFaults) -> Response {
+    let bytes = serde_json::to_vec(body).expect("sandbox bodies serialize");
+    let spoils_bytes =
+        content.mkp_invalid_utf8_every.is_some() || content.paypro_invalid_utf8_every.is_some();
+    json_bytes(
+        StatusCode::OK,
+        if spoils_bytes {
+            with_invalid_bytes(&bytes)
+        } else {
+            bytes
+        },
+    )
+}
+
+/// `bytes` with each [`INVALID_BYTE`] replaced by the byte 0xE9.
+fn with_invalid_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mark = INVALID_BYTE.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(mark) {
+            out.push(0xE9);
+            rest = &rest[mark.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
 }
 
 fn api_error(api: Api, status: StatusCode, message: &str, param: Option<&str>) -> Response {
@@ -320,21 +363,26 @@ fn origin(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// Laravel's simple-paginate envelope for items `[(page-1)·per_page, page·per_page)` of `total`.
+/// Laravel's simple-paginate envelope for items `[(page-1)·per_page, page·per_page)` of `total`,
+/// padded with `padding` spaces when asked.
 fn simple_page<T: Serialize>(
     shared: &Shared,
     headers: &HeaderMap,
     path: &str,
     page: usize,
     total: usize,
+    padding: Option<usize>,
     item: impl Fn(usize) -> T,
 ) -> Response {
     let per_page = shared.config.mkp_per_page.max(1);
     let start = (page - 1).saturating_mul(per_page).min(total);
     let end = (start + per_page).min(total);
     let data: Vec<T> = (start..end).map(item).collect();
-    let here = origin(headers);
     let faults = shared.faults();
+    let content = shared.content_faults();
+    let php = content.php_envelopes;
+    // PHP's quirks: links from the root, without the origin.
+    let here = if php { String::new() } else { origin(headers) };
     let next_origin = faults.foreign_next.clone().unwrap_or_else(|| here.clone());
     let url = |origin: &str, page: usize| format!("{origin}{path}?page={page}");
     let next_page_url = if faults.repeat_cursor {
@@ -342,20 +390,36 @@ fn simple_page<T: Serialize>(
     } else {
         (end < total).then(|| url(&next_origin, page + 1))
     };
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "current_page": page,
-            "data": data,
-            "first_page_url": url(&here, 1),
-            "from": (end > start).then_some(start + 1),
-            "next_page_url": next_page_url,
-            "path": format!("{here}{path}"),
-            "per_page": per_page,
-            "prev_page_url": (page > 1).then(|| url(&here, page - 1)),
-            "to": (end > start).then_some(end),
-        }),
-    )
+    let number = |n: usize| if php { json!(n.to_string()) } else { json!(n) };
+    let data = if php && data.is_empty() {
+        Value::Null
+    } else {
+        json!(data)
+    };
+    let mut body = json!({
+        "current_page": number(page),
+        "data": data,
+        "first_page_url": url(&here, 1),
+        "from": (end > start).then_some(start + 1),
+        "next_page_url": next_page_url,
+        "path": format!("{here}{path}"),
+        "per_page": number(per_page),
+        "prev_page_url": (page > 1).then(|| url(&here, page - 1)),
+        "to": (end > start).then_some(end),
+    });
+    if let Some(bytes) = padding {
+        body["padding"] = json!(" ".repeat(bytes));
+    }
+    page_response(&body, &content)
+}
+
+/// Link `j` as listed: with the id a fault gives it, if any.
+fn served_link(data: &crate::data::Data, content: &ContentFaults, j: usize) -> crate::MkpLink {
+    let mut link = data.link(j);
+    if let Some(id) = content.served_link_id(j, &link.id) {
+        link.id = id;
+    }
+    link
 }
 
 async fn mkp_links(
@@ -364,20 +428,25 @@ async fn mkp_links(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let data = shared.data.read().expect("data lock");
+    let content = shared.content_faults();
     simple_page(
         &shared,
         &headers,
         "/mkp/v1/payment-links",
         page_number(&query),
         data.link_count(),
-        |j| data.link(j),
+        None,
+        |j| served_link(&data, &content, j),
     )
 }
 
 async fn mkp_link(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let data = shared.data.read().expect("data lock");
     match data.generator.mkp_link_index(&id) {
-        Some(j) => json_response(StatusCode::OK, &data.link(j)),
+        Some(j) => json_response(
+            StatusCode::OK,
+            &served_link(&data, &shared.content_faults(), j),
+        ),
         None => api_error(
             Api::Mkp,
             StatusCode::NOT_FOUND,
@@ -405,9 +474,22 @@ async fn mkp_link_payments(
     let link = data.link(j);
     let total = data.link_payment_count(j, &id);
     let path = format!("/mkp/v1/payment-links/{id}/payments");
-    simple_page(&shared, &headers, &path, page_number(&query), total, |k| {
-        data.link_payment(&link, j, k)
-    })
+    let content = shared.content_faults();
+    simple_page(
+        &shared,
+        &headers,
+        &path,
+        page_number(&query),
+        total,
+        content.link_padding(j),
+        |k| {
+            let mut payment = data.link_payment(&link, j, k);
+            if content.mkp_invalid_utf8(j, k) {
+                payment.payers_name = Some(format!("Ren{INVALID_BYTE}e de Vries"));
+            }
+            payment
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -463,10 +545,20 @@ async fn paypro_payments(
     };
     let here = origin(&headers);
     let faults = shared.faults();
-    let next_origin = faults.foreign_next.clone().unwrap_or_else(|| here.clone());
+    let content = shared.content_faults();
+    let php = content.php_envelopes;
+    // PHP's quirks: links relative to the listing.
+    let here_link = (!php).then_some(here.as_str());
+    let next_origin = faults
+        .foreign_next
+        .clone()
+        .or_else(|| (!php).then(|| here.clone()));
     let mut payments: Vec<serde_json::Value> = Vec::with_capacity(end - start);
     for position in start..end {
-        let payment = data.paypro_at(position);
+        let mut payment = data.paypro_at(position);
+        if content.paypro_invalid_utf8(position) {
+            payment.description = format!("{} caf{INVALID_BYTE}", payment.description);
+        }
         let mut value = serde_json::to_value(&payment).expect("sandbox records serialize");
         value["_links"] = json!({ "self": format!("{here}/paypro/payments/{}", payment.id) });
         if faults
@@ -477,18 +569,25 @@ async fn paypro_payments(
         }
         payments.push(value);
     }
-    let list = |origin: &str, cursor: Option<String>| match cursor {
-        Some(cursor) => format!("{origin}/paypro/payments?limit={limit}&cursor={cursor}"),
-        None => format!("{origin}/paypro/payments?limit={limit}"),
+    // On `origin`, or relative to the listing for `None`.
+    let list = |origin: Option<&str>, cursor: Option<String>| {
+        let listing = match origin {
+            Some(origin) => format!("{origin}/paypro/payments"),
+            None => "payments".to_owned(),
+        };
+        match cursor {
+            Some(cursor) => format!("{listing}?limit={limit}&cursor={cursor}"),
+            None => format!("{listing}?limit={limit}"),
+        }
     };
     let mut links = serde_json::Map::new();
-    links.insert("self".into(), list(&here, query.cursor.clone()).into());
+    links.insert("self".into(), list(here_link, query.cursor.clone()).into());
     let next = if faults.repeat_cursor {
-        Some(list(&next_origin, query.cursor.clone()))
+        Some(list(next_origin.as_deref(), query.cursor.clone()))
     } else {
         (end < total).then(|| {
             list(
-                &next_origin,
+                next_origin.as_deref(),
                 Some(encode_cursor("after", &data.paypro_at(end - 1).id)),
             )
         })
@@ -500,16 +599,27 @@ async fn paypro_payments(
         links.insert(
             "prev".into(),
             list(
-                &here,
+                here_link,
                 Some(encode_cursor("before", &data.paypro_at(start).id)),
             )
             .into(),
         );
     }
-    json_response(
-        StatusCode::OK,
-        &json!({ "type": "list", "data": payments, "count": end - start, "_links": links }),
-    )
+    let count = if php {
+        json!((end - start).to_string())
+    } else {
+        json!(end - start)
+    };
+    let payments = if php && payments.is_empty() {
+        Value::Null
+    } else {
+        json!(payments)
+    };
+    let mut body = json!({ "type": "list", "data": payments, "count": count, "_links": links });
+    if let Some(bytes) = content.paypro_padding(limit) {
+        body["padding"] = json!(" ".repeat(bytes));
+    }
+    page_response(&body, &content)
 }
 
 async fn not_found(request: Request) -> Response {

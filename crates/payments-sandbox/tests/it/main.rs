@@ -1,3 +1,4 @@
 //! Integration tests of the sandbox over real loopback HTTP.
 
 mod behaviour;
+mod content;
