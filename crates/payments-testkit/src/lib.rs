@@ -4,17 +4,30 @@
 //! compared with it exactly.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use mkp_api::{MkpClient, MkpSource, map_links, map_payments};
 use payments_model::{Payment, PaymentSource, RateLimit};
-use payments_sandbox::Sandbox;
+use payments_sandbox::{Sandbox, Spoiled};
 use paypro_api::{PayProClient, PayProSource};
 use serde_json::value::RawValue;
 
 /// An MKP source reading `sandbox` with its key, declaring the sandbox's rate limit.
 pub fn mkp(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
-    let config = MkpClient::config(&sandbox.mkp_base_url(), sandbox.config().mkp_key.as_str());
+    mkp_with_body_cap(sandbox, None)
+}
+
+/// [`mkp`] with a client that accepts bodies of at most `max_body_bytes` (the client's default
+/// for `None`).
+pub fn mkp_with_body_cap(
+    sandbox: &Sandbox,
+    max_body_bytes: Option<usize>,
+) -> Arc<dyn PaymentSource> {
+    let mut config = MkpClient::config(&sandbox.mkp_base_url(), sandbox.config().mkp_key.as_str());
+    if let Some(cap) = max_body_bytes {
+        config.max_body_bytes = cap;
+    }
     let rate = sandbox
         .config()
         .mkp_rate_limit
@@ -27,10 +40,22 @@ pub fn mkp(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
 
 /// A PayPro source reading `sandbox` with its key.
 pub fn paypro(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
-    let config = PayProClient::config(
+    paypro_with_body_cap(sandbox, None)
+}
+
+/// [`paypro`] with a client that accepts bodies of at most `max_body_bytes` (the client's
+/// default for `None`).
+pub fn paypro_with_body_cap(
+    sandbox: &Sandbox,
+    max_body_bytes: Option<usize>,
+) -> Arc<dyn PaymentSource> {
+    let mut config = PayProClient::config(
         &sandbox.paypro_base_url(),
         sandbox.config().paypro_key.as_str(),
     );
+    if let Some(cap) = max_body_bytes {
+        config.max_body_bytes = cap;
+    }
     Arc::new(PayProSource::new(
         PayProClient::with_config(config).expect("the sandbox's PayPro address is valid"),
     ))
@@ -61,6 +86,72 @@ pub fn data_set(sandbox: &Sandbox) -> Vec<Payment> {
             .then_with(|| a.id.cmp(&b.id))
     });
     all
+}
+
+/// The part of the sandbox's data set a correct sync reads under the faults in force
+/// ([`Sandbox::spoiled`]), sorted like [`data_set`]: every payment but those served spoiled and
+/// those of links whose payments cannot be read (an id with path characters, or pages over the
+/// size, for a client whose body cap is below [`payments_sandbox::OversizedLinks::bytes`]).
+pub fn readable_data_set(sandbox: &Sandbox) -> Vec<Payment> {
+    let spoiled = sandbox.spoiled();
+    let unread = unread_links(&spoiled);
+    let mut skipped: BTreeSet<String> = spoiled
+        .paypro_payments
+        .iter()
+        .map(|id| payments_model::Source::PayPro.payment_id(id))
+        .collect();
+    skipped.extend(
+        spoiled
+            .mkp_payments
+            .iter()
+            .map(|p| payments_model::Source::Mkp.payment_id(&p.id)),
+    );
+    data_set(sandbox)
+        .into_iter()
+        .filter(|p| !skipped.contains(&p.id))
+        .filter(|p| {
+            p.source != payments_model::Source::Mkp
+                || p.payment_link_id
+                    .as_ref()
+                    .is_none_or(|link| !unread.contains(link))
+        })
+        .collect()
+}
+
+/// The provider ids a correct sync under the faults in force names in its quarantine, and no
+/// other: the records served spoiled (MKP payments only when their link is read), the ids of
+/// links with path characters as listed, and the links whose payments pages are over the size
+/// (for a client whose body cap is below it).
+pub fn spoiled_ids(sandbox: &Sandbox) -> BTreeSet<String> {
+    let spoiled = sandbox.spoiled();
+    let unread = unread_links(&spoiled);
+    let mut ids: BTreeSet<String> = spoiled.paypro_payments.iter().cloned().collect();
+    ids.extend(
+        spoiled
+            .mkp_payments
+            .iter()
+            .filter(|p| !unread.contains(&p.link_id))
+            .map(|p| p.id.clone()),
+    );
+    ids.extend(spoiled.mkp_path_links.iter().map(|l| l.served_id.clone()));
+    ids.extend(
+        spoiled
+            .mkp_oversized_links
+            .iter()
+            .filter(|id| !spoiled.mkp_path_links.iter().any(|l| &l.id == *id))
+            .cloned(),
+    );
+    ids
+}
+
+/// The links (by generated id) whose payments a sync does not read.
+fn unread_links(spoiled: &Spoiled) -> BTreeSet<String> {
+    spoiled
+        .mkp_path_links
+        .iter()
+        .map(|l| l.id.clone())
+        .chain(spoiled.mkp_oversized_links.iter().cloned())
+        .collect()
 }
 
 /// DESIGN's incremental scenario: keeps `open` links open (ones with a single page of payments)
