@@ -1,5 +1,6 @@
 //! Integration tests of payments-sync: real sources against the sandbox, into a MemoryStore.
 
+mod faults;
 mod healing;
 mod limiter;
 mod retry;
