@@ -167,6 +167,9 @@ impl SourceRun {
             for payment in &page.payments {
                 fold_group_state(state, payment);
             }
+            if !set_aside && !page.rejected.is_empty() {
+                state.holds_quarantined = true;
+            }
             if !set_aside {
                 groups.push((group.id.clone(), state.clone()));
             }
@@ -404,6 +407,7 @@ impl Policy {
             at.is_some_and(|t| t.with_timezone(&Utc) >= start)
         };
         group.open
+            || known.holds_quarantined
             || known.status != group.status
             || since(known.newest_unsettled_at, self.unsettled_since)
             || since(known.newest_payment_at, self.lookback_start)

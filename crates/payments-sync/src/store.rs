@@ -91,6 +91,10 @@ pub struct GroupState {
     /// The newest `created_at` among its paid or partially refunded payments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_paid_at: Option<DateTime<FixedOffset>>,
+    /// Whether some of its records were quarantined when it was last read: it is read again by
+    /// every run until they map (and their quarantine is resolved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_quarantined: bool,
 }
 
 /// What a store keeps of a source between runs.

@@ -395,3 +395,45 @@ async fn a_cursor_refused_in_the_middle_of_a_fresh_walk_restarts_it_from_the_fir
         "page 1, the refusal, page 1 again, page 2"
     );
 }
+
+#[tokio::test]
+async fn payments_quarantined_inside_closed_links_are_read_again_until_they_map() {
+    // Before, a closed link whose only paid or pending payment was quarantined looked settled,
+    // so no incremental run (not even a deep sweep) read it again: only `--full` healed it.
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed: 3,
+        mkp_links: 20,
+        paypro_payments: 0,
+        anchor: chrono::Utc::now(),
+        mkp_rate_limit: None,
+        content_faults: payments_sandbox::ContentFaults {
+            mkp_invalid_utf8_every: Some(2),
+            ..payments_sandbox::ContentFaults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    payments_testkit::close_and_settle_all_links_but(&sandbox, 0);
+    let store = Arc::new(MemoryStore::new());
+    let sync = || async {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source(payments_testkit::mkp(&sandbox));
+        syncer.run().await.remove(0).unwrap()
+    };
+    assert_eq!(sync().await.run, Some(RunKind::Full));
+    assert!(!store.rejected().is_empty());
+
+    sandbox.set_content_faults(payments_sandbox::ContentFaults::default());
+    let healed = sync().await;
+    assert_eq!(healed.run, Some(RunKind::Incremental));
+    assert!(store.rejected().is_empty(), "{:?}", store.rejected());
+    assert_eq!(store.payments(), data_set(&sandbox));
+    let before = sandbox.requests().len();
+    sync().await;
+    assert_eq!(
+        sandbox.requests().len() - before,
+        2,
+        "then the closed, settled links are skipped again (20 links: two listing pages)"
+    );
+}
