@@ -1,10 +1,11 @@
 //! `payments export`: the ledger as CSV or NDJSON, streamed row by row.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use clap::ValueEnum;
 use payments_model::{Payment, PaymentRecord, PaymentStatus, Source};
 use payments_sqlite::Filter;
@@ -19,9 +20,14 @@ use crate::outcome::{CliError, Exit};
 /// processor_reference, payment_link_id, customer_id, fail_reason. Amounts are exact strings
 /// ("12.95"); timestamps are RFC 3339 with the provider's offset.
 ///
-/// A DATE is a day (2026-10-01, midnight UTC) or an RFC 3339 timestamp. --since includes its
-/// instant; --until given as a day includes that whole day, given as a timestamp it excludes
-/// that instant.
+/// A DATE is a day (2026-10-01: midnight in --tz, Europe/Amsterdam by default) or an RFC 3339
+/// timestamp, taken exactly. --since includes its instant; --until given as a day includes that
+/// whole day, given as a timestamp it excludes that instant.
+///
+/// In CSV, a text cell that a spreadsheet would run as a formula (it begins with =, +, -, @, a
+/// tab or a carriage return) is written with a leading apostrophe; amounts are never changed.
+/// --dialect excel-nl writes what Dutch Excel opens as columns: `;` between cells, a decimal
+/// comma, a UTF-8 byte order mark and CRLF line ends.
 ///
 /// Example: payments export --format csv --status paid --since 2026-10-01 --until 2026-10-31 --output october.csv
 #[derive(Debug, clap::Args)]
@@ -39,14 +45,58 @@ pub(crate) struct ExportArgs {
     #[arg(long = "status", value_name = "STATUS", value_parser = parse_status)]
     statuses: Vec<String>,
     /// Only payments created at or after DATE.
-    #[arg(long, value_name = "DATE", value_parser = parse_since)]
-    since: Option<DateTime<Utc>>,
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    since: Option<DateArg>,
     /// Only payments created before DATE (a day counts whole).
-    #[arg(long, value_name = "DATE", value_parser = parse_until)]
-    until: Option<DateTime<Utc>>,
-    /// Write to FILE instead of stdout; it is replaced only once the export is complete.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    until: Option<DateArg>,
+    /// The time zone that says when a day given to --since or --until begins and ends.
+    #[arg(long, value_name = "ZONE", default_value = "Europe/Amsterdam", value_parser = parse_zone)]
+    tz: Tz,
+    /// The CSV dialect: standard, or excel-nl for Dutch Excel.
+    #[arg(long, value_enum, default_value_t = Dialect::Standard)]
+    dialect: Dialect,
+    /// Write to FILE instead of stdout (`-` is stdout). A regular file is replaced only once the
+    /// export is complete; a device, FIFO or symlink is written through.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+/// How the CSV is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Dialect {
+    /// `,` between cells, a decimal point, LF line ends.
+    Standard,
+    /// `;` between cells, a decimal comma, a UTF-8 byte order mark, CRLF: Dutch Excel.
+    ExcelNl,
+}
+
+/// A day, resolved in the export's time zone, or an exact instant.
+#[derive(Clone, Copy, Debug)]
+enum DateArg {
+    Day(NaiveDate),
+    Instant(DateTime<Utc>),
+}
+
+impl DateArg {
+    /// The instant it stands for: a day's start in `tz` (its end, when `whole_day`).
+    fn resolve(self, tz: Tz, whole_day: bool) -> Result<DateTime<Utc>, CliError> {
+        let day = match self {
+            DateArg::Instant(at) => return Ok(at),
+            DateArg::Day(day) if whole_day => day.succ_opt(),
+            DateArg::Day(day) => Some(day),
+        };
+        day.and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
+            .map(|at| at.with_timezone(&Utc))
+            .ok_or_else(|| CliError::config(format!("the day {self:?} is out of range in {tz}")))
+    }
+}
+
+fn parse_zone(text: &str) -> Result<Tz, String> {
+    text.parse().map_err(|_| {
+        format!("`{text}` is not a time zone; use a name like Europe/Amsterdam or UTC")
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,45 +122,47 @@ fn parse_status(word: &str) -> Result<String, String> {
     }
 }
 
-/// A day (midnight UTC) or an RFC 3339 timestamp; `whole_day` moves a day to its end.
-fn parse_date(text: &str, whole_day: bool) -> Result<DateTime<Utc>, String> {
+/// A day (`2026-10-01`) or an RFC 3339 timestamp.
+fn parse_date(text: &str) -> Result<DateArg, String> {
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let day = if whole_day { day.succ_opt() } else { Some(day) };
-        return day
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-            .ok_or_else(|| format!("`{text}` is out of range"));
+        return Ok(DateArg::Day(day));
     }
     DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
+        .map(|t| DateArg::Instant(t.with_timezone(&Utc)))
         .map_err(|_| {
             format!("`{text}` is not a date; write a day like 2026-10-01 or a timestamp like 2026-10-01T00:00:00+02:00")
         })
 }
 
-fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_date(text, false)
-}
-
-fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_date(text, true)
-}
-
 pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
+    let since = args.since.map(|d| d.resolve(args.tz, false)).transpose()?;
+    let until = args.until.map(|d| d.resolve(args.tz, true)).transpose()?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since >= until
+    {
+        return Err(CliError::config(format!(
+            "--since ({since}) is not before --until ({until}): the range holds no payment; check the dates (a day given to --until counts whole, in {})",
+            args.tz
+        )));
+    }
     let store = args.db.open_existing()?;
     let filter = Filter {
         sources: args.sources.clone(),
         statuses: args.statuses.clone(),
-        since: args.since,
-        until: args.until,
+        since,
+        until,
     };
     let write = |out: &mut dyn Write| -> Result<(), CliError> {
         match args.format {
-            Format::Csv => write_csv(&store, &filter, out),
+            Format::Csv => write_csv(&store, &filter, args.dialect, out),
             Format::Ndjson => write_ndjson(&store, &filter, out),
         }
     };
-    match &args.output {
+    match args
+        .output
+        .as_deref()
+        .filter(|path| *path != Path::new("-"))
+    {
         None => {
             let stdout = io::stdout();
             let mut out = BufWriter::new(stdout.lock());
@@ -122,38 +174,60 @@ pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
     Ok(Exit::Done)
 }
 
-/// Writes beside `path` and renames at the end, so a failed export never replaces a good file.
+/// Writes the export to `path`. A regular file (or a new one) is written under a unique name in
+/// the same directory and renamed over `path` only once complete, so a failed export never
+/// replaces a good file; a device, FIFO or symlink is written through; a directory is refused.
 fn write_file(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    let partial = PathBuf::from(format!("{}.partial", path.display()));
-    let file = File::create(&partial).map_err(|e| {
+    let unwritable = |e: io::Error| {
         CliError::config(format!(
-            "cannot write {} ({e}); choose an --output in a directory you can write",
-            partial.display()
+            "cannot write {} ({e}); choose an --output you can write",
+            path.display()
+        ))
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(CliError::config(format!(
+                "--output {} is a directory; name a file in it",
+                path.display()
+            )));
+        }
+        Ok(meta) if !meta.is_file() => {
+            // A device, a FIFO or a symlink: written through, never replaced.
+            let file = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .map_err(unwritable)?;
+            let mut out = BufWriter::new(file);
+            write(&mut out)?;
+            return out.flush().map_err(write_error);
+        }
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let partial = tempfile::Builder::new()
+        .prefix(".payments-export-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(unwritable)?;
+    let mut out = BufWriter::new(partial);
+    write(&mut out)?;
+    let partial = out.into_inner().map_err(|e| write_error(e.into_error()))?;
+    partial.as_file().sync_all().map_err(write_error)?;
+    partial.persist(path).map_err(|e| {
+        CliError::failed(format!(
+            "cannot move the export into place at {} ({})",
+            path.display(),
+            e.error
         ))
     })?;
-    let mut out = BufWriter::new(file);
-    let written = write(&mut out).and_then(|()| {
-        out.into_inner()
-            .map_err(|e| write_error(e.into_error()))?
-            .sync_all()
-            .map_err(write_error)
-    });
-    match written {
-        Ok(()) => std::fs::rename(&partial, path).map_err(|e| {
-            CliError::failed(format!(
-                "cannot move the export into place at {} ({e}); it is complete at {}",
-                path.display(),
-                partial.display()
-            ))
-        }),
-        Err(error) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(error)
-        }
-    }
+    Ok(())
 }
 
 fn write_error(error: io::Error) -> CliError {
@@ -167,21 +241,63 @@ fn write_error(error: io::Error) -> CliError {
 fn write_csv(
     store: &payments_sqlite::SqliteStore,
     filter: &Filter,
+    dialect: Dialect,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let mut csv = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(out);
+    let mut builder = csv::WriterBuilder::new();
+    builder.has_headers(false);
+    if dialect == Dialect::ExcelNl {
+        out.write_all("\u{feff}".as_bytes()).map_err(write_error)?;
+        builder.delimiter(b';').terminator(csv::Terminator::CRLF);
+    }
+    let mut csv = builder.from_writer(out);
     let csv_error = |e: csv::Error| match e.into_kind() {
         csv::ErrorKind::Io(io) => write_error(io),
         other => CliError::failed(format!("cannot write a CSV row: {other:?}")),
     };
     csv.write_record(PaymentRecord::FIELDS).map_err(csv_error)?;
     store.for_each_payment(filter, |payment: Payment| {
-        csv.serialize(PaymentRecord::from(&payment))
+        csv.write_record(csv_cells(&payment, dialect))
             .map_err(csv_error)
     })?;
     csv.flush().map_err(write_error)
+}
+
+/// The cells of one CSV row, in `PaymentRecord::FIELDS` order: amounts as exact strings (with a
+/// decimal comma for Dutch Excel), every other text cell neutralised against formula injection.
+fn csv_cells(payment: &Payment, dialect: Dialect) -> Vec<String> {
+    let record = match serde_json::to_value(PaymentRecord::from(payment)) {
+        Ok(serde_json::Value::Object(record)) => record,
+        _ => return Vec::new(),
+    };
+    PaymentRecord::FIELDS
+        .iter()
+        .map(|field| {
+            let text = match record.get(*field) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            if matches!(*field, "amount" | "refunded_amount") {
+                match dialect {
+                    Dialect::Standard => text,
+                    Dialect::ExcelNl => text.replace('.', ","),
+                }
+            } else {
+                neutralised(text)
+            }
+        })
+        .collect()
+}
+
+/// A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return
+/// first), with a leading apostrophe so that it shows as text (OWASP's advice).
+fn neutralised(text: String) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
 }
 
 fn write_ndjson(

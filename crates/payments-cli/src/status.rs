@@ -1,5 +1,6 @@
 //! `payments status`: what the ledger holds and how the last runs went.
 
+use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -34,19 +35,29 @@ pub(crate) struct StatusArgs {
 
 pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;
-    println!("database: {}", store.path().display());
+    let mut report = format!("database: {}\n", store.path().display());
     let mut exit = Exit::Done;
     for source in Source::ALL {
-        println!();
         let (text, health) = describe(&store, source, args.quarantine_limit, args.max_age)?;
-        print!("{text}");
+        report.push('\n');
+        report.push_str(&text);
         exit = match (exit, health) {
             (Exit::Failed, _) | (_, Exit::Failed) => Exit::Failed,
             (Exit::Quarantined, _) | (_, Exit::Quarantined) => Exit::Quarantined,
             _ => Exit::Done,
         };
     }
-    Ok(exit)
+    // `payments status | head -1`: a reader that goes away early is not an error.
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::failed(format!("cannot write the status: {e}")))
+        }
+        _ => Ok(exit),
+    }
 }
 
 fn time(at: DateTime<Utc>) -> String {

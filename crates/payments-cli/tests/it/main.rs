@@ -3,6 +3,8 @@
 
 mod commands;
 #[cfg(unix)]
+mod export;
+#[cfg(unix)]
 mod healing;
 mod kill;
 
