@@ -9,7 +9,7 @@ use payments_sandbox::{RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::SyncOptions;
 
-use crate::outcome::{CliError, Exit};
+use crate::outcome::{CliError, Exit, printable};
 use crate::sync::{mkp_source, paypro_source, sync_into};
 
 /// Shows the tool working without a key or a network: starts the sandbox in-process, syncs both
@@ -104,7 +104,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
     for payment in rows.iter().rev() {
         println!(
             "  {:<26} {:<19} {:>10} {}  {}",
-            payment.id,
+            printable(&payment.id),
             payment.status.as_str(),
             payment.amount.amount_string(),
             payment.currency().code(),

@@ -64,3 +64,42 @@ impl From<payments_sync::StoreError> for CliError {
         CliError::from_store(&error)
     }
 }
+
+/// `text` with every control character written as an escape (`\u{1b}` as `\x1b`), so that data
+/// from a provider (a payer name, an error body) cannot move the cursor, clear the screen or
+/// recolour a terminal. Everything printed for a person goes through it.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_from_data_are_shown_not_obeyed() {
+        assert_eq!(printable("Jan Jansen"), "Jan Jansen");
+        assert_eq!(
+            printable("\u{1b}[2J\u{1b}[31mpaid"),
+            "\\x1b[2J\\x1b[31mpaid"
+        );
+        assert_eq!(printable("a\nb\rc\u{7f}\u{9b}"), "a\\nb\\rc\\x7f\\x9b");
+        assert_eq!(printable("Renée 🙂"), "Renée 🙂");
+    }
+}

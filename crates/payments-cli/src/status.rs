@@ -9,7 +9,7 @@ use payments_sqlite::SqliteStore;
 
 use crate::DbArgs;
 use crate::duration::parse_duration;
-use crate::outcome::{CliError, Exit};
+use crate::outcome::{CliError, Exit, printable};
 use crate::sync::summary_line;
 
 /// Shows, per source, the payments by status, the last run and its outcome, the checkpoint
@@ -93,9 +93,9 @@ fn describe(
                 time(run.finished_at),
                 run.outcome()
             ));
-            text.push_str(&format!("    {}\n", summary_line(&run.summary)));
+            text.push_str(&format!("    {}\n", printable(&summary_line(&run.summary))));
             if let Some(error) = &run.error {
-                text.push_str(&format!("    error: {error}\n"));
+                text.push_str(&format!("    error: {}\n", printable(error)));
                 health = Exit::Failed;
             }
         }
@@ -104,7 +104,8 @@ fn describe(
         Ok(checkpoint) => checkpoint,
         Err(payments_sync::StoreError::Corrupt { detail, .. }) => {
             text.push_str(&format!(
-                "  checkpoint: does not read back ({detail}); the next sync resets it and reads everything\n"
+                "  checkpoint: does not read back ({}); the next sync resets it and reads everything\n",
+                printable(&detail)
             ));
             None
         }
@@ -147,8 +148,9 @@ fn describe(
     }
     for (source_id, reason, _) in quarantined.iter().take(quarantine_limit) {
         text.push_str(&format!(
-            "    {}: {reason}\n",
-            source_id.as_deref().unwrap_or("(no id)")
+            "    {}: {}\n",
+            printable(source_id.as_deref().unwrap_or("(no id)")),
+            printable(reason)
         ));
     }
     if quarantined.len() > quarantine_limit {

@@ -16,7 +16,7 @@ use paypro_api::{PayProClient, PayProSource};
 
 use crate::DbArgs;
 use crate::duration::parse_duration;
-use crate::outcome::{CliError, Exit};
+use crate::outcome::{CliError, Exit, printable};
 
 /// Syncs the enabled sources into the ledger: incremental after the first run.
 ///
@@ -214,13 +214,13 @@ pub(crate) async fn sync_into(
     for result in results {
         match result {
             Ok(summary) => {
-                println!("{}", summary_line(&summary));
+                println!("{}", printable(&summary_line(&summary)));
                 if summary.quarantined > 0 && exit == Exit::Done {
                     exit = Exit::Quarantined;
                 }
             }
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", printable(&error.to_string()));
                 let code = match &error {
                     SyncError::Source { error, .. } if error.is_auth() => Exit::Config,
                     SyncError::Store(error) => CliError::from_store(error).exit,
@@ -395,10 +395,10 @@ impl Progress {
         match &self.bars {
             Some((_, bars)) => {
                 if let Some(bar) = bars.get(name) {
-                    bar.set_message(message);
+                    bar.set_message(printable(&message).into_owned());
                 }
             }
-            None if plain => eprintln!("{name}: {message}"),
+            None if plain => eprintln!("{name}: {}", printable(&message)),
             None => {}
         }
     }

@@ -284,3 +284,36 @@ async fn status_and_export_end_quietly_when_the_reader_goes_away() {
         assert_eq!(output.status.code(), Some(0), "{command}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_control_characters_from_provider_data_instead_of_obeying_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ledger_with(dir.path(), Vec::new()).await;
+    let store = SqliteStore::open(&db).unwrap();
+    let mut commit = store.source_state("mkp").await.unwrap();
+    let checkpoint = commit.checkpoint.take().unwrap();
+    store
+        .commit(Commit {
+            source: "mkp".into(),
+            observed_at: Utc::now(),
+            payments: Vec::new(),
+            history: Vec::new(),
+            rejected: vec![payments_model::Rejected {
+                source_id: Some("plp_\u{1b}]0;owned\u{7}".into()),
+                reason: "record `plp_x`: field `amount`: \u{1b}[2J\u{1b}[31mcleared".into(),
+                raw: "{}".into(),
+            }],
+            resolved: Vec::new(),
+            groups: Vec::new(),
+            checkpoint,
+        })
+        .await
+        .unwrap();
+    let status = run(payments().args(["status", "--db"]).arg(&db), 3);
+    let stdout = text(&status.stdout);
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains("\\x1b[2J\\x1b[31mcleared"), "{stdout}");
+}
