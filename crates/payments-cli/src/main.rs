@@ -70,7 +70,8 @@ struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens an existing ledger (export and status never create one).
+    /// Opens an existing ledger read-only (export and status never create, migrate or write
+    /// one, and refuse a file that is not a ledger).
     fn open_existing(&self) -> Result<payments_sqlite::SqliteStore, CliError> {
         if !self.db.exists() {
             return Err(CliError::config(format!(
@@ -78,7 +79,7 @@ impl DbArgs {
                 self.db.display()
             )));
         }
-        self.open()
+        Ok(payments_sqlite::SqliteStore::open_read_only(&self.db)?)
     }
 
     fn open(&self) -> Result<payments_sqlite::SqliteStore, CliError> {

@@ -44,12 +44,16 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("schema-1.sql"),
     include_str!("schema-2.sql"),
     include_str!("schema-3.sql"),
     include_str!("schema-4.sql"),
+    include_str!("schema-5.sql"),
 ];
+
+/// SQLite's `application_id` of a payments ledger ("PAYL"), set by schema 5.
+pub const APPLICATION_ID: i32 = 0x5041_594C;
 
 /// The ledger in one SQLite file.
 #[derive(Debug)]
@@ -162,6 +166,55 @@ impl SqliteStore {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
             .map_err(store_error(&context))?;
         migrate(&mut connection, &path)?;
+        Ok(SqliteStore {
+            file: Arc::new(FileIdentity::of(&path)),
+            path,
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Opens an existing ledger read-only, for reading it back (`status`, `export`): nothing is
+    /// created, migrated or written. A file that is not a payments ledger (another program's
+    /// database, not a database at all) is refused, and so is a ledger that needs an upgrade
+    /// first (a sync does that).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        use rusqlite::OpenFlags;
+        let path = path.as_ref().to_path_buf();
+        let ledger = path.display().to_string();
+        let connection = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(store_error(&ledger))?;
+        let pragma = |name: &str| -> Result<i64, StoreError> {
+            connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                .map_err(store_error(&ledger))
+        };
+        let (application_id, version) = (pragma("application_id")?, pragma("user_version")?);
+        if application_id != i64::from(APPLICATION_ID) && !(1..5).contains(&version) {
+            return Err(StoreError::NotALedger {
+                ledger,
+                detail: format!(
+                    "its SQLite application_id is {application_id} and its user_version {version}, not those of a payments ledger"
+                ),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                ledger,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::NotALedger {
+                ledger,
+                detail: format!(
+                    "it has schema version {version} of an older release; run `payments sync` once to upgrade it to {SCHEMA_VERSION}"
+                ),
+            });
+        }
         Ok(SqliteStore {
             file: Arc::new(FileIdentity::of(&path)),
             path,

@@ -317,3 +317,39 @@ async fn status_shows_control_characters_from_provider_data_instead_of_obeying_t
     );
     assert!(stdout.contains("\\x1b[2J\\x1b[31mcleared"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_export_refuse_a_database_that_is_not_a_ledger_and_leave_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("crm.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    for command in ["status", "export"] {
+        let output = run(payments().args([command, "--db"]).arg(&other), 2);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("is not a payments ledger"),
+            "{command}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&other).unwrap(), before, "not a byte changed");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["crm.db"], "no journal, no lock, no partial file");
+
+    // A real ledger is read without being written either.
+    let db = ledger_with(
+        dir.path(),
+        vec![hostile("plp_1", "2026-10-01T10:00:00+02:00")],
+    )
+    .await;
+    let ledger_before = std::fs::read(&db).unwrap();
+    run(payments().args(["status", "--db"]).arg(&db), 0);
+    run(payments().args(["export", "--db"]).arg(&db), 0);
+    assert_eq!(std::fs::read(&db).unwrap(), ledger_before);
+}
