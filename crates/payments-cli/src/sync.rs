@@ -210,11 +210,20 @@ pub(crate) async fn sync_into(
     let results = syncer.run().await;
     signals.abort();
     progress.finish();
+    // In a log (cron), each summary line says when it was written.
+    let stamp = if std::io::stdout().is_terminal() {
+        String::new()
+    } else {
+        format!(
+            "{} ",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    };
     let mut exit = Exit::Done;
     for result in results {
         match result {
             Ok(summary) => {
-                println!("{}", printable(&summary_line(&summary)));
+                println!("{stamp}{}", printable(&summary_line(&summary)));
                 if summary.quarantined > 0 && exit == Exit::Done {
                     exit = Exit::Quarantined;
                 }
@@ -388,7 +397,8 @@ impl Progress {
                     "attempt {attempt} failed ({error}); retrying in {:.1} s",
                     wait.as_secs_f64()
                 ),
-                true,
+                // Off a terminal the engine's own warning already says so: one line per retry.
+                false,
             ),
             _ => return,
         };

@@ -245,3 +245,40 @@ async fn quarantine_stays_visible_to_monitoring_until_the_records_map_again() {
     );
     assert_eq!(crate::parse_ndjson(&export.stdout).len(), 300);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_log_each_retry_is_one_line_and_each_summary_line_says_when() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            server_error_rate: 0.3,
+            ..Faults::default()
+        },
+        ..unlimited(27, 0, 600)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let output = run(
+        payments_for(&sandbox, &db).args(["sync", "--source", "paypro"]),
+        0,
+    );
+    let failures = sandbox.count_status(Api::PayPro, 500)
+        + sandbox.count_status(Api::PayPro, 502)
+        + sandbox.count_status(Api::PayPro, 503);
+    assert!(failures > 0, "the fault fired");
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("retrying")).count(),
+        failures,
+        "{stderr}"
+    );
+    let stdout = text(&output.stdout);
+    let line = stdout.lines().next().unwrap();
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+        "{line}"
+    );
+    assert!(rest.starts_with("paypro: full run"), "{line}");
+}
