@@ -11,7 +11,7 @@ use payments_model::{Payment, PaymentRecord, PaymentStatus, Source};
 use payments_sqlite::Filter;
 
 use crate::DbArgs;
-use crate::outcome::{CliError, Exit};
+use crate::outcome::{CliError, Exit, printable};
 
 /// Writes the ledger as CSV (with a header row) or NDJSON, sorted by created_at then id.
 ///
@@ -81,6 +81,10 @@ enum DateArg {
 impl DateArg {
     /// The instant it stands for: a day's start in `tz` (its end, when `whole_day`).
     fn resolve(self, tz: Tz, whole_day: bool) -> Result<DateTime<Utc>, CliError> {
+        let named = match self {
+            DateArg::Day(day) => day.to_string(),
+            DateArg::Instant(at) => return Ok(at),
+        };
         let day = match self {
             DateArg::Instant(at) => return Ok(at),
             DateArg::Day(day) if whole_day => day.succ_opt(),
@@ -89,7 +93,7 @@ impl DateArg {
         day.and_then(|d| d.and_hms_opt(0, 0, 0))
             .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
             .map(|at| at.with_timezone(&Utc))
-            .ok_or_else(|| CliError::config(format!("the day {self:?} is out of range in {tz}")))
+            .ok_or_else(|| CliError::config(format!("the day {named} is out of range in {tz}")))
     }
 }
 
@@ -257,7 +261,7 @@ fn write_csv(
     };
     csv.write_record(PaymentRecord::FIELDS).map_err(csv_error)?;
     store.for_each_payment(filter, |payment: Payment| {
-        csv.write_record(csv_cells(&payment, dialect))
+        csv.write_record(csv_cells(&payment, dialect)?)
             .map_err(csv_error)
     })?;
     csv.flush().map_err(write_error)
@@ -265,12 +269,15 @@ fn write_csv(
 
 /// The cells of one CSV row, in `PaymentRecord::FIELDS` order: amounts as exact strings (with a
 /// decimal comma for Dutch Excel), every other text cell neutralised against formula injection.
-fn csv_cells(payment: &Payment, dialect: Dialect) -> Vec<String> {
-    let record = match serde_json::to_value(PaymentRecord::from(payment)) {
-        Ok(serde_json::Value::Object(record)) => record,
-        _ => return Vec::new(),
+fn csv_cells(payment: &Payment, dialect: Dialect) -> Result<Vec<String>, CliError> {
+    let Ok(serde_json::Value::Object(record)) = serde_json::to_value(PaymentRecord::from(payment))
+    else {
+        return Err(CliError::failed(format!(
+            "payment {} does not serialize as a record",
+            printable(&payment.id)
+        )));
     };
-    PaymentRecord::FIELDS
+    Ok(PaymentRecord::FIELDS
         .iter()
         .map(|field| {
             let text = match record.get(*field) {
@@ -287,7 +294,7 @@ fn csv_cells(payment: &Payment, dialect: Dialect) -> Vec<String> {
                 neutralised(text)
             }
         })
-        .collect()
+        .collect())
 }
 
 /// A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return
