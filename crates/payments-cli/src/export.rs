@@ -81,19 +81,16 @@ enum DateArg {
 impl DateArg {
     /// The instant it stands for: a day's start in `tz` (its end, when `whole_day`).
     fn resolve(self, tz: Tz, whole_day: bool) -> Result<DateTime<Utc>, CliError> {
-        let named = match self {
-            DateArg::Day(day) => day.to_string(),
-            DateArg::Instant(at) => return Ok(at),
-        };
         let day = match self {
             DateArg::Instant(at) => return Ok(at),
-            DateArg::Day(day) if whole_day => day.succ_opt(),
-            DateArg::Day(day) => Some(day),
+            DateArg::Day(day) => day,
         };
-        day.and_then(|d| d.and_hms_opt(0, 0, 0))
+        let start = if whole_day { day.succ_opt() } else { Some(day) };
+        start
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
             .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
             .map(|at| at.with_timezone(&Utc))
-            .ok_or_else(|| CliError::config(format!("the day {named} is out of range in {tz}")))
+            .ok_or_else(|| CliError::config(format!("the day {day} is out of range in {tz}")))
     }
 }
 
