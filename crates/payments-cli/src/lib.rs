@@ -1,0 +1,151 @@
+//! The `payments` command: keeps one exact ledger of MijnKlantportaal (MKP) payment links and PayPro
+//! payments in a SQLite file, and exports it as CSV or NDJSON.
+//!
+//! Run `payments --help`, or `payments demo` to see it work without a key or a network.
+//!
+//! `demo` and `sandbox` come with the default `sandbox` feature; built with
+//! `--no-default-features`, the binary is the production tool alone (`sync`, `export`, `status`)
+//! and does not link the sandbox server.
+//!
+//! This library is the binary's body, so that `cargo xtask man` can read the same command
+//! definition the binary parses ([`command`]); its only other item is [`main`].
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "sandbox")]
+mod demo;
+mod duration;
+mod export;
+mod outcome;
+#[cfg(feature = "sandbox")]
+mod sandbox;
+mod status;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::outcome::{CliError, Exit};
+
+#[cfg(feature = "sandbox")]
+const AFTER_HELP: &str = "\
+Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
+configuration error; 3 done, but some records were quarantined (see `payments status`).
+
+Start with `payments demo`: it needs no key and no network.";
+
+#[cfg(not(feature = "sandbox"))]
+const AFTER_HELP: &str = "\
+Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
+configuration error; 3 done, but some records were quarantined (see `payments status`).";
+
+/// Keeps one exact, up-to-date ledger of MijnKlantportaal payment links and PayPro payments.
+#[derive(Debug, Parser)]
+#[command(name = "payments", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Sync(sync::SyncArgs),
+    Export(export::ExportArgs),
+    Status(status::StatusArgs),
+    #[cfg(feature = "sandbox")]
+    Demo(demo::DemoArgs),
+    #[cfg(feature = "sandbox")]
+    Sandbox(sandbox::SandboxArgs),
+}
+
+/// Where the ledger lives.
+#[derive(Debug, clap::Args)]
+struct DbArgs {
+    /// The SQLite database file.
+    #[arg(
+        long,
+        env = "PAYMENTS_DB",
+        default_value = "payments.db",
+        value_name = "PATH"
+    )]
+    db: PathBuf,
+}
+
+impl DbArgs {
+    /// Opens an existing ledger read-only (export and status never create, migrate or write
+    /// one, and refuse a file that is not a ledger).
+    fn open_existing(&self) -> Result<payments_sqlite::SqliteStore, CliError> {
+        if !self.db.exists() {
+            return Err(CliError::config(format!(
+                "there is no database at {}; run `payments sync` first, or point --db (or PAYMENTS_DB) at your ledger",
+                self.db.display()
+            )));
+        }
+        Ok(payments_sqlite::SqliteStore::open_read_only(&self.db)?)
+    }
+
+    fn open(&self) -> Result<payments_sqlite::SqliteStore, CliError> {
+        payments_sqlite::SqliteStore::open(&self.db).map_err(|e| {
+            CliError::config(format!(
+                "{e}; check that --db (or PAYMENTS_DB) names a payments database you can write"
+            ))
+        })
+    }
+}
+
+/// The command line `payments` parses, for generating its man page and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the `payments` command with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sync(args) => sync::run(args).await,
+            Command::Export(args) => export::run(args),
+            Command::Status(args) => status::run(args),
+            #[cfg(feature = "sandbox")]
+            Command::Demo(args) => demo::run(args).await,
+            #[cfg(feature = "sandbox")]
+            Command::Sandbox(args) => sandbox::run(args).await,
+        }
+    });
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(error) => {
+            eprintln!("error: {}", outcome::printable(&error.message));
+            ExitCode::from(error.exit as u8)
+        }
+    }
+}
+
+/// Warnings (unknown status words, unrecorded runs) go to stderr; `RUST_LOG` shows more
+/// (`RUST_LOG=payments_sync=debug`).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
+        .with_target(false)
+        .init();
+}
