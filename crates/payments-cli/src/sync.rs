@@ -313,7 +313,7 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
     );
     if counts.backwards > 0 {
         line.push_str(&format!(
-            ", {} moved backwards (kept in the history)",
+            ", {} moved backwards (every version kept: payments show ID)",
             counts.backwards
         ));
     }

@@ -129,7 +129,7 @@ impl PaymentStatus {
     }
 
     /// Whether going from `self` to `next` is a move backwards (paid → pending, refunded →
-    /// paid): such moves are kept and flagged in the status history, never hidden.
+    /// paid): such moves are kept as versions and flagged, never hidden.
     pub fn is_backwards_to(&self, next: &PaymentStatus) -> bool {
         match (self.stage(), next.stage()) {
             (Some(from), Some(to)) => to < from,

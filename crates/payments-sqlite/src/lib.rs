@@ -2,7 +2,7 @@
 //! library needed), in WAL mode, with a versioned schema.
 //!
 //! Each page is one transaction: upserted payments (all unified fields plus the exact record),
-//! status-history rows, quarantined records, group states and the checkpoint land together or
+//! the versions they supersede, quarantined records, group states and the checkpoint land together or
 //! not at all, so a crash at any instant leaves the database at the last committed page.
 //! [`SqliteStore::lock_for_sync`] keeps a second sync off the same database.
 //!
@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use payments_model::{Payment, PaymentStatus, Source};
+use payments_model::{Payment, Source};
 use payments_sync::{
-    Checkpoint, Commit, CommitCounts, GroupState, RunKind, RunRecord, SourceState, StatusChange,
-    Store, StoreError, Summary,
+    Checkpoint, Commit, CommitCounts, GroupState, RunKind, RunRecord, SourceState, Store,
+    StoreError, Summary, Version,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -44,12 +44,13 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("schema-1.sql"),
     include_str!("schema-2.sql"),
     include_str!("schema-3.sql"),
     include_str!("schema-4.sql"),
     include_str!("schema-5.sql"),
+    include_str!("schema-6.sql"),
 ];
 
 /// SQLite's `application_id` of a payments ledger ("PAYL"), set by schema 5.
@@ -124,6 +125,9 @@ pub struct Filter {
     pub since: Option<DateTime<Utc>>,
     /// Created before.
     pub until: Option<DateTime<Utc>>,
+    /// The ledger as it was known at this moment: each payment in the version observed then,
+    /// and only payments first seen by then (`None`: as it is now).
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// Classifies a SQLite failure: a file that is not a database is not a ledger, a damaged one is
@@ -301,8 +305,23 @@ impl SqliteStore {
         filter: &Filter,
         mut each: impl FnMut(Payment) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut sql = String::from("SELECT record FROM payments WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
+        let mut sql = match filter.as_of {
+            None => String::from("SELECT record FROM payments AS ledger WHERE 1 = 1"),
+            // The current rows observed by then, and the versions that were current then.
+            Some(at) => {
+                let at = now_text(at);
+                args.extend([at.clone(), at.clone(), at]);
+                String::from(
+                    "SELECT record FROM (
+                        SELECT record, source, status, created_at_utc, id FROM payments WHERE updated_at <= ?
+                        UNION ALL
+                        SELECT record, source, status, created_at_utc, payment_id FROM versions
+                        WHERE observed_at <= ? AND superseded_at > ?
+                     ) AS ledger WHERE 1 = 1",
+                )
+            }
+        };
         let any_of =
             |column: &str, values: Vec<String>, sql: &mut String, args: &mut Vec<String>| {
                 if !values.is_empty() {
@@ -390,30 +409,44 @@ impl SqliteStore {
             .map_err(store_error(context))
     }
 
-    /// The status history of one payment, oldest first.
-    pub fn history(&self, payment_id: &str) -> Result<Vec<StatusChange>, StoreError> {
+    /// Every version of one payment, oldest first; the last is the current one. Empty when
+    /// the ledger holds no payment with this unified id (`paypro:…`, `mkp:…`).
+    pub fn versions(&self, payment_id: &str) -> Result<Vec<Version>, StoreError> {
+        let context = "cannot read the versions of a payment";
         let connection = self.connection();
         let mut statement = connection
-            .prepare("SELECT from_status, to_status, from_provider_status, to_provider_status, observed_at, backwards FROM status_history WHERE payment_id = ? ORDER BY seq")
-            .map_err(store_error("cannot read the history"))?;
+            .prepare(
+                "SELECT record, observed_at, superseded_at, status_only, seq AS position FROM versions WHERE payment_id = ?1
+                 UNION ALL
+                 SELECT record, updated_at, NULL, 0, 9223372036854775807 FROM payments WHERE id = ?1
+                 ORDER BY position",
+            )
+            .map_err(store_error(context))?;
         let rows = statement
             .query_map([payment_id], |row| {
-                let (from_word, to_word): (String, String) = (row.get(0)?, row.get(1)?);
-                let (from_raw, to_raw): (String, String) = (row.get(2)?, row.get(3)?);
-                let observed: String = row.get(4)?;
-                Ok(StatusChange {
-                    id: payment_id.to_owned(),
-                    from: stored_status(&from_word, &from_raw),
-                    to: stored_status(&to_word, &to_raw),
-                    from_provider_status: from_raw,
-                    to_provider_status: to_raw,
-                    observed_at: observed.parse().unwrap_or_default(),
-                    backwards: row.get(5)?,
-                })
+                let (record, observed, superseded): (String, String, Option<String>) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                Ok((record, observed, superseded, row.get::<_, bool>(3)?))
             })
-            .map_err(store_error("cannot read the history"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(store_error("cannot read the history"))
+            .map_err(store_error(context))?;
+        let mut versions = Vec::new();
+        for row in rows {
+            let (record, observed, superseded, status_only) = row.map_err(store_error(context))?;
+            let time = |text: &str| {
+                text.parse::<DateTime<Utc>>()
+                    .map_err(|e| StoreError::Corrupt {
+                        what: format!("a version of {payment_id}"),
+                        detail: format!("{e}: {text}"),
+                    })
+            };
+            versions.push(Version {
+                payment: read_record(&record)?,
+                observed_at: time(&observed)?,
+                superseded_at: superseded.as_deref().map(time).transpose()?,
+                status_only,
+            });
+        }
+        Ok(versions)
     }
 
     /// The quarantined records of a source: `(source_id, reason, raw)`.
@@ -530,12 +563,6 @@ fn read_record(record: &str) -> Result<Payment, StoreError> {
 
 fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     connection.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A status as stored: its unified word, and the raw word that `unknown` stands for.
-fn stored_status(word: &str, raw: &str) -> PaymentStatus {
-    PaymentStatus::from_unified_and_raw(word, raw)
-        .unwrap_or_else(|| PaymentStatus::Unknown(raw.to_owned()))
 }
 
 fn parse_utc(text: &str) -> Option<DateTime<FixedOffset>> {
@@ -690,6 +717,13 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
     let transaction = connection.transaction().map_err(store_error(context))?;
     let observed = now_text(commit.observed_at);
     {
+        // A stored payment that the commit replaces is kept as a version first.
+        let mut supersede = transaction
+            .prepare_cached(
+                "INSERT INTO versions (payment_id, source, status, created_at_utc, record, observed_at, superseded_at, status_only)
+                 SELECT id, source, status, created_at_utc, record, updated_at, ?2, 0 FROM payments WHERE id = ?1",
+            )
+            .map_err(store_error(context))?;
         let mut upsert = transaction
             .prepare_cached(
                 "INSERT INTO payments (id, source_name, source, source_id, status, provider_status, amount, currency,
@@ -707,6 +741,9 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
             )
             .map_err(store_error(context))?;
         for payment in &commit.payments {
+            supersede
+                .execute(params![payment.id, observed])
+                .map_err(store_error(context))?;
             let record = serde_json::to_string(payment).map_err(json_error(context))?;
             let refunded = payment.refunded_amount.map(|m| m.amount_string());
             let paid_at = payment
@@ -737,25 +774,6 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
                     payment.fail_reason,
                     record,
                     observed,
-                ])
-                .map_err(store_error(context))?;
-        }
-        let mut history = transaction
-            .prepare_cached(
-                "INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status, to_provider_status, observed_at, backwards)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .map_err(store_error(context))?;
-        for moved in &commit.history {
-            history
-                .execute(params![
-                    moved.id,
-                    moved.from.as_str(),
-                    moved.to.as_str(),
-                    moved.from_provider_status,
-                    moved.to_provider_status,
-                    now_text(moved.observed_at),
-                    moved.backwards
                 ])
                 .map_err(store_error(context))?;
         }

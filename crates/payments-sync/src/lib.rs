@@ -61,7 +61,7 @@ pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{
     Checkpoint, Commit, CommitCounts, GroupState, MemoryStore, RunKind, RunRecord, SourceState,
-    StatusChange, Store, StoreError, Summary,
+    Store, StoreError, Summary, Version,
 };
 pub use syncer::{SyncOptions, Syncer};
 

@@ -12,9 +12,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus};
 
 use crate::limiter::LimiterSnapshot;
-use crate::store::{
-    Checkpoint, Commit, CommitCounts, GroupState, RunKind, SourceState, StatusChange, Summary,
-};
+use crate::store::{Checkpoint, Commit, CommitCounts, GroupState, RunKind, SourceState, Summary};
 use crate::syncer::SyncOptions;
 
 /// The unified statuses a payer's action can still change: what an incremental run re-reads.
@@ -198,7 +196,6 @@ impl SourceRun {
                 source: self.summary.source_name.clone(),
                 observed_at,
                 payments: page.payments,
-                history: Vec::new(),
                 rejected: page.rejected,
                 resolved,
                 groups,
@@ -213,7 +210,6 @@ impl SourceRun {
             source: self.summary.source_name.clone(),
             observed_at,
             payments: Vec::new(),
-            history: Vec::new(),
             rejected: Vec::new(),
             resolved: Vec::new(),
             groups: Vec::new(),
@@ -251,12 +247,10 @@ impl Prepared {
         self.commit.payments.iter().map(|p| p.id.clone()).collect()
     }
 
-    /// Compares the page with the stored versions: keeps the new and changed payments and the
-    /// status moves among them, and counts.
+    /// Compares the page with the stored versions: keeps the new and changed payments, and
+    /// counts (status moves backwards among them too).
     pub(crate) fn compare(mut self, stored: &HashMap<String, Payment>) -> (Commit, CommitCounts) {
         let mut counts = CommitCounts::default();
-        let observed_at = self.commit.observed_at;
-        let mut history = Vec::new();
         self.commit
             .payments
             .retain(|fetched| match stored.get(&fetched.id) {
@@ -270,34 +264,12 @@ impl Prepared {
                 }
                 Some(before) => {
                     counts.changed += 1;
-                    if let Some(change) = status_change(before, fetched, observed_at) {
-                        counts.backwards += u64::from(change.backwards);
-                        history.push(change);
-                    }
+                    counts.backwards += u64::from(before.status.is_backwards_to(&fetched.status));
                     true
                 }
             });
-        self.commit.history = history;
         (self.commit, counts)
     }
-}
-
-/// The history row for a payment whose status moved; `None` when it did not. Backward moves
-/// (paid → pending) are flagged, never hidden.
-fn status_change(
-    before: &Payment,
-    after: &Payment,
-    observed_at: DateTime<Utc>,
-) -> Option<StatusChange> {
-    (before.status != after.status).then(|| StatusChange {
-        id: after.id.clone(),
-        from: before.status.clone(),
-        to: after.status.clone(),
-        from_provider_status: before.provider_status.clone(),
-        to_provider_status: after.provider_status.clone(),
-        observed_at,
-        backwards: before.status.is_backwards_to(&after.status),
-    })
 }
 
 /// Folds a payment into its group's state.

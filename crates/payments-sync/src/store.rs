@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Payment, PaymentStatus, Rejected};
+use payments_model::{Cursor, Payment, Rejected};
 use serde::{Deserialize, Serialize};
 
 use crate::limiter::LimiterSnapshot;
@@ -116,10 +116,9 @@ pub struct Commit {
     pub source: String,
     /// When the page was fetched (the time of every change it shows).
     pub observed_at: DateTime<Utc>,
-    /// New and changed payments, to store by `id` (replacing the stored version).
+    /// New and changed payments, to store by `id`. A changed one supersedes the stored version,
+    /// which the store keeps (see [`Version`]).
     pub payments: Vec<Payment>,
-    /// The status moves among them, to keep in the history.
-    pub history: Vec<StatusChange>,
     /// Records that could not be mapped, to quarantine (once per raw record).
     pub rejected: Vec<Rejected>,
     /// Provider ids whose quarantined records are resolved: the record now maps, and its
@@ -140,7 +139,7 @@ pub struct CommitCounts {
     pub changed: u64,
     /// Stored payments that came again unchanged.
     pub unchanged: u64,
-    /// Status changes that went backwards (paid → pending), kept and flagged in the history.
+    /// Status changes that went backwards (paid → pending), kept and flagged in the versions.
     pub backwards: u64,
 }
 
@@ -154,23 +153,33 @@ impl CommitCounts {
     }
 }
 
-/// One row of status history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusChange {
-    /// The payment's unified id.
-    pub id: String,
-    /// The status before.
-    pub from: PaymentStatus,
-    /// The status after.
-    pub to: PaymentStatus,
-    /// The provider's word before.
-    pub from_provider_status: String,
-    /// The provider's word after.
-    pub to_provider_status: String,
-    /// When the change was observed.
+/// One version of a stored payment, and when it was the ledger's knowledge. A store keeps every
+/// version: committing a payment whose record differs from the stored one keeps the stored one
+/// as a version superseded at the commit's `observed_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// The payment as this version knew it.
+    pub payment: Payment,
+    /// When this version was first observed.
     pub observed_at: DateTime<Utc>,
-    /// Whether it went backwards.
-    pub backwards: bool,
+    /// When a newer version replaced it; `None` for the current version.
+    pub superseded_at: Option<DateTime<Utc>>,
+    /// Only this version's status is known (`status` and `provider_status`); its other fields
+    /// are copied from the version after it. Versions migrated from the status history of a
+    /// ledger older than schema 6 are like this.
+    pub status_only: bool,
+}
+
+impl Version {
+    /// Whether this version was the ledger's knowledge at `at`.
+    pub fn known_at(&self, at: DateTime<Utc>) -> bool {
+        self.observed_at <= at && self.superseded_at.is_none_or(|superseded| at < superseded)
+    }
+
+    /// Whether the move from this version to `next` took the status backwards (paid → pending).
+    pub fn backwards_to(&self, next: &Version) -> bool {
+        self.payment.status.is_backwards_to(&next.payment.status)
+    }
 }
 
 /// What one run of one source did.
@@ -301,7 +310,7 @@ impl StoreError {
     }
 }
 
-/// Where a sync writes. Each [`Store::commit`] is atomic: payments, history rows, quarantined
+/// Where a sync writes. Each [`Store::commit`] is atomic: payments, their versions, quarantined
 /// records, group states and the checkpoint all land, or none of them do.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -339,7 +348,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Memory {
     payments: HashMap<String, (String, Payment)>,
-    history: Vec<StatusChange>,
+    /// Every version of each payment, oldest first; the last is the stored payment.
+    versions: HashMap<String, Vec<Version>>,
     rejected: Vec<(String, Rejected)>,
     groups: HashMap<String, HashMap<String, GroupState>>,
     checkpoints: HashMap<String, Checkpoint>,
@@ -372,9 +382,9 @@ impl MemoryStore {
         payments
     }
 
-    /// The status history, in the order it was observed.
-    pub fn history(&self) -> Vec<StatusChange> {
-        self.inner().history.clone()
+    /// Every version of a payment, oldest first (the last is the current one).
+    pub fn versions(&self, id: &str) -> Vec<Version> {
+        self.inner().versions.get(id).cloned().unwrap_or_default()
     }
 
     /// The quarantined records.
@@ -451,11 +461,20 @@ impl Store for MemoryStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let mut inner = self.inner();
         for payment in commit.payments {
+            let versions = inner.versions.entry(payment.id.clone()).or_default();
+            if let Some(current) = versions.last_mut() {
+                current.superseded_at = Some(commit.observed_at);
+            }
+            versions.push(Version {
+                payment: payment.clone(),
+                observed_at: commit.observed_at,
+                superseded_at: None,
+                status_only: false,
+            });
             inner
                 .payments
                 .insert(payment.id.clone(), (commit.source.clone(), payment));
         }
-        inner.history.extend(commit.history);
         inner.rejected.retain(|(owner, r)| {
             *owner != commit.source
                 || r.source_id

@@ -83,7 +83,7 @@ async fn a_sync_into_sqlite_matches_the_memory_store_and_survives_reopening() {
 }
 
 #[tokio::test]
-async fn status_changes_land_in_the_history_with_the_raw_words() {
+async fn every_version_of_a_payment_is_kept_with_when_it_was_observed() {
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
@@ -91,23 +91,105 @@ async fn status_changes_land_in_the_history_with_the_raw_words() {
     let paid = sandbox
         .paypro_payments()
         .into_iter()
-        .find(|p| p.state == "paid" && p.refunded_amount == 0)
+        .find(|p| p.state == "paid" && p.refunded_amount == 0 && p.amount > 300)
         .unwrap();
+    let id = format!("paypro:{}", paid.id);
     sandbox.set_paypro_state(&paid.id, "chargeback", 0);
     sync(&store, &sandbox, SyncOptions::full()).await;
     sandbox.set_paypro_state(&paid.id, "paid", 0);
     sync(&store, &sandbox, SyncOptions::full()).await;
-    let history = store.history(&format!("paypro:{}", paid.id)).unwrap();
-    let moves: Vec<(PaymentStatus, PaymentStatus, bool)> = history
-        .into_iter()
-        .map(|h| (h.from, h.to, h.backwards))
+    // Two refunds: the status stays partially_refunded, the refunded amount changes.
+    sandbox.set_paypro_state(&paid.id, "paid", 100);
+    sync(&store, &sandbox, SyncOptions::full()).await;
+    sandbox.set_paypro_state(&paid.id, "paid", 250);
+    sync(&store, &sandbox, SyncOptions::full()).await;
+    // An unchanged run adds no version.
+    sync(&store, &sandbox, SyncOptions::full()).await;
+
+    let versions = store.versions(&id).unwrap();
+    let seen: Vec<(PaymentStatus, Option<String>)> = versions
+        .iter()
+        .map(|v| {
+            let refunded = v.payment.refunded_amount.map(|m| m.amount_string());
+            (v.payment.status.clone(), refunded)
+        })
         .collect();
     assert_eq!(
-        moves,
+        seen,
         [
-            (PaymentStatus::Paid, PaymentStatus::ChargedBack, false),
-            (PaymentStatus::ChargedBack, PaymentStatus::Paid, true)
+            (PaymentStatus::Paid, Some("0.00".to_owned())),
+            (PaymentStatus::ChargedBack, Some("0.00".to_owned())),
+            (PaymentStatus::Paid, Some("0.00".to_owned())),
+            (PaymentStatus::PartiallyRefunded, Some("1.00".to_owned())),
+            (PaymentStatus::PartiallyRefunded, Some("2.50".to_owned())),
         ]
+    );
+    assert_eq!(versions[1].payment.provider_status, "chargeback");
+    let backwards: Vec<bool> = versions
+        .windows(2)
+        .map(|w| w[0].backwards_to(&w[1]))
+        .collect();
+    assert_eq!(backwards, [false, true, false, false]);
+    for pair in versions.windows(2) {
+        assert_eq!(pair[0].superseded_at, Some(pair[1].observed_at));
+        assert!(pair[0].observed_at < pair[1].observed_at);
+    }
+    assert_eq!(versions.last().unwrap().superseded_at, None);
+    assert!(versions.iter().all(|v| !v.status_only));
+    assert_eq!(
+        versions.last().unwrap().payment,
+        all(&store, &Filter::default())
+            .into_iter()
+            .find(|p| p.id == id)
+            .unwrap()
+    );
+    assert!(store.versions("paypro:no-such-payment").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn as_of_reads_the_ledger_as_it_was_known_then() {
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
+    let before_anything = chrono::Utc::now();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    let closed = chrono::Utc::now();
+    let then = all(&store, &Filter::default());
+
+    let payments = sandbox.paypro_payments();
+    let paid = payments
+        .iter()
+        .find(|p| p.state == "paid" && p.refunded_amount == 0)
+        .unwrap();
+    sandbox.set_paypro_state(&paid.id, "chargeback", 0);
+    let inserted = sandbox.insert_paypro_payment();
+    sync(&store, &sandbox, SyncOptions::full()).await;
+    let now = all(&store, &Filter::default());
+    assert_ne!(now, then);
+    assert!(now.iter().any(|p| p.source_id == inserted));
+
+    let as_of = |at| Filter {
+        as_of: Some(at),
+        ..Filter::default()
+    };
+    assert_eq!(all(&store, &as_of(closed)), then);
+    assert_eq!(all(&store, &as_of(chrono::Utc::now())), now);
+    assert!(all(&store, &as_of(before_anything)).is_empty());
+    // Filters apply to the versions known then: the charged-back payment was paid.
+    let paid_then = all(
+        &store,
+        &Filter {
+            statuses: vec!["paid".into()],
+            sources: vec![Source::PayPro],
+            ..as_of(closed)
+        },
+    );
+    assert!(paid_then.iter().any(|p| p.source_id == paid.id));
+    assert_eq!(
+        paid_then,
+        then.into_iter()
+            .filter(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid)
+            .collect::<Vec<_>>()
     );
 }
 
@@ -352,5 +434,111 @@ async fn a_version_1_database_is_migrated_with_its_payments_intact() {
     assert_eq!(
         migrated.last_run("paypro").unwrap().unwrap().summary.pages,
         2
+    );
+}
+
+#[tokio::test]
+async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_links: 5,
+        paypro_payments: 120,
+        ..sandbox_config()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let current_path = dir.path().join("current.db");
+    let current = Arc::new(SqliteStore::open(&current_path).unwrap());
+    sync(&current, &sandbox, SyncOptions::default()).await;
+    let payment = all(&current, &Filter::default())
+        .into_iter()
+        .find(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid)
+        .unwrap();
+    drop(current);
+    {
+        // A ledger as version 5 wrote it, where the payment went pending → paid → chargeback
+        // → paid; version 5 kept only those status moves.
+        let v5 = rusqlite::Connection::open(&path).unwrap();
+        for schema in [
+            include_str!("../../src/schema-1.sql"),
+            include_str!("../../src/schema-2.sql"),
+            include_str!("../../src/schema-3.sql"),
+            include_str!("../../src/schema-4.sql"),
+            include_str!("../../src/schema-5.sql"),
+        ] {
+            v5.execute_batch(schema).unwrap();
+        }
+        v5.execute_batch(&format!(
+            "ATTACH '{}' AS current;
+             INSERT INTO payments SELECT * FROM current.payments;
+             INSERT INTO checkpoints SELECT * FROM current.checkpoints;
+             UPDATE payments SET first_seen_at = '2026-01-01T10:00:00.000000Z',
+                                 updated_at = '2026-03-01T10:00:00.000000Z'
+             WHERE id = '{id}';
+             INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status,
+                                         to_provider_status, observed_at, backwards) VALUES
+               ('{id}', 'pending', 'paid', 'open', 'paid', '2026-01-02T10:00:00.000000Z', 0),
+               ('{id}', 'paid', 'charged_back', 'paid', 'chargeback', '2026-02-01T10:00:00.000000Z', 0),
+               ('{id}', 'charged_back', 'paid', 'chargeback', 'paid', '2026-03-01T10:00:00.000000Z', 1);
+             PRAGMA user_version = 5;",
+            current_path.display(),
+            id = payment.id,
+        ))
+        .unwrap();
+    }
+    let migrated = SqliteStore::open(&path).unwrap();
+    let versions = migrated.versions(&payment.id).unwrap();
+    let seen: Vec<(&str, &str, String, Option<String>, bool)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v.payment.status.as_str(),
+                v.payment.provider_status.as_str(),
+                v.observed_at.to_rfc3339(),
+                v.superseded_at.map(|at| at.to_rfc3339()),
+                v.status_only,
+            )
+        })
+        .collect();
+    let at = |day: &str| format!("2026-{day}T10:00:00+00:00");
+    assert_eq!(
+        seen,
+        [
+            ("pending", "open", at("01-01"), Some(at("01-02")), true),
+            ("paid", "paid", at("01-02"), Some(at("02-01")), true),
+            (
+                "charged_back",
+                "chargeback",
+                at("02-01"),
+                Some(at("03-01")),
+                true
+            ),
+            ("paid", "paid", at("03-01"), None, false),
+        ]
+    );
+    // The migrated versions answer "as of" questions about the past.
+    let as_of = |text: &str| Filter {
+        as_of: Some(text.parse().unwrap()),
+        ..Filter::default()
+    };
+    let status_then = |text| {
+        all(&migrated, &as_of(text))
+            .into_iter()
+            .find(|p| p.id == payment.id)
+            .map(|p| p.status)
+    };
+    assert_eq!(status_then("2025-12-31T00:00:00Z"), None);
+    assert_eq!(
+        status_then("2026-01-01T12:00:00Z"),
+        Some(PaymentStatus::Pending)
+    );
+    assert_eq!(
+        status_then("2026-02-15T00:00:00Z"),
+        Some(PaymentStatus::ChargedBack)
+    );
+    assert_eq!(
+        status_then("2026-03-01T10:00:00Z"),
+        Some(PaymentStatus::Paid)
     );
 }

@@ -164,16 +164,18 @@ async fn an_incremental_run_is_cheap_and_catches_status_changes() {
     assert_eq!(stored[&pending.source_id].status, PaymentStatus::Paid);
     assert!(stored.contains_key(&new_id));
     assert_eq!(stored[&recent.id].status, PaymentStatus::Refunded);
-    let history = store.history();
-    assert!(history.iter().any(|h| h.id == pending.id
-        && h.from == PaymentStatus::Pending
-        && h.to == PaymentStatus::Paid
-        && !h.backwards));
-    assert!(
-        history
-            .iter()
-            .any(|h| h.id == format!("paypro:{}", recent.id) && h.to == PaymentStatus::Refunded)
+    let versions = store.versions(&pending.id);
+    let statuses: Vec<&PaymentStatus> = versions.iter().map(|v| &v.payment.status).collect();
+    assert_eq!(statuses, [&PaymentStatus::Pending, &PaymentStatus::Paid]);
+    assert!(!versions[0].backwards_to(&versions[1]));
+    assert_eq!(versions[0].superseded_at, Some(versions[1].observed_at));
+    assert_eq!(versions[1].superseded_at, None);
+    let refunded = store.versions(&format!("paypro:{}", recent.id));
+    assert_eq!(
+        refunded.last().map(|v| &v.payment.status),
+        Some(&PaymentStatus::Refunded)
     );
+    assert!(refunded.len() >= 2, "the version before the refund is kept");
 }
 
 #[tokio::test]
@@ -217,11 +219,20 @@ async fn a_deep_sweep_catches_a_late_chargeback_on_a_closed_link_and_flags_backw
     sandbox.set_mkp_payment_status(&old_paid.source_id, "paid");
     let results = sync_both(&store, &sandbox, SyncOptions::full()).await;
     assert_eq!(results[0].as_ref().unwrap().counts.backwards, 1);
+    let versions = store.versions(&old_paid.id);
+    let statuses: Vec<&PaymentStatus> = versions.iter().map(|v| &v.payment.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            &PaymentStatus::Paid,
+            &PaymentStatus::ChargedBack,
+            &PaymentStatus::Paid
+        ]
+    );
+    assert!(!versions[0].backwards_to(&versions[1]));
     assert!(
-        store
-            .history()
-            .iter()
-            .any(|h| h.id == old_paid.id && h.to == PaymentStatus::Paid && h.backwards)
+        versions[1].backwards_to(&versions[2]),
+        "flagged, not hidden"
     );
 }
 

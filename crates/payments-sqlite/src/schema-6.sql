@@ -1,0 +1,30 @@
+-- Version 6: every version of a payment is kept, not only its status moves. When a commit
+-- replaces a stored payment, the stored row is first copied here, with when it was first
+-- observed (`payments.updated_at`) and when it was superseded. With the current rows this
+-- reproduces the ledger as it was known at any moment (`export --as-of`).
+CREATE TABLE versions (
+    seq                 INTEGER PRIMARY KEY,
+    payment_id          TEXT NOT NULL,
+    source              TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    created_at_utc      TEXT NOT NULL,
+    record              TEXT NOT NULL,
+    observed_at         TEXT NOT NULL,
+    superseded_at       TEXT NOT NULL,
+    -- 1 when only the status of this version is known (migrated from `status_history`).
+    status_only         INTEGER NOT NULL
+);
+CREATE INDEX versions_by_payment ON versions (payment_id, seq);
+CREATE INDEX versions_by_superseded ON versions (superseded_at);
+
+-- The status history becomes versions. Each move superseded a version whose status was the
+-- move's `from`; only that status is known of it, so its other fields are the current ones.
+-- It was observed from the move before it (or the payment's first sighting) to the move.
+INSERT INTO versions (payment_id, source, status, created_at_utc, record, observed_at, superseded_at, status_only)
+SELECT h.payment_id, p.source, h.from_status, p.created_at_utc,
+       json_set(p.record, '$.status', h.from_status, '$.provider_status', h.from_provider_status),
+       COALESCE(LAG(h.observed_at) OVER (PARTITION BY h.payment_id ORDER BY h.seq), p.first_seen_at),
+       h.observed_at, 1
+FROM status_history h JOIN payments p ON p.id = h.payment_id
+ORDER BY h.seq;
+DROP TABLE status_history;
