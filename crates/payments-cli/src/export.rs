@@ -50,7 +50,12 @@ pub(crate) struct ExportArgs {
     /// Only payments created before DATE (a day counts whole).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     until: Option<DateArg>,
-    /// The time zone that says when a day given to --since or --until begins and ends.
+    /// The ledger as it was known at WHEN: each payment as it was then, and only payments seen by
+    /// then. A day means its start in --tz (2026-11-01: the ledger as it stood when October
+    /// closed); a timestamp is taken exactly. An export of a closed month stays reproducible.
+    #[arg(long, value_name = "WHEN", value_parser = parse_date)]
+    as_of: Option<DateArg>,
+    /// The time zone that says when a day given to --since, --until or --as-of begins and ends.
     #[arg(long, value_name = "ZONE", default_value = "Europe/Amsterdam", value_parser = parse_zone)]
     tz: Tz,
     /// The CSV dialect: standard, or excel-nl for Dutch Excel.
@@ -94,7 +99,7 @@ impl DateArg {
     }
 }
 
-fn parse_zone(text: &str) -> Result<Tz, String> {
+pub(crate) fn parse_zone(text: &str) -> Result<Tz, String> {
     text.parse().map_err(|_| {
         format!("`{text}` is not a time zone; use a name like Europe/Amsterdam or UTC")
     })
@@ -146,12 +151,14 @@ pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
             args.tz
         )));
     }
+    let as_of = args.as_of.map(|d| d.resolve(args.tz, false)).transpose()?;
     let store = args.db.open_existing()?;
     let filter = Filter {
         sources: args.sources.clone(),
         statuses: args.statuses.clone(),
         since,
         until,
+        as_of,
     };
     let write = |out: &mut dyn Write| -> Result<(), CliError> {
         match args.format {

@@ -18,6 +18,7 @@ mod export;
 mod outcome;
 #[cfg(feature = "sandbox")]
 mod sandbox;
+mod show;
 mod status;
 mod sync;
 
@@ -53,6 +54,7 @@ enum Command {
     Sync(sync::SyncArgs),
     Export(export::ExportArgs),
     Status(status::StatusArgs),
+    Show(show::ShowArgs),
     #[cfg(feature = "sandbox")]
     Demo(demo::DemoArgs),
     #[cfg(feature = "sandbox")]
@@ -73,7 +75,7 @@ struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens an existing ledger read-only (export and status never create, migrate or write
+    /// Opens an existing ledger read-only (export, show and status never create, migrate or write
     /// one, and refuse a file that is not a ledger).
     fn open_existing(&self) -> Result<payments_sqlite::SqliteStore, CliError> {
         if !self.db.exists() {
@@ -118,6 +120,7 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args).await,
             Command::Export(args) => export::run(args),
             Command::Status(args) => status::run(args),
+            Command::Show(args) => show::run(args),
             #[cfg(feature = "sandbox")]
             Command::Demo(args) => demo::run(args).await,
             #[cfg(feature = "sandbox")]

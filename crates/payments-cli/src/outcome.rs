@@ -65,6 +65,22 @@ impl From<payments_sync::StoreError> for CliError {
     }
 }
 
+/// Writes a whole report to stdout. A reader that goes away early (`payments status | head -1`)
+/// is not an error: the command ends quietly.
+pub(crate) fn print_report(report: &str, what: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::failed(format!("cannot write {what}: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `text` with every control character written as an escape (`\u{1b}` as `\x1b`), so that data
 /// from a provider (a payer name, an error body) cannot move the cursor, clear the screen or
 /// recolour a terminal. Everything printed for a person goes through it.

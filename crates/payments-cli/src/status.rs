@@ -1,6 +1,5 @@
 //! `payments status`: what the ledger holds and how the last runs went.
 
-use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,7 +8,7 @@ use payments_sqlite::SqliteStore;
 
 use crate::DbArgs;
 use crate::duration::parse_duration;
-use crate::outcome::{CliError, Exit, printable};
+use crate::outcome::{CliError, Exit, print_report, printable};
 use crate::sync::summary_line;
 
 /// Shows, per source, the payments by status, the last run and its outcome, the checkpoint
@@ -47,17 +46,8 @@ pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
             _ => Exit::Done,
         };
     }
-    // `payments status | head -1`: a reader that goes away early is not an error.
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(report.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(CliError::failed(format!("cannot write the status: {e}")))
-        }
-        _ => Ok(exit),
-    }
+    print_report(&report, "the status")?;
+    Ok(exit)
 }
 
 fn time(at: DateTime<Utc>) -> String {

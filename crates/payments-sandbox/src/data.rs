@@ -366,6 +366,8 @@ pub(crate) struct Overlay {
     /// Payments added to a link, after its generated ones.
     pub(crate) mkp_added: HashMap<String, Vec<MkpPayment>>,
     pub(crate) paypro_state: HashMap<String, (String, i64)>,
+    /// Amounts (minor units) changed after the payment was made.
+    pub(crate) paypro_amount: HashMap<String, i64>,
     /// Payments inserted since the start, oldest first; they list before the generated ones.
     pub(crate) paypro_inserted: Vec<PayProPayment>,
 }
@@ -427,6 +429,9 @@ impl Data {
         if let Some((state, refunded)) = self.overlay.paypro_state.get(&payment.id) {
             payment.state = state.clone();
             payment.refunded_amount = *refunded;
+        }
+        if let Some(amount) = self.overlay.paypro_amount.get(&payment.id) {
+            payment.amount = *amount;
         }
         payment
     }

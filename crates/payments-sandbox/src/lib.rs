@@ -557,6 +557,14 @@ impl Sandbox {
             .insert(payment_id.to_owned(), (state.to_owned(), refunded_amount));
     }
 
+    /// Changes a PayPro payment's amount (minor units), as a provider's correction would.
+    pub fn set_paypro_amount(&self, payment_id: &str, amount: i64) {
+        let mut data = self.shared.data.write().expect("data lock");
+        data.overlay
+            .paypro_amount
+            .insert(payment_id.to_owned(), amount);
+    }
+
     /// Inserts a new open PayPro payment, created now, at the top of the list.
     pub fn insert_paypro_payment(&self) -> String {
         self.shared

@@ -69,7 +69,6 @@ fn bench(c: &mut Criterion) {
                             source: "paypro".into(),
                             observed_at: Utc::now(),
                             payments: page,
-                            history: Vec::new(),
                             rejected: Vec::new(),
                             resolved: Vec::new(),
                             groups: Vec::new(),

@@ -43,7 +43,6 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
             source: "mkp".into(),
             observed_at: Utc::now(),
             payments,
-            history: Vec::new(),
             rejected: Vec::new(),
             resolved: Vec::new(),
             groups: Vec::new(),
@@ -297,7 +296,6 @@ async fn status_shows_control_characters_from_provider_data_instead_of_obeying_t
             source: "mkp".into(),
             observed_at: Utc::now(),
             payments: Vec::new(),
-            history: Vec::new(),
             rejected: vec![payments_model::Rejected {
                 source_id: Some("plp_\u{1b}]0;owned\u{7}".into()),
                 reason: "record `plp_x`: field `amount`: \u{1b}[2J\u{1b}[31mcleared".into(),
@@ -319,7 +317,7 @@ async fn status_shows_control_characters_from_provider_data_instead_of_obeying_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn status_and_export_refuse_a_database_that_is_not_a_ledger_and_leave_it_untouched() {
+async fn status_show_and_export_refuse_a_database_that_is_not_a_ledger_and_leave_it_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("crm.db");
     rusqlite::Connection::open(&other)
@@ -327,12 +325,12 @@ async fn status_and_export_refuse_a_database_that_is_not_a_ledger_and_leave_it_u
         .execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
         .unwrap();
     let before = std::fs::read(&other).unwrap();
-    for command in ["status", "export"] {
-        let output = run(payments().args([command, "--db"]).arg(&other), 2);
+    for command in [&["status"][..], &["export"], &["show", "mkp:plp_1"]] {
+        let output = run(payments().args(command).arg("--db").arg(&other), 2);
         let stderr = text(&output.stderr);
         assert!(
             stderr.contains("is not a payments ledger"),
-            "{command}: {stderr}"
+            "{command:?}: {stderr}"
         );
     }
     assert_eq!(std::fs::read(&other).unwrap(), before, "not a byte changed");
@@ -351,5 +349,11 @@ async fn status_and_export_refuse_a_database_that_is_not_a_ledger_and_leave_it_u
     let ledger_before = std::fs::read(&db).unwrap();
     run(payments().args(["status", "--db"]).arg(&db), 0);
     run(payments().args(["export", "--db"]).arg(&db), 0);
+    let shown = run(payments().args(["show", "plp_1", "--db"]).arg(&db), 0);
+    assert!(
+        text(&shown.stdout).starts_with("mkp:plp_1\n"),
+        "{}",
+        text(&shown.stdout)
+    );
     assert_eq!(std::fs::read(&db).unwrap(), ledger_before);
 }
