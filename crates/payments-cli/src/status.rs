@@ -131,6 +131,17 @@ fn describe(
             at(checkpoint.last_deep_at)
         ));
     }
+    let words = store.unknown_words(name)?;
+    if !words.is_empty() {
+        let listed: Vec<String> = words
+            .iter()
+            .map(|(word, at)| format!("{} (since {})", printable(word), time(*at)))
+            .collect();
+        text.push_str(&format!(
+            "  status words the status table does not know: {}; their payments have status `unknown`, the word is in provider_status\n",
+            listed.join(", ")
+        ));
+    }
     let quarantined = store.quarantine(name)?;
     text.push_str(&format!("  quarantined records: {}\n", quarantined.len()));
     if !quarantined.is_empty() && health == Exit::Done {

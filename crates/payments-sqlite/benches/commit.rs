@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
                             rejected: Vec::new(),
                             resolved: Vec::new(),
                             groups: Vec::new(),
+                            unknown_words: Vec::new(),
                             checkpoint: checkpoint.clone(),
                         })
                         .await

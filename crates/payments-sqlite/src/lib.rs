@@ -467,6 +467,26 @@ impl SqliteStore {
             .map_err(store_error("cannot read the quarantine"))
     }
 
+    /// The status words outside the status table that a source's provider has sent, with when
+    /// each was first seen, oldest first. Their payments are stored as `unknown`.
+    pub fn unknown_words(
+        &self,
+        source_name: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let context = "cannot read the unknown status words";
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT word, first_seen_at FROM unknown_words WHERE source_name = ? ORDER BY first_seen_at, word")
+            .map_err(store_error(context))?;
+        let rows = statement
+            .query_map([source_name], |row| {
+                let at: String = row.get(1)?;
+                Ok((row.get(0)?, at.parse().unwrap_or_default()))
+            })
+            .map_err(store_error(context))?;
+        rows.collect::<Result<_, _>>().map_err(store_error(context))
+    }
+
     /// Payments per unified status, for one source.
     pub fn counts_by_status(&self, source: Source) -> Result<Vec<(String, u64)>, StoreError> {
         let connection = self.connection();
@@ -588,10 +608,19 @@ impl Store for SqliteStore {
                     Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
                 })
                 .map_err(store_error(context))?;
+            let mut words = connection
+                .prepare("SELECT word FROM unknown_words WHERE source_name = ?")
+                .map_err(store_error(context))?;
+            let unknown_words = words
+                .query_map([&source], |row| row.get::<_, String>(0))
+                .map_err(store_error(context))?
+                .collect::<Result<HashSet<String>, _>>()
+                .map_err(store_error(context))?;
             let mut state = SourceState {
                 checkpoint,
                 groups: HashMap::new(),
                 unreadable_checkpoint,
+                unknown_words,
             };
             for row in rows {
                 let (id, text) = row.map_err(store_error(context))?;
@@ -806,6 +835,14 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
             let text = serde_json::to_string(state).map_err(json_error(context))?;
             groups
                 .execute(params![commit.source, id, state.status, text])
+                .map_err(store_error(context))?;
+        }
+        let mut words = transaction
+            .prepare_cached("INSERT OR IGNORE INTO unknown_words (source_name, word, first_seen_at) VALUES (?, ?, ?)")
+            .map_err(store_error(context))?;
+        for word in &commit.unknown_words {
+            words
+                .execute(params![commit.source, word, observed])
                 .map_err(store_error(context))?;
         }
         let checkpoint = serde_json::to_string(&commit.checkpoint).map_err(json_error(context))?;

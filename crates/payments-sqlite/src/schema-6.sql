@@ -28,3 +28,12 @@ SELECT h.payment_id, p.source, h.from_status, p.created_at_utc,
 FROM status_history h JOIN payments p ON p.id = h.payment_id
 ORDER BY h.seq;
 DROP TABLE status_history;
+
+-- The provider status words outside the status table that the ledger has seen, so that each is
+-- reported once per ledger instead of on every run. (Ledgers from before report theirs once.)
+CREATE TABLE unknown_words (
+    source_name         TEXT NOT NULL,
+    word                TEXT NOT NULL,
+    first_seen_at       TEXT NOT NULL,
+    PRIMARY KEY (source_name, word)
+) WITHOUT ROWID;

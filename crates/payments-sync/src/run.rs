@@ -32,6 +32,7 @@ pub(crate) struct SourceRun {
     groups: HashMap<String, GroupState>,
     summary: Summary,
     finished: bool,
+    /// Status words outside the status table the ledger has seen (reported once per ledger).
     unknown_words: HashSet<String>,
     /// Provider ids of the source's quarantined records, to resolve when they map again.
     quarantined: HashSet<String>,
@@ -88,7 +89,7 @@ impl SourceRun {
             policy,
             groups: state.groups,
             finished: false,
-            unknown_words: HashSet::new(),
+            unknown_words: state.unknown_words,
             quarantined,
         }
     }
@@ -129,7 +130,7 @@ impl SourceRun {
         limiter: Option<LimiterSnapshot>,
         observed_at: DateTime<Utc>,
     ) -> Prepared {
-        self.warn_unknown_words(&page);
+        let unknown_words = self.first_unknown_words(&page);
         let fetched_at = self.checkpoint.cursor.take();
         let next = self
             .policy
@@ -199,6 +200,7 @@ impl SourceRun {
                 rejected: page.rejected,
                 resolved,
                 groups,
+                unknown_words,
                 checkpoint: self.checkpoint.clone(),
             },
         }
@@ -213,6 +215,7 @@ impl SourceRun {
             rejected: Vec::new(),
             resolved: Vec::new(),
             groups: Vec::new(),
+            unknown_words: Vec::new(),
             checkpoint: self.checkpoint.clone(),
         }
     }
@@ -229,15 +232,19 @@ impl SourceRun {
         self.summary.waited = waited;
     }
 
-    /// Logs each unknown status word once per run.
-    fn warn_unknown_words(&mut self, page: &Page) {
+    /// The status words outside the status table that this ledger sees for the first time,
+    /// each logged once: they are committed with the page, so later runs stay quiet about them.
+    fn first_unknown_words(&mut self, page: &Page) -> Vec<String> {
+        let mut first = Vec::new();
         for payment in &page.payments {
             if let PaymentStatus::Unknown(word) = &payment.status
                 && self.unknown_words.insert(word.clone())
             {
-                tracing::warn!(source = %self.summary.source_name, word = %word, "unknown status word; stored as `unknown` with the raw word in provider_status");
+                tracing::warn!(source = %self.summary.source_name, word = %word, "a status word the status table does not know; its payments are stored as `unknown` with the word in provider_status (`payments status` lists such words)");
+                first.push(word.clone());
             }
         }
+        first
     }
 }
 

@@ -107,6 +107,9 @@ pub struct SourceState {
     /// Why the stored checkpoint does not read back, when it does not (`checkpoint` is then
     /// `None`, and the engine starts a full run instead of failing every run).
     pub unreadable_checkpoint: Option<String>,
+    /// The provider's status words outside the status table that the ledger has already seen
+    /// (and a run reported): each is reported once per ledger, not on every run.
+    pub unknown_words: HashSet<String>,
 }
 
 /// One page's facts, committed atomically: everything lands, or nothing does.
@@ -126,6 +129,9 @@ pub struct Commit {
     pub resolved: Vec<String>,
     /// Groups and their new state, by id.
     pub groups: Vec<(String, GroupState)>,
+    /// Status words outside the status table seen for the first time in this ledger, to keep
+    /// (see [`SourceState::unknown_words`]).
+    pub unknown_words: Vec<String>,
     /// The source's new checkpoint.
     pub checkpoint: Checkpoint,
 }
@@ -352,6 +358,7 @@ struct Memory {
     versions: HashMap<String, Vec<Version>>,
     rejected: Vec<(String, Rejected)>,
     groups: HashMap<String, HashMap<String, GroupState>>,
+    unknown_words: HashMap<String, HashSet<String>>,
     checkpoints: HashMap<String, Checkpoint>,
     runs: Vec<RunRecord>,
 }
@@ -415,6 +422,7 @@ impl Store for MemoryStore {
             checkpoint: inner.checkpoints.get(source).cloned(),
             groups: inner.groups.get(source).cloned().unwrap_or_default(),
             unreadable_checkpoint: None,
+            unknown_words: inner.unknown_words.get(source).cloned().unwrap_or_default(),
         })
     }
 
@@ -495,6 +503,11 @@ impl Store for MemoryStore {
             .entry(commit.source.clone())
             .or_default()
             .extend(commit.groups);
+        inner
+            .unknown_words
+            .entry(commit.source.clone())
+            .or_default()
+            .extend(commit.unknown_words);
         inner.checkpoints.insert(commit.source, commit.checkpoint);
         Ok(())
     }

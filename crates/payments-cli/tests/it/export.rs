@@ -46,6 +46,7 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
             rejected: Vec::new(),
             resolved: Vec::new(),
             groups: Vec::new(),
+            unknown_words: Vec::new(),
             checkpoint: Checkpoint {
                 cursor: None,
                 run: RunKind::Full,
@@ -303,6 +304,7 @@ async fn status_shows_control_characters_from_provider_data_instead_of_obeying_t
             }],
             resolved: Vec::new(),
             groups: Vec::new(),
+            unknown_words: Vec::new(),
             checkpoint,
         })
         .await

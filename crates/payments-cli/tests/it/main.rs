@@ -7,6 +7,7 @@ mod export;
 #[cfg(unix)]
 mod healing;
 mod kill;
+mod logs;
 mod versions;
 
 use std::path::Path;
