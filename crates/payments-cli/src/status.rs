@@ -5,6 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use payments_model::Source;
 use payments_sqlite::SqliteStore;
+use payments_sync::{Checkpoint, RunRecord};
+use serde_json::{Value, json};
 
 use crate::DbArgs;
 use crate::duration::parse_duration;
@@ -19,6 +21,9 @@ use crate::sync::summary_line;
 /// that has synced has no complete run that recent), 3 when records are quarantined, and 0
 /// otherwise. A source that never synced is not an error.
 ///
+/// --json prints the same facts as one JSON object whose shape is stable (fields may be added,
+/// never renamed or removed); README.md documents it.
+///
 /// Example: payments status --db ledger.db --max-age 1h
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
@@ -30,22 +35,47 @@ pub(crate) struct StatusArgs {
     /// Exit 1 when a source that has synced completed no run within this long (90s, 30m, 2h, 1d).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     max_age: Option<Duration>,
+    /// Print one JSON object (a stable shape, documented in README.md) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;
-    let mut report = format!("database: {}\n", store.path().display());
-    let mut exit = Exit::Done;
+    let mut reports = Vec::new();
     for source in Source::ALL {
-        let (text, health) = describe(&store, source, args.quarantine_limit, args.max_age)?;
-        report.push('\n');
-        report.push_str(&text);
-        exit = match (exit, health) {
+        reports.push(SourceReport::gather(&store, source, args.max_age)?);
+    }
+    let exit = reports
+        .iter()
+        .map(SourceReport::health)
+        .fold(Exit::Done, |worst, health| match (worst, health) {
             (Exit::Failed, _) | (_, Exit::Failed) => Exit::Failed,
             (Exit::Quarantined, _) | (_, Exit::Quarantined) => Exit::Quarantined,
             _ => Exit::Done,
-        };
-    }
+        });
+    let report = if args.json {
+        let sources: Vec<Value> = reports
+            .iter()
+            .map(|r| r.json(args.quarantine_limit))
+            .collect();
+        let report = json!({
+            "database": store.path().display().to_string(),
+            "exit_code": exit as u8,
+            "sources": sources,
+        });
+        format!("{report}\n")
+    } else {
+        let mut text = format!(
+            "database: {}\n",
+            printable(&store.path().display().to_string())
+        );
+        for source in &reports {
+            text.push('\n');
+            text.push_str(&source.human(args.quarantine_limit));
+        }
+        text
+    };
     print_report(&report, "the status")?;
     Ok(exit)
 }
@@ -54,111 +84,221 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// One source's part of the report, and what it means for monitoring: `Failed` when its last
-/// run failed or its last complete run is older than `max_age`, `Quarantined` when records are
-/// set aside, `Done` otherwise.
-fn describe(
-    store: &SqliteStore,
+/// What the ledger knows of one source.
+struct SourceReport {
     source: Source,
-    quarantine_limit: usize,
-    max_age: Option<Duration>,
-) -> Result<(String, Exit), CliError> {
-    let name = source.as_str();
-    let mut health = Exit::Done;
-    let mut text = format!("{name}\n");
-    let counts = store.counts_by_status(source)?;
-    let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    let by_status: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    text.push_str(&format!("  payments: {total}"));
-    if !by_status.is_empty() {
-        text.push_str(&format!(" ({})", by_status.join(", ")));
+    /// Payments per unified status.
+    counts: Vec<(String, u64)>,
+    last_run: Option<RunRecord>,
+    checkpoint: Option<Checkpoint>,
+    /// Why the stored checkpoint does not read back, when it does not.
+    unreadable_checkpoint: Option<String>,
+    /// With --max-age: whether a source that has synced has no complete run that recent.
+    stale: Option<Duration>,
+    unknown_words: Vec<(String, DateTime<Utc>)>,
+    /// `(source_id, reason)` of each quarantined record.
+    quarantined: Vec<(Option<String>, String)>,
+}
+
+impl SourceReport {
+    fn gather(
+        store: &SqliteStore,
+        source: Source,
+        max_age: Option<Duration>,
+    ) -> Result<SourceReport, CliError> {
+        let name = source.as_str();
+        let (checkpoint, unreadable_checkpoint) = match store.checkpoint(name) {
+            Ok(checkpoint) => (checkpoint, None),
+            Err(payments_sync::StoreError::Corrupt { detail, .. }) => (None, Some(detail)),
+            Err(error) => return Err(error.into()),
+        };
+        // A source that has synced but completed no run within --max-age.
+        let stale = max_age.filter(|max_age| {
+            checkpoint.as_ref().is_some_and(|checkpoint| {
+                checkpoint
+                    .last_completed_at
+                    .is_none_or(|at| (Utc::now() - at).to_std().unwrap_or_default() > *max_age)
+            })
+        });
+        Ok(SourceReport {
+            source,
+            counts: store.counts_by_status(source)?,
+            last_run: store.last_run(name)?,
+            checkpoint,
+            unreadable_checkpoint,
+            stale,
+            unknown_words: store.unknown_words(name)?,
+            quarantined: store
+                .quarantine(name)?
+                .into_iter()
+                .map(|(id, reason, _)| (id, reason))
+                .collect(),
+        })
     }
-    text.push('\n');
-    match store.last_run(name)? {
-        None => text.push_str("  last run: never\n"),
-        Some(run) => {
-            text.push_str(&format!(
-                "  last run: {} to {}, {}\n",
-                time(run.started_at),
-                time(run.finished_at),
-                run.outcome()
-            ));
-            text.push_str(&format!("    {}\n", printable(&summary_line(&run.summary))));
-            if let Some(error) = &run.error {
-                text.push_str(&format!("    error: {}\n", printable(error)));
-                health = Exit::Failed;
+
+    /// What it means for monitoring: `Failed` when the last run failed or the last complete
+    /// run is older than --max-age, `Quarantined` when records are set aside, `Done` otherwise.
+    fn health(&self) -> Exit {
+        let failed = self
+            .last_run
+            .as_ref()
+            .is_some_and(|run| run.error.is_some());
+        if failed || self.stale.is_some() {
+            Exit::Failed
+        } else if !self.quarantined.is_empty() {
+            Exit::Quarantined
+        } else {
+            Exit::Done
+        }
+    }
+
+    fn human(&self, quarantine_limit: usize) -> String {
+        let mut text = format!("{}\n", self.source.as_str());
+        let total: u64 = self.counts.iter().map(|(_, n)| n).sum();
+        text.push_str(&format!("  payments: {total}"));
+        if !self.counts.is_empty() {
+            let by_status: Vec<String> = self
+                .counts
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            text.push_str(&format!(" ({})", by_status.join(", ")));
+        }
+        text.push('\n');
+        match &self.last_run {
+            None => text.push_str("  last run: never\n"),
+            Some(run) => {
+                text.push_str(&format!(
+                    "  last run: {} to {}, {}\n",
+                    time(run.started_at),
+                    time(run.finished_at),
+                    run.outcome()
+                ));
+                text.push_str(&format!("    {}\n", printable(&summary_line(&run.summary))));
+                if let Some(error) = &run.error {
+                    text.push_str(&format!("    error: {}\n", printable(error)));
+                }
             }
         }
-    }
-    let checkpoint = match store.checkpoint(name) {
-        Ok(checkpoint) => checkpoint,
-        Err(payments_sync::StoreError::Corrupt { detail, .. }) => {
+        if let Some(detail) = &self.unreadable_checkpoint {
             text.push_str(&format!(
                 "  checkpoint: does not read back ({}); the next sync resets it and reads everything\n",
-                printable(&detail)
+                printable(detail)
             ));
-            None
         }
-        Err(error) => return Err(error.into()),
-    };
-    if let Some(max_age) = max_age
-        && let Some(checkpoint) = &checkpoint
-    {
-        let recent = checkpoint
-            .last_completed_at
-            .is_some_and(|at| (Utc::now() - at).to_std().unwrap_or_default() <= max_age);
-        if !recent {
+        if let Some(max_age) = self.stale {
             text.push_str(&format!(
                 "  no complete run within {} s (--max-age)\n",
                 max_age.as_secs()
             ));
-            health = Exit::Failed;
         }
-    }
-    if let Some(checkpoint) = checkpoint {
-        let state = if checkpoint.in_progress() {
-            format!(
-                "a {} run is unfinished; the next sync resumes it",
-                checkpoint.run.as_str()
-            )
-        } else {
-            "idle".to_owned()
-        };
-        let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), time);
+        if let Some(checkpoint) = &self.checkpoint {
+            let state = if checkpoint.in_progress() {
+                format!(
+                    "a {} run is unfinished; the next sync resumes it",
+                    checkpoint.run.as_str()
+                )
+            } else {
+                "idle".to_owned()
+            };
+            let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), time);
+            text.push_str(&format!(
+                "  checkpoint: {state}; last complete run {}; last deep sweep {}\n",
+                at(checkpoint.last_completed_at),
+                at(checkpoint.last_deep_at)
+            ));
+        }
+        if !self.unknown_words.is_empty() {
+            let listed: Vec<String> = self
+                .unknown_words
+                .iter()
+                .map(|(word, at)| format!("{} (since {})", printable(word), time(*at)))
+                .collect();
+            text.push_str(&format!(
+                "  status words the status table does not know: {}; their payments have status `unknown`, the word is in provider_status\n",
+                listed.join(", ")
+            ));
+        }
         text.push_str(&format!(
-            "  checkpoint: {state}; last complete run {}; last deep sweep {}\n",
-            at(checkpoint.last_completed_at),
-            at(checkpoint.last_deep_at)
+            "  quarantined records: {}\n",
+            self.quarantined.len()
         ));
+        for (source_id, reason) in self.quarantined.iter().take(quarantine_limit) {
+            text.push_str(&format!(
+                "    {}: {}\n",
+                printable(source_id.as_deref().unwrap_or("(no id)")),
+                printable(reason)
+            ));
+        }
+        if self.quarantined.len() > quarantine_limit {
+            text.push_str(&format!(
+                "    … and {} more (--quarantine-limit shows more)\n",
+                self.quarantined.len() - quarantine_limit
+            ));
+        }
+        text
     }
-    let words = store.unknown_words(name)?;
-    if !words.is_empty() {
-        let listed: Vec<String> = words
+
+    /// The stable JSON shape README.md documents.
+    fn json(&self, quarantine_limit: usize) -> Value {
+        let at = |t: Option<DateTime<Utc>>| t.map(time);
+        let by_status: serde_json::Map<String, Value> = self
+            .counts
             .iter()
-            .map(|(word, at)| format!("{} (since {})", printable(word), time(*at)))
+            .map(|(status, n)| (status.clone(), json!(n)))
             .collect();
-        text.push_str(&format!(
-            "  status words the status table does not know: {}; their payments have status `unknown`, the word is in provider_status\n",
-            listed.join(", ")
-        ));
+        let last_run = self.last_run.as_ref().map(|run| {
+            let summary = &run.summary;
+            json!({
+                "started_at": time(run.started_at),
+                "finished_at": time(run.finished_at),
+                "outcome": run.outcome(),
+                "kind": summary.run.map(|kind| kind.as_str()),
+                "resumed": summary.resumed,
+                "pages": summary.pages,
+                "requests": summary.requests,
+                "new": summary.counts.new,
+                "changed": summary.counts.changed,
+                "unchanged": summary.counts.unchanged,
+                "backwards": summary.counts.backwards,
+                "quarantined": summary.quarantined,
+                "waited_ms": summary.waited.as_millis() as u64,
+                "error": run.error,
+            })
+        });
+        let checkpoint = self.checkpoint.as_ref().map(|checkpoint| {
+            json!({
+                "unfinished_run": checkpoint.in_progress().then(|| checkpoint.run.as_str()),
+                "last_completed_at": at(checkpoint.last_completed_at),
+                "last_deep_at": at(checkpoint.last_deep_at),
+            })
+        });
+        json!({
+            "source": self.source.as_str(),
+            "health": match self.health() {
+                Exit::Failed => "failed",
+                Exit::Quarantined => "quarantined",
+                _ => "ok",
+            },
+            "payments": {
+                "total": self.counts.iter().map(|(_, n)| n).sum::<u64>(),
+                "by_status": by_status,
+            },
+            "last_run": last_run,
+            "checkpoint": checkpoint,
+            "checkpoint_unreadable": self.unreadable_checkpoint,
+            "stale": self.stale.is_some(),
+            "unknown_status_words": self.unknown_words.iter().map(|(word, first_seen)| json!({
+                "word": word,
+                "first_seen_at": time(*first_seen),
+            })).collect::<Vec<_>>(),
+            "quarantined": {
+                "total": self.quarantined.len(),
+                "records": self.quarantined.iter().take(quarantine_limit).map(|(id, reason)| json!({
+                    "source_id": id,
+                    "reason": reason,
+                })).collect::<Vec<_>>(),
+            },
+        })
     }
-    let quarantined = store.quarantine(name)?;
-    text.push_str(&format!("  quarantined records: {}\n", quarantined.len()));
-    if !quarantined.is_empty() && health == Exit::Done {
-        health = Exit::Quarantined;
-    }
-    for (source_id, reason, _) in quarantined.iter().take(quarantine_limit) {
-        text.push_str(&format!(
-            "    {}: {}\n",
-            printable(source_id.as_deref().unwrap_or("(no id)")),
-            printable(reason)
-        ));
-    }
-    if quarantined.len() > quarantine_limit {
-        text.push_str(&format!(
-            "    … and {} more (--quarantine-limit shows more)\n",
-            quarantined.len() - quarantine_limit
-        ));
-    }
-    Ok((text, health))
 }

@@ -8,6 +8,7 @@ mod export;
 mod healing;
 mod kill;
 mod logs;
+mod status;
 mod versions;
 
 use std::path::Path;

@@ -1,0 +1,99 @@
+//! `payments status --json`: the shape README.md documents, for monitoring scripts.
+
+use payments_sandbox::{Faults, Sandbox, SandboxConfig};
+use serde_json::Value;
+
+use crate::{payments_for, run, text, unlimited};
+
+fn status_json(command: &mut std::process::Command, expected: i32) -> Value {
+    let output = run(command.args(["status", "--json"]), expected);
+    assert_eq!(output.stdout.iter().filter(|b| **b == b'\n').count(), 1);
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_json_has_the_documented_shape_and_the_exit_code_monitoring_reads() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            bad_record_every: Some(50),
+            ..Faults::default()
+        },
+        ..unlimited(27, 4, 300)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    run(
+        payments_for(&sandbox, &db).args(["sync", "--source", "paypro"]),
+        3,
+    );
+
+    let status = status_json(&mut payments_for(&sandbox, &db), 3);
+    assert_eq!(status["exit_code"], 3);
+    assert_eq!(status["database"], db.display().to_string());
+    let sources = status["sources"].as_array().unwrap();
+    let names: Vec<&str> = sources
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mkp", "paypro"]);
+    let (mkp, paypro) = (&sources[0], &sources[1]);
+
+    // A source that never synced is not an error.
+    assert_eq!(mkp["health"], "ok");
+    assert_eq!(mkp["last_run"], Value::Null);
+    assert_eq!(mkp["checkpoint"], Value::Null);
+    assert_eq!(mkp["payments"]["total"], 0);
+
+    assert_eq!(paypro["health"], "quarantined");
+    assert_eq!(paypro["quarantined"]["total"], 6);
+    assert_eq!(
+        paypro["quarantined"]["records"].as_array().unwrap().len(),
+        6
+    );
+    assert!(paypro["quarantined"]["records"][0]["reason"].is_string());
+    let by_status = paypro["payments"]["by_status"].as_object().unwrap();
+    let counted: u64 = by_status.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(paypro["payments"]["total"], counted);
+    assert_eq!(counted, 294);
+    let last_run = &paypro["last_run"];
+    assert_eq!(last_run["outcome"], "quarantined");
+    assert_eq!(last_run["kind"], "full");
+    assert_eq!(last_run["new"], 294);
+    assert_eq!(last_run["quarantined"], 6);
+    assert_eq!(last_run["error"], Value::Null);
+    assert_eq!(paypro["checkpoint"]["unfinished_run"], Value::Null);
+    assert!(paypro["checkpoint"]["last_completed_at"].is_string());
+    assert_eq!(paypro["stale"], false);
+    assert!(paypro["unknown_status_words"].is_array());
+
+    // --quarantine-limit limits the list, not the count.
+    let limited = run(
+        payments_for(&sandbox, &db).args(["status", "--json", "--quarantine-limit", "2"]),
+        3,
+    );
+    let limited: Value = serde_json::from_slice(&limited.stdout).unwrap();
+    assert_eq!(limited["sources"][1]["quarantined"]["total"], 6);
+    assert_eq!(
+        limited["sources"][1]["quarantined"]["records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A failed run: health failed, the error kept, exit 1.
+    let failed = run(
+        payments_for(&sandbox, &db)
+            .env("PAYPRO_API_KEY", "pp_wrong")
+            .args(["sync", "--source", "paypro"]),
+        2,
+    );
+    assert!(!text(&failed.stderr).contains("pp_wrong"));
+    let status = status_json(&mut payments_for(&sandbox, &db), 1);
+    assert_eq!(status["exit_code"], 1);
+    assert_eq!(status["sources"][1]["health"], "failed");
+    assert_eq!(status["sources"][1]["last_run"]["outcome"], "failed");
+    assert!(status["sources"][1]["last_run"]["error"].is_string());
+}
