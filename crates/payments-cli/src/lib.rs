@@ -15,6 +15,7 @@
 mod demo;
 mod duration;
 mod export;
+mod logs;
 mod outcome;
 #[cfg(feature = "sandbox")]
 mod sandbox;
@@ -136,15 +137,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Warnings (unknown status words, unrecorded runs) go to stderr; `RUST_LOG` shows more
-/// (`RUST_LOG=payments_sync=debug`).
+/// Warnings (unknown status words, unrecorded runs) go to stderr, above the progress display
+/// while there is one; `RUST_LOG` shows more (`RUST_LOG=payments_sync=debug`).
 fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(logs::LogLine::default)
         .with_ansi(
             std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),

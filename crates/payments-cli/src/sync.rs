@@ -353,6 +353,7 @@ impl Progress {
                     (name.clone(), bar)
                 })
                 .collect();
+            crate::logs::through(Some(multi.clone()));
             (multi, bars)
         });
         Progress {
@@ -368,23 +369,28 @@ impl Progress {
                 payments,
                 ..
             } => {
-                let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-                let total = totals.entry(source_name.clone()).or_default();
-                total.0 += 1;
-                total.1 += payments;
+                let pages = {
+                    let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+                    let total = totals.entry(source_name.clone()).or_default();
+                    total.0 += 1;
+                    total.1 += payments;
+                    total.0
+                };
                 (
                     source_name,
-                    format!("{} pages, {} payments", total.0, total.1),
-                    total.0.is_multiple_of(PLAIN_EVERY_PAGES),
+                    self.totals_line(source_name),
+                    pages.is_multiple_of(PLAIN_EVERY_PAGES),
                 )
             }
-            Event::RateLimitWait {
+            // Shown while it lasts: the next page's line replaces it.
+            Event::RateLimitWaiting { source_name, wait } => (
                 source_name,
-                waited,
-            } => (
-                source_name,
-                format!("waited {:.1} s for the rate limit", waited.as_secs_f64()),
-                *waited >= Duration::from_secs(1),
+                format!(
+                    "waiting {:.1} s for the rate limit ({})",
+                    wait.as_secs_f64(),
+                    self.totals_line(source_name)
+                ),
+                *wait >= Duration::from_secs(1),
             ),
             Event::Retry {
                 source_name,
@@ -413,6 +419,13 @@ impl Progress {
         }
     }
 
+    /// `12 pages, 1200 payments` so far for `source_name`.
+    fn totals_line(&self, source_name: &str) -> String {
+        let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let (pages, payments) = totals.get(source_name).copied().unwrap_or_default();
+        format!("{pages} pages, {payments} payments")
+    }
+
     fn finish(&self) {
         if let Some((multi, bars)) = &self.bars {
             for bar in bars.values() {
@@ -420,5 +433,6 @@ impl Progress {
             }
             let _ = multi.clear();
         }
+        crate::logs::through(None);
     }
 }

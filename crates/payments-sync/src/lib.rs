@@ -197,6 +197,14 @@ pub enum Event {
         /// What the commit changed.
         counts: CommitCounts,
     },
+    /// The rate limiter holds a request back for about `wait` (sent before the wait, so that a
+    /// display can say it is waiting while it lasts).
+    RateLimitWaiting {
+        /// The source.
+        source_name: String,
+        /// How long the wait is expected to last.
+        wait: Duration,
+    },
     /// The rate limiter held a request back.
     RateLimitWait {
         /// The source.

@@ -85,21 +85,35 @@ impl Limiter {
             let wait = {
                 let mut window = self.window();
                 let now = Instant::now();
-                self.forget_expired(&mut window.sent, now);
-                if window.sent.len() < self.rate.limit as usize {
-                    window.sent.push_back(now);
-                    return Ticket {
-                        stamp: now,
-                        waited: start.elapsed(),
-                    };
+                match self.wait_in(&mut window, now) {
+                    Duration::ZERO => {
+                        window.sent.push_back(now);
+                        return Ticket {
+                            stamp: now,
+                            waited: start.elapsed(),
+                        };
+                    }
+                    wait => wait,
                 }
-                let oldest = *window
-                    .sent
-                    .front()
-                    .expect("a full window has an oldest request");
-                self.rate.window.saturating_sub(now.duration_since(oldest))
             };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long [`Limiter::acquire`] would wait now (zero when a request fits), so that a
+    /// caller can say it is waiting while it waits.
+    pub fn wait_ahead(&self) -> Duration {
+        self.wait_in(&mut self.window(), Instant::now())
+    }
+
+    /// Until the oldest request in a full window leaves it; zero when the window has room.
+    fn wait_in(&self, window: &mut Window, now: Instant) -> Duration {
+        self.forget_expired(&mut window.sent, now);
+        match window.sent.front() {
+            Some(oldest) if window.sent.len() >= self.rate.limit as usize => {
+                self.rate.window.saturating_sub(now.duration_since(*oldest))
+            }
+            _ => Duration::ZERO,
         }
     }
 

@@ -147,6 +147,13 @@ impl<'s> Pager<'s> {
             self.requests += 1;
             return self.source.page(at).await;
         };
+        let ahead = limiter.wait_ahead();
+        if ahead >= Duration::from_millis(50) {
+            self.options.events.emit(Event::RateLimitWaiting {
+                source_name: self.source.name().to_owned(),
+                wait: ahead,
+            });
+        }
         let ticket = limiter.acquire().await;
         if ticket.waited >= Duration::from_millis(50) {
             self.waited += ticket.waited;

@@ -9,6 +9,8 @@ mod healing;
 mod kill;
 mod logs;
 mod status;
+#[cfg(unix)]
+mod terminal;
 mod versions;
 
 use std::path::Path;
