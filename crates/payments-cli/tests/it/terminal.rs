@@ -70,7 +70,7 @@ async fn on_a_terminal_progress_shows_each_source_its_waits_and_whole_log_lines(
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
     let (mut controller, terminal) = pseudo_terminal();
-    let mut child = payments_for(&sandbox, &db)
+    let child = payments_for(&sandbox, &db)
         .args(["sync", "--mkp-rate-limit", "10", "--mkp-rate-window", "2"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
