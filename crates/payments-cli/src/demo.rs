@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payments_model::RateLimit;
-use payments_sandbox::{RateLimitWindow, Sandbox, SandboxConfig};
+use payments_model::{Payment, Source};
+use payments_sandbox::{Faults, RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::SyncOptions;
 
@@ -13,7 +14,10 @@ use crate::outcome::{CliError, Exit, printable};
 use crate::sync::{mkp_source, paypro_source, sync_into};
 
 /// Shows the tool working without a key or a network: starts the sandbox in-process, syncs both
-/// sources into a fresh database file, and prints the summary, a few rows and where the file is.
+/// sources into a fresh database file, shows the newest payments of each source, what `unknown`
+/// and a quarantined record mean, then lets the providers change a few payments and runs again
+/// (incremental: only what can have changed is read) and shows one payment's versions. It ends
+/// with next steps that work as printed.
 ///
 /// Example: payments demo
 #[derive(Debug, clap::Args)]
@@ -31,9 +35,14 @@ fn demo_sandbox() -> SandboxConfig {
     SandboxConfig {
         seed: 2026,
         mkp_links: 40,
-        paypro_payments: 1_000,
+        paypro_payments: 3_000,
         anchor: chrono::Utc::now(),
         mkp_rate_limit: Some(DEMO_RATE),
+        // One PayPro record (the oldest) with an amount that cannot be exact, to be quarantined.
+        faults: Faults {
+            bad_record_every: Some(3_000),
+            ..Faults::default()
+        },
         ..SandboxConfig::default()
     }
 }
@@ -72,10 +81,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
     let config = sandbox.config();
     let refused = |e: String| CliError::failed(format!("the sandbox's address is refused: {e}"));
     let rate = RateLimit::per(DEMO_RATE.limit, DEMO_RATE.window);
-    let sources = vec![
-        mkp_source(&sandbox.mkp_base_url(), &config.mkp_key, Some(rate)).map_err(refused)?,
-        paypro_source(&sandbox.paypro_base_url(), &config.paypro_key).map_err(refused)?,
-    ];
+    let sources = || -> Result<Vec<_>, CliError> {
+        Ok(vec![
+            mkp_source(&sandbox.mkp_base_url(), &config.mkp_key, Some(rate)).map_err(refused)?,
+            paypro_source(&sandbox.paypro_base_url(), &config.paypro_key).map_err(refused)?,
+        ])
+    };
     let store = SqliteStore::open(&path)
         .map_err(|e| CliError::config(format!("{e}; pass --db with a path you can write")))?;
     let store = Arc::new(store);
@@ -87,34 +98,173 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
         config.paypro_payments,
         path.display()
     );
-    let exit = sync_into(store.clone(), sources, SyncOptions::default()).await?;
-    if exit != Exit::Done {
+    let exit = sync_into(store.clone(), sources()?, SyncOptions::default()).await?;
+    if !matches!(exit, Exit::Done | Exit::Quarantined) {
         return Ok(exit);
     }
 
-    println!("\nThe newest payments:");
+    println!("\nThe newest payments of each source:");
+    for source in Source::ALL {
+        for payment in newest(&store, source, 3)? {
+            println!("  {}", row(&payment));
+        }
+    }
+    explain_unknown_words(&store)?;
+    explain_quarantine(&store)?;
+
+    // The providers move on: a refund, a payment paid late, a new payment.
+    let changed = change_the_providers(&sandbox);
+    println!(
+        "\nMeanwhile PayPro refunds part of {} and a new payment arrives. The second run is\n\
+         incremental: it reads only what can have changed (the last day, unsettled payments of\n\
+         the last week, open MKP links), not everything again.",
+        printable(&changed)
+    );
+    let exit = sync_into(store.clone(), sources()?, SyncOptions::default()).await?;
+    if !matches!(exit, Exit::Done | Exit::Quarantined) {
+        return Ok(exit);
+    }
+
+    let id = Source::PayPro.payment_id(&changed);
+    println!("\nEvery version of a payment is kept. `payments show {id}`:\n");
+    let versions = store.versions(&id)?;
+    print!(
+        "{}",
+        crate::show::human(&versions, chrono_tz::Europe::Amsterdam)?
+    );
+
+    let me = invocation();
+    let db = quoted(&path.display().to_string());
+    println!("\nThe ledger is at {db}. Next:");
+    println!("  {me} status --db {db}");
+    println!("  {me} show {id} --db {db}");
+    println!("  {me} export --db {db} --dialect excel-nl --output ledger.csv");
+    println!("  {me} sandbox    # the same APIs on a port of your own, for your scripts");
+    Ok(Exit::Done)
+}
+
+/// The `count` newest payments of `source`, newest first.
+fn newest(store: &SqliteStore, source: Source, count: usize) -> Result<Vec<Payment>, CliError> {
     let mut rows = Vec::new();
-    store.for_each_payment(&Filter::default(), |payment| {
+    let filter = Filter {
+        sources: vec![source],
+        ..Filter::default()
+    };
+    store.for_each_payment(&filter, |payment| {
         rows.push(payment);
-        if rows.len() > 5 {
+        if rows.len() > count {
             rows.remove(0);
         }
         Ok::<(), CliError>(())
     })?;
-    for payment in rows.iter().rev() {
+    rows.reverse();
+    Ok(rows)
+}
+
+fn row(payment: &Payment) -> String {
+    format!(
+        "{:<26} {:<19} {:>10} {}  {}",
+        printable(&payment.id),
+        payment.status.as_str(),
+        payment.amount.amount_string(),
+        payment.currency().code(),
+        payments_model::format_timestamp(&payment.created_at)
+    )
+}
+
+/// What the payments with status `unknown` are.
+fn explain_unknown_words(store: &SqliteStore) -> Result<(), CliError> {
+    for source in Source::ALL {
+        let words = store.unknown_words(source.as_str())?;
+        if words.is_empty() {
+            continue;
+        }
+        let count: u64 = store
+            .counts_by_status(source)?
+            .into_iter()
+            .filter(|(status, _)| status == "unknown")
+            .map(|(_, n)| n)
+            .sum();
+        let words: Vec<String> = words
+            .iter()
+            .map(|(word, _)| format!("`{}`", printable(word)))
+            .collect();
         println!(
-            "  {:<26} {:<19} {:>10} {}  {}",
-            printable(&payment.id),
-            payment.status.as_str(),
-            payment.amount.amount_string(),
-            payment.currency().code(),
-            payments_model::format_timestamp(&payment.created_at)
+            "\n{count} {source} payments have status `unknown`: their status words ({}) are not in\n\
+             the status table. Nothing is lost: each keeps its word in provider_status, a sync logs\n\
+             a new word once, and `payments status` lists them.",
+            words.join(", ")
         );
     }
-    let db = path.display();
-    println!("\nThe ledger is at {db}. Next:");
-    println!("  payments status --db {db}");
-    println!("  payments export --db {db} --format csv --status paid");
-    println!("  payments sandbox    # the same APIs on a port of your own, for your scripts");
-    Ok(Exit::Done)
+    Ok(())
+}
+
+/// What a quarantined record is, with the one the demo met.
+fn explain_quarantine(store: &SqliteStore) -> Result<(), CliError> {
+    for source in Source::ALL {
+        for (id, reason, _) in store.quarantine(source.as_str())? {
+            println!(
+                "\nOne {source} record could not be read, so it is quarantined, not guessed at:\n  {}: {}\n\
+                 The rest of its page was kept. The record is stored as the provider sent it, the\n\
+                 run exits 3 so that monitoring notices, and `payments status` lists it until a\n\
+                 later run reads it correctly.",
+                printable(id.as_deref().unwrap_or("(no id)")),
+                printable(&reason)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refunds part of the newest paid PayPro payment and adds a new one; returns the refunded
+/// payment's PayPro id.
+fn change_the_providers(sandbox: &Sandbox) -> String {
+    let payments = sandbox.paypro_payments();
+    let refunded = payments
+        .iter()
+        .find(|p| p.state == "paid" && p.refunded_amount == 0 && p.amount > 100)
+        .map(|p| (p.id.clone(), p.amount / 4));
+    sandbox.insert_paypro_payment();
+    match refunded {
+        Some((id, part)) => {
+            sandbox.set_paypro_state(&id, "paid", part);
+            id
+        }
+        None => payments.first().map(|p| p.id.clone()).unwrap_or_default(),
+    }
+}
+
+/// How to run this binary again, as the user can type it: through cargo when cargo ran it,
+/// `payments` when that is on PATH, its full path otherwise.
+fn invocation() -> String {
+    if std::env::var_os("CARGO").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        return "cargo run -q -p payments-cli --".to_owned();
+    }
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "payments".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            dir.join("payments")
+                .canonicalize()
+                .is_ok_and(|found| found == me)
+        })
+    });
+    if on_path {
+        "payments".to_owned()
+    } else {
+        quoted(&me.display().to_string())
+    }
+}
+
+/// `text` quoted for a POSIX shell when it holds anything but plain path characters.
+fn quoted(text: &str) -> String {
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }

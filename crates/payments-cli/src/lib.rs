@@ -105,7 +105,13 @@ pub fn command() -> clap::Command {
 /// Runs the `payments` command with the process's arguments and environment.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The demo explains what it meets (unknown status words, a quarantined record) in its own
+    // words; its log shows errors only, unless RUST_LOG asks for more.
+    #[cfg(feature = "sandbox")]
+    let quiet = matches!(cli.command, Command::Demo(_));
+    #[cfg(not(feature = "sandbox"))]
+    let quiet = false;
+    init_logging(if quiet { "error" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,10 +145,10 @@ pub fn main() -> ExitCode {
 
 /// Warnings (unknown status words, unrecorded runs) go to stderr, above the progress display
 /// while there is one; `RUST_LOG` shows more (`RUST_LOG=payments_sync=debug`).
-fn init_logging() {
+fn init_logging(default_level: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(logs::LogLine::default)

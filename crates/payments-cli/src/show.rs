@@ -99,7 +99,7 @@ fn instant(at: DateTime<Utc>, tz: Tz) -> String {
         .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn human(versions: &[Version], tz: Tz) -> Result<String, CliError> {
+pub(crate) fn human(versions: &[Version], tz: Tz) -> Result<String, CliError> {
     let Some(current) = versions.last() else {
         return Ok(String::new());
     };

@@ -10,20 +10,59 @@ use payments_testkit::data_set;
 use crate::{parse_csv, parse_ndjson, payments, payments_for, run, text, unlimited};
 
 #[test]
-fn the_demo_runs_to_completion_and_leaves_a_ledger_that_status_and_export_read() {
+fn the_demo_tells_its_story_and_its_next_steps_work_as_printed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let output = run(payments().arg("demo").arg("--db").arg(&db), 0);
+    // Not through cargo, and not on PATH: the next steps name the binary by its path.
+    let output = run(
+        payments()
+            .env_remove("CARGO")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .current_dir(dir.path())
+            .arg("demo")
+            .arg("--db")
+            .arg(&db),
+        0,
+    );
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("mkp: full run"), "{stdout}");
-    assert!(stdout.contains("paypro: full run"), "{stdout}");
-    assert!(stdout.contains(&db.display().to_string()), "names the file");
+    let stderr = text(&output.stderr);
     assert!(
-        stdout.contains("payments status --db"),
-        "suggests what next"
+        !stderr.contains("WARN"),
+        "no warning that looks like failure: {stderr}"
+    );
+    for told in [
+        "mkp: full run",
+        "paypro: full run",
+        "mkp: incremental run",
+        "paypro: incremental run",
+        "have status `unknown`",
+        "is quarantined",
+        "2 versions",
+        "paid → partially_refunded",
+    ] {
+        assert!(stdout.contains(told), "{told}: {stdout}");
+    }
+    // Both sources among the newest rows.
+    let newest = stdout
+        .split("The newest payments of each source:")
+        .nth(1)
+        .unwrap();
+    let rows: Vec<&str> = newest
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        rows.iter().any(|r| r.trim_start().starts_with("mkp:")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r.trim_start().starts_with("paypro:")),
+        "{rows:?}"
     );
     let new: u64 = stdout
         .lines()
+        .filter(|line| line.contains(" run, "))
         .filter_map(|line| {
             line.split("; ")
                 .nth(1)?
@@ -33,7 +72,6 @@ fn the_demo_runs_to_completion_and_leaves_a_ledger_that_status_and_export_read()
                 .ok()
         })
         .sum();
-
     let exported = run(
         payments()
             .args(["export", "--format", "ndjson", "--db"])
@@ -41,14 +79,57 @@ fn the_demo_runs_to_completion_and_leaves_a_ledger_that_status_and_export_read()
         0,
     );
     assert_eq!(parse_ndjson(&exported.stdout).len() as u64, new);
-    let status = text(&run(payments().arg("status").arg("--db").arg(&db), 0).stdout);
-    assert!(status.contains("last run:"), "{status}");
-    assert!(status.contains(", ok\n"), "{status}");
+
+    // Each next step runs as printed, from a shell.
+    let steps: Vec<&str> = stdout
+        .split("Next:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .map(|line| line.split("    #").next().unwrap().trim())
+        .filter(|line| !line.ends_with(" sandbox"))
+        .collect();
+    assert_eq!(steps.len(), 3, "{stdout}");
+    for step in steps {
+        assert!(step.starts_with(env!("CARGO_BIN_EXE_payments")), "{step}");
+        let ran = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(step)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        // `status` says 3: the demo's quarantined record is still listed.
+        assert!(
+            matches!(ran.status.code(), Some(0 | 3)),
+            "{step}: {}",
+            text(&ran.stderr)
+        );
+    }
+    assert!(dir.path().join("ledger.csv").exists());
 
     let again = run(payments().arg("demo").arg("--db").arg(&db), 2);
     assert!(
         text(&again.stderr).contains("already exists"),
         "the demo never writes into an existing ledger"
+    );
+}
+
+#[test]
+fn the_demo_run_through_cargo_suggests_cargo_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        payments()
+            .env("CARGO", "cargo")
+            .env("CARGO_MANIFEST_DIR", dir.path())
+            .arg("demo")
+            .arg("--db")
+            .arg(dir.path().join("demo.db")),
+        0,
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("\n  cargo run -q -p payments-cli -- status --db "),
+        "{stdout}"
     );
 }
 
