@@ -13,20 +13,25 @@ use payments_sync::SyncOptions;
 use crate::outcome::{CliError, Exit, printable};
 use crate::sync::{mkp_source, paypro_source, sync_into};
 
-/// Shows the tool working without a key or a network: starts the sandbox in-process, syncs both
-/// sources into a fresh database file, shows the newest payments of each source, what `unknown`
-/// and a quarantined record mean, then lets the providers change a few payments and runs again
-/// (incremental: only what can have changed is read) and shows one payment's versions. It ends
-/// with next steps that work as printed.
+/// Shows the tool working without a key or a network.
 ///
-/// Example: payments demo
+/// Starts the sandbox in-process, syncs both sources into a fresh database file, shows the newest
+/// payments of each source, what `unknown` and a quarantined record mean, then lets the providers
+/// change a few payments and runs again (incremental: only what can have changed is read) and
+/// shows one payment's versions. It ends with next steps that work as printed.
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct DemoArgs {
     /// Where to create the demo database (it must not exist yet; default: a new temporary
     /// directory). The demo never writes into an existing ledger.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
 }
+
+/// Printed after the options as written, line for line; each line fits in 80 columns.
+const EXAMPLES: &str = r#"Examples:
+  payments demo
+  payments demo --db demo.db && payments status --db demo.db"#;
 
 /// The demo's data set: big enough to need many pages, small enough to sync in seconds. The
 /// MKP limit is scaled down (60 per 2 s instead of per minute) so the limiter's pacing shows

@@ -28,9 +28,8 @@ use crate::outcome::{CliError, Exit, printable};
 /// tab or a carriage return) is written with a leading apostrophe; amounts are never changed.
 /// --dialect excel-nl writes what Dutch Excel opens as columns: `;` between cells, a decimal
 /// comma, a UTF-8 byte order mark and CRLF line ends.
-///
-/// Example: payments export --format csv --status paid --since 2026-10-01 --until 2026-10-31 --output october.csv
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct ExportArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -66,6 +65,18 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
+
+/// Printed after the options as written, line for line; each line fits in 80 columns.
+const EXAMPLES: &str = r#"Examples:
+  payments export --format csv --output ledger.csv
+  payments export --format ndjson --source paypro --status paid
+  payments export --format csv --status paid --since 2026-10-01 \
+      --until 2026-10-31 --output october.csv
+  payments export --dialect excel-nl --since 2026-10-01 --until 2026-10-31 \
+      --output oktober.csv
+  payments export --as-of 2026-11-01 --since 2026-10-01 --until 2026-10-31 \
+      --output october-as-closed.csv
+  payments export --format ndjson --since 2026-10-01T00:00:00+02:00 | head"#;
 
 /// How the CSV is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -32,19 +32,21 @@ use crate::outcome::{CliError, Exit};
 
 #[cfg(feature = "sandbox")]
 const AFTER_HELP: &str = "\
-Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
-configuration error; 3 done, but some records were quarantined (see `payments status`).
+Exit codes: 0 done; 1 failed (nothing committed past the last good page);
+2 usage or configuration error; 3 done, but some records were quarantined
+(see `payments status`).
 
 Start with `payments demo`: it needs no key and no network.";
 
 #[cfg(not(feature = "sandbox"))]
 const AFTER_HELP: &str = "\
-Exit codes: 0 done; 1 failed (nothing committed past the last good page); 2 usage or
-configuration error; 3 done, but some records were quarantined (see `payments status`).";
+Exit codes: 0 done; 1 failed (nothing committed past the last good page);
+2 usage or configuration error; 3 done, but some records were quarantined
+(see `payments status`).";
 
-/// Keeps one exact, up-to-date ledger of MijnKlantportaal payment links and PayPro payments.
+/// Keeps one exact, up-to-date ledger of MijnKlantportaal and PayPro payments.
 #[derive(Debug, Parser)]
-#[command(name = "payments", version, about, after_help = AFTER_HELP)]
+#[command(name = "payments", version, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

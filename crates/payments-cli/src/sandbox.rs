@@ -7,15 +7,13 @@ use payments_sandbox::{Burst, Faults, RateLimitWindow, RetryAfterForm, Sandbox, 
 
 use crate::outcome::{CliError, Exit};
 
-/// Runs a local server that behaves like both APIs (deterministic data from a seed, optional
-/// faults) until interrupted. It prints the base URLs and keys as NAME=value lines first, so a
-/// script can load them and point `payments sync` at it.
+/// Runs both APIs on loopback, for your own tests and scripts.
 ///
-/// Example:
-///   payments sandbox --seed 7 > sandbox.env &
-///   sleep 1; set -a; . ./sandbox.env; set +a
-///   payments sync --db sandbox.db && payments export --db sandbox.db
+/// A local server that behaves like both APIs (deterministic data from a seed, optional faults)
+/// runs until interrupted. It prints the base URLs and keys as NAME=value lines first, so a
+/// script can load them and point `payments sync` at it.
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct SandboxArgs {
     /// The port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
@@ -73,6 +71,16 @@ pub(crate) struct SandboxArgs {
     #[arg(long, value_name = "N")]
     bad_record_every: Option<u64>,
 }
+
+/// Printed after the options as written, line for line; each line fits in 80 columns.
+const EXAMPLES: &str = r#"Example, in a shell script:
+  payments sandbox --seed 7 > sandbox.env &
+  sleep 1; set -a; . ./sandbox.env; set +a
+  payments sync --db sandbox.db && payments export --db sandbox.db
+
+With faults, to see a sync retry and quarantine:
+  payments sandbox --server-error-rate 0.1 --burst-429-every 50 \
+      --bad-record-every 40"#;
 
 impl SandboxArgs {
     fn config(&self) -> Result<SandboxConfig, CliError> {

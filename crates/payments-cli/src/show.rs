@@ -9,14 +9,16 @@ use serde_json::{Map, Value};
 use crate::DbArgs;
 use crate::outcome::{CliError, Exit, print_report, printable};
 
-/// Shows one payment as the ledger holds it now, then every version of it, oldest first: when
-/// each was observed and which fields changed. A status that moved backwards (paid → pending) is
-/// flagged.
+/// Shows one payment and every version of it.
+///
+/// The payment as the ledger holds it now, then every version of it, oldest first: when each was
+/// observed and which fields changed. A status that moved backwards (paid → pending) is flagged.
 ///
 /// ID is the unified id (paypro:PP123, mkp:4711) or the provider's own id when only one source
 /// has it. Times are shown in --tz to the microsecond, so that one can be given to
 /// `payments export --as-of` to see the ledger as it was when that version was current.
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct ShowArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -31,6 +33,12 @@ pub(crate) struct ShowArgs {
     #[arg(long, value_name = "ZONE", default_value = "Europe/Amsterdam", value_parser = crate::export::parse_zone)]
     tz: Tz,
 }
+
+/// Printed after the options as written, line for line; each line fits in 80 columns.
+const EXAMPLES: &str = r#"Examples:
+  payments show paypro:PP123 --db ledger.db
+  payments show PP123 --tz UTC
+  payments show mkp:4711 --json"#;
 
 pub(crate) fn run(args: ShowArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;

@@ -13,9 +13,11 @@ use crate::duration::parse_duration;
 use crate::outcome::{CliError, Exit, print_report, printable};
 use crate::sync::summary_line;
 
-/// Shows, per source, the payments by status, the last run and its outcome, the checkpoint
-/// (whether a run is unfinished, when the last complete run and deep sweep ended) and the
-/// quarantined records with their reasons.
+/// Shows what the ledger holds and how the last runs went.
+///
+/// Per source: the payments by status, the last run and its outcome, the checkpoint (whether a
+/// run is unfinished, when the last complete run and deep sweep ended) and the quarantined
+/// records with their reasons.
 ///
 /// For monitoring, it exits 1 when a source's last run failed (or, with --max-age, when a source
 /// that has synced has no complete run that recent), 3 when records are quarantined, and 0
@@ -23,9 +25,8 @@ use crate::sync::summary_line;
 ///
 /// --json prints the same facts as one JSON object whose shape is stable (fields may be added,
 /// never renamed or removed); README.md documents it.
-///
-/// Example: payments status --db ledger.db --max-age 1h
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -39,6 +40,16 @@ pub(crate) struct StatusArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// Printed after the options as written, line for line; each line fits in 80 columns.
+const EXAMPLES: &str = r#"Examples:
+  payments status --db ledger.db
+  payments status --db ledger.db --max-age 1h --quarantine-limit 50
+  payments status --db ledger.db --json
+
+In a crontab, every 15 minutes, with notify-ops standing for your alert:
+  PAYMENTS_DB=/var/lib/payments/ledger.db
+  */15 * * * *  payments status --max-age 1h >/dev/null || notify-ops"#;
 
 pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;

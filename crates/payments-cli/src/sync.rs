@@ -25,9 +25,8 @@ use crate::outcome::{CliError, Exit, printable};
 /// runs read only what can have changed, plus a daily deep sweep of the last 90 days for late
 /// refunds and chargebacks. Safe to run from cron every few minutes: a second sync on the same
 /// database refuses to start, and an interrupted run resumes where it stopped.
-///
-/// Example: MKP_API_KEY=… PAYPRO_API_KEY=… payments sync --db ledger.db
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct SyncArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -71,6 +70,21 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "SECONDS")]
     mkp_rate_window: Option<u64>,
 }
+
+/// Printed after the options as written, line for line (clap joins the lines of a doc comment
+/// into one paragraph); each line fits in 80 columns, so clap wraps none on such a terminal.
+const EXAMPLES: &str = r#"Examples:
+  MKP_API_KEY=... PAYPRO_API_KEY=... payments sync --db ledger.db
+  payments sync --source paypro --full
+  payments sync --lookback 3 --max-duration 10m
+
+From cron every five minutes: keep the keys in an env file of NAME=value lines
+that only you can read (chmod 600 ~/payments.env),
+  MKP_API_KEY=...
+  PAYPRO_API_KEY=...
+  PAYMENTS_DB=/var/lib/payments/ledger.db
+and add this line with `crontab -e` (set -a exports what the file sets):
+  */5 * * * *  set -a; . ~/payments.env; payments sync >>~/payments.log 2>&1"#;
 
 /// A source, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

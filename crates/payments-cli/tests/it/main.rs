@@ -6,6 +6,7 @@ mod commands;
 mod export;
 #[cfg(unix)]
 mod healing;
+mod help;
 mod kill;
 mod logs;
 mod status;
