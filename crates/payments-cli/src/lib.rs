@@ -11,6 +11,7 @@
 //! definition the binary parses ([`command`]); its only other item is [`main`].
 #![forbid(unsafe_code)]
 
+mod completions;
 #[cfg(feature = "sandbox")]
 mod demo;
 mod duration;
@@ -62,6 +63,7 @@ enum Command {
     Demo(demo::DemoArgs),
     #[cfg(feature = "sandbox")]
     Sandbox(sandbox::SandboxArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// Where the ledger lives.
@@ -134,6 +136,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             #[cfg(feature = "sandbox")]
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Completions(args) => completions::run(args),
         }
     });
     match result {

@@ -1,6 +1,6 @@
-//! `--help` as a user reads and pastes it.
+//! `--help` as a user reads and pastes it, and `payments completions`.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::{payments, run, text};
 
@@ -88,6 +88,16 @@ fn examples_print_exactly_as_written_one_per_line() {
                 "  payments sync --db sandbox.db && payments export --db sandbox.db",
             ],
         ),
+        (
+            "completions",
+            &[
+                "  dir=${XDG_DATA_HOME:-$HOME/.local/share}/bash-completion/completions",
+                "  mkdir -p \"$dir\" && payments completions bash > \"$dir/payments\"",
+                "  mkdir -p ~/.zfunc && payments completions zsh > ~/.zfunc/_payments",
+                "  payments completions fish > ~/.config/fish/completions/payments.fish",
+                "  payments completions powershell >> $PROFILE",
+            ],
+        ),
     ];
     for (command, lines) in cases {
         // 80 columns: a common terminal, on which clap wraps any longer line.
@@ -156,4 +166,77 @@ fn the_top_level_help_says_what_payments_does_in_one_line_and_keeps_the_exit_cod
         ],
         "`payments --help`",
     );
+    assert!(
+        output.contains("  completions  "),
+        "lists completions: {output}"
+    );
+}
+
+#[test]
+fn completions_print_a_script_that_completes_every_subcommand() {
+    let bash = text(&run(payments().args(["completions", "bash"]), 0).stdout);
+    assert!(
+        bash.contains("complete -F _payments") || bash.contains("-F _payments payments"),
+        "a bash completion for `payments`:\n{bash}"
+    );
+    for word in [
+        "sync",
+        "export",
+        "status",
+        "demo",
+        "sandbox",
+        "completions",
+        "--max-duration",
+        "--dialect",
+        "excel-nl",
+    ] {
+        assert!(bash.contains(word), "the bash script never mentions {word}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let script = text(&run(payments().args(["completions", shell]), 0).stdout);
+        for word in ["sync", "export", "status", "completions", "max-age"] {
+            assert!(
+                script.contains(word),
+                "the {shell} script never mentions {word}"
+            );
+        }
+    }
+}
+
+#[test]
+fn completions_for_an_unknown_shell_are_a_usage_error() {
+    let output = run(payments().args(["completions", "nosuch"]), 2);
+    assert!(
+        output.stdout.is_empty(),
+        "no script: {}",
+        text(&output.stdout)
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("nosuch"), "{stderr}");
+    assert!(
+        stderr.contains("bash"),
+        "names the shells it knows: {stderr}"
+    );
+}
+
+/// `payments completions zsh | head`: the reader goes away before the script is written.
+#[test]
+fn completions_end_quietly_when_the_reader_goes_away() {
+    let mut child = payments()
+        .args(["completions", "zsh"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the payments binary runs");
+    // The only read end of the pipe is closed before the child has built its script, so every
+    // write it makes fails with a broken pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        text(&output.stderr)
+    );
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
 }
