@@ -4,11 +4,13 @@
 //! - `fixtures [--check | record --provider mkp|paypro …]`: regenerate, check or record the
 //!   provider pages in `fixtures/` (see `fixtures.rs`).
 //! - `bench`: every performance benchmark, each figure printed as a ratio to its bound.
+//! - `man [--out DIR]`: the man pages of `payments` (see `man.rs`).
 //! - `check-model-purity`: fails when `payments-model` depends on an I/O crate.
 #![forbid(unsafe_code)]
 
 mod fixtures;
 mod io_crates;
+mod man;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -23,12 +25,13 @@ fn main() -> ExitCode {
         Some("check-model-purity") => check_model_purity(),
         Some("fixtures") => fixtures::run(&args[1..]),
         Some("bench") => bench(),
+        Some("man") => man::run(&args[1..]),
         Some(other) => Err(anyhow::anyhow!(
             "unknown task `{other}`; run `cargo xtask` to list the tasks"
         )),
         None => {
             println!(
-                "cargo xtask <task>\n\ntasks:\n  fixtures             regenerate fixtures/*/generated from the sandbox (deterministic)\n  fixtures --check     fail when the generated fixtures are stale\n  fixtures record --provider mkp|paypro [--base-url URL] [--pages N]\n                       record scrubbed pages from a live API (key from MKP_API_KEY/PAYPRO_API_KEY)\n  bench                run every benchmark and print each figure as a ratio to its bound\n  check-model-purity   fail if payments-model depends on an I/O crate"
+                "cargo xtask <task>\n\ntasks:\n  fixtures             regenerate fixtures/*/generated from the sandbox (deterministic)\n  fixtures --check     fail when the generated fixtures are stale\n  fixtures record --provider mkp|paypro [--base-url URL] [--pages N]\n                       record scrubbed pages from a live API (key from MKP_API_KEY/PAYPRO_API_KEY)\n  bench                run every benchmark and print each figure as a ratio to its bound\n  man [--out DIR]      write the man pages of payments (default: target/man)\n  check-model-purity   fail if payments-model depends on an I/O crate"
             );
             Ok(())
         }

@@ -17,7 +17,7 @@ pub(crate) struct CompletionsArgs {
 }
 
 /// Printed after the options as written, line for line; each line fits in 80 columns.
-const INSTALL: &str = r#"Install it for your user (then start a new shell):
+const INSTALL: &str = r#"Installation, for your user (then start a new shell):
   # bash (with the bash-completion package)
   dir=${XDG_DATA_HOME:-$HOME/.local/share}/bash-completion/completions
   mkdir -p "$dir" && payments completions bash > "$dir/payments"
