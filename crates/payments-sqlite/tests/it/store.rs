@@ -394,34 +394,60 @@ fn a_file_that_is_not_a_ledger_is_refused_untouched() {
     );
 }
 
-#[tokio::test]
-async fn a_version_1_database_is_migrated_with_its_payments_intact() {
-    let sandbox = Sandbox::start(SandboxConfig {
+/// The released migrations, in order.
+const RELEASED_SCHEMAS: [&str; 5] = [
+    include_str!("../../src/schema-1.sql"),
+    include_str!("../../src/schema-2.sql"),
+    include_str!("../../src/schema-3.sql"),
+    include_str!("../../src/schema-4.sql"),
+    include_str!("../../src/schema-5.sql"),
+];
+
+/// A ledger as schema `version` wrote it: its migrations, and the payments and checkpoints of a
+/// current store synced from `sandbox`; `then` is SQL run before `user_version` is set (it may
+/// name the payments, which it is given).
+async fn old_ledger(
+    dir: &std::path::Path,
+    sandbox: &Sandbox,
+    version: usize,
+    then: impl FnOnce(&[Payment]) -> String,
+) -> std::path::PathBuf {
+    let current_path = dir.join("current.db");
+    let current = Arc::new(SqliteStore::open(&current_path).unwrap());
+    sync(&current, sandbox, SyncOptions::default()).await;
+    let payments = all(&current, &Filter::default());
+    drop(current);
+    let path = dir.join(format!("v{version}.db"));
+    let old = rusqlite::Connection::open(&path).unwrap();
+    for schema in &RELEASED_SCHEMAS[..version] {
+        old.execute_batch(schema).unwrap();
+    }
+    old.execute_batch(&format!(
+        "ATTACH '{}' AS current;
+         INSERT INTO payments SELECT * FROM current.payments;
+         INSERT INTO checkpoints SELECT * FROM current.checkpoints;
+         {}
+         PRAGMA user_version = {version};",
+        current_path.display(),
+        then(&payments)
+    ))
+    .unwrap();
+    path
+}
+
+fn small_sandbox() -> SandboxConfig {
+    SandboxConfig {
         mkp_links: 5,
         paypro_payments: 120,
         ..sandbox_config()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.db");
-    {
-        // A ledger as version 1 wrote it: its schema, and rows copied from a current store.
-        let current = Arc::new(SqliteStore::open(dir.path().join("current.db")).unwrap());
-        sync(&current, &sandbox, SyncOptions::default()).await;
-        drop(current);
-        let v1 = rusqlite::Connection::open(&path).unwrap();
-        v1.execute_batch(include_str!("../../src/schema-1.sql"))
-            .unwrap();
-        v1.execute_batch(&format!(
-            "ATTACH '{}' AS current;
-             INSERT INTO payments SELECT * FROM current.payments;
-             INSERT INTO checkpoints SELECT * FROM current.checkpoints;
-             PRAGMA user_version = 1;",
-            dir.path().join("current.db").display()
-        ))
-        .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_with_its_payments_intact() {
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = old_ledger(dir.path(), &sandbox, 1, |_| String::new()).await;
     let migrated = Arc::new(SqliteStore::open(&path).unwrap());
     let expected = payments_testkit::data_set(&sandbox);
     assert_eq!(all(&migrated, &Filter::default()), expected);
@@ -439,54 +465,31 @@ async fn a_version_1_database_is_migrated_with_its_payments_intact() {
 
 #[tokio::test]
 async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
-    let sandbox = Sandbox::start(SandboxConfig {
-        mkp_links: 5,
-        paypro_payments: 120,
-        ..sandbox_config()
-    })
-    .await
-    .unwrap();
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v5.db");
-    let current_path = dir.path().join("current.db");
-    let current = Arc::new(SqliteStore::open(&current_path).unwrap());
-    sync(&current, &sandbox, SyncOptions::default()).await;
-    let payment = all(&current, &Filter::default())
-        .into_iter()
-        .find(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid)
-        .unwrap();
-    drop(current);
-    {
-        // A ledger as version 5 wrote it, where the payment went pending → paid → chargeback
-        // → paid; version 5 kept only those status moves.
-        let v5 = rusqlite::Connection::open(&path).unwrap();
-        for schema in [
-            include_str!("../../src/schema-1.sql"),
-            include_str!("../../src/schema-2.sql"),
-            include_str!("../../src/schema-3.sql"),
-            include_str!("../../src/schema-4.sql"),
-            include_str!("../../src/schema-5.sql"),
-        ] {
-            v5.execute_batch(schema).unwrap();
-        }
-        v5.execute_batch(&format!(
-            "ATTACH '{}' AS current;
-             INSERT INTO payments SELECT * FROM current.payments;
-             INSERT INTO checkpoints SELECT * FROM current.checkpoints;
-             UPDATE payments SET first_seen_at = '2026-01-01T10:00:00.000000Z',
+    let mut payment = None;
+    // A ledger as version 5 wrote it, where a payment went pending → paid → chargeback → paid;
+    // version 5 kept only those status moves.
+    let path = old_ledger(dir.path(), &sandbox, 5, |payments| {
+        let paid = payments
+            .iter()
+            .find(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid)
+            .unwrap();
+        payment = Some(paid.clone());
+        format!(
+            "UPDATE payments SET first_seen_at = '2026-01-01T10:00:00.000000Z',
                                  updated_at = '2026-03-01T10:00:00.000000Z'
              WHERE id = '{id}';
              INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status,
                                          to_provider_status, observed_at, backwards) VALUES
                ('{id}', 'pending', 'paid', 'open', 'paid', '2026-01-02T10:00:00.000000Z', 0),
                ('{id}', 'paid', 'charged_back', 'paid', 'chargeback', '2026-02-01T10:00:00.000000Z', 0),
-               ('{id}', 'charged_back', 'paid', 'chargeback', 'paid', '2026-03-01T10:00:00.000000Z', 1);
-             PRAGMA user_version = 5;",
-            current_path.display(),
-            id = payment.id,
-        ))
-        .unwrap();
-    }
+               ('{id}', 'charged_back', 'paid', 'chargeback', 'paid', '2026-03-01T10:00:00.000000Z', 1);",
+            id = paid.id
+        )
+    })
+    .await;
+    let payment = payment.unwrap();
     let migrated = SqliteStore::open(&path).unwrap();
     let versions = migrated.versions(&payment.id).unwrap();
     let seen: Vec<(&str, &str, String, Option<String>, bool)> = versions
