@@ -114,6 +114,104 @@ pub struct PayMethod {
     pub name: &'static str,
 }
 
+/// A PayPro refund, in PayPro's wire format (without `_links`, which name the host).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProRefund {
+    /// `PR…`.
+    pub id: String,
+    /// `"refund"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Minor units.
+    pub amount: i64,
+    /// `"EUR"`.
+    pub currency: &'static str,
+    /// Free text.
+    pub description: Option<String>,
+    /// The refunded payment's id (`PP…`).
+    pub payment: String,
+    /// Why, or null.
+    pub reason: Option<String>,
+    /// RFC 3339 UTC once refunded, or null.
+    pub refunded_at: Option<String>,
+    /// The state word (the sandbox's refunds are `completed`).
+    pub state: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A PayPro chargeback, in PayPro's wire format (without `_links`, which name the host).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProChargeback {
+    /// `PC…`.
+    pub id: String,
+    /// `"chargeback"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Minor units.
+    pub amount: i64,
+    /// `"EUR"`.
+    pub currency: &'static str,
+    /// Free text.
+    pub description: Option<String>,
+    /// The charged-back payment's id (`PP…`).
+    pub payment: String,
+    /// The bank's reason code (`MD06`, …).
+    pub reason: Option<String>,
+    /// `completed`, or `processing` while it is not.
+    pub state: String,
+    /// RFC 3339 UTC once completed, or null.
+    pub charged_back_at: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A PayPro customer, as far as the sandbox's `customer.created` events show one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProCustomer {
+    /// `CU…`.
+    pub id: String,
+    /// `"customer"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// An address on `sandbox.invalid`.
+    pub email: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// What a PayPro event carries: the object as it was at the event (its own `type` says which).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // test data, made a few at a time: plain to match on
+pub enum PayProPayload {
+    /// `payment.created`, `payment.paid`.
+    Payment(PayProPayment),
+    /// `refund.created`.
+    Refund(PayProRefund),
+    /// `chargeback.created`.
+    Chargeback(PayProChargeback),
+    /// `customer.created`: a payload the ledger has no use for.
+    Customer(PayProCustomer),
+}
+
+/// A PayPro event, in PayPro's wire format (without `_links`, which name the host).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProEvent {
+    /// `EV…`.
+    pub id: String,
+    /// `"event"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `payment.created`, `payment.paid`, `refund.created`, `chargeback.created`,
+    /// `customer.created`.
+    pub event_type: String,
+    /// The object as it was at the event.
+    pub payload: PayProPayload,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
 const LINK_DESCRIPTIONS: [&str; 8] = [
     "Lidmaatschap",
     "Factuur",
@@ -155,14 +253,14 @@ pub fn default_anchor() -> DateTime<Utc> {
 }
 
 /// A deterministic random stream for record `index` of kind `stream`.
-fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
+pub(crate) fn rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng.set_word_pos(u128::from(index) * 64);
     rng
 }
 
-fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+pub(crate) fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     rng.next_u64() % n
 }
 
@@ -174,7 +272,7 @@ fn dutch(at: DateTime<Utc>) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
-fn utc(at: DateTime<Utc>) -> String {
+pub(crate) fn utc(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -193,6 +291,8 @@ pub(crate) struct Generator {
     pub(crate) mkp_links: usize,
     pub(crate) paypro_payments: usize,
     pub(crate) anchor: DateTime<Utc>,
+    /// Seconds between generated PayPro payments (at least 1).
+    pub(crate) paypro_spacing: i64,
 }
 
 impl Generator {
@@ -288,10 +388,26 @@ impl Generator {
         }
     }
 
-    pub(crate) fn paypro_payment(&self, i: usize) -> PayProPayment {
+    /// The random stream of PayPro payment `i` after its first draws, its tag and when it was
+    /// created: `i` spacings before the anchor, less up to 5/6 of a spacing, so that each
+    /// payment is strictly older than the one before it.
+    fn paypro_start(&self, i: usize) -> (ChaCha8Rng, u32, DateTime<Utc>) {
         let mut r = rng(self.seed, 3, i as u64);
         let tag = r.next_u32() & 0xFF_FFFF;
-        let created = self.anchor - Duration::seconds(i as i64 * 360 + below(&mut r, 300) as i64);
+        let spacing = self.paypro_spacing.max(1);
+        let jitter = (spacing * 5 / 6).max(1) as u64;
+        let created =
+            self.anchor - Duration::seconds(i as i64 * spacing + below(&mut r, jitter) as i64);
+        (r, tag, created)
+    }
+
+    /// When PayPro payment `i` was created.
+    pub(crate) fn paypro_created(&self, i: usize) -> DateTime<Utc> {
+        self.paypro_start(i).2
+    }
+
+    pub(crate) fn paypro_payment(&self, i: usize) -> PayProPayment {
+        let (mut r, tag, created) = self.paypro_start(i);
         let amount = if below(&mut r, 97) == 0 {
             1
         } else {
@@ -370,6 +486,14 @@ pub(crate) struct Overlay {
     pub(crate) paypro_amount: HashMap<String, i64>,
     /// Payments inserted since the start, oldest first; they list before the generated ones.
     pub(crate) paypro_inserted: Vec<PayProPayment>,
+    /// When a payment paid at run time was paid.
+    pub(crate) paypro_paid_at: HashMap<String, String>,
+    /// Events since the start, oldest first; they list before the generated ones.
+    pub(crate) paypro_events: Vec<PayProEvent>,
+    /// Refunds since the start, oldest first; they list before the generated ones.
+    pub(crate) paypro_refunds: Vec<PayProRefund>,
+    /// Chargebacks since the start, oldest first; they list before the generated ones.
+    pub(crate) paypro_chargebacks: Vec<PayProChargeback>,
 }
 
 /// The data set: generator plus overlay.
@@ -433,6 +557,9 @@ impl Data {
         if let Some(amount) = self.overlay.paypro_amount.get(&payment.id) {
             payment.amount = *amount;
         }
+        if let Some(paid_at) = self.overlay.paypro_paid_at.get(&payment.id) {
+            payment.paid_at = Some(paid_at.clone());
+        }
         payment
     }
 
@@ -457,7 +584,8 @@ impl Data {
         payment.paid_at = None;
         payment.fail_reason = None;
         payment.created_at = utc(now);
-        self.overlay.paypro_inserted.push(payment);
+        self.overlay.paypro_inserted.push(payment.clone());
+        self.add_paypro_event("payment.created", PayProPayload::Payment(payment), now);
         self.overlay.paypro_inserted[n].id.clone()
     }
 

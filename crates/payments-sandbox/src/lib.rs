@@ -4,17 +4,22 @@
 //! - The same paths, envelopes and auth as the real APIs: MKP under `{base}/mkp/v1`
 //!   (Laravel simple pagination with absolute `next_page_url`, 15 per page, Bearer auth, a
 //!   rolling-window rate limit with `X-RateLimit-*` headers and the documented 429 body), PayPro
-//!   under `{base}/paypro` (newest first, `limit` 1–100, opaque cursors in `_links.next`).
+//!   under `{base}/paypro` (`/payments`, `/payments/{id}`, and the change feeds `/events`,
+//!   `/refunds` and `/chargebacks`: newest first, `limit` 1–100, opaque cursors in
+//!   `_links.next`).
 //! - A deterministic data set from a seed and a size: links of every status, 0 to hundreds of
 //!   payments per link, PayPro payments of every state with refunds and chargebacks, unknown
-//!   status words, null payer names. Records are computed from `(seed, index)` on demand, so
-//!   a million payments cost no memory.
+//!   status words, null payer names; PayPro's events, refunds and chargebacks derived from its
+//!   payments. Records are computed from `(seed, index)` on demand, so a million payments cost
+//!   no memory. Tests change data at run time, including late refunds and chargebacks on old
+//!   payments that appear at the top of the event feed ([`Sandbox::refund_paypro_payment`],
+//!   [`Sandbox::charge_back_paypro_payment`]).
 //! - Fault knobs, each off by default: latency, 5xx rate, 429 bursts (`Retry-After` in seconds
 //!   or as an HTTP date), dropped connections, truncated bodies, payments inserted while a sync
 //!   pages, next links to a foreign host, a repeating cursor ([`Faults`]); and faults in what is
 //!   served ([`ContentFaults`]): records with an inexact amount or bytes that are not UTF-8, link
-//!   ids with path characters, pages over a size, PHP's envelope quirks. [`Sandbox::spoiled`]
-//!   names the records and links they spoil.
+//!   ids with path characters, pages over a size, PHP's envelope quirks, an event feed that
+//!   has lost its oldest events. [`Sandbox::spoiled`] names the records and links they spoil.
 //!
 //! # Examples
 //!
@@ -32,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod data;
+mod feed;
 mod server;
 
 use std::net::SocketAddr;
@@ -44,7 +50,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use tokio::sync::watch;
 
-pub use data::{MkpLink, MkpPayment, PayMethod, PayProPayment, default_anchor};
+pub use data::{
+    MkpLink, MkpPayment, PayMethod, PayProChargeback, PayProCustomer, PayProEvent, PayProPayload,
+    PayProPayment, PayProRefund, default_anchor,
+};
 
 use data::{Data, Generator, Overlay};
 
@@ -148,6 +157,10 @@ pub struct ContentFaults {
     /// `payments?limit=100&cursor=…`, relative to the listing); `data: null` on an empty page.
     /// [`Faults::foreign_next`], when set, still writes its absolute next links.
     pub php_envelopes: bool,
+    /// PayPro's `/events` keeps only its newest N events, as a feed that has dropped its oldest
+    /// ones would: the last page ends after the Nth event, and a cursor after an event that is
+    /// no longer kept is refused (422). [`Sandbox::paypro_events`] still lists them all.
+    pub paypro_events_kept: Option<usize>,
 }
 
 /// MKP links whose payments pages are over a size: every `every`th link of the listing (by
@@ -245,6 +258,9 @@ pub struct SpoiledLink {
     pub served_id: String,
 }
 
+/// The longest [`SandboxConfig::paypro_spacing`], in seconds: a leap year.
+const MAX_SPACING: u64 = 366 * 86_400;
+
 /// How to start a sandbox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SandboxConfig {
@@ -256,6 +272,11 @@ pub struct SandboxConfig {
     pub paypro_payments: usize,
     /// The newest generated PayPro payment's time; the rest go back from there.
     pub anchor: DateTime<Utc>,
+    /// The time between generated PayPro payments (6 minutes; in whole seconds, from a second
+    /// to a year): payment `i` is created about `i` spacings before `anchor`. A day's spacing
+    /// gives 300 payments spanning 300 days, so tests can reach payments months old (see
+    /// [`Sandbox::old_paid_paypro_payment`]) without paging through tens of thousands.
+    pub paypro_spacing: Duration,
     /// The MKP key with the `paymentlinks.read` scope.
     pub mkp_key: String,
     /// An MKP key without that scope (answered 403).
@@ -281,6 +302,7 @@ impl Default for SandboxConfig {
             mkp_links: 60,
             paypro_payments: 500,
             anchor: default_anchor(),
+            paypro_spacing: Duration::from_secs(360),
             mkp_key: "mkp_sandbox_key".to_owned(),
             mkp_scopeless_key: "mkp_sandbox_noscope".to_owned(),
             paypro_key: "pp_sandbox_key".to_owned(),
@@ -388,6 +410,7 @@ impl Sandbox {
                 mkp_links: config.mkp_links,
                 paypro_payments: config.paypro_payments,
                 anchor: config.anchor,
+                paypro_spacing: config.paypro_spacing.as_secs().clamp(1, MAX_SPACING) as i64,
             },
             overlay: Overlay::default(),
         };
@@ -549,7 +572,9 @@ impl Sandbox {
             .add_mkp_payment(link_id, Utc::now())
     }
 
-    /// Changes a PayPro payment's state and refunded amount (minor units).
+    /// Changes a PayPro payment's state and refunded amount (minor units), silently: no event
+    /// says so, as with a change the provider does not announce (only re-reading the payment
+    /// finds it).
     pub fn set_paypro_state(&self, payment_id: &str, state: &str, refunded_amount: i64) {
         let mut data = self.shared.data.write().expect("data lock");
         data.overlay
@@ -557,7 +582,8 @@ impl Sandbox {
             .insert(payment_id.to_owned(), (state.to_owned(), refunded_amount));
     }
 
-    /// Changes a PayPro payment's amount (minor units), as a provider's correction would.
+    /// Changes a PayPro payment's amount (minor units), as a provider's correction would,
+    /// silently (no event).
     pub fn set_paypro_amount(&self, payment_id: &str, amount: i64) {
         let mut data = self.shared.data.write().expect("data lock");
         data.overlay
@@ -565,13 +591,103 @@ impl Sandbox {
             .insert(payment_id.to_owned(), amount);
     }
 
-    /// Inserts a new open PayPro payment, created now, at the top of the list.
+    /// Inserts a new open PayPro payment, created now, at the top of the list, and its
+    /// `payment.created` event at the top of the feed.
     pub fn insert_paypro_payment(&self) -> String {
         self.shared
             .data
             .write()
             .expect("data lock")
             .insert_paypro(Utc::now())
+    }
+
+    /// One PayPro payment by id, as `GET /payments/{id}` serves it now (without the faults that
+    /// spoil records); `None` for an unknown id.
+    pub fn paypro_payment(&self, payment_id: &str) -> Option<PayProPayment> {
+        self.shared
+            .data
+            .read()
+            .expect("data lock")
+            .paypro_by_id(payment_id)
+    }
+
+    /// PayPro's whole event feed, newest first, as served now (also the events that
+    /// [`ContentFaults::paypro_events_kept`] hides).
+    pub fn paypro_events(&self) -> Vec<PayProEvent> {
+        let data = self.shared.data.read().expect("data lock");
+        data.paypro_events_after(None, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// All PayPro refunds, newest first, as served now.
+    pub fn paypro_refunds(&self) -> Vec<PayProRefund> {
+        let data = self.shared.data.read().expect("data lock");
+        data.paypro_refunds_after(None, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// All PayPro chargebacks, newest first, as served now.
+    pub fn paypro_chargebacks(&self) -> Vec<PayProChargeback> {
+        let data = self.shared.data.read().expect("data lock");
+        data.paypro_chargebacks_after(None, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// Refunds `amount` minor units of a paid PayPro payment now, as a late refund would: the
+    /// payment's `refunded_amount` grows by it wherever it is served (`/payments`,
+    /// `/payments/{id}`; its `state` stays), a completed refund tops `/refunds`, and its
+    /// `refund.created` event tops `/events`. Returns the refund's id; `None`, and nothing
+    /// changes, for an unknown or unpaid payment, or an amount that is not from 1 to what is
+    /// left to refund.
+    pub fn refund_paypro_payment(&self, payment_id: &str, amount: i64) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .refund_paypro(payment_id, amount, Utc::now())
+    }
+
+    /// Charges back `amount` minor units of a paid PayPro payment now, as a late chargeback
+    /// would: a chargeback (state `completed`, or `processing` when not `completed`) tops
+    /// `/chargebacks`, and its `chargeback.created` event tops `/events`. The payment itself is
+    /// served unchanged: PROVIDERS.md does not say that a chargeback changes its `state`.
+    /// Returns the chargeback's id; `None`, and nothing changes, for an unknown or unpaid
+    /// payment, or an amount that is not from 1 to the payment's amount.
+    pub fn charge_back_paypro_payment(
+        &self,
+        payment_id: &str,
+        amount: i64,
+        completed: bool,
+    ) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .charge_back_paypro(payment_id, amount, completed, Utc::now())
+    }
+
+    /// Pays an unpaid PayPro payment now: it is served with state `paid` and `paid_at` now, and
+    /// a `payment.paid` event carrying it tops `/events`. Returns the event's id; `None`, and
+    /// nothing changes, for an unknown or already paid payment.
+    pub fn pay_paypro_payment(&self, payment_id: &str) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .pay_paypro(payment_id, Utc::now())
+    }
+
+    /// The newest generated PayPro payment created at least `age` before the anchor that is
+    /// paid (`paid` or `completed`) with nothing refunded, as served now: one a late refund or
+    /// chargeback can hit. `None` when the data set does not reach back that far; make it reach
+    /// with [`SandboxConfig::paypro_spacing`] (a day's spacing and 300 payments span 300 days).
+    pub fn old_paid_paypro_payment(&self, age: Duration) -> Option<PayProPayment> {
+        let age = chrono::Duration::from_std(age).ok()?;
+        self.shared
+            .data
+            .read()
+            .expect("data lock")
+            .old_paid_paypro(age)
     }
 }
 

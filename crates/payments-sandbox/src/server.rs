@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::Service;
 
-use crate::{Api, ContentFaults, RetryAfterForm, Shared};
+use crate::data::{Data, PayProChargeback, PayProEvent, PayProPayload, PayProRefund};
+use crate::{Api, ContentFaults, Faults, RetryAfterForm, Shared};
 
 /// Asks the connection loop to drop this request's connection without answering.
 #[derive(Clone)]
@@ -38,6 +39,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(mkp_link_payments),
         )
         .route("/paypro/payments", get(paypro_payments))
+        .route("/paypro/payments/{id}", get(paypro_payment))
+        .route("/paypro/events", get(paypro_events))
+        .route("/paypro/refunds", get(paypro_refunds))
+        .route("/paypro/chargebacks", get(paypro_chargebacks))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), gatekeeper))
         .with_state(shared)
@@ -502,48 +507,51 @@ fn encode_cursor(direction: &str, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{direction}:{id}"))
 }
 
-async fn paypro_payments(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+/// A PayPro cursor's direction and id (`after:PP…`), when it is one.
+fn decode_cursor(cursor: &str) -> Option<(String, String)> {
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let (direction, id) = decoded.split_once(':')?;
+    Some((direction.to_owned(), id.to_owned()))
+}
+
+/// PayPro's 422 for a bad query parameter.
+fn paypro_invalid(message: &str, param: &str) -> Response {
+    api_error(
+        Api::PayPro,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        message,
+        Some(param),
+    )
+}
+
+/// The `limit` of a PayPro list request: 1 to 100, 10 when not given.
+fn paypro_limit(query: &ListQuery) -> Result<usize, Box<Response>> {
+    match query.limit.as_deref().map(str::parse::<usize>) {
+        None => Ok(10),
+        Some(Ok(limit)) if (1..=100).contains(&limit) => Ok(limit),
+        Some(_) => Err(Box::new(paypro_invalid(
+            "limit must be a whole number from 1 to 100",
+            "limit",
+        ))),
+    }
+}
+
+/// PayPro's list envelope around `data`, the page of `/paypro/{listing}` asked for with `limit`
+/// and `cursor`: `next` starts after the id `next_after`, `prev` ends before `prev_before`.
+/// Every listing shares the envelope faults: foreign and repeating next links, PHP's quirks,
+/// padding past a size.
+#[allow(clippy::too_many_arguments)]
+fn paypro_list(
+    shared: &Shared,
+    headers: &HeaderMap,
+    listing: &str,
+    limit: usize,
+    cursor: Option<&str>,
+    data: Vec<Value>,
+    next_after: Option<&str>,
+    prev_before: Option<&str>,
 ) -> Response {
-    let invalid = |message: &str, param: &str| {
-        api_error(
-            Api::PayPro,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            message,
-            Some(param),
-        )
-    };
-    let limit = match query.limit.as_deref().map(str::parse::<usize>) {
-        None => 10,
-        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
-        Some(_) => return invalid("limit must be a whole number from 1 to 100", "limit"),
-    };
-    let data = shared.data.read().expect("data lock");
-    let total = data.paypro_count();
-    let (start, end) = match query.cursor.as_deref() {
-        None => (0, limit.min(total)),
-        Some(cursor) => {
-            let decoded = URL_SAFE_NO_PAD
-                .decode(cursor)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
-            let position = |id: &str| data.paypro_position(id);
-            match decoded.as_deref().and_then(|d| d.split_once(':')) {
-                Some(("after", id)) if position(id).is_some() => {
-                    let start = position(id).unwrap_or_default() + 1;
-                    (start.min(total), (start + limit).min(total))
-                }
-                Some(("before", id)) if position(id).is_some() => {
-                    let end = position(id).unwrap_or_default();
-                    (end.saturating_sub(limit), end)
-                }
-                _ => return invalid("Invalid cursor", "cursor"),
-            }
-        }
-    };
-    let here = origin(&headers);
+    let here = origin(headers);
     let faults = shared.faults();
     let content = shared.content_faults();
     let php = content.php_envelopes;
@@ -553,27 +561,11 @@ async fn paypro_payments(
         .foreign_next
         .clone()
         .or_else(|| (!php).then(|| here.clone()));
-    let mut payments: Vec<serde_json::Value> = Vec::with_capacity(end - start);
-    for position in start..end {
-        let mut payment = data.paypro_at(position);
-        if content.paypro_invalid_utf8(position) {
-            payment.description = format!("{} caf{INVALID_BYTE}", payment.description);
-        }
-        let mut value = serde_json::to_value(&payment).expect("sandbox records serialize");
-        value["_links"] = json!({ "self": format!("{here}/paypro/payments/{}", payment.id) });
-        if faults
-            .bad_record_every
-            .is_some_and(|n| n > 0 && (position as u64 + 1).is_multiple_of(n))
-        {
-            value["amount"] = json!("12.951");
-        }
-        payments.push(value);
-    }
     // On `origin`, or relative to the listing for `None`.
     let list = |origin: Option<&str>, cursor: Option<String>| {
         let listing = match origin {
-            Some(origin) => format!("{origin}/paypro/payments"),
-            None => "payments".to_owned(),
+            Some(origin) => format!("{origin}/paypro/{listing}"),
+            None => listing.to_owned(),
         };
         match cursor {
             Some(cursor) => format!("{listing}?limit={limit}&cursor={cursor}"),
@@ -581,45 +573,274 @@ async fn paypro_payments(
         }
     };
     let mut links = serde_json::Map::new();
-    links.insert("self".into(), list(here_link, query.cursor.clone()).into());
+    links.insert(
+        "self".into(),
+        list(here_link, cursor.map(str::to_owned)).into(),
+    );
     let next = if faults.repeat_cursor {
-        Some(list(next_origin.as_deref(), query.cursor.clone()))
+        Some(list(next_origin.as_deref(), cursor.map(str::to_owned)))
     } else {
-        (end < total).then(|| {
-            list(
-                next_origin.as_deref(),
-                Some(encode_cursor("after", &data.paypro_at(end - 1).id)),
-            )
-        })
+        next_after.map(|id| list(next_origin.as_deref(), Some(encode_cursor("after", id))))
     };
     if let Some(next) = next {
         links.insert("next".into(), next.into());
     }
-    if start > 0 && end > start {
+    if let Some(id) = prev_before {
         links.insert(
             "prev".into(),
-            list(
-                here_link,
-                Some(encode_cursor("before", &data.paypro_at(start).id)),
-            )
-            .into(),
+            list(here_link, Some(encode_cursor("before", id))).into(),
         );
     }
     let count = if php {
-        json!((end - start).to_string())
+        json!(data.len().to_string())
     } else {
-        json!(end - start)
+        json!(data.len())
     };
-    let payments = if php && payments.is_empty() {
+    let data = if php && data.is_empty() {
         Value::Null
     } else {
-        json!(payments)
+        json!(data)
     };
-    let mut body = json!({ "type": "list", "data": payments, "count": count, "_links": links });
+    let mut body = json!({ "type": "list", "data": data, "count": count, "_links": links });
     if let Some(bytes) = content.paypro_padding(limit) {
         body["padding"] = json!(" ".repeat(bytes));
     }
     page_response(&body, &content)
+}
+
+/// The PayPro payment at listing `position` as served, with the faults that spoil it.
+fn served_paypro_payment(
+    data: &Data,
+    faults: &Faults,
+    content: &ContentFaults,
+    position: usize,
+    here: &str,
+) -> Value {
+    let mut payment = data.paypro_at(position);
+    if content.paypro_invalid_utf8(position) {
+        payment.description = format!("{} caf{INVALID_BYTE}", payment.description);
+    }
+    let mut value = serde_json::to_value(&payment).expect("sandbox records serialize");
+    value["_links"] = json!({ "self": format!("{here}/paypro/payments/{}", payment.id) });
+    if faults
+        .bad_record_every
+        .is_some_and(|n| n > 0 && (position as u64 + 1).is_multiple_of(n))
+    {
+        value["amount"] = json!("12.951");
+    }
+    value
+}
+
+async fn paypro_payments(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let limit = match paypro_limit(&query) {
+        Ok(limit) => limit,
+        Err(refusal) => return *refusal,
+    };
+    let data = shared.data.read().expect("data lock");
+    let total = data.paypro_count();
+    let (start, end) = match query.cursor.as_deref() {
+        None => (0, limit.min(total)),
+        Some(cursor) => {
+            let decoded = decode_cursor(cursor);
+            let position = |id: &str| data.paypro_position(id);
+            match decoded.as_ref().map(|(d, id)| (d.as_str(), id.as_str())) {
+                Some(("after", id)) if position(id).is_some() => {
+                    let start = position(id).unwrap_or_default() + 1;
+                    (start.min(total), (start + limit).min(total))
+                }
+                Some(("before", id)) if position(id).is_some() => {
+                    let end = position(id).unwrap_or_default();
+                    (end.saturating_sub(limit), end)
+                }
+                _ => return paypro_invalid("Invalid cursor", "cursor"),
+            }
+        }
+    };
+    let here = origin(&headers);
+    let faults = shared.faults();
+    let content = shared.content_faults();
+    let payments: Vec<Value> = (start..end)
+        .map(|position| served_paypro_payment(&data, &faults, &content, position, &here))
+        .collect();
+    let next_after = (end < total).then(|| data.paypro_at(end - 1).id);
+    let prev_before = (start > 0 && end > start).then(|| data.paypro_at(start).id);
+    paypro_list(
+        &shared,
+        &headers,
+        "payments",
+        limit,
+        query.cursor.as_deref(),
+        payments,
+        next_after.as_deref(),
+        prev_before.as_deref(),
+    )
+}
+
+/// `GET /payments/{id}`: one payment, as the listing serves it; 404 when unknown.
+async fn paypro_payment(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let data = shared.data.read().expect("data lock");
+    let Some(position) = data.paypro_position(&id) else {
+        return api_error(
+            Api::PayPro,
+            StatusCode::NOT_FOUND,
+            "Payment not found.",
+            None,
+        );
+    };
+    let content = shared.content_faults();
+    let value = served_paypro_payment(
+        &data,
+        &shared.faults(),
+        &content,
+        position,
+        &origin(&headers),
+    );
+    page_response(&value, &content)
+}
+
+/// One of PayPro's change feeds (`/events`, `/refunds`, `/chargebacks`): `fetch` gives up to
+/// `want` items after an id (from the top for none; `None` for an unknown id), `value` writes
+/// one with its `_links`. Only `after` cursors: the sandbox writes no `prev` link here.
+fn paypro_feed<T>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &ListQuery,
+    listing: &str,
+    fetch: impl Fn(&Data, Option<&str>, usize) -> Option<Vec<T>>,
+    id: fn(&T) -> &str,
+    value: impl Fn(&T, &str) -> Value,
+) -> Response {
+    let limit = match paypro_limit(query) {
+        Ok(limit) => limit,
+        Err(refusal) => return *refusal,
+    };
+    let after = match query.cursor.as_deref().map(decode_cursor) {
+        None => None,
+        Some(Some((direction, id))) if direction == "after" => Some(id),
+        Some(_) => return paypro_invalid("Invalid cursor", "cursor"),
+    };
+    let data = shared.data.read().expect("data lock");
+    let Some(mut items) = fetch(&data, after.as_deref(), limit + 1) else {
+        return paypro_invalid("Invalid cursor", "cursor");
+    };
+    let next_after = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|item| id(item).to_owned())
+    });
+    let here = origin(headers);
+    let data: Vec<Value> = items.iter().map(|item| value(item, &here)).collect();
+    paypro_list(
+        shared,
+        headers,
+        listing,
+        limit,
+        query.cursor.as_deref(),
+        data,
+        next_after.flatten().as_deref(),
+        None,
+    )
+}
+
+/// A refund's or chargeback's `_links`.
+fn links_of(here: &str, listing: &str, id: &str, payment: &str) -> Value {
+    json!({
+        "self": format!("{here}/paypro/{listing}/{id}"),
+        "payment": format!("{here}/paypro/payments/{payment}"),
+    })
+}
+
+/// An event as served: with its `_links`, and its payload's.
+fn event_value(event: &PayProEvent, here: &str) -> Value {
+    let mut value = serde_json::to_value(event).expect("sandbox records serialize");
+    value["_links"] = json!({ "self": format!("{here}/paypro/events/{}", event.id) });
+    value["payload"]["_links"] = match &event.payload {
+        PayProPayload::Payment(p) => json!({ "self": format!("{here}/paypro/payments/{}", p.id) }),
+        PayProPayload::Refund(r) => links_of(here, "refunds", &r.id, &r.payment),
+        PayProPayload::Chargeback(c) => links_of(here, "chargebacks", &c.id, &c.payment),
+        PayProPayload::Customer(c) => {
+            json!({ "self": format!("{here}/paypro/customers/{}", c.id) })
+        }
+    };
+    value
+}
+
+/// `GET /events`, newest first; [`ContentFaults::paypro_events_kept`] drops the oldest.
+async fn paypro_events(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let kept = shared.content_faults().paypro_events_kept;
+    let fetch = |data: &Data, after: Option<&str>, want: usize| match kept {
+        None => data.paypro_events_after(after, want),
+        Some(kept) => {
+            let all = data.paypro_events_after(None, kept)?;
+            let from = match after {
+                None => 0,
+                Some(id) => all.iter().position(|event| event.id == id)? + 1,
+            };
+            Some(all.into_iter().skip(from).take(want).collect())
+        }
+    };
+    paypro_feed(
+        &shared,
+        &headers,
+        &query,
+        "events",
+        fetch,
+        |event: &PayProEvent| event.id.as_str(),
+        event_value,
+    )
+}
+
+/// `GET /refunds`, newest first.
+async fn paypro_refunds(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    paypro_feed(
+        &shared,
+        &headers,
+        &query,
+        "refunds",
+        Data::paypro_refunds_after,
+        |refund: &PayProRefund| refund.id.as_str(),
+        |refund, here| {
+            let mut value = serde_json::to_value(refund).expect("sandbox records serialize");
+            value["_links"] = links_of(here, "refunds", &refund.id, &refund.payment);
+            value
+        },
+    )
+}
+
+/// `GET /chargebacks`, newest first.
+async fn paypro_chargebacks(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    paypro_feed(
+        &shared,
+        &headers,
+        &query,
+        "chargebacks",
+        Data::paypro_chargebacks_after,
+        |chargeback: &PayProChargeback| chargeback.id.as_str(),
+        |chargeback, here| {
+            let mut value = serde_json::to_value(chargeback).expect("sandbox records serialize");
+            value["_links"] = links_of(here, "chargebacks", &chargeback.id, &chargeback.payment);
+            value
+        },
+    )
 }
 
 async fn not_found(request: Request) -> Response {

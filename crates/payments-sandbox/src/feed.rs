@@ -1,0 +1,554 @@
+//! PayPro's other listings in the sandbox: `/events`, `/refunds` and `/chargebacks`, each newest
+//! first, with the same envelope and cursors as `/payments`.
+//!
+//! Their generated part is a pure function of the generated payments. Each payment has its
+//! items: the events `payment.created`, `payment.paid` once paid, `customer.created` for some,
+//! and `refund.created` or `chargeback.created` for its refund or chargeback (with the refund
+//! or chargeback itself), all within [`ITEM_WINDOW`] seconds of the payment's creation.
+//! Payments are strictly ordered by creation, so a page of any listing is a merge over a
+//! window of payments rather than a sort of the whole account: a million payments still cost
+//! no memory. Items added at run time (a late refund or chargeback) list above the generated
+//! ones, newest first, as the real feed would show them.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::data::{
+    Data, Generator, PayProChargeback, PayProCustomer, PayProEvent, PayProPayload, PayProPayment,
+    PayProRefund, below, rng, utc,
+};
+
+/// Every generated item of a payment is made within this many seconds of the payment's
+/// creation: paid less than 630 s after it (see `Generator::paypro_payment`), refunded or
+/// charged back less than 301 s after that.
+pub(crate) const ITEM_WINDOW: i64 = 630 + 301;
+
+const CHARGEBACK_REASONS: [&str; 3] = ["MD06", "AM04", "MS02"];
+
+/// The steps of a payment's life, in the order they happen.
+const CUSTOMER: u8 = 0;
+const CREATED: u8 = 1;
+const PAID: u8 = 2;
+const REFUND: u8 = 3;
+const CHARGEBACK: u8 = 4;
+
+/// Where a generated item stands in its newest-first listing: the newest time first, then the
+/// newer payment's, then the later step of one payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    at: i64,
+    payment: Reverse<usize>,
+    step: u8,
+}
+
+impl Key {
+    fn new(at: &str, payment: usize, step: u8) -> Key {
+        Key {
+            at: parse_utc(at).timestamp(),
+            payment: Reverse(payment),
+            step,
+        }
+    }
+}
+
+fn parse_utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("generated timestamps parse")
+        .with_timezone(&Utc)
+}
+
+/// The generated items of one payment, with their keys.
+type Items<T> = Vec<(Key, T)>;
+
+impl Generator {
+    /// When the refund or chargeback of payment `i` was made (shortly after it was paid), and
+    /// the chargeback's reason.
+    fn paypro_late(&self, i: usize, paid_at: &str) -> (String, &'static str) {
+        let mut r = rng(self.seed, 4, i as u64);
+        let at = parse_utc(paid_at) + Duration::seconds(1 + below(&mut r, 300) as i64);
+        (utc(at), CHARGEBACK_REASONS[below(&mut r, 3) as usize])
+    }
+
+    /// The refund of generated payment `i` (as generated), when it has a refunded amount.
+    fn paypro_refund_of(&self, i: usize, payment: &PayProPayment) -> Option<PayProRefund> {
+        if payment.refunded_amount <= 0 {
+            return None;
+        }
+        let (at, _) = self.paypro_late(i, payment.paid_at.as_deref()?);
+        Some(PayProRefund {
+            id: format!("PR{}{i:010}", &payment.id[2..8]),
+            kind: "refund",
+            amount: payment.refunded_amount,
+            currency: payment.currency,
+            description: Some(format!("Refund of {}", payment.description)),
+            payment: payment.id.clone(),
+            reason: None,
+            refunded_at: Some(at.clone()),
+            state: "completed".to_owned(),
+            created_at: at,
+        })
+    }
+
+    /// The chargeback of generated payment `i` (as generated), when its state says it has one.
+    fn paypro_chargeback_of(&self, i: usize, payment: &PayProPayment) -> Option<PayProChargeback> {
+        if !matches!(payment.state.as_str(), "chargeback" | "chargebacked") {
+            return None;
+        }
+        let (at, reason) = self.paypro_late(i, payment.paid_at.as_deref()?);
+        Some(PayProChargeback {
+            id: format!("PC{}{i:010}", &payment.id[2..8]),
+            kind: "chargeback",
+            amount: payment.amount,
+            currency: payment.currency,
+            description: Some(format!("Chargeback of {}", payment.description)),
+            payment: payment.id.clone(),
+            reason: Some(reason.to_owned()),
+            state: "completed".to_owned(),
+            charged_back_at: Some(at.clone()),
+            created_at: at,
+        })
+    }
+
+    /// The events of generated payment `i`, oldest first, each with its key.
+    pub(crate) fn paypro_events_of(&self, i: usize) -> Items<PayProEvent> {
+        let payment = self.paypro_payment(i);
+        let tag = &payment.id[2..8];
+        let event = |step: u8, event_type: &str, at: &str, payload: PayProPayload| {
+            let event = PayProEvent {
+                id: format!("EV{tag}{i:010}{step}"),
+                kind: "event",
+                event_type: event_type.to_owned(),
+                payload,
+                created_at: at.to_owned(),
+            };
+            (Key::new(at, i, step), event)
+        };
+        let mut events = Vec::with_capacity(4);
+        if let Some(customer) = payment.customer.as_ref().filter(|_| i % 4 == 1) {
+            let customer = PayProCustomer {
+                id: customer.clone(),
+                kind: "customer",
+                email: format!("klant{i}@sandbox.invalid"),
+                created_at: payment.created_at.clone(),
+            };
+            events.push(event(
+                CUSTOMER,
+                "customer.created",
+                &payment.created_at,
+                PayProPayload::Customer(customer),
+            ));
+        }
+        let mut created = payment.clone();
+        if created.state != "initialized" {
+            created.state = "open".to_owned();
+        }
+        created.refunded_amount = 0;
+        created.paid_at = None;
+        created.fail_reason = None;
+        events.push(event(
+            CREATED,
+            "payment.created",
+            &payment.created_at,
+            PayProPayload::Payment(created),
+        ));
+        if let Some(paid_at) = &payment.paid_at {
+            let mut paid = payment.clone();
+            if paid.state != "completed" {
+                paid.state = "paid".to_owned();
+            }
+            paid.refunded_amount = 0;
+            events.push(event(
+                PAID,
+                "payment.paid",
+                paid_at,
+                PayProPayload::Payment(paid),
+            ));
+        }
+        if let Some(refund) = self.paypro_refund_of(i, &payment) {
+            let at = refund.created_at.clone();
+            events.push(event(
+                REFUND,
+                "refund.created",
+                &at,
+                PayProPayload::Refund(refund),
+            ));
+        }
+        if let Some(chargeback) = self.paypro_chargeback_of(i, &payment) {
+            let at = chargeback.created_at.clone();
+            events.push(event(
+                CHARGEBACK,
+                "chargeback.created",
+                &at,
+                PayProPayload::Chargeback(chargeback),
+            ));
+        }
+        events
+    }
+
+    /// The refunds of generated payment `i` (none or one), with their keys.
+    pub(crate) fn paypro_refunds_of(&self, i: usize) -> Items<PayProRefund> {
+        let payment = self.paypro_payment(i);
+        self.paypro_refund_of(i, &payment)
+            .map(|refund| (Key::new(&refund.created_at, i, REFUND), refund))
+            .into_iter()
+            .collect()
+    }
+
+    /// The chargebacks of generated payment `i` (none or one), with their keys.
+    pub(crate) fn paypro_chargebacks_of(&self, i: usize) -> Items<PayProChargeback> {
+        let payment = self.paypro_payment(i);
+        self.paypro_chargeback_of(i, &payment)
+            .map(|chargeback| (Key::new(&chargeback.created_at, i, CHARGEBACK), chargeback))
+            .into_iter()
+            .collect()
+    }
+
+    /// The first generated payment created at or before `at` (unix seconds); the count when
+    /// none is.
+    pub(crate) fn first_paypro_created_by(&self, at: i64) -> usize {
+        let (mut low, mut high) = (0, self.paypro_payments);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.paypro_created(middle).timestamp() > at {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    /// The generated payment a generated id (`EV`, `PR`, `PC` + the payment's tag and index)
+    /// names, when it is in range.
+    fn paypro_index_in(&self, id: &str) -> Option<usize> {
+        let i: usize = id.get(8..18)?.parse().ok()?;
+        (i < self.paypro_payments).then_some(i)
+    }
+
+    /// Up to `want` generated items, newest first, each strictly below `below` (from the top
+    /// when `None`).
+    ///
+    /// Payment `i`'s items are made in `[created(i), created(i) + ITEM_WINDOW)`, and `created`
+    /// falls with `i`; so once the payments up to `i` are read, a pending item at or above
+    /// `created(i + 1) + ITEM_WINDOW` is above everything still unread, and is listed.
+    fn merged<T>(
+        &self,
+        below: Option<Key>,
+        want: usize,
+        items_of: &dyn Fn(&Generator, usize) -> Items<T>,
+    ) -> Vec<T> {
+        let count = self.paypro_payments;
+        let mut i = below.map_or(0, |key| self.first_paypro_created_by(key.at));
+        let mut pending: BTreeMap<Key, T> = BTreeMap::new();
+        let mut out = Vec::with_capacity(want.min(1024));
+        while out.len() < want {
+            let unread_below =
+                (i < count).then(|| self.paypro_created(i).timestamp() + ITEM_WINDOW);
+            while out.len() < want {
+                match pending.last_key_value() {
+                    Some((key, _)) if unread_below.is_none_or(|bound| key.at >= bound) => {
+                        out.extend(pending.pop_last().map(|(_, item)| item));
+                    }
+                    _ => break,
+                }
+            }
+            if out.len() >= want || i >= count {
+                break;
+            }
+            for (key, item) in items_of(self, i) {
+                if below.is_none_or(|below| key < below) {
+                    pending.insert(key, item);
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+}
+
+/// A newest-first listing: items added at run time (kept oldest first) above generated ones.
+struct Listing<'a, T> {
+    added: &'a [T],
+    id: fn(&T) -> &str,
+    items_of: &'a dyn Fn(&Generator, usize) -> Items<T>,
+}
+
+impl<T: Clone> Listing<'_, T> {
+    /// Up to `want` items after the one with id `after` (from the top when `None`); `None`
+    /// when no item has that id.
+    fn after(&self, generator: &Generator, after: Option<&str>, want: usize) -> Option<Vec<T>> {
+        let (added_above, below) = match after {
+            None => (self.added.len(), None),
+            Some(id) => match self.added.iter().position(|item| (self.id)(item) == id) {
+                Some(at) => (at, None),
+                None => {
+                    let i = generator.paypro_index_in(id)?;
+                    let key = (self.items_of)(generator, i)
+                        .into_iter()
+                        .find(|(_, item)| (self.id)(item) == id)?
+                        .0;
+                    (0, Some(key))
+                }
+            },
+        };
+        let mut out: Vec<T> = self.added[..added_above]
+            .iter()
+            .rev()
+            .take(want)
+            .cloned()
+            .collect();
+        if out.len() < want {
+            out.extend(generator.merged(below, want - out.len(), self.items_of));
+        }
+        Some(out)
+    }
+}
+
+impl Data {
+    /// Up to `want` events after the event `after` (from the newest when `None`); `None` when
+    /// there is no such event.
+    pub(crate) fn paypro_events_after(
+        &self,
+        after: Option<&str>,
+        want: usize,
+    ) -> Option<Vec<PayProEvent>> {
+        Listing {
+            added: &self.overlay.paypro_events,
+            id: |event: &PayProEvent| event.id.as_str(),
+            items_of: &Generator::paypro_events_of,
+        }
+        .after(&self.generator, after, want)
+    }
+
+    /// Up to `want` refunds after the refund `after` (from the newest when `None`); `None` when
+    /// there is no such refund.
+    pub(crate) fn paypro_refunds_after(
+        &self,
+        after: Option<&str>,
+        want: usize,
+    ) -> Option<Vec<PayProRefund>> {
+        Listing {
+            added: &self.overlay.paypro_refunds,
+            id: |refund: &PayProRefund| refund.id.as_str(),
+            items_of: &Generator::paypro_refunds_of,
+        }
+        .after(&self.generator, after, want)
+    }
+
+    /// Up to `want` chargebacks after the chargeback `after` (from the newest when `None`);
+    /// `None` when there is no such chargeback.
+    pub(crate) fn paypro_chargebacks_after(
+        &self,
+        after: Option<&str>,
+        want: usize,
+    ) -> Option<Vec<PayProChargeback>> {
+        Listing {
+            added: &self.overlay.paypro_chargebacks,
+            id: |chargeback: &PayProChargeback| chargeback.id.as_str(),
+            items_of: &Generator::paypro_chargebacks_of,
+        }
+        .after(&self.generator, after, want)
+    }
+
+    /// The payment with `id`, as served now.
+    pub(crate) fn paypro_by_id(&self, id: &str) -> Option<PayProPayment> {
+        self.paypro_position(id).map(|at| self.paypro_at(at))
+    }
+
+    /// Adds an event at the top of the feed, made `now`; returns its id.
+    pub(crate) fn add_paypro_event(
+        &mut self,
+        event_type: &str,
+        payload: PayProPayload,
+        now: DateTime<Utc>,
+    ) -> String {
+        let id = format!("EVNEW{:013}", self.overlay.paypro_events.len());
+        self.overlay.paypro_events.push(PayProEvent {
+            id: id.clone(),
+            kind: "event",
+            event_type: event_type.to_owned(),
+            payload,
+            created_at: utc(now),
+        });
+        id
+    }
+
+    /// Refunds `amount` minor units of a paid payment `now`: the payment's `refunded_amount`
+    /// grows by it, and a completed refund and its `refund.created` event are added. `None`
+    /// (and nothing changes) for an unknown or unpaid payment or an amount that is not in
+    /// `1..=` what is left to refund.
+    pub(crate) fn refund_paypro(
+        &mut self,
+        payment_id: &str,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let payment = self.paypro_by_id(payment_id)?;
+        if amount <= 0
+            || payment.paid_at.is_none()
+            || amount > payment.amount - payment.refunded_amount
+        {
+            return None;
+        }
+        let refund = PayProRefund {
+            id: format!("PRNEW{:013}", self.overlay.paypro_refunds.len()),
+            kind: "refund",
+            amount,
+            currency: payment.currency,
+            description: Some(format!("Refund of {}", payment.description)),
+            payment: payment.id.clone(),
+            reason: None,
+            refunded_at: Some(utc(now)),
+            state: "completed".to_owned(),
+            created_at: utc(now),
+        };
+        self.overlay.paypro_state.insert(
+            payment.id.clone(),
+            (payment.state.clone(), payment.refunded_amount + amount),
+        );
+        self.overlay.paypro_refunds.push(refund.clone());
+        let id = refund.id.clone();
+        self.add_paypro_event("refund.created", PayProPayload::Refund(refund), now);
+        Some(id)
+    }
+
+    /// Charges back `amount` minor units of a paid payment `now`: a chargeback (`completed`, or
+    /// `processing` when not `completed`) and its `chargeback.created` event are added; the
+    /// payment itself is served as before. `None` (and nothing changes) for an unknown or
+    /// unpaid payment or an amount that is not in `1..=` the payment's amount.
+    pub(crate) fn charge_back_paypro(
+        &mut self,
+        payment_id: &str,
+        amount: i64,
+        completed: bool,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let payment = self.paypro_by_id(payment_id)?;
+        if amount <= 0 || payment.paid_at.is_none() || amount > payment.amount {
+            return None;
+        }
+        let chargeback = PayProChargeback {
+            id: format!("PCNEW{:013}", self.overlay.paypro_chargebacks.len()),
+            kind: "chargeback",
+            amount,
+            currency: payment.currency,
+            description: Some(format!("Chargeback of {}", payment.description)),
+            payment: payment.id.clone(),
+            reason: Some(CHARGEBACK_REASONS[0].to_owned()),
+            state: if completed { "completed" } else { "processing" }.to_owned(),
+            charged_back_at: completed.then(|| utc(now)),
+            created_at: utc(now),
+        };
+        self.overlay.paypro_chargebacks.push(chargeback.clone());
+        let id = chargeback.id.clone();
+        self.add_paypro_event(
+            "chargeback.created",
+            PayProPayload::Chargeback(chargeback),
+            now,
+        );
+        Some(id)
+    }
+
+    /// Pays an unpaid payment `now`: its state becomes `paid` with `paid_at` now, and a
+    /// `payment.paid` event carrying it is added; returns the event's id. `None` (and nothing
+    /// changes) for an unknown or already paid payment.
+    pub(crate) fn pay_paypro(&mut self, payment_id: &str, now: DateTime<Utc>) -> Option<String> {
+        let payment = self.paypro_by_id(payment_id)?;
+        if payment.paid_at.is_some() {
+            return None;
+        }
+        self.overlay.paypro_state.insert(
+            payment.id.clone(),
+            ("paid".to_owned(), payment.refunded_amount),
+        );
+        self.overlay
+            .paypro_paid_at
+            .insert(payment.id.clone(), utc(now));
+        let paid = self.paypro_by_id(payment_id)?;
+        Some(self.add_paypro_event("payment.paid", PayProPayload::Payment(paid), now))
+    }
+
+    /// The newest generated payment created at least `age` before the anchor that is paid
+    /// (`paid` or `completed`, as served now) with nothing refunded.
+    pub(crate) fn old_paid_paypro(&self, age: Duration) -> Option<PayProPayment> {
+        let by = (self.generator.anchor - age).timestamp();
+        let inserted = self.overlay.paypro_inserted.len();
+        (self.generator.first_paypro_created_by(by)..self.generator.paypro_payments)
+            .map(|i| self.paypro_at(inserted + i))
+            .find(|p| matches!(p.state.as_str(), "paid" | "completed") && p.refunded_amount == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Generator, default_anchor};
+
+    fn generator(payments: usize, spacing: i64) -> Generator {
+        Generator {
+            seed: 7,
+            mkp_links: 0,
+            paypro_payments: payments,
+            anchor: default_anchor(),
+            paypro_spacing: spacing,
+        }
+    }
+
+    #[test]
+    fn every_generated_item_is_made_within_the_window_of_its_payment() {
+        for spacing in [1, 5, 360, 86_400] {
+            let generator = generator(400, spacing);
+            for i in 0..400 {
+                let created = generator.paypro_created(i).timestamp();
+                let events = generator.paypro_events_of(i);
+                assert!(
+                    events
+                        .iter()
+                        .any(|(_, e)| e.event_type == "payment.created")
+                );
+                for (key, _) in events {
+                    assert!(
+                        (created..created + ITEM_WINDOW).contains(&key.at),
+                        "spacing {spacing}, payment {i}"
+                    );
+                }
+                if i > 0 {
+                    assert!(generator.paypro_created(i - 1) > generator.paypro_created(i));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_merge_lists_every_item_once_newest_first_from_any_point() {
+        for spacing in [1, 360] {
+            let generator = generator(300, spacing);
+            let mut all: Vec<(Key, PayProEvent)> = (0..300)
+                .flat_map(|i| generator.paypro_events_of(i))
+                .collect();
+            all.sort_by_key(|(key, _)| Reverse(*key));
+            let expected: Vec<String> = all.iter().map(|(_, e)| e.id.clone()).collect();
+            let merged: Vec<String> = generator
+                .merged(None, usize::MAX, &Generator::paypro_events_of)
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(merged, expected, "spacing {spacing}");
+            for from in [0, 1, 17, 250, all.len() - 1] {
+                let rest: Vec<String> = generator
+                    .merged(Some(all[from].0), 7, &Generator::paypro_events_of)
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect();
+                let end = (from + 8).min(all.len());
+                assert_eq!(
+                    rest,
+                    expected[from + 1..end],
+                    "spacing {spacing}, after {from}"
+                );
+            }
+        }
+    }
+}
