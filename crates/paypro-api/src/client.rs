@@ -2,10 +2,17 @@
 
 use async_trait::async_trait;
 use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
-use payments_model::{Cursor, ListingOrder, Page, Payment, PaymentSource, Rejected, SourceError};
+use payments_model::{
+    Cursor, ListingOrder, Page, Payment, PaymentSource, RateLimitHeaders, Rejected, SourceError,
+};
 use serde::Deserialize;
 
 use crate::decode_page;
+use crate::feed::{
+    Chargeback, DecodedPage, Event, Refund, decode_chargebacks_page, decode_events_page,
+    decode_payment, decode_refunds_page,
+};
+use crate::map::path_safe;
 
 /// PayPro's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.paypro.nl";
@@ -50,7 +57,8 @@ fn error_message(body: &[u8]) -> Option<String> {
 }
 
 /// A client for PayPro's `GET /payments`, most recent first, `limit` per page (100 by default),
-/// following `_links.next`.
+/// following `_links.next`; and for its change feeds `GET /events`, `/refunds` and
+/// `/chargebacks` (same envelope and paging), and `GET /payments/{id}`.
 #[derive(Debug)]
 pub struct PayProClient {
     api: ApiClient,
@@ -94,7 +102,150 @@ impl PayProClient {
 
     /// The address of the first page, with this client's `limit`.
     fn first_page(&self) -> String {
-        format!("/payments?limit={}", self.limit)
+        self.first_page_of("payments")
+    }
+
+    /// The address of the first page of `listing` (`events`), with this client's `limit`.
+    fn first_page_of(&self, listing: &str) -> String {
+        format!("/{listing}?limit={}", self.limit)
+    }
+
+    /// `GET /{listing}` at `page` (`None`: the first page), decoded with `decode`, with where
+    /// the listing continues, checked against the origin and the listing.
+    async fn list_page<T>(
+        &self,
+        listing: &str,
+        page: Option<&str>,
+        decode: fn(&[u8]) -> Result<DecodedPage<T>, serde_json::Error>,
+    ) -> Result<Fetched<ListPage<T>>, SourceError> {
+        let first = self.first_page_of(listing);
+        let request = page.unwrap_or(&first);
+        let fetched = self.api.get(request).await?;
+        let decoded =
+            decode(&fetched.value).map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        let next = decoded
+            .links
+            .next
+            .as_deref()
+            .map(|next| self.api.relative_next(request, next))
+            .transpose()?;
+        Ok(Fetched {
+            value: ListPage {
+                items: decoded.items,
+                rejected: decoded.rejected,
+                next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// `GET /events`: the page at `page` (relative to the base URL, as a previous page's `next`
+    /// gave it; `None`: the first page, the newest events, with this client's `limit`), newest
+    /// first, with where the feed continues (older events).
+    ///
+    /// Each event is mapped on its own, its payload by the payload's own `type`: a payment as
+    /// the listing maps it, a [`Refund`], a [`Chargeback`], or [`crate::EventPayload::Other`]
+    /// for anything else (an unknown event or payload type is never an error). An event that
+    /// cannot be mapped is set aside whole with its reason, naming the event and the field
+    /// (`payload.amount`); the rest of the page is kept.
+    pub async fn events_page(
+        &self,
+        page: Option<&str>,
+    ) -> Result<Fetched<EventsPage>, SourceError> {
+        let fetched = self.list_page("events", page, decode_events_page).await?;
+        Ok(Fetched {
+            value: EventsPage {
+                events: fetched.value.items,
+                rejected: fetched.value.rejected,
+                next: fetched.value.next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// `GET /refunds`: the page at `page` (`None`: the first page, the newest refunds), newest
+    /// first, each refund mapped on its own (one that cannot be is set aside whole with its
+    /// reason), with where the listing continues.
+    pub async fn refunds_page(
+        &self,
+        page: Option<&str>,
+    ) -> Result<Fetched<RefundsPage>, SourceError> {
+        let fetched = self.list_page("refunds", page, decode_refunds_page).await?;
+        Ok(Fetched {
+            value: RefundsPage {
+                refunds: fetched.value.items,
+                rejected: fetched.value.rejected,
+                next: fetched.value.next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// `GET /chargebacks`: the page at `page` (`None`: the first page, the newest
+    /// chargebacks), newest first, each chargeback mapped on its own (one that cannot be is set
+    /// aside whole with its reason), with where the listing continues.
+    pub async fn chargebacks_page(
+        &self,
+        page: Option<&str>,
+    ) -> Result<Fetched<ChargebacksPage>, SourceError> {
+        let fetched = self
+            .list_page("chargebacks", page, decode_chargebacks_page)
+            .await?;
+        Ok(Fetched {
+            value: ChargebacksPage {
+                chargebacks: fetched.value.items,
+                rejected: fetched.value.rejected,
+                next: fetched.value.next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// `GET /payments/{id}`: one payment by PayPro's id (`PP…`), mapped as the listing maps
+    /// it: `Some(Ok(payment))`; `Some(Err(rejected))` when it cannot be mapped (kept whole with
+    /// the reason, like a bad record of a page); `None` when PayPro answers 404 (there is no
+    /// such payment).
+    ///
+    /// An id that cannot be sent in a URL path as it is (empty, or holding anything but
+    /// letters, digits, `_` and `-`) is refused before any request, with
+    /// [`SourceError::Refused`] naming the id. An answer about another payment than the one
+    /// asked for is a [`SourceError::BadResponse`].
+    pub async fn payment(
+        &self,
+        id: &str,
+    ) -> Result<Fetched<Option<Result<Payment, Rejected>>>, SourceError> {
+        path_safe(id).map_err(|problem| {
+            SourceError::Refused(format!("{} payment id {problem}", self.api.provider().name))
+        })?;
+        let fetched = match self.api.get(&format!("/payments/{id}")).await {
+            Ok(fetched) => fetched,
+            Err(SourceError::NotFound { .. }) => {
+                return Ok(Fetched {
+                    value: None,
+                    rate_limit: RateLimitHeaders::default(),
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        let value = decode_payment(&fetched.value)
+            .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        if let Ok(payment) = &value
+            && payment.source_id != id
+        {
+            return Err(SourceError::BadResponse {
+                provider: self.api.provider().name,
+                status: 200,
+                problem: format!(
+                    "asked for payment `{id}`, the answer is payment `{}`",
+                    payment.source_id.escape_default()
+                ),
+                excerpt: String::new(),
+            });
+        }
+        Ok(Fetched {
+            value: Some(value),
+            rate_limit: fetched.rate_limit,
+        })
     }
 
     /// `GET /payments`: the page at `page` (relative to the base URL; `None`: the first page,
@@ -134,6 +285,48 @@ pub struct PaymentsPage {
     pub rejected: Vec<Rejected>,
     /// Where the listing continues (relative to the base URL, with PayPro's opaque cursor);
     /// `None` on the last page. A `_links.next` on another origin is refused.
+    pub next: Option<String>,
+}
+
+/// A page of one of PayPro's other listings, as [`PayProClient`] reads it.
+struct ListPage<T> {
+    items: Vec<T>,
+    rejected: Vec<Rejected>,
+    next: Option<String>,
+}
+
+/// A page of events, as [`PayProClient::events_page`] maps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventsPage {
+    /// The events that mapped, newest first.
+    pub events: Vec<Event>,
+    /// The events that did not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the feed continues with older events (relative to the base URL, with PayPro's
+    /// opaque cursor); `None` on the last page. A `_links.next` on another origin or listing is
+    /// refused.
+    pub next: Option<String>,
+}
+
+/// A page of refunds, as [`PayProClient::refunds_page`] maps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefundsPage {
+    /// The refunds that mapped, newest first.
+    pub refunds: Vec<Refund>,
+    /// The refunds that did not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the listing continues (relative to the base URL); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A page of chargebacks, as [`PayProClient::chargebacks_page`] maps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChargebacksPage {
+    /// The chargebacks that mapped, newest first.
+    pub chargebacks: Vec<Chargeback>,
+    /// The chargebacks that did not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the listing continues (relative to the base URL); `None` on the last page.
     pub next: Option<String>,
 }
 

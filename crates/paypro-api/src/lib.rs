@@ -4,6 +4,11 @@
 //! Amounts arrive in minor units (cents) and become exact [`payments_model::Money`]; the
 //! `state` word and `refunded_amount` together decide the unified status.
 //!
+//! PayPro's change feeds are read by the same client, one page at a time, newest first:
+//! [`PayProClient::events_page`] (each [`Event`]'s payload mapped by its own `type`: a payment,
+//! a [`Refund`], a [`Chargeback`], or [`EventPayload::Other`]), [`PayProClient::refunds_page`],
+//! [`PayProClient::chargebacks_page`], and one payment by id with [`PayProClient::payment`].
+//!
 //! # Examples
 //!
 //! ```
@@ -21,15 +26,41 @@
 //! assert_eq!(payment.method.as_deref(), Some("ideal"));
 //! # Ok::<(), serde_json::Error>(())
 //! ```
+//!
+//! An event's payload, a completed chargeback:
+//!
+//! ```
+//! use paypro_api::{EventPayload, decode_events_page};
+//!
+//! let page = decode_events_page(br#"{"type":"list","count":1,"_links":{},"data":[
+//!     {"id":"EV1","type":"event","event_type":"chargeback.created","created_at":"2024-08-20T08:00:00+02:00",
+//!      "payload":{"id":"PC1","type":"chargeback","amount":1500,"currency":"EUR","payment":"PP1",
+//!                 "reason":"MD06","state":"completed","charged_back_at":"2024-08-20T08:00:00+02:00",
+//!                 "created_at":"2024-08-20T08:00:00+02:00"}}
+//! ]}"#)?;
+//! let EventPayload::Chargeback(chargeback) = &page.items[0].payload else { unreachable!() };
+//! assert!(chargeback.is_completed());
+//! assert_eq!(chargeback.unified_payment_id(), "paypro:PP1");
+//! assert_eq!(chargeback.amount.amount_string(), "15.00");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod client;
+mod feed;
 mod map;
 mod wire;
 
 pub use client::{
-    DEFAULT_BASE_URL, DEFAULT_LIMIT, PayProClient, PayProSource, PaymentsPage, TEST_BASE_URL,
-    USER_AGENT,
+    ChargebacksPage, DEFAULT_BASE_URL, DEFAULT_LIMIT, EventsPage, PayProClient, PayProSource,
+    PaymentsPage, RefundsPage, TEST_BASE_URL, USER_AGENT,
+};
+pub use feed::{
+    Chargeback, DecodedPage, Event, EventPayload, Refund, decode_chargebacks_page,
+    decode_events_page, decode_payment, decode_refunds_page,
 };
 pub use map::{PROCESSOR, decode_page, map_payments};
-pub use wire::{List, ListLinks, PayMethod, PayMethodField, PayProPayment, PaymentLinks};
+pub use wire::{
+    List, ListLinks, ObjectLinks, PayMethod, PayMethodField, PayProChargeback, PayProEvent,
+    PayProPayment, PayProRefund, PaymentLinks,
+};

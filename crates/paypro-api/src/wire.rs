@@ -194,3 +194,131 @@ pub struct PaymentLinks {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mandate: Option<String>,
 }
+
+/// A refund, as PROVIDERS.md documents it (`GET /refunds`, and the payload of its events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayProRefund {
+    /// `PR…`.
+    pub id: String,
+    /// Always `"refund"`.
+    #[serde(rename = "type", default, deserialize_with = "tolerant::text")]
+    pub kind: Option<String>,
+    /// The amount refunded, in minor units (an integer or a string of digits).
+    #[serde(deserialize_with = "tolerant::minor_units")]
+    pub amount: i64,
+    /// `"EUR"`.
+    pub currency: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The refunded payment's id (`PP…`).
+    pub payment: String,
+    /// Why, when said.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it was refunded (RFC 3339), or null while it is not (yet).
+    #[serde(default)]
+    pub refunded_at: Option<String>,
+    /// The state word (`processing`, …; open-ended).
+    pub state: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Links to this refund and its payment.
+    #[serde(
+        rename = "_links",
+        default,
+        deserialize_with = "tolerant::empty_list_as_default"
+    )]
+    pub links: ObjectLinks,
+}
+
+/// A chargeback, as PROVIDERS.md documents it (`GET /chargebacks`, and the payload of its
+/// events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayProChargeback {
+    /// `PC…`.
+    pub id: String,
+    /// Always `"chargeback"`.
+    #[serde(rename = "type", default, deserialize_with = "tolerant::text")]
+    pub kind: Option<String>,
+    /// The amount charged back, in minor units (an integer or a string of digits).
+    #[serde(deserialize_with = "tolerant::minor_units")]
+    pub amount: i64,
+    /// `"EUR"`.
+    pub currency: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The charged-back payment's id (`PP…`).
+    pub payment: String,
+    /// The bank's reason code (`MD06`, …).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The state word (`completed`, …; open-ended).
+    pub state: String,
+    /// When it was charged back (RFC 3339), or null while it is not (yet).
+    #[serde(default)]
+    pub charged_back_at: Option<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Links to this chargeback and its payment.
+    #[serde(
+        rename = "_links",
+        default,
+        deserialize_with = "tolerant::empty_list_as_default"
+    )]
+    pub links: ObjectLinks,
+}
+
+/// An event of `GET /events`: `{"id": "EV…", "type": "event", "event_type": "payment.paid",
+/// "payload": {…}, "created_at": …, "_links": {"self": …}}`.
+///
+/// `P` is the payload: by default its raw JSON, as the payload's own `type` says what it is
+/// (a payment, a refund, a chargeback, or something this crate does not read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "P: Deserialize<'de>"))]
+pub struct PayProEvent<P = Box<RawValue>> {
+    /// `EV…`.
+    pub id: String,
+    /// Always `"event"`.
+    #[serde(rename = "type", default, deserialize_with = "tolerant::text")]
+    pub kind: Option<String>,
+    /// `payment.created`, `payment.paid`, `chargeback.created`, `customer.created`, … (the full
+    /// list is not published; expect others).
+    pub event_type: String,
+    /// The object as it was at the event; `None` when missing or null.
+    #[serde(default)]
+    pub payload: Option<P>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Links to this event.
+    #[serde(
+        rename = "_links",
+        default,
+        deserialize_with = "tolerant::empty_list_as_default"
+    )]
+    pub links: ObjectLinks,
+}
+
+/// The `_links` of an event, a refund or a chargeback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLinks {
+    /// The object itself.
+    #[serde(
+        rename = "self",
+        default,
+        deserialize_with = "tolerant::text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub this: Option<String>,
+    /// The payment it belongs to (refunds and chargebacks).
+    #[serde(
+        default,
+        deserialize_with = "tolerant::text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub payment: Option<String>,
+}
