@@ -239,22 +239,37 @@ fn change_the_providers(sandbox: &Sandbox) -> String {
     }
 }
 
-/// How to run this binary again, as the user can type it: through cargo when cargo ran it,
-/// `payments` when that is on PATH, its full path otherwise.
+/// How to run this binary again, as the user can type it here: through cargo when cargo ran
+/// it (with `--manifest-path` outside the workspace), `payments` when that is the first
+/// `payments` on PATH, its full path otherwise.
 fn invocation() -> String {
-    if std::env::var_os("CARGO").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
-        return "cargo run -q -p payments-cli --".to_owned();
+    if std::env::var_os("CARGO").is_some()
+        && let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR")
+    {
+        let manifest_dir = PathBuf::from(manifest_dir);
+        let inside = std::env::current_dir()
+            .ok()
+            .zip(manifest_dir.ancestors().nth(2))
+            .is_some_and(|(here, workspace)| here.starts_with(workspace));
+        return if inside {
+            "cargo run -q -p payments-cli --".to_owned()
+        } else {
+            let manifest = manifest_dir.join("Cargo.toml").display().to_string();
+            format!("cargo run -q --manifest-path {} --", quoted(&manifest))
+        };
     }
     let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
         return "payments".to_owned();
     };
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            dir.join("payments")
-                .canonicalize()
-                .is_ok_and(|found| found == me)
-        })
+    // What a shell runs for `payments`: the first PATH entry that has one.
+    let first_on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("payments"))
+            .find(|candidate| candidate.is_file())
     });
+    let on_path = first_on_path
+        .and_then(|found| found.canonicalize().ok())
+        .is_some_and(|found| found == me);
     if on_path {
         "payments".to_owned()
     } else {

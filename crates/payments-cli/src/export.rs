@@ -171,6 +171,13 @@ pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
         until,
         as_of,
     };
+    if let Some(at) = as_of
+        && store.reconstructed_at(at)?
+    {
+        eprintln!(
+            "note: as of {at}, some payments are known only by their status (their versions were recorded before every field was kept); their other fields are those of a later version"
+        );
+    }
     let write = |out: &mut dyn Write| -> Result<(), CliError> {
         match args.format {
             Format::Csv => write_csv(&store, &filter, args.dialect, out),

@@ -95,6 +95,21 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Whether this build's status table still does not know `word` (a later release may).
+fn still_unknown(source: Source, word: &str) -> bool {
+    let status = match source {
+        Source::Mkp => payments_model::mkp_status(word),
+        Source::PayPro => {
+            let zero = payments_model::Money::zero(payments_model::Currency::EUR);
+            payments_model::paypro_status(word, &zero, None)
+        }
+    };
+    matches!(status, payments_model::PaymentStatus::Unknown(_))
+}
+
+/// How many unknown status words the text report lists per source.
+const WORDS_LISTED: usize = 10;
+
 /// What the ledger knows of one source.
 struct SourceReport {
     source: Source,
@@ -138,7 +153,11 @@ impl SourceReport {
             checkpoint,
             unreadable_checkpoint,
             stale,
-            unknown_words: store.unknown_words(name)?,
+            unknown_words: store
+                .unknown_words(name)?
+                .into_iter()
+                .filter(|(word, _)| still_unknown(source, word))
+                .collect(),
             quarantined: store
                 .quarantine(name)?
                 .into_iter()
@@ -220,11 +239,18 @@ impl SourceReport {
             ));
         }
         if !self.unknown_words.is_empty() {
-            let listed: Vec<String> = self
+            let mut listed: Vec<String> = self
                 .unknown_words
                 .iter()
+                .take(WORDS_LISTED)
                 .map(|(word, at)| format!("{} (since {})", printable(word), time(*at)))
                 .collect();
+            if self.unknown_words.len() > WORDS_LISTED {
+                listed.push(format!(
+                    "… and {} more (--json lists them all)",
+                    self.unknown_words.len() - WORDS_LISTED
+                ));
+            }
             text.push_str(&format!(
                 "  status words the status table does not know: {}; their payments have status `unknown`, the word is in provider_status\n",
                 listed.join(", ")

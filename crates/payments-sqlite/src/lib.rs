@@ -467,6 +467,20 @@ impl SqliteStore {
             .map_err(store_error("cannot read the quarantine"))
     }
 
+    /// Whether the ledger as known at `at` holds a version of which only the status is known
+    /// (migrated from a ledger older than schema 6): its other fields are those of a later
+    /// version, so an export as of `at` shows combinations that may never have existed.
+    pub fn reconstructed_at(&self, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let at = now_text(at);
+        self.connection()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions WHERE status_only = 1 AND observed_at <= ?1 AND superseded_at > ?1)",
+                [at],
+                |row| row.get(0),
+            )
+            .map_err(store_error("cannot read the versions"))
+    }
+
     /// The status words outside the status table that a source's provider has sent, with when
     /// each was first seen, oldest first. Their payments are stored as `unknown`.
     pub fn unknown_words(

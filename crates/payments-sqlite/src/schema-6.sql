@@ -27,6 +27,21 @@ SELECT h.payment_id, p.source, h.from_status, p.created_at_utc,
        h.observed_at, 1
 FROM status_history h JOIN payments p ON p.id = h.payment_id
 ORDER BY h.seq;
+-- Version 5 also replaced a payment when a field other than its status changed (a refund that
+-- kept `partially_refunded`, a description), which left no history row: the current row is
+-- observed from `updated_at`, but the payment was known since its last status move (or its
+-- first sighting). A status-only version bridges that time, with the status it had then.
+INSERT INTO versions (payment_id, source, status, created_at_utc, record, observed_at, superseded_at, status_only)
+SELECT p.id, p.source, COALESCE(last.to_status, p.status), p.created_at_utc,
+       json_set(p.record, '$.status', COALESCE(last.to_status, p.status),
+                '$.provider_status', COALESCE(last.to_provider_status, p.provider_status)),
+       COALESCE(last.observed_at, p.first_seen_at), p.updated_at, 1
+FROM payments p
+LEFT JOIN status_history last ON last.seq = (
+    SELECT MAX(seq) FROM status_history WHERE payment_id = p.id
+)
+WHERE COALESCE(last.observed_at, p.first_seen_at) < p.updated_at
+ORDER BY p.id;
 DROP TABLE status_history;
 
 -- The provider status words outside the status table that the ledger has seen, so that each is

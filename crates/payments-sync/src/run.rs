@@ -258,6 +258,15 @@ impl Prepared {
     /// counts (status moves backwards among them too).
     pub(crate) fn compare(mut self, stored: &HashMap<String, Payment>) -> (Commit, CommitCounts) {
         let mut counts = CommitCounts::default();
+        // A page that lists a payment twice keeps its last copy, once.
+        let mut seen = HashSet::new();
+        let payments = std::mem::take(&mut self.commit.payments);
+        self.commit.payments = payments
+            .into_iter()
+            .rev()
+            .filter(|p| seen.insert(p.id.clone()))
+            .collect();
+        self.commit.payments.reverse();
         self.commit
             .payments
             .retain(|fetched| match stored.get(&fetched.id) {
@@ -391,5 +400,75 @@ impl Policy {
             || since(known.newest_unsettled_at, self.unsettled_since)
             || since(known.newest_payment_at, self.lookback_start)
             || (self.run == RunKind::DeepSweep && since(known.newest_paid_at, self.deep_start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payments_model::{Currency, Money, Source, parse_timestamp};
+
+    fn payment(id: &str, amount: &str) -> Payment {
+        Payment {
+            id: Source::PayPro.payment_id(id),
+            source: Source::PayPro,
+            source_id: id.to_owned(),
+            status: PaymentStatus::Paid,
+            provider_status: "paid".to_owned(),
+            amount: Money::parse(amount, Currency::EUR).unwrap(),
+            refunded_amount: None,
+            created_at: parse_timestamp("2026-10-01T10:00:00Z").unwrap(),
+            paid_at: None,
+            payer_name: None,
+            description: None,
+            method: None,
+            processor: "paypro".to_owned(),
+            processor_reference: None,
+            payment_link_id: None,
+            customer_id: None,
+            fail_reason: None,
+        }
+    }
+
+    fn prepared(payments: Vec<Payment>) -> Prepared {
+        let now = Utc::now();
+        Prepared {
+            payments: payments.len(),
+            commit: Commit {
+                source: "paypro".to_owned(),
+                observed_at: now,
+                payments,
+                rejected: Vec::new(),
+                resolved: Vec::new(),
+                groups: Vec::new(),
+                unknown_words: Vec::new(),
+                checkpoint: new_checkpoint(None, None, &SyncOptions::default(), now),
+            },
+        }
+    }
+
+    #[test]
+    fn a_payment_listed_twice_on_a_page_is_kept_once_in_its_last_copy() {
+        let stored = HashMap::from([(payment("PP1", "1.00").id, payment("PP1", "1.00"))]);
+        let page = vec![
+            payment("PP1", "2.00"),
+            payment("PP2", "5.00"),
+            payment("PP1", "3.00"),
+            payment("PP2", "5.00"),
+        ];
+        let (commit, counts) = prepared(page).compare(&stored);
+        let kept: Vec<(String, String)> = commit
+            .payments
+            .iter()
+            .map(|p| (p.source_id.clone(), p.amount.amount_string()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("PP1".to_owned(), "3.00".to_owned()),
+                ("PP2".to_owned(), "5.00".to_owned())
+            ]
+        );
+        assert_eq!((counts.new, counts.changed, counts.unchanged), (1, 1, 0));
     }
 }

@@ -114,22 +114,75 @@ fn the_demo_tells_its_story_and_its_next_steps_work_as_printed() {
     );
 }
 
-#[test]
-fn the_demo_run_through_cargo_suggests_cargo_run() {
-    let dir = tempfile::tempdir().unwrap();
+/// The first "Next:" step the demo prints, when run as `command` from `cwd`.
+fn demo_next_step(command: &mut std::process::Command, cwd: &std::path::Path) -> String {
+    let db = tempfile::tempdir().unwrap();
     let output = run(
-        payments()
-            .env("CARGO", "cargo")
-            .env("CARGO_MANIFEST_DIR", dir.path())
+        command
+            .current_dir(cwd)
             .arg("demo")
             .arg("--db")
-            .arg(dir.path().join("demo.db")),
+            .arg(db.path().join("demo.db")),
         0,
     );
     let stdout = text(&output.stdout);
+    let next = stdout
+        .split("Next:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    next.lines().next().unwrap().trim().to_owned()
+}
+
+#[test]
+#[cfg(unix)]
+fn the_demo_suggests_what_runs_this_binary_from_where_the_user_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    let manifest_dir = workspace.join("crates/payments-cli");
+    let elsewhere = dir.path().join("elsewhere");
+    for made in [&manifest_dir, &elsewhere] {
+        std::fs::create_dir_all(made).unwrap();
+    }
+    let through_cargo = |cwd: &std::path::Path| {
+        demo_next_step(
+            payments()
+                .env("CARGO", "cargo")
+                .env("CARGO_MANIFEST_DIR", &manifest_dir),
+            cwd,
+        )
+    };
     assert!(
-        stdout.contains("\n  cargo run -q -p payments-cli -- status --db "),
-        "{stdout}"
+        through_cargo(&workspace).starts_with("cargo run -q -p payments-cli -- status --db "),
+        "inside the workspace"
+    );
+    let outside = through_cargo(&elsewhere);
+    let expected = format!(
+        "cargo run -q --manifest-path {} -- status",
+        manifest_dir.join("Cargo.toml").display()
+    );
+    assert!(outside.starts_with(&expected), "{outside}");
+
+    // On PATH, `payments` is suggested only when it is the first `payments` there.
+    let (shadow, real) = (dir.path().join("bin1"), dir.path().join("bin2"));
+    std::fs::create_dir_all(&shadow).unwrap();
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::write(shadow.join("payments"), "#!/bin/sh\necho old\n").unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_payments"), real.join("payments")).unwrap();
+    let with_path = |path: std::ffi::OsString| {
+        let mut command = std::process::Command::new(real.join("payments"));
+        command
+            .env_remove("CARGO")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .env_remove("PAYMENTS_DB")
+            .env("PATH", path);
+        demo_next_step(&mut command, &elsewhere)
+    };
+    let first = with_path(std::env::join_paths([&real, &shadow]).unwrap());
+    assert!(first.starts_with("payments status --db "), "{first}");
+    let shadowed = with_path(std::env::join_paths([&shadow, &real]).unwrap());
+    assert!(
+        shadowed.starts_with(&format!("{} status --db ", env!("CARGO_BIN_EXE_payments"))),
+        "{shadowed}"
     );
 }
 

@@ -97,3 +97,55 @@ async fn status_json_has_the_documented_shape_and_the_exit_code_monitoring_reads
     assert_eq!(status["sources"][1]["last_run"]["outcome"], "failed");
     assert!(status["sources"][1]["last_run"]["error"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_lists_a_few_unknown_words_and_forgets_those_the_status_table_learned() {
+    let sandbox = Sandbox::start(unlimited(28, 0, 100)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    run(
+        payments_for(&sandbox, &db).args(["sync", "--source", "paypro"]),
+        0,
+    );
+    {
+        // Words a hostile provider made up, and one an older release did not know.
+        let ledger = rusqlite::Connection::open(&db).unwrap();
+        for n in 0..12 {
+            ledger
+                .execute(
+                    "INSERT INTO unknown_words VALUES ('paypro', ?, '2026-01-01T00:00:00.000000Z')",
+                    [format!("made_up_{n:02}")],
+                )
+                .unwrap();
+        }
+        ledger
+            .execute(
+                "INSERT INTO unknown_words VALUES ('paypro', 'paid', '2026-01-01T00:00:00.000000Z')",
+                [],
+            )
+            .unwrap();
+    }
+    let status = text(&run(payments_for(&sandbox, &db).arg("status"), 0).stdout);
+    let line = status
+        .lines()
+        .find(|l| l.contains("status words the status table does not know"))
+        .unwrap();
+    assert!(
+        line.contains("made_up_00") && line.contains("more (--json lists them all)"),
+        "{line}"
+    );
+    assert!(!line.contains("made_up_11"), "{line}");
+    assert!(
+        !line.contains("paid ("),
+        "a word the table knows is not listed: {line}"
+    );
+    let json = status_json(&mut payments_for(&sandbox, &db), 0);
+    let words: Vec<&str> = json["sources"][1]["unknown_status_words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["word"].as_str().unwrap())
+        .collect();
+    assert!(words.contains(&"made_up_11"));
+    assert!(!words.contains(&"paid"));
+}

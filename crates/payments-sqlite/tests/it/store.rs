@@ -467,29 +467,35 @@ async fn a_version_1_database_is_migrated_with_its_payments_intact() {
 async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
     let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut payment = None;
-    // A ledger as version 5 wrote it, where a payment went pending → paid → chargeback → paid;
-    // version 5 kept only those status moves.
+    let (mut payment, mut quiet) = (None, None);
+    // A ledger as version 5 wrote it, where a payment went pending → paid → chargeback → paid
+    // and later changed in another field (03-05); version 5 kept only the status moves. Another
+    // payment changed in a field other than its status (02-10) and never moved.
     let path = old_ledger(dir.path(), &sandbox, 5, |payments| {
-        let paid = payments
+        let mut paid = payments
             .iter()
-            .find(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid)
-            .unwrap();
-        payment = Some(paid.clone());
+            .filter(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid);
+        let (moved, other) = (paid.next().unwrap(), paid.next().unwrap());
+        payment = Some(moved.clone());
+        quiet = Some(other.clone());
         format!(
             "UPDATE payments SET first_seen_at = '2026-01-01T10:00:00.000000Z',
-                                 updated_at = '2026-03-01T10:00:00.000000Z'
+                                 updated_at = '2026-03-05T10:00:00.000000Z'
              WHERE id = '{id}';
+             UPDATE payments SET first_seen_at = '2026-01-01T10:00:00.000000Z',
+                                 updated_at = '2026-02-10T10:00:00.000000Z'
+             WHERE id = '{other}';
              INSERT INTO status_history (payment_id, from_status, to_status, from_provider_status,
                                          to_provider_status, observed_at, backwards) VALUES
                ('{id}', 'pending', 'paid', 'open', 'paid', '2026-01-02T10:00:00.000000Z', 0),
                ('{id}', 'paid', 'charged_back', 'paid', 'chargeback', '2026-02-01T10:00:00.000000Z', 0),
                ('{id}', 'charged_back', 'paid', 'chargeback', 'paid', '2026-03-01T10:00:00.000000Z', 1);",
-            id = paid.id
+            id = moved.id,
+            other = other.id,
         )
     })
     .await;
-    let payment = payment.unwrap();
+    let (payment, quiet) = (payment.unwrap(), quiet.unwrap());
     let migrated = SqliteStore::open(&path).unwrap();
     let versions = migrated.versions(&payment.id).unwrap();
     let seen: Vec<(&str, &str, String, Option<String>, bool)> = versions
@@ -517,7 +523,28 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
                 Some(at("03-01")),
                 true
             ),
-            ("paid", "paid", at("03-01"), None, false),
+            // The change of another field on 03-05 left no history row: bridged.
+            ("paid", "paid", at("03-01"), Some(at("03-05")), true),
+            ("paid", "paid", at("03-05"), None, false),
+        ]
+    );
+    let quiet_versions: Vec<(String, Option<String>, bool)> = migrated
+        .versions(&quiet.id)
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v.observed_at.to_rfc3339(),
+                v.superseded_at.map(|at| at.to_rfc3339()),
+                v.status_only,
+            )
+        })
+        .collect();
+    assert_eq!(
+        quiet_versions,
+        [
+            (at("01-01"), Some(at("02-10")), true),
+            (at("02-10"), None, false)
         ]
     );
     // The migrated versions answer "as of" questions about the past.
@@ -543,5 +570,22 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
     assert_eq!(
         status_then("2026-03-01T10:00:00Z"),
         Some(PaymentStatus::Paid)
+    );
+    assert_eq!(
+        status_then("2026-03-03T00:00:00Z"),
+        Some(PaymentStatus::Paid),
+        "no gap between the last move and the current row"
+    );
+    let known_then = all(&migrated, &as_of("2026-01-15T00:00:00Z"));
+    assert!(known_then.iter().any(|p| p.id == quiet.id));
+    assert!(
+        migrated
+            .reconstructed_at("2026-01-15T00:00:00Z".parse().unwrap())
+            .unwrap()
+    );
+    assert!(
+        !migrated
+            .reconstructed_at("2026-03-06T00:00:00Z".parse().unwrap())
+            .unwrap()
     );
 }
