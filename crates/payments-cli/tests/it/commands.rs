@@ -227,8 +227,9 @@ async fn sandbox_output_evaluated_by_a_shell_lets_sync_and_export_reproduce_the_
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("sandbox.env");
     std::fs::write(&env_file, lines.join("\n") + "\n").unwrap();
+    // Loaded as README's cron line loads an env file: `set -a` exports what the file sets.
     let script = format!(
-        "set -e; eval \"$(cat '{env}')\"; export MKP_BASE_URL MKP_API_KEY PAYPRO_BASE_URL PAYPRO_API_KEY; \
+        "set -e; set -a; . '{env}'; set +a; \
          '{bin}' sync --db '{db}' >&2; '{bin}' export --db '{db}' --format ndjson; '{bin}' export --db '{db}' --format csv --output '{csv}'",
         env = env_file.display(),
         bin = env!("CARGO_BIN_EXE_payments"),
