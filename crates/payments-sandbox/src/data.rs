@@ -293,6 +293,8 @@ pub(crate) struct Generator {
     pub(crate) anchor: DateTime<Utc>,
     /// Seconds between generated PayPro payments (at least 1).
     pub(crate) paypro_spacing: i64,
+    /// Seconds between generated MKP links.
+    pub(crate) mkp_link_spacing: i64,
 }
 
 impl Generator {
@@ -327,8 +329,9 @@ impl Generator {
                 1000 + j
             )
         });
-        let age_hours = (self.mkp_links - j) as i64 * 6 + below(&mut r, 5) as i64;
-        let created = self.anchor - Duration::hours(age_hours) - Duration::days(30);
+        let age =
+            (self.mkp_links - j) as i64 * self.mkp_link_spacing + below(&mut r, 5) as i64 * 3600;
+        let created = self.anchor - Duration::seconds(age) - Duration::days(30);
         MkpLink {
             checkout_url: (status == "open").then(|| format!("https://pay.sandbox.invalid/{id}")),
             expires_at: match status {

@@ -493,6 +493,7 @@ mod tests {
             paypro_payments: payments,
             anchor: default_anchor(),
             paypro_spacing: spacing,
+            mkp_link_spacing: 6 * 3600,
         }
     }
 

@@ -258,7 +258,8 @@ pub struct SpoiledLink {
     pub served_id: String,
 }
 
-/// The longest [`SandboxConfig::paypro_spacing`], in seconds: a leap year.
+/// The longest [`SandboxConfig::paypro_spacing`] and [`SandboxConfig::mkp_link_spacing`], in
+/// seconds: a leap year.
 const MAX_SPACING: u64 = 366 * 86_400;
 
 /// How to start a sandbox.
@@ -268,6 +269,11 @@ pub struct SandboxConfig {
     pub seed: u64,
     /// How many MKP payment links.
     pub mkp_links: usize,
+    /// The time between generated MKP links (6 hours; in whole seconds, up to a year): link `j`
+    /// of `n` is created about `n − j` spacings and 30 days before `anchor`, and its payments
+    /// 37 minutes apart after it. A day's spacing and 400 links reach back more than a year, for
+    /// tests of late changes to old MKP payments.
+    pub mkp_link_spacing: Duration,
     /// How many PayPro payments.
     pub paypro_payments: usize,
     /// The newest generated PayPro payment's time; the rest go back from there.
@@ -303,6 +309,7 @@ impl Default for SandboxConfig {
             paypro_payments: 500,
             anchor: default_anchor(),
             paypro_spacing: Duration::from_secs(360),
+            mkp_link_spacing: Duration::from_secs(6 * 3600),
             mkp_key: "mkp_sandbox_key".to_owned(),
             mkp_scopeless_key: "mkp_sandbox_noscope".to_owned(),
             paypro_key: "pp_sandbox_key".to_owned(),
@@ -411,6 +418,7 @@ impl Sandbox {
                 paypro_payments: config.paypro_payments,
                 anchor: config.anchor,
                 paypro_spacing: config.paypro_spacing.as_secs().clamp(1, MAX_SPACING) as i64,
+                mkp_link_spacing: config.mkp_link_spacing.as_secs().min(MAX_SPACING) as i64,
             },
             overlay: Overlay::default(),
         };

@@ -475,6 +475,35 @@ async fn payments_can_be_months_old_with_a_wider_spacing() {
 }
 
 #[tokio::test]
+async fn mkp_links_can_be_more_than_a_year_old_with_a_wider_spacing() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_links: 400,
+        mkp_link_spacing: Duration::from_secs(86_400),
+        paypro_payments: 0,
+        mkp_rate_limit: None,
+        anchor: Utc::now(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let anchor = sandbox.config().anchor;
+    let links = sandbox.mkp_links();
+    assert!(anchor - at(&links[0].created_at) > chrono::Duration::days(400));
+    assert!(anchor - at(&links[399].created_at) < chrono::Duration::days(32));
+    let old_paid = links
+        .iter()
+        .flat_map(|l| sandbox.mkp_payments(&l.id))
+        .find(|p| p.status == "paid" && anchor - at(&p.created_at) > chrono::Duration::days(300))
+        .unwrap();
+    sandbox.set_mkp_payment_status(&old_paid.id, "chargebacked");
+    let now = sandbox.mkp_payments(&old_paid.payment_link_id);
+    assert!(
+        now.iter()
+            .any(|p| p.id == old_paid.id && p.status == "chargebacked")
+    );
+}
+
+#[tokio::test]
 async fn the_same_seed_gives_the_same_feeds_and_another_seed_others() {
     let config = |seed| SandboxConfig {
         seed,
