@@ -309,3 +309,31 @@ fn a_payload_that_cannot_be_mapped_sets_its_event_aside_naming_the_field() {
         }
     );
 }
+
+#[test]
+fn an_event_whose_bytes_are_not_utf8_is_set_aside_and_the_rest_of_the_page_kept() {
+    // The second event's chargeback description ends in a Latin-1 `é` (0xE9), not UTF-8.
+    let mut body = fixture("events-page-1.json");
+    let description = b"\"description\": \"Test Payment\"";
+    let second = body
+        .windows(description.len())
+        .enumerate()
+        .filter(|(_, window)| window == description)
+        .nth(1)
+        .unwrap()
+        .0;
+    body.insert(second + description.len() - 1, 0xE9);
+    let decoded = decode_events_page(&body).unwrap();
+    assert_eq!(decoded.items.len(), 13);
+    assert_eq!(decoded.rejected.len(), 1);
+    let rejected = &decoded.rejected[0];
+    assert_eq!(rejected.source_id.as_deref(), Some("EV0000000000000019"));
+    assert!(
+        rejected
+            .reason
+            .starts_with("record `EV0000000000000019`: field `payload.description`: byte 0xE9"),
+        "{}",
+        rejected.reason
+    );
+    assert!(rejected.raw.contains("Test Payment\\xE9"));
+}
