@@ -233,9 +233,13 @@ impl SourceReport {
             };
             let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), time);
             text.push_str(&format!(
-                "  checkpoint: {state}; last complete run {}; last deep sweep {}\n",
+                "  checkpoint: {state}; last complete run {}\n",
                 at(checkpoint.last_completed_at),
-                at(checkpoint.last_deep_at)
+            ));
+            text.push_str(&format!(
+                "  oldest verification: {} (every payment was read again from {} since then)\n",
+                at(checkpoint.verified_through),
+                self.source.as_str()
             ));
         }
         if !self.unknown_words.is_empty() {
@@ -307,7 +311,7 @@ impl SourceReport {
             json!({
                 "unfinished_run": checkpoint.in_progress().then(|| checkpoint.run.as_str()),
                 "last_completed_at": at(checkpoint.last_completed_at),
-                "last_deep_at": at(checkpoint.last_deep_at),
+                "verified_through": at(checkpoint.verified_through),
             })
         });
         json!({

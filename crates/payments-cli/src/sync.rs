@@ -306,12 +306,8 @@ async fn stop_on_signals(stop: StopSignal) {
 pub(crate) fn summary_line(summary: &Summary) -> String {
     let run = match summary.run {
         Some(payments_sync::RunKind::Full) => "full run",
-        Some(payments_sync::RunKind::DeepSweep) => &format!(
-            "deep sweep (the last {} days, for late refunds and chargebacks)",
-            SyncOptions::default().deep_sweep_window.as_secs() / 86_400
-        ),
+        Some(payments_sync::RunKind::DeepSweep) => "deep sweep",
         Some(payments_sync::RunKind::Incremental) | None => "incremental run",
-        // The CLI runs with the default options, so their window is the one it used.
     };
     let counts = &summary.counts;
     let mut line = format!(

@@ -45,7 +45,9 @@ fn bench(c: &mut Criterion) {
         horizon: None,
         lookback_secs: 86_400,
         last_completed_at: None,
-        last_deep_at: None,
+        reverify_cursor: None,
+        reverify_started_at: None,
+        verified_through: None,
         rate_limit_seen: None,
     };
     let mut next = 0u64;

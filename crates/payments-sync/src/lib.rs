@@ -63,7 +63,7 @@ pub use store::{
     Checkpoint, Commit, CommitCounts, GroupState, MemoryStore, RunKind, RunRecord, SourceState,
     Store, StoreError, Summary, Version,
 };
-pub use syncer::{SyncOptions, Syncer};
+pub use syncer::{DEFAULT_REVERIFY_BUDGET, SyncOptions, Syncer};
 
 /// Why a source's run stopped. The checkpoint keeps the last committed page, so the next run
 /// resumes where this one stopped.

@@ -32,6 +32,13 @@ pub(crate) struct SourceRun {
     groups: HashMap<String, GroupState>,
     summary: Summary,
     finished: bool,
+    /// Pages of the re-verification walk this run may still read (newest-first sources).
+    reverify_left: u32,
+    /// Whether the run is in its re-verification walk.
+    reverifying: bool,
+    /// Whether the next fetch starts a walk of its own (the pager must forget the cursors of
+    /// the walk before).
+    new_walk: bool,
     /// Status words outside the status table the ledger has seen (reported once per ledger).
     unknown_words: HashSet<String>,
     /// Provider ids of the source's quarantined records, to resolve when they map again.
@@ -76,7 +83,16 @@ impl SourceRun {
             horizon: checkpoint.horizon,
             lookback_start: before(started, Duration::from_secs(checkpoint.lookback_secs)),
             unsettled_since: before(now, options.unsettled_window),
-            deep_start: before(started, options.deep_sweep_window),
+            reverify: match (order, checkpoint.run) {
+                (ListingOrder::Groups, RunKind::Incremental) => {
+                    verified_longest_ago(&state.groups, options.reverify_budget as usize)
+                }
+                _ => HashSet::new(),
+            },
+        };
+        let reverify_left = match (order, checkpoint.run) {
+            (ListingOrder::NewestFirst, RunKind::Incremental) => options.reverify_budget,
+            _ => 0,
         };
         SourceRun {
             summary: Summary {
@@ -89,14 +105,28 @@ impl SourceRun {
             policy,
             groups: state.groups,
             finished: false,
+            reverify_left,
+            reverifying: false,
+            new_walk: false,
             unknown_words: state.unknown_words,
             quarantined,
         }
     }
 
+    /// Whether the next fetch starts a walk of its own, once: the pager must then forget the
+    /// cursors it fetched (the re-verification walk may start at the first page again).
+    pub(crate) fn take_new_walk(&mut self) -> bool {
+        std::mem::take(&mut self.new_walk)
+    }
+
     /// Starts the walk again from its first page, keeping the run's kind and horizon (its resume
     /// point was refused).
     pub(crate) fn restart(&mut self) {
+        if self.reverifying {
+            // The re-verification walk's resume point was refused: it starts over next time.
+            self.checkpoint.reverify_cursor = None;
+            self.checkpoint.reverify_started_at = None;
+        }
         self.checkpoint.cursor = None;
         self.finished = false;
     }
@@ -132,9 +162,14 @@ impl SourceRun {
     ) -> Prepared {
         let unknown_words = self.first_unknown_words(&page);
         let fetched_at = self.checkpoint.cursor.take();
-        let next = self
-            .policy
-            .next_cursor(&page, &self.groups, &self.quarantined);
+        let next = if self.reverifying {
+            // The re-verification walk reads on past any horizon, within its budget.
+            self.reverify_left = self.reverify_left.saturating_sub(1);
+            page.next.clone().filter(|next| !next.is_exhausted())
+        } else {
+            self.policy
+                .next_cursor(&page, &self.groups, &self.quarantined)
+        };
         let mut resolved: Vec<String> = Vec::new();
         let mut groups: Vec<(String, GroupState)> = Vec::new();
         for listed in &page.groups {
@@ -169,21 +204,21 @@ impl SourceRun {
             if !set_aside && !page.rejected.is_empty() {
                 state.holds_quarantined = true;
             }
+            let walk_goes_on = next
+                .as_ref()
+                .and_then(|c| c.groups.first())
+                .is_some_and(|g| g.id == group.id);
+            if !set_aside && !walk_goes_on {
+                state.verified_at = Some(observed_at);
+            }
             if !set_aside {
                 groups.push((group.id.clone(), state.clone()));
             }
         }
-        self.checkpoint.cursor = next;
-        self.finished = self.checkpoint.cursor.is_none();
         if limiter.is_some() {
             self.checkpoint.rate_limit_seen = limiter;
         }
-        if self.finished {
-            self.checkpoint.last_completed_at = Some(observed_at);
-            if self.checkpoint.run != RunKind::Incremental {
-                self.checkpoint.last_deep_at = Some(observed_at);
-            }
-        }
+        self.move_on(next, observed_at);
         self.summary.quarantined += page.rejected.len() as u64;
         resolved.extend(
             page.payments
@@ -230,6 +265,52 @@ impl SourceRun {
     pub(crate) fn paged(&mut self, requests: u64, waited: Duration) {
         self.summary.requests = requests;
         self.summary.waited = waited;
+    }
+
+    /// Takes the walk to `next`, and past the end of a walk: a full run has verified everything;
+    /// an incremental run of a newest-first source goes on with its re-verification walk.
+    fn move_on(&mut self, next: Option<Cursor>, now: DateTime<Utc>) {
+        if self.reverifying {
+            self.checkpoint.reverify_cursor = next.clone();
+            if next.is_none() {
+                // The walk reached the end of the listing: everything was read again since it
+                // started.
+                self.checkpoint.verified_through = self.checkpoint.reverify_started_at.take();
+            }
+        }
+        let walk_ended = next.is_none();
+        self.checkpoint.cursor = next;
+        if walk_ended && !self.reverifying && self.reverify_left > 0 {
+            // The main walk is done; the re-verification walk resumes where it stopped.
+            self.reverifying = true;
+            self.new_walk = true;
+            self.checkpoint.cursor = self.checkpoint.reverify_cursor.clone();
+            if self.checkpoint.cursor.is_none() {
+                self.checkpoint.reverify_started_at = Some(now);
+            }
+            return;
+        }
+        if self.reverifying && self.reverify_left == 0 {
+            self.checkpoint.cursor = None;
+        }
+        self.finished = self.checkpoint.cursor.is_none();
+        if !self.finished {
+            return;
+        }
+        self.checkpoint.last_completed_at = Some(now);
+        match self.policy.order {
+            ListingOrder::Groups => {
+                // Every group's last complete read; one never read to the end means not yet.
+                self.checkpoint.verified_through =
+                    self.groups.values().map(|g| g.verified_at).min().flatten();
+            }
+            ListingOrder::NewestFirst if self.checkpoint.run == RunKind::Full => {
+                self.checkpoint.verified_through = Some(self.checkpoint.run_started_at);
+                self.checkpoint.reverify_cursor = None;
+                self.checkpoint.reverify_started_at = None;
+            }
+            ListingOrder::NewestFirst => {}
+        }
     }
 
     /// The status words outside the status table that this ledger sees for the first time,
@@ -309,18 +390,14 @@ fn new_checkpoint(
     now: DateTime<Utc>,
 ) -> Checkpoint {
     let completed = previous.and_then(|c| c.last_completed_at);
-    let last_deep = previous.and_then(|c| c.last_deep_at);
     let run = if options.full || completed.is_none() {
         RunKind::Full
-    } else if last_deep.is_none_or(|at| at <= before(now, options.deep_sweep_after)) {
-        RunKind::DeepSweep
     } else {
         RunKind::Incremental
     };
     let window = match run {
         RunKind::Full => None,
-        RunKind::DeepSweep => Some(options.deep_sweep_window),
-        RunKind::Incremental => Some(options.lookback),
+        RunKind::DeepSweep | RunKind::Incremental => Some(options.lookback),
     };
     let oldest_unsettled = oldest_unsettled.map(|t| t.with_timezone(&Utc));
     let horizon = window.map(|w| {
@@ -334,7 +411,9 @@ fn new_checkpoint(
         horizon,
         lookback_secs: options.lookback.as_secs(),
         last_completed_at: completed,
-        last_deep_at: last_deep,
+        reverify_cursor: previous.and_then(|c| c.reverify_cursor.clone()),
+        reverify_started_at: previous.and_then(|c| c.reverify_started_at),
+        verified_through: previous.and_then(|c| c.verified_through),
         rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
     }
 }
@@ -355,7 +434,21 @@ struct Policy {
     horizon: Option<DateTime<Utc>>,
     lookback_start: DateTime<Utc>,
     unsettled_since: DateTime<Utc>,
-    deep_start: DateTime<Utc>,
+    /// The groups this run re-verifies (read whatever else says), chosen at the start.
+    reverify: HashSet<String>,
+}
+
+/// The ids of the `count` groups verified longest ago (never verified first), for an
+/// incremental run to read again.
+fn verified_longest_ago(groups: &HashMap<String, GroupState>, count: usize) -> HashSet<String> {
+    let mut oldest: Vec<(&Option<DateTime<Utc>>, &String)> =
+        groups.iter().map(|(id, g)| (&g.verified_at, id)).collect();
+    oldest.sort();
+    oldest
+        .into_iter()
+        .take(count)
+        .map(|(_, id)| id.clone())
+        .collect()
 }
 
 impl Policy {
@@ -399,76 +492,6 @@ impl Policy {
             || known.status != group.status
             || since(known.newest_unsettled_at, self.unsettled_since)
             || since(known.newest_payment_at, self.lookback_start)
-            || (self.run == RunKind::DeepSweep && since(known.newest_paid_at, self.deep_start))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use payments_model::{Currency, Money, Source, parse_timestamp};
-
-    fn payment(id: &str, amount: &str) -> Payment {
-        Payment {
-            id: Source::PayPro.payment_id(id),
-            source: Source::PayPro,
-            source_id: id.to_owned(),
-            status: PaymentStatus::Paid,
-            provider_status: "paid".to_owned(),
-            amount: Money::parse(amount, Currency::EUR).unwrap(),
-            refunded_amount: None,
-            created_at: parse_timestamp("2026-10-01T10:00:00Z").unwrap(),
-            paid_at: None,
-            payer_name: None,
-            description: None,
-            method: None,
-            processor: "paypro".to_owned(),
-            processor_reference: None,
-            payment_link_id: None,
-            customer_id: None,
-            fail_reason: None,
-        }
-    }
-
-    fn prepared(payments: Vec<Payment>) -> Prepared {
-        let now = Utc::now();
-        Prepared {
-            payments: payments.len(),
-            commit: Commit {
-                source: "paypro".to_owned(),
-                observed_at: now,
-                payments,
-                rejected: Vec::new(),
-                resolved: Vec::new(),
-                groups: Vec::new(),
-                unknown_words: Vec::new(),
-                checkpoint: new_checkpoint(None, None, &SyncOptions::default(), now),
-            },
-        }
-    }
-
-    #[test]
-    fn a_payment_listed_twice_on_a_page_is_kept_once_in_its_last_copy() {
-        let stored = HashMap::from([(payment("PP1", "1.00").id, payment("PP1", "1.00"))]);
-        let page = vec![
-            payment("PP1", "2.00"),
-            payment("PP2", "5.00"),
-            payment("PP1", "3.00"),
-            payment("PP2", "5.00"),
-        ];
-        let (commit, counts) = prepared(page).compare(&stored);
-        let kept: Vec<(String, String)> = commit
-            .payments
-            .iter()
-            .map(|p| (p.source_id.clone(), p.amount.amount_string()))
-            .collect();
-        assert_eq!(
-            kept,
-            [
-                ("PP1".to_owned(), "3.00".to_owned()),
-                ("PP2".to_owned(), "5.00".to_owned())
-            ]
-        );
-        assert_eq!((counts.new, counts.changed, counts.unchanged), (1, 1, 0));
+            || self.reverify.contains(&group.id)
     }
 }

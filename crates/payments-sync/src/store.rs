@@ -22,7 +22,8 @@ use crate::limiter::LimiterSnapshot;
 pub enum RunKind {
     /// Everything, from the first page.
     Full,
-    /// The last weeks (the deep-sweep window), to catch late refunds and chargebacks.
+    /// The last 90 days, daily, to catch late refunds and chargebacks. No longer planned:
+    /// continuous re-verification replaced it; runs of older versions read back as this.
     DeepSweep,
     /// Only what can have changed since the last run.
     Incremental,
@@ -61,8 +62,18 @@ pub struct Checkpoint {
     pub lookback_secs: u64,
     /// When the last run finished.
     pub last_completed_at: Option<DateTime<Utc>>,
-    /// When the last full run or deep sweep finished.
-    pub last_deep_at: Option<DateTime<Utc>>,
+    /// Where the re-verification walk over the whole listing continues (newest-first sources;
+    /// `None`: from the first page).
+    #[serde(default)]
+    pub reverify_cursor: Option<Cursor>,
+    /// When the current re-verification walk started from the first page.
+    #[serde(default)]
+    pub reverify_started_at: Option<DateTime<Utc>>,
+    /// Every payment the ledger holds was read again from the provider at or after this time:
+    /// the start of the last complete full run or re-verification walk (newest-first sources),
+    /// or the oldest verification of any group (MKP links). `None`: not yet.
+    #[serde(default)]
+    pub verified_through: Option<DateTime<Utc>>,
     /// The rate limiter's state, so that the next run (another process, a cron job right
     /// after) starts its limiter from it.
     #[serde(default)]
@@ -95,6 +106,10 @@ pub struct GroupState {
     /// every run until they map (and their quarantine is resolved).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub holds_quarantined: bool,
+    /// When its payments were last read to the end (`None`: never, or not since it was set
+    /// aside). Re-verification reads the groups verified longest ago first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
 }
 
 /// What a store keeps of a source between runs.

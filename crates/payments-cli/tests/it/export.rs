@@ -54,7 +54,9 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
                 horizon: None,
                 lookback_secs: 86_400,
                 last_completed_at: Some(Utc::now()),
-                last_deep_at: None,
+                reverify_cursor: None,
+                reverify_started_at: None,
+                verified_through: None,
                 rate_limit_seen: None,
             },
         })

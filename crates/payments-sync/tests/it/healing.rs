@@ -9,6 +9,14 @@ use payments_sandbox::{Api, Burst, Faults, RetryAfterForm, Sandbox, SandboxConfi
 use payments_sync::{MemoryStore, RunKind, StopSignal, SyncError, SyncOptions, Syncer};
 use payments_testkit::{data_set, paypro};
 
+/// Incremental runs without re-verification: they read only what can have changed.
+fn only_what_can_have_changed() -> SyncOptions {
+    SyncOptions {
+        reverify_budget: 0,
+        ..SyncOptions::default()
+    }
+}
+
 fn paypro_only(seed: u64, payments: usize) -> SandboxConfig {
     SandboxConfig {
         seed,
@@ -288,7 +296,8 @@ async fn a_group_set_aside_is_read_again_by_every_run_until_it_reads_and_then_re
     });
     let store = Arc::new(MemoryStore::new());
     let run = || async {
-        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        // Without re-verification: only what must be read is.
+        let mut syncer = Syncer::new(store.clone(), only_what_can_have_changed());
         syncer.add_source(source.clone());
         let before = source.requests.load(Ordering::SeqCst);
         let summary = syncer.run().await.remove(0).unwrap();
@@ -417,7 +426,7 @@ async fn payments_quarantined_inside_closed_links_are_read_again_until_they_map(
     payments_testkit::close_and_settle_all_links_but(&sandbox, 0);
     let store = Arc::new(MemoryStore::new());
     let sync = || async {
-        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        let mut syncer = Syncer::new(store.clone(), only_what_can_have_changed());
         syncer.add_source(payments_testkit::mkp(&sandbox));
         syncer.run().await.remove(0).unwrap()
     };
@@ -435,5 +444,84 @@ async fn payments_quarantined_inside_closed_links_are_read_again_until_they_map(
         sandbox.requests().len() - before,
         2,
         "then the closed, settled links are skipped again (20 links: two listing pages)"
+    );
+}
+
+/// One page that lists a payment twice (and another payment twice, unchanged).
+struct ListsTwice;
+
+fn listed(id: &str, amount: &str) -> payments_model::Payment {
+    use payments_model::{Currency, Money, PaymentStatus, Source, parse_timestamp};
+    payments_model::Payment {
+        id: Source::PayPro.payment_id(id),
+        source: Source::PayPro,
+        source_id: id.to_owned(),
+        status: PaymentStatus::Paid,
+        provider_status: "paid".to_owned(),
+        amount: Money::parse(amount, Currency::EUR).unwrap(),
+        refunded_amount: None,
+        created_at: parse_timestamp("2026-10-01T10:00:00Z").unwrap(),
+        paid_at: None,
+        payer_name: None,
+        description: None,
+        method: None,
+        processor: "paypro".to_owned(),
+        processor_reference: None,
+        payment_link_id: None,
+        customer_id: None,
+        fail_reason: None,
+    }
+}
+
+#[payments_model::async_trait]
+impl payments_model::PaymentSource for ListsTwice {
+    fn name(&self) -> &str {
+        "twice"
+    }
+
+    fn order(&self) -> payments_model::ListingOrder {
+        payments_model::ListingOrder::NewestFirst
+    }
+
+    async fn page(
+        &self,
+        _: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::Page, payments_model::SourceError> {
+        Ok(payments_model::Page {
+            payments: vec![
+                listed("PP1", "2.00"),
+                listed("PP2", "5.00"),
+                listed("PP1", "3.00"),
+                listed("PP2", "5.00"),
+            ],
+            ..payments_model::Page::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_payment_listed_twice_on_a_page_is_kept_once_in_its_last_copy() {
+    let store = Arc::new(MemoryStore::new());
+    let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+    syncer.add_source(Arc::new(ListsTwice));
+    let summary = syncer.run().await.remove(0).unwrap();
+    assert_eq!(
+        (
+            summary.counts.new,
+            summary.counts.changed,
+            summary.counts.unchanged
+        ),
+        (2, 0, 0)
+    );
+    let amounts: Vec<String> = store
+        .payments()
+        .iter()
+        .map(|p| format!("{} {}", p.source_id, p.amount.amount_string()))
+        .collect();
+    assert_eq!(amounts, ["PP1 3.00", "PP2 5.00"]);
+    assert_eq!(
+        store.versions("paypro:PP1").len(),
+        1,
+        "no version that changes nothing"
     );
 }

@@ -24,6 +24,14 @@ fn config(links: usize, paypro: usize) -> SandboxConfig {
     }
 }
 
+/// Incremental runs without re-verification: they read only what can have changed.
+fn only_what_can_have_changed() -> SyncOptions {
+    SyncOptions {
+        reverify_budget: 0,
+        ..SyncOptions::default()
+    }
+}
+
 fn fast_retries() -> SyncOptions {
     SyncOptions {
         retry: RetryPolicy {
@@ -103,7 +111,8 @@ async fn an_incremental_run_is_cheap_and_catches_status_changes() {
         .unwrap();
     sandbox.set_paypro_state(&recent.id, "paid", recent.amount);
 
-    let results = sync_both(&store, &sandbox, SyncOptions::default()).await;
+    // (Re-verification off: this run reads only what can have changed.)
+    let results = sync_both(&store, &sandbox, only_what_can_have_changed()).await;
     for result in &results {
         assert_eq!(result.as_ref().unwrap().run, Some(RunKind::Incremental));
     }
@@ -179,61 +188,95 @@ async fn an_incremental_run_is_cheap_and_catches_status_changes() {
 }
 
 #[tokio::test]
-async fn a_deep_sweep_catches_a_late_chargeback_on_a_closed_link_and_flags_backward_moves() {
-    let sandbox = Sandbox::start(config(120, 200)).await.unwrap();
+async fn re_verification_finds_a_chargeback_on_a_300_day_old_payment_within_the_runs_its_budget_implies()
+ {
+    // 120 links three days apart (a year of links), all closed and
+    // settled but one, so that only re-verification reads their payments again.
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_link_spacing: Duration::from_secs(3 * 86_400),
+        ..config(120, 0)
+    })
+    .await
+    .unwrap();
+    close_and_settle_all_links_but(&sandbox, 0);
     let store = Arc::new(MemoryStore::new());
-    for result in sync_both(&store, &sandbox, SyncOptions::default()).await {
-        result.unwrap();
-    }
-    let closed: Vec<String> = sandbox
-        .mkp_links()
-        .into_iter()
-        .filter(|l| l.status == "closed")
-        .map(|l| l.id)
-        .collect();
+    let budget = 10;
+    let options = SyncOptions {
+        reverify_budget: budget,
+        ..SyncOptions::default()
+    };
+    let mkp_only = |options: SyncOptions| {
+        let store = store.clone();
+        let source = mkp(&sandbox);
+        async move {
+            let mut syncer = Syncer::new(store, options);
+            syncer.add_source(source);
+            syncer.run().await.remove(0).unwrap()
+        }
+    };
+    mkp_only(options.clone()).await;
+    let now = chrono::Utc::now();
     let old_paid = store
         .payments()
         .into_iter()
-        .find(|p| {
-            p.status == PaymentStatus::Paid
-                && p.payment_link_id
-                    .as_ref()
-                    .is_some_and(|l| closed.contains(l))
-        })
-        .expect("a paid payment on a closed link");
-    sandbox.set_mkp_payment_status(&old_paid.source_id, "chargebacked");
-    let deep = SyncOptions {
-        deep_sweep_after: Duration::ZERO,
+        .filter(|p| p.status == PaymentStatus::Paid)
+        .find(|p| (now - p.created_at.with_timezone(&chrono::Utc)).num_days() >= 300)
+        .expect("a payment paid 300 days ago");
+    // What an incremental run reads without re-verification (the link list, recent links).
+    let baseline = mkp_only(SyncOptions {
+        reverify_budget: 0,
         ..SyncOptions::default()
-    };
-    let results = sync_both(&store, &sandbox, deep).await;
-    assert_eq!(results[0].as_ref().unwrap().run, Some(RunKind::DeepSweep));
-    let after = store
-        .payments()
-        .into_iter()
-        .find(|p| p.id == old_paid.id)
+    })
+    .await
+    .requests;
+    let pages_per_link = sandbox
+        .mkp_links()
+        .iter()
+        .map(|l| sandbox.mkp_payments(&l.id).len().div_ceil(15).max(1) as u64)
+        .max()
         .unwrap();
-    assert_eq!(after.status, PaymentStatus::ChargedBack);
+    sandbox.set_mkp_payment_status(&old_paid.source_id, "chargebacked");
 
-    // The provider moves it back to paid (a reversed chargeback): kept and flagged, not hidden.
-    sandbox.set_mkp_payment_status(&old_paid.source_id, "paid");
-    let results = sync_both(&store, &sandbox, SyncOptions::full()).await;
-    assert_eq!(results[0].as_ref().unwrap().counts.backwards, 1);
+    // Each incremental run re-reads the `budget` links verified longest ago: every link is read
+    // again within ceil(links / budget) runs.
+    let links = sandbox.mkp_links().len() as u32;
+    let bound = links.div_ceil(budget);
+    let mut runs = 0;
+    while store
+        .payments()
+        .iter()
+        .any(|p| p.id == old_paid.id && p.status != PaymentStatus::ChargedBack)
+    {
+        runs += 1;
+        assert!(runs <= bound, "not charged back after {bound} runs");
+        let summary = mkp_only(options.clone()).await;
+        assert_eq!(summary.run, Some(RunKind::Incremental));
+        // What must be read anyway, plus at most the budget's links.
+        assert!(
+            summary.requests <= baseline + u64::from(budget) * pages_per_link,
+            "{summary:?}, baseline {baseline}"
+        );
+    }
     let versions = store.versions(&old_paid.id);
     let statuses: Vec<&PaymentStatus> = versions.iter().map(|v| &v.payment.status).collect();
     assert_eq!(
         statuses,
-        [
-            &PaymentStatus::Paid,
-            &PaymentStatus::ChargedBack,
-            &PaymentStatus::Paid
-        ]
+        [&PaymentStatus::Paid, &PaymentStatus::ChargedBack]
     );
-    assert!(!versions[0].backwards_to(&versions[1]));
+
+    // The provider moves it back to paid (a reversed chargeback): kept and flagged, not hidden.
+    sandbox.set_mkp_payment_status(&old_paid.source_id, "paid");
+    let summary = mkp_only(SyncOptions::full()).await;
+    assert_eq!(summary.counts.backwards, 1);
+    let versions = store.versions(&old_paid.id);
     assert!(
         versions[1].backwards_to(&versions[2]),
         "flagged, not hidden"
     );
+
+    // After a full run every link was verified: the checkpoint says since when.
+    let checkpoint = store.checkpoint("mkp").unwrap();
+    assert!(checkpoint.verified_through.is_some_and(|at| at >= now));
 }
 
 #[tokio::test]
@@ -406,7 +449,7 @@ async fn an_incremental_mkp_run_over_1000_links_with_950_closed_and_settled_stay
     close_and_settle_all_links_but(&sandbox, 50);
     let store = Arc::new(MemoryStore::new());
     let run = || async {
-        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        let mut syncer = Syncer::new(store.clone(), only_what_can_have_changed());
         syncer.add_source(mkp(&sandbox));
         syncer.run().await.remove(0).unwrap()
     };
@@ -433,4 +476,129 @@ async fn an_incremental_mkp_run_over_1000_links_with_950_closed_and_settled_stay
         "full {} vs incremental {requests}",
         full.requests
     );
+}
+
+#[tokio::test]
+async fn every_one_of_1000_mkp_links_is_re_verified_within_a_day_of_five_minute_runs() {
+    let sandbox = Sandbox::start(config(1000, 0)).await.unwrap();
+    close_and_settle_all_links_but(&sandbox, 20);
+    let store = Arc::new(MemoryStore::new());
+    let run = |options: SyncOptions| {
+        let store = store.clone();
+        let source = mkp(&sandbox);
+        async move {
+            let mut syncer = Syncer::new(store, options);
+            syncer.add_source(source);
+            syncer.run().await.remove(0).unwrap()
+        }
+    };
+    run(SyncOptions::default()).await;
+    let started = chrono::Utc::now();
+    let verified_since_started = || {
+        let checkpoint = store.checkpoint("mkp").unwrap();
+        checkpoint.verified_through.is_some_and(|at| at >= started)
+    };
+    // A day of cron every five minutes is 288 runs.
+    let mut runs = 0;
+    while !verified_since_started() {
+        runs += 1;
+        assert!(
+            runs <= 288,
+            "some link was not re-verified within a day of runs"
+        );
+        run(SyncOptions::default()).await;
+    }
+    let budget = payments_sync::DEFAULT_REVERIFY_BUDGET as usize;
+    assert!(runs <= 1000usize.div_ceil(budget), "{runs} runs");
+
+    // With MKP's limit (scaled down: 60 per 300 ms), a run waits at most one window, as a cron
+    // run five minutes after the last one would (the window has emptied in between).
+    let window = Duration::from_millis(300);
+    for _ in 0..3 {
+        tokio::time::sleep(window).await;
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source_with_rate_limit(
+            mkp(&sandbox),
+            Some(payments_sync::RateLimit::per(60, window)),
+        );
+        let summary = syncer.run().await.remove(0).unwrap();
+        assert!(
+            summary.requests > 60,
+            "the run needs more than one window: {summary:?}"
+        );
+        assert!(summary.waited <= window, "{summary:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_paypro_re_verification_walk_resumes_run_after_run_and_finds_a_silent_change() {
+    // 2,000 payments three hours apart: 20 pages, 250 days.
+    let sandbox = Sandbox::start(SandboxConfig {
+        paypro_spacing: Duration::from_secs(3 * 3600),
+        ..config(0, 2000)
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let budget = 4;
+    let run = |options: SyncOptions| {
+        let store = store.clone();
+        let source = paypro(&sandbox);
+        async move {
+            let mut syncer = Syncer::new(store, options);
+            syncer.add_source(source);
+            syncer.run().await.remove(0).unwrap()
+        }
+    };
+    let options = SyncOptions {
+        reverify_budget: budget,
+        ..SyncOptions::default()
+    };
+    run(options.clone()).await;
+    let first = store
+        .checkpoint("paypro")
+        .unwrap()
+        .verified_through
+        .unwrap();
+    let baseline = run(SyncOptions {
+        reverify_budget: 0,
+        ..SyncOptions::default()
+    })
+    .await
+    .requests;
+    // A change the provider reports nowhere but in the payment itself, 200 days back.
+    let old = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(200 * 86_400))
+        .unwrap();
+    sandbox.set_paypro_state(&old.id, "paid", old.amount / 2);
+    let id = format!("paypro:{}", old.id);
+    let pages = 2000u32.div_ceil(100);
+    let mut runs = 0;
+    while store
+        .payments()
+        .iter()
+        .any(|p| p.id == id && p.status != PaymentStatus::PartiallyRefunded)
+    {
+        runs += 1;
+        assert!(
+            runs <= pages.div_ceil(budget) + 1,
+            "not found after {runs} runs"
+        );
+        let summary = run(options.clone()).await;
+        assert_eq!(summary.run, Some(RunKind::Incremental));
+        assert!(
+            summary.requests <= baseline + u64::from(budget),
+            "{summary:?}"
+        );
+    }
+    // Once the walk reaches the end of the listing, the ledger is verified since it started.
+    for _ in 0..=pages.div_ceil(budget) {
+        run(options.clone()).await;
+    }
+    let through = store
+        .checkpoint("paypro")
+        .unwrap()
+        .verified_through
+        .unwrap();
+    assert!(through > first, "{through} after {first}");
 }
