@@ -50,6 +50,7 @@ impl PaymentLinkPayment {
             payment_link_id: self.payment_link_id.or_else(|| link.map(|l| l.id.clone())),
             customer_id: None,
             fail_reason: None,
+            charged_back_amount: None,
             source_id: self.id,
         })
     }

@@ -95,6 +95,11 @@ pub struct Payment {
     pub customer_id: Option<String>,
     /// Why it failed (PayPro), as the provider worded it.
     pub fail_reason: Option<String>,
+    /// How much was charged back, when a completed chargeback is known (PayPro's change feed).
+    /// The status is then `charged_back`, also for a partial chargeback (an amount below
+    /// `amount`), whatever the provider's `state` says; `provider_status` keeps that word. It
+    /// stays with the payment when a listing that does not show chargebacks reads it again.
+    pub charged_back_amount: Option<Money>,
 }
 
 impl Payment {
@@ -147,11 +152,15 @@ pub struct PaymentRecord<'a> {
     pub customer_id: Option<Cow<'a, str>>,
     /// See [`Payment::fail_reason`].
     pub fail_reason: Option<Cow<'a, str>>,
+    /// Exact amount string or null: see [`Payment::charged_back_amount`]. (Added last, after
+    /// the first release's 18 fields; a record written before reads back with null.)
+    #[serde(default)]
+    pub charged_back_amount: Option<Cow<'a, str>>,
 }
 
 impl PaymentRecord<'_> {
     /// The export's field names, in order: the CSV header.
-    pub const FIELDS: [&'static str; 18] = [
+    pub const FIELDS: [&'static str; 19] = [
         "id",
         "source",
         "source_id",
@@ -170,6 +179,7 @@ impl PaymentRecord<'_> {
         "payment_link_id",
         "customer_id",
         "fail_reason",
+        "charged_back_amount",
     ];
 }
 
@@ -241,6 +251,7 @@ impl<'a> From<&'a Payment> for PaymentRecord<'a> {
             payment_link_id: text(&p.payment_link_id),
             customer_id: text(&p.customer_id),
             fail_reason: text(&p.fail_reason),
+            charged_back_amount: p.charged_back_amount.map(|m| Cow::Owned(m.amount_string())),
         }
     }
 }
@@ -290,6 +301,11 @@ impl TryFrom<PaymentRecord<'_>> for Payment {
             payment_link_id: owned(r.payment_link_id),
             customer_id: owned(r.customer_id),
             fail_reason: owned(r.fail_reason),
+            charged_back_amount: r
+                .charged_back_amount
+                .as_deref()
+                .map(|text| money("charged_back_amount", text))
+                .transpose()?,
         })
     }
 }

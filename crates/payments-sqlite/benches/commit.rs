@@ -29,6 +29,7 @@ fn payment(i: u64) -> Payment {
         payment_link_id: None,
         customer_id: Some("CU7JRN6W6K3DA9".into()),
         fail_reason: None,
+        charged_back_amount: None,
     }
 }
 

@@ -85,7 +85,7 @@ impl SourceRun {
             unsettled_since: before(now, options.unsettled_window),
             reverify: match (order, checkpoint.run) {
                 (ListingOrder::Groups, RunKind::Incremental) => {
-                    verified_longest_ago(&state.groups, options.reverify_budget as usize)
+                    verified_longest_ago(&state.groups, options.reverify_budget)
                 }
                 _ => HashSet::new(),
             },
@@ -200,6 +200,9 @@ impl SourceRun {
             }
             for payment in &page.payments {
                 fold_group_state(state, payment);
+            }
+            if !set_aside {
+                state.pages += 1;
             }
             if !set_aside && !page.rejected.is_empty() {
                 state.holds_quarantined = true;
@@ -438,17 +441,25 @@ struct Policy {
     reverify: HashSet<String>,
 }
 
-/// The ids of the `count` groups verified longest ago (never verified first), for an
-/// incremental run to read again.
-fn verified_longest_ago(groups: &HashMap<String, GroupState>, count: usize) -> HashSet<String> {
-    let mut oldest: Vec<(&Option<DateTime<Utc>>, &String)> =
-        groups.iter().map(|(id, g)| (&g.verified_at, id)).collect();
+/// The groups verified longest ago (never verified first) whose re-reading fits in `budget`
+/// requests (each costs the pages its last read took; at least one group when the budget is not
+/// zero), for an incremental run to read again.
+fn verified_longest_ago(groups: &HashMap<String, GroupState>, budget: u32) -> HashSet<String> {
+    let mut oldest: Vec<(&Option<DateTime<Utc>>, &String, u32)> = groups
+        .iter()
+        .map(|(id, g)| (&g.verified_at, id, g.pages.max(1)))
+        .collect();
     oldest.sort();
-    oldest
-        .into_iter()
-        .take(count)
-        .map(|(_, id)| id.clone())
-        .collect()
+    let mut spent = 0;
+    let mut chosen = HashSet::new();
+    for (_, id, cost) in oldest {
+        if budget == 0 || (spent + cost > budget && !chosen.is_empty()) {
+            break;
+        }
+        spent += cost;
+        chosen.insert(id.clone());
+    }
+    chosen
 }
 
 impl Policy {

@@ -110,6 +110,13 @@ pub struct GroupState {
     /// aside). Re-verification reads the groups verified longest ago first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<DateTime<Utc>>,
+    /// How many pages of payments its last read took: what re-reading it will cost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pages: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a store keeps of a source between runs.

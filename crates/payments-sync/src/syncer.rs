@@ -29,7 +29,8 @@ pub struct SyncOptions {
     /// changed, so that every payment ever seen is read again within a bounded time, smoothly,
     /// without a daily spike. For a newest-first source (PayPro) it is pages of a walk over the
     /// whole listing that resumes where the last run left it; for a source of groups (MKP) it
-    /// is the groups verified longest ago (at least one request each). 0 turns it off.
+    /// is the groups verified longest ago, as many as fit (each costs the pages its last read
+    /// took; one group is read even when it alone costs more). 0 turns it off.
     pub reverify_budget: u32,
     /// Retries.
     pub retry: RetryPolicy,

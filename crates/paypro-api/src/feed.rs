@@ -103,7 +103,7 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventPayload {
     /// A payment, mapped as `GET /payments` maps it, as it was at the event.
-    Payment(Payment),
+    Payment(Box<Payment>),
     /// A refund.
     Refund(Refund),
     /// A chargeback.
@@ -287,7 +287,11 @@ fn map_event<'t>(text: &'t PageText<'_>, raw: &'t RawValue) -> (Vec<Event>, Vec<
     let one = std::slice::from_ref(&raw);
     match payload_kind(raw.get()) {
         PayloadKind::Payment => text.decode_records(one, |event: PayProEvent<PayProPayment>| {
-            event.to_event(|payment| payment.to_payment().map(EventPayload::Payment))
+            event.to_event(|payment| {
+                payment
+                    .to_payment()
+                    .map(|p| EventPayload::Payment(Box::new(p)))
+            })
         }),
         PayloadKind::Refund => text.decode_records(one, |event: PayProEvent<PayProRefund>| {
             event.to_event(|refund| refund.to_refund().map(EventPayload::Refund))

@@ -66,6 +66,7 @@ impl PayProPayment {
             payment_link_id: None,
             customer_id: self.customer,
             fail_reason: self.fail_reason,
+            charged_back_amount: None,
             source_id: self.id,
         })
     }

@@ -32,6 +32,7 @@ fn hostile(id: &str, created_at: &str) -> Payment {
         payment_link_id: Some("\rplk".into()),
         customer_id: None,
         fail_reason: Some("=1+1".into()),
+        charged_back_amount: None,
     }
 }
 

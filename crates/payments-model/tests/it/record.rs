@@ -23,6 +23,7 @@ fn sample() -> Payment {
         payment_link_id: Some("plk_1".into()),
         customer_id: None,
         fail_reason: None,
+        charged_back_amount: None,
     }
 }
 
@@ -43,8 +44,24 @@ fn json_has_exactly_the_contract_fields_in_order() {
     // The exact text also pins the order of the fields.
     assert_eq!(
         json,
-        r#"{"id":"mkp:plp_abc","source":"mkp","source_id":"plp_abc","status":"unknown","provider_status":"settled","amount":"12.95","currency":"EUR","refunded_amount":"0.00","created_at":"2024-04-29T21:00:00+02:00","paid_at":"2023-06-30T12:44:35Z","payer_name":null,"description":"Lidmaatschap","method":null,"processor":"mollie","processor_reference":"tr_123","payment_link_id":"plk_1","customer_id":null,"fail_reason":null}"#
+        r#"{"id":"mkp:plp_abc","source":"mkp","source_id":"plp_abc","status":"unknown","provider_status":"settled","amount":"12.95","currency":"EUR","refunded_amount":"0.00","created_at":"2024-04-29T21:00:00+02:00","paid_at":"2023-06-30T12:44:35Z","payer_name":null,"description":"Lidmaatschap","method":null,"processor":"mollie","processor_reference":"tr_123","payment_link_id":"plk_1","customer_id":null,"fail_reason":null,"charged_back_amount":null}"#
     );
+}
+
+#[test]
+fn a_record_written_before_chargebacks_were_kept_reads_back() {
+    let mut json: serde_json::Value = serde_json::to_value(sample()).unwrap();
+    json.as_object_mut().unwrap().remove("charged_back_amount");
+    let back: Payment = serde_json::from_value(json).unwrap();
+    assert_eq!(back, sample());
+    let charged = Payment {
+        status: PaymentStatus::ChargedBack,
+        charged_back_amount: Some(Money::parse("5.00", Currency::EUR).unwrap()),
+        ..sample()
+    };
+    let text = serde_json::to_string(&charged).unwrap();
+    assert!(text.ends_with(r#""charged_back_amount":"5.00"}"#), "{text}");
+    assert_eq!(serde_json::from_str::<Payment>(&text).unwrap(), charged);
 }
 
 #[test]

@@ -470,6 +470,7 @@ fn listed(id: &str, amount: &str) -> payments_model::Payment {
         payment_link_id: None,
         customer_id: None,
         fail_reason: None,
+        charged_back_amount: None,
     }
 }
 

@@ -89,7 +89,9 @@ async fn the_event_feed_is_walked_page_by_page_and_every_payload_mapped() {
             sent.created_at
         );
         match (&event.payload, &sent.payload) {
-            (EventPayload::Payment(p), PayProPayload::Payment(s)) => assert_eq!(p, &mapped(s)),
+            (EventPayload::Payment(p), PayProPayload::Payment(s)) => {
+                assert_eq!(p.as_ref(), &mapped(s))
+            }
             (EventPayload::Refund(r), PayProPayload::Refund(s)) => assert_eq!(r, &refund(s)),
             (EventPayload::Chargeback(c), PayProPayload::Chargeback(s)) => {
                 assert_eq!(c, &chargeback(s));
