@@ -321,6 +321,11 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
         counts.unchanged,
         summary.quarantined,
     );
+    if summary.feed_incomplete {
+        line.push_str(
+            ", the change feed no longer reached the last change applied: the whole listing was read again",
+        );
+    }
     if counts.backwards > 0 {
         line.push_str(&format!(
             ", {} moved backwards (every version kept: payments show ID)",

@@ -37,8 +37,8 @@ pub use mapping::{
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{
-    Cursor, Group, ListingOrder, Page, PaymentSource, RateLimit, RateLimitHeaders, SourceError,
-    TransportKind,
+    Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OnePayment, Page, PaymentSource,
+    RateLimit, RateLimitHeaders, SourceError, TransportKind,
 };
 pub use status::{PaymentStatus, mkp_status, paypro_status};
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::{Payment, Rejected};
+use crate::{Money, Payment, Rejected};
 
 /// A source of payments that fetches *one page* at a time and says where to go next.
 ///
@@ -39,6 +39,86 @@ pub trait PaymentSource: Send + Sync {
     ///
     /// Each call makes at most one request to the provider.
     async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError>;
+
+    /// Whether the source has a change feed ([`PaymentSource::changes`] and
+    /// [`PaymentSource::payment`]); `false` by default.
+    fn has_change_feed(&self) -> bool {
+        false
+    }
+
+    /// Fetches the page of the change feed at `cursor` (`None`: the newest changes), newest
+    /// first. Sources without a feed answer an empty last page. At most one request.
+    async fn changes(&self, _cursor: Option<&Cursor>) -> Result<ChangePage, SourceError> {
+        Ok(ChangePage::default())
+    }
+
+    /// Fetches one payment by the provider's id, as the provider reports it now: `None` when
+    /// the provider does not know it (or the source cannot ask). At most one request.
+    async fn payment(&self, _source_id: &str) -> Result<OnePayment, SourceError> {
+        Ok(OnePayment::default())
+    }
+}
+
+/// A page of a change feed, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangePage {
+    /// The changes on this page that could be read, newest first.
+    pub changes: Vec<Change>,
+    /// The entries that could not be read, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the feed continues (older changes); `None` on its last page.
+    pub next: Option<Cursor>,
+    /// What the response said about the rate limit.
+    pub rate_limit: RateLimitHeaders,
+}
+
+/// One change a provider's feed reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The feed's id for it (PayPro: the event id): where a reader of the feed stands.
+    pub id: String,
+    /// When the provider recorded it.
+    pub at: DateTime<FixedOffset>,
+    /// What it says.
+    pub kind: ChangeKind,
+}
+
+/// What a change says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A payment, as it was at the change.
+    Payment(Box<Payment>),
+    /// The payment with this provider id changed in a way its own record shows (a refund):
+    /// read it again.
+    Touched {
+        /// The payment's provider id.
+        source_id: String,
+    },
+    /// A chargeback of the payment with this provider id. A completed one makes the payment
+    /// `charged_back` (see [`Payment::charged_back_amount`]).
+    ChargedBack {
+        /// The payment's provider id.
+        source_id: String,
+        /// How much was charged back.
+        amount: Money,
+        /// Whether the chargeback is completed.
+        completed: bool,
+    },
+    /// Anything else the feed carries (payouts, customers, a type nobody knows yet): counted
+    /// and ignored, never an error.
+    Other {
+        /// The provider's word for it.
+        kind: String,
+    },
+}
+
+/// One payment asked for by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OnePayment {
+    /// The payment (or its record, when it cannot be mapped); `None` when it is unknown.
+    pub payment: Option<Result<Payment, Rejected>>,
+    /// What the response said about the rate limit.
+    pub rate_limit: RateLimitHeaders,
 }
 
 /// The order of a source's top-level listing.

@@ -49,6 +49,7 @@ fn bench(c: &mut Criterion) {
         reverify_cursor: None,
         reverify_started_at: None,
         verified_through: None,
+        feed: None,
         rate_limit_seen: None,
     };
     let mut next = 0u64;

@@ -400,6 +400,7 @@ impl SqliteStore {
                             },
                             quarantined: count(10)?,
                             waited: Duration::from_millis(count(11)?),
+                            feed_incomplete: false,
                         },
                         error: row.get(12)?,
                     })

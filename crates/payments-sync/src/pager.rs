@@ -6,11 +6,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use payments_model::{Cursor, Page, Payment, PaymentSource, SourceError};
+use futures::future::BoxFuture;
+use payments_model::{
+    ChangePage, Cursor, OnePayment, Page, Payment, PaymentSource, RateLimitHeaders, SourceError,
+};
 
 use crate::limiter::Limiter;
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::{Event, Events, SyncError};
+
+/// An answer from a source, which says what remains of the rate limit.
+trait Answer {
+    fn rate_limit(&self) -> &RateLimitHeaders;
+}
+
+impl Answer for Page {
+    fn rate_limit(&self) -> &RateLimitHeaders {
+        &self.rate_limit
+    }
+}
+
+impl Answer for ChangePage {
+    fn rate_limit(&self) -> &RateLimitHeaders {
+        &self.rate_limit
+    }
+}
+
+impl Answer for OnePayment {
+    fn rate_limit(&self) -> &RateLimitHeaders {
+        &self.rate_limit
+    }
+}
 
 /// How a [`Pager`] behaves.
 #[derive(Clone, Default)]
@@ -96,14 +122,52 @@ impl<'s> Pager<'s> {
                 at: failed_at(),
             });
         }
+        let page = self.call(at, |source| Box::pin(source.page(at))).await?;
+        self.pages += 1;
+        Ok(page)
+    }
+
+    /// Fetches the page of the source's change feed at `at` (`None`: the newest changes), with
+    /// the same retries, pacing and guards as [`Pager::fetch`] (a feed cursor is a walk of its
+    /// own: call [`Pager::new_walk`] between walks that meet the same cursors).
+    pub async fn changes(&mut self, at: Option<&Cursor>) -> Result<ChangePage, SyncError> {
+        let key = format!(
+            "changes:{}",
+            at.map_or_else(String::new, |c| serde_json::to_string(c)
+                .unwrap_or_default())
+        );
+        if !self.seen.insert(key) {
+            return Err(SyncError::RepeatingCursor {
+                source_name: self.source.name().to_owned(),
+                at: at.cloned(),
+            });
+        }
+        self.call(at, |source| Box::pin(source.changes(at))).await
+    }
+
+    /// Fetches one payment by the provider's id, with the same retries and pacing.
+    pub async fn payment(&mut self, source_id: &str) -> Result<OnePayment, SyncError> {
+        self.call(None, |source| Box::pin(source.payment(source_id)))
+            .await
+    }
+
+    /// Makes `request` until it answers or retrying stops, as [`RetryPolicy::decide`] says;
+    /// a failure names `at`, where the walk can resume.
+    async fn call<'a, T: Answer>(
+        &mut self,
+        at: Option<&Cursor>,
+        request: impl Fn(&'a dyn PaymentSource) -> BoxFuture<'a, Result<T, SourceError>>,
+    ) -> Result<T, SyncError>
+    where
+        's: 'a,
+    {
+        let name = self.source.name();
+        let failed_at = || at.cloned();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let error = match self.attempt(at).await {
-                Ok(page) => {
-                    self.pages += 1;
-                    return Ok(page);
-                }
+            let error = match self.attempt(&request).await {
+                Ok(answer) => return Ok(answer),
                 Err(error) => error,
             };
             let wait =
@@ -142,10 +206,17 @@ impl<'s> Pager<'s> {
     }
 
     /// One request, paced by the limiter, which learns from the answer what remains.
-    async fn attempt(&mut self, at: Option<&Cursor>) -> Result<Page, SourceError> {
+    async fn attempt<'a, T: Answer>(
+        &mut self,
+        request: &impl Fn(&'a dyn PaymentSource) -> BoxFuture<'a, Result<T, SourceError>>,
+    ) -> Result<T, SourceError>
+    where
+        's: 'a,
+    {
+        let source: &'a dyn PaymentSource = self.source;
         let Some(limiter) = self.limiter.clone() else {
             self.requests += 1;
-            return self.source.page(at).await;
+            return request(source).await;
         };
         let ahead = limiter.wait_ahead();
         if ahead >= Duration::from_millis(50) {
@@ -163,10 +234,10 @@ impl<'s> Pager<'s> {
             });
         }
         self.requests += 1;
-        let answer = self.source.page(at).await;
+        let answer = request(source).await;
         limiter.answered(ticket);
         let remaining = match &answer {
-            Ok(page) => page.rate_limit.remaining,
+            Ok(answer) => answer.rate_limit().remaining,
             // A 429 that says how long to wait is answered by waiting that long (the retry), not
             // by a whole window; without a wait, trust what it says remains; only a 429 that
             // says nothing at all means the window is full.

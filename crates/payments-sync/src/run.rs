@@ -9,10 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus};
+use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, Rejected};
 
 use crate::limiter::LimiterSnapshot;
-use crate::store::{Checkpoint, Commit, CommitCounts, GroupState, RunKind, SourceState, Summary};
+use crate::store::{
+    Checkpoint, Commit, CommitCounts, FeedPosition, GroupState, RunKind, SourceState, Summary,
+};
 use crate::syncer::SyncOptions;
 
 /// The unified statuses a payer's action can still change: what an incremental run re-reads.
@@ -32,6 +34,8 @@ pub(crate) struct SourceRun {
     groups: HashMap<String, GroupState>,
     summary: Summary,
     finished: bool,
+    /// When the run before this one completed.
+    previous_completion: Option<DateTime<Utc>>,
     /// Pages of the re-verification walk this run may still read (newest-first sources).
     reverify_left: u32,
     /// Whether the run is in its re-verification walk.
@@ -95,6 +99,7 @@ impl SourceRun {
             _ => 0,
         };
         SourceRun {
+            previous_completion: state.checkpoint.as_ref().and_then(|c| c.last_completed_at),
             summary: Summary {
                 source_name: name.to_owned(),
                 run: Some(checkpoint.run),
@@ -160,7 +165,7 @@ impl SourceRun {
         limiter: Option<LimiterSnapshot>,
         observed_at: DateTime<Utc>,
     ) -> Prepared {
-        let unknown_words = self.first_unknown_words(&page);
+        let unknown_words = self.first_unknown_words(&page.payments);
         let fetched_at = self.checkpoint.cursor.take();
         let next = if self.reverifying {
             // The re-verification walk reads on past any horizon, within its budget.
@@ -258,6 +263,56 @@ impl SourceRun {
         }
     }
 
+    /// Where the change feed was last read to.
+    pub(crate) fn feed_position(&self) -> Option<&FeedPosition> {
+        self.checkpoint.feed.as_ref()
+    }
+
+    /// When the run before this one completed (payloads of the feed older than that may be
+    /// older than what that run stored).
+    pub(crate) fn previous_completion(&self) -> Option<DateTime<Utc>> {
+        self.previous_completion
+    }
+
+    /// The feed could not be read back to the last change applied: this run's re-verification
+    /// walk starts at the top and reads the whole listing, so no change stays missed.
+    pub(crate) fn fall_back_to_a_whole_walk(&mut self) {
+        self.checkpoint.reverify_cursor = None;
+        self.checkpoint.reverify_started_at = None;
+        self.reverify_left = u32::MAX;
+        self.summary.feed_incomplete = true;
+    }
+
+    /// The facts of the change feed to commit: the payments it changed (already read), the
+    /// entries that could not be read, and the feed's new position.
+    pub(crate) fn feed_read(
+        &mut self,
+        payments: Vec<Payment>,
+        rejected: Vec<Rejected>,
+        position: Option<FeedPosition>,
+        observed_at: DateTime<Utc>,
+    ) -> Prepared {
+        if position.is_some() {
+            self.checkpoint.feed = position;
+        }
+        self.summary.quarantined += rejected.len() as u64;
+        let mut commit = self.checkpoint_only(observed_at);
+        commit.unknown_words = self.first_unknown_words(&payments);
+        Prepared {
+            payments: payments.len(),
+            commit: Commit {
+                payments,
+                rejected,
+                ..commit
+            },
+        }
+    }
+
+    /// Tallies what the change feed's commit changed (it is no page of the listing).
+    pub(crate) fn feed_committed(&mut self, counts: CommitCounts) {
+        self.summary.counts.add(counts);
+    }
+
     /// Tallies a committed page.
     pub(crate) fn committed(&mut self, counts: CommitCounts) {
         self.summary.pages += 1;
@@ -318,9 +373,9 @@ impl SourceRun {
 
     /// The status words outside the status table that this ledger sees for the first time,
     /// each logged once: they are committed with the page, so later runs stay quiet about them.
-    fn first_unknown_words(&mut self, page: &Page) -> Vec<String> {
+    fn first_unknown_words(&mut self, payments: &[Payment]) -> Vec<String> {
         let mut first = Vec::new();
-        for payment in &page.payments {
+        for payment in payments {
             if let PaymentStatus::Unknown(word) = &payment.status
                 && self.unknown_words.insert(word.clone())
             {
@@ -351,6 +406,16 @@ impl Prepared {
             .filter(|p| seen.insert(p.id.clone()))
             .collect();
         self.commit.payments.reverse();
+        // A chargeback known from a change feed stays with its payment when a listing that does
+        // not show chargebacks reads the payment again.
+        for fetched in &mut self.commit.payments {
+            if fetched.charged_back_amount.is_none()
+                && let Some(amount) = stored.get(&fetched.id).and_then(|s| s.charged_back_amount)
+            {
+                fetched.charged_back_amount = Some(amount);
+                fetched.status = PaymentStatus::ChargedBack;
+            }
+        }
         self.commit
             .payments
             .retain(|fetched| match stored.get(&fetched.id) {
@@ -417,6 +482,7 @@ fn new_checkpoint(
         reverify_cursor: previous.and_then(|c| c.reverify_cursor.clone()),
         reverify_started_at: previous.and_then(|c| c.reverify_started_at),
         verified_through: previous.and_then(|c| c.verified_through),
+        feed: previous.and_then(|c| c.feed.clone()),
         rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
     }
 }

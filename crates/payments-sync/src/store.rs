@@ -74,10 +74,23 @@ pub struct Checkpoint {
     /// or the oldest verification of any group (MKP links). `None`: not yet.
     #[serde(default)]
     pub verified_through: Option<DateTime<Utc>>,
+    /// The newest change of the source's change feed that was applied (`None`: the feed was
+    /// never read). The next run reads the feed back to it.
+    #[serde(default)]
+    pub feed: Option<FeedPosition>,
     /// The rate limiter's state, so that the next run (another process, a cron job right
     /// after) starts its limiter from it.
     #[serde(default)]
     pub rate_limit_seen: Option<LimiterSnapshot>,
+}
+
+/// Where a reader of a change feed stands: the newest change it applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedPosition {
+    /// The change's id (PayPro: its event id).
+    pub id: String,
+    /// When the provider recorded it.
+    pub at: DateTime<FixedOffset>,
 }
 
 impl Checkpoint {
@@ -229,6 +242,9 @@ pub struct Summary {
     pub quarantined: u64,
     /// Time spent waiting for the rate limiter and retries.
     pub waited: Duration,
+    /// The change feed no longer reached the last change applied, so the run re-verified the
+    /// whole listing instead.
+    pub feed_incomplete: bool,
 }
 
 /// How one run of one source ended.

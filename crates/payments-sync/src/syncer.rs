@@ -3,15 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use payments_model::{Cursor, ListingOrder, Page, PaymentSource, RateLimit, SourceError};
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use payments_model::{
+    Change, ChangeKind, Cursor, ListingOrder, Money, Page, Payment, PaymentSource, PaymentStatus,
+    RateLimit, Rejected, SourceError,
+};
 use tokio::time::Instant;
 
 use crate::limiter::Limiter;
 use crate::pager::{Pager, PagerOptions};
 use crate::retry::RetryPolicy;
 use crate::run::{Prepared, SourceRun, before, unsettled_words};
-use crate::store::{CommitCounts, RunRecord, Store, StoreError, Summary};
+use crate::store::{CommitCounts, FeedPosition, RunKind, RunRecord, Store, StoreError, Summary};
 use crate::{Event, Events, StopSignal, SyncError};
 
 /// How a run decides what to read.
@@ -220,6 +225,16 @@ impl<S: Store> SourceTask<S> {
                 events: self.events.clone(),
             },
         );
+        if source.has_change_feed() {
+            match self.follow_feed(&mut pager, &mut run).await {
+                Ok(counts) => run.feed_committed(counts),
+                Err(error) => {
+                    run.paged(pager.requests(), pager.waited());
+                    return (run.summary().clone(), Err(error));
+                }
+            }
+            pager.new_walk();
+        }
         let mut restarted = false;
         let mut fetched = self.fetch(&mut pager, run.cursor().cloned()).await;
         let result = loop {
@@ -299,6 +314,109 @@ impl<S: Store> SourceTask<S> {
     /// Fetches the page at `at`, unless the run is asked to stop or runs out of time first: the
     /// page in flight is then dropped (nothing of it was committed).
     async fn fetch(&self, pager: &mut Pager<'_>, at: Option<Cursor>) -> Result<Page, SyncError> {
+        self.guarded(pager.fetch(at.as_ref())).await
+    }
+
+    /// Reads the change feed back to the last change applied and commits what it changed,
+    /// before the walk (which then reads recent payments afresh). A feed that no longer reaches
+    /// that far makes this run re-verify the whole listing; a feed that cannot be read now is
+    /// left for the next run (its position stays), and the walk goes on.
+    async fn follow_feed(
+        &self,
+        pager: &mut Pager<'_>,
+        run: &mut SourceRun,
+    ) -> Result<CommitCounts, SyncError> {
+        let read = match self.read_feed(pager, run).await {
+            Ok(read) => read,
+            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the change feed could not be read; the next run reads it again");
+                return Ok(CommitCounts::default());
+            }
+        };
+        if !read.reached && run.summary().run == Some(RunKind::Incremental) {
+            let position = run
+                .feed_position()
+                .map(|p| p.id.clone())
+                .unwrap_or_default();
+            tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing instead");
+            run.fall_back_to_a_whole_walk();
+        }
+        if read.ignored > 0 {
+            tracing::debug!(ignored = read.ignored, "changes of other kinds ignored");
+        }
+        let mut payments = read.payloads;
+        let mut rejected = read.rejected;
+        let mut ids: Vec<&String> = read.to_read.iter().collect();
+        ids.sort();
+        for source_id in ids {
+            match self.guarded(pager.payment(source_id)).await?.payment {
+                Some(Ok(mut payment)) => {
+                    if let Some(Some(amount)) = read.chargebacks.get(source_id) {
+                        payment.charged_back_amount = Some(*amount);
+                        payment.status = PaymentStatus::ChargedBack;
+                    }
+                    payments.push(payment);
+                }
+                Some(Err(record)) => rejected.push(record),
+                None => {
+                    tracing::warn!(payment = %source_id, "the change feed names a payment the provider does not know")
+                }
+            }
+        }
+        let prepared = run.feed_read(payments, rejected, read.newest, Utc::now());
+        self.commit(prepared).await.map_err(SyncError::Store)
+    }
+
+    /// The changes since the last one applied (all of them on the first read, which only
+    /// notes where the feed stands).
+    async fn read_feed(
+        &self,
+        pager: &mut Pager<'_>,
+        run: &SourceRun,
+    ) -> Result<FeedRead, SyncError> {
+        let last = run.feed_position().cloned();
+        let since = run.previous_completion();
+        let mut read = FeedRead::default();
+        let mut at: Option<Cursor> = None;
+        for _ in 0..MAX_FEED_PAGES {
+            let page = self.guarded(pager.changes(at.as_ref())).await?;
+            read.rejected.extend(page.rejected);
+            for change in page.changes {
+                if read.newest.is_none() {
+                    read.newest = Some(FeedPosition {
+                        id: change.id.clone(),
+                        at: change.at,
+                    });
+                }
+                let Some(last) = &last else {
+                    // The first read: the walk reads everything; the feed starts here.
+                    read.reached = true;
+                    return Ok(read);
+                };
+                if change.id == last.id || change.at < last.at {
+                    read.reached = true;
+                    return Ok(read);
+                }
+                read.take(change, since);
+            }
+            match page.next {
+                Some(next) => at = Some(next),
+                None => break,
+            }
+        }
+        // The feed ended (or the page budget did) before the last change applied.
+        read.reached = last.is_none();
+        Ok(read)
+    }
+
+    /// Runs `work` unless the run is asked to stop or runs out of time first.
+    async fn guarded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, SyncError> {
         let name = self.setup.source.name().to_owned();
         let out_of_time = async {
             match self.deadline {
@@ -313,7 +431,7 @@ impl<S: Store> SourceTask<S> {
                 source_name: name,
                 budget: self.options.max_duration.unwrap_or_default(),
             }),
-            page = pager.fetch(at.as_ref()) => page,
+            answer = work => answer,
         }
     }
 
@@ -361,6 +479,61 @@ impl<S: Store> SourceTask<S> {
         let (commit, counts) = prepared.compare(&stored);
         self.store.commit(commit).await?;
         Ok(counts)
+    }
+}
+
+/// The most pages of a change feed one run reads; a feed further behind than that is treated
+/// as one that lost its oldest changes.
+const MAX_FEED_PAGES: usize = 50;
+
+/// What a run takes from a change feed.
+#[derive(Default)]
+struct FeedRead {
+    /// The newest change seen: the feed's new position.
+    newest: Option<FeedPosition>,
+    /// Whether the feed reached the last change applied.
+    reached: bool,
+    /// Payments as the changes carried them, oldest first.
+    payloads: Vec<Payment>,
+    /// Payments to read again by id.
+    to_read: HashSet<String>,
+    /// The chargeback amount of a payment when its latest chargeback is completed.
+    chargebacks: HashMap<String, Option<Money>>,
+    /// Entries that could not be read.
+    rejected: Vec<Rejected>,
+    /// Changes of other kinds.
+    ignored: u64,
+}
+
+impl FeedRead {
+    /// Takes one change (newest first). A payment carried by a change older than the last
+    /// run's end may be older than what that run stored, so it is read again instead.
+    fn take(&mut self, change: Change, since: Option<DateTime<Utc>>) {
+        match change.kind {
+            ChangeKind::Payment(payment) => {
+                if since.is_some_and(|since| change.at.with_timezone(&Utc) <= since) {
+                    self.to_read.insert(payment.source_id.clone());
+                } else {
+                    // Newest first: the oldest goes first, so the newest wins.
+                    self.payloads.insert(0, *payment);
+                }
+            }
+            ChangeKind::Touched { source_id } => {
+                self.to_read.insert(source_id);
+            }
+            ChangeKind::ChargedBack {
+                source_id,
+                amount,
+                completed,
+            } => {
+                // Newest first: the first chargeback seen of a payment is its latest.
+                self.chargebacks
+                    .entry(source_id.clone())
+                    .or_insert(completed.then_some(amount));
+                self.to_read.insert(source_id);
+            }
+            ChangeKind::Other { .. } => self.ignored += 1,
+        }
     }
 }
 

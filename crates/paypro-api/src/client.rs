@@ -3,14 +3,15 @@
 use async_trait::async_trait;
 use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
 use payments_model::{
-    Cursor, ListingOrder, Page, Payment, PaymentSource, RateLimitHeaders, Rejected, SourceError,
+    Change, ChangeKind, ChangePage, Cursor, ListingOrder, OnePayment, Page, Payment, PaymentSource,
+    RateLimitHeaders, Rejected, SourceError,
 };
 use serde::Deserialize;
 
 use crate::decode_page;
 use crate::feed::{
-    Chargeback, DecodedPage, Event, Refund, decode_chargebacks_page, decode_events_page,
-    decode_payment, decode_refunds_page,
+    Chargeback, DecodedPage, Event, EventPayload, Refund, decode_chargebacks_page,
+    decode_events_page, decode_payment, decode_refunds_page,
 };
 use crate::map::path_safe;
 
@@ -417,6 +418,57 @@ impl PaymentSource for PayProSource {
             rejected: fetched.value.rejected,
             groups: Vec::new(),
             next,
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    fn has_change_feed(&self) -> bool {
+        true
+    }
+
+    /// PayPro's `/events`: a payment payload is the payment as it was; a refund says its
+    /// payment must be read again; a chargeback says how much, and whether it is completed.
+    async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangePage, SourceError> {
+        let at = cursor.and_then(|c| c.listing.as_deref());
+        let fetched = self.client.events_page(at).await?;
+        let changes = fetched
+            .value
+            .events
+            .into_iter()
+            .map(|event| Change {
+                id: event.id,
+                at: event.created_at,
+                kind: match event.payload {
+                    EventPayload::Payment(payment) => ChangeKind::Payment(payment),
+                    EventPayload::Refund(refund) => ChangeKind::Touched {
+                        source_id: refund.payment_id,
+                    },
+                    EventPayload::Chargeback(chargeback) => ChangeKind::ChargedBack {
+                        completed: chargeback.is_completed(),
+                        source_id: chargeback.payment_id,
+                        amount: chargeback.amount,
+                    },
+                    EventPayload::Other { .. } => ChangeKind::Other {
+                        kind: event.event_type,
+                    },
+                },
+            })
+            .collect();
+        Ok(ChangePage {
+            changes,
+            rejected: fetched.value.rejected,
+            next: fetched.value.next.map(|listing| Cursor {
+                listing: Some(listing),
+                ..Cursor::default()
+            }),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    async fn payment(&self, source_id: &str) -> Result<OnePayment, SourceError> {
+        let fetched = self.client.payment(source_id).await?;
+        Ok(OnePayment {
+            payment: fetched.value,
             rate_limit: fetched.rate_limit,
         })
     }

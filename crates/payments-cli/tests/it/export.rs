@@ -58,6 +58,7 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
                 reverify_cursor: None,
                 reverify_started_at: None,
                 verified_through: None,
+                feed: None,
                 rate_limit_seen: None,
             },
         })

@@ -1,0 +1,155 @@
+//! Late changes through PayPro's change feed: a chargeback or a refund on a payment of any age
+//! reaches the ledger in the next run, for a request or two; a feed that lost its oldest
+//! changes is made up for by re-verifying the whole listing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use payments_model::{Currency, Money, PaymentStatus};
+use payments_sandbox::{ContentFaults, Sandbox, SandboxConfig};
+use payments_sync::{MemoryStore, RunKind, Summary, SyncOptions, Syncer};
+use payments_testkit::paypro;
+
+/// 1,000 PayPro payments eight hours apart: the oldest is a year old.
+async fn a_year_of_paypro() -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        mkp_links: 0,
+        paypro_payments: 1000,
+        paypro_spacing: Duration::from_secs(8 * 3600),
+        anchor: chrono::Utc::now(),
+        mkp_rate_limit: None,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn sync(store: &Arc<MemoryStore>, sandbox: &Sandbox, options: SyncOptions) -> Summary {
+    let mut syncer = Syncer::new(store.clone(), options);
+    syncer.add_source(paypro(sandbox));
+    syncer.run().await.remove(0).unwrap()
+}
+
+fn stored(store: &MemoryStore, source_id: &str) -> payments_model::Payment {
+    store
+        .payments()
+        .into_iter()
+        .find(|p| p.source_id == source_id)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_chargeback_200_days_back_and_a_refund_100_days_back_land_in_the_next_run_for_two_requests()
+ {
+    let sandbox = a_year_of_paypro().await;
+    let store = Arc::new(MemoryStore::new());
+    assert_eq!(
+        sync(&store, &sandbox, SyncOptions::default()).await.run,
+        Some(RunKind::Full)
+    );
+    // What an incremental run costs when nothing changed: the feed, the recent pages, the
+    // re-verification budget.
+    let usual = sync(&store, &sandbox, SyncOptions::default()).await;
+    assert_eq!(usual.run, Some(RunKind::Incremental));
+
+    let charged = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(200 * 86_400))
+        .unwrap();
+    let refunded = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(100 * 86_400))
+        .unwrap();
+    assert_ne!(charged.id, refunded.id);
+    sandbox
+        .charge_back_paypro_payment(&charged.id, charged.amount, true)
+        .unwrap();
+    sandbox
+        .refund_paypro_payment(&refunded.id, refunded.amount / 4)
+        .unwrap();
+
+    let before = sandbox.requests().len();
+    let next = sync(&store, &sandbox, SyncOptions::default()).await;
+    let requests = (sandbox.requests().len() - before) as u64;
+    assert!(
+        requests <= usual.requests + 2,
+        "{requests} requests, the usual {}",
+        usual.requests
+    );
+    assert_eq!(next.counts.changed, 2, "{next:?}");
+
+    let charged_now = stored(&store, &charged.id);
+    assert_eq!(charged_now.status, PaymentStatus::ChargedBack);
+    assert_eq!(
+        charged_now.charged_back_amount,
+        Some(Money::from_minor(charged.amount, Currency::EUR))
+    );
+    assert_eq!(
+        charged_now.provider_status, charged.state,
+        "the provider's word is kept"
+    );
+    let refunded_now = stored(&store, &refunded.id);
+    assert_eq!(refunded_now.status, PaymentStatus::PartiallyRefunded);
+    assert_eq!(
+        refunded_now.refunded_amount,
+        Some(Money::from_minor(refunded.amount / 4, Currency::EUR))
+    );
+    let versions = store.versions(&charged_now.id);
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].payment.status, PaymentStatus::Paid);
+
+    // The listing does not show chargebacks: reading the payment there again (a full run)
+    // keeps it charged back, and changes nothing.
+    let full = sync(&store, &sandbox, SyncOptions::full()).await;
+    assert_eq!((full.counts.changed, full.counts.backwards), (0, 0));
+    assert_eq!(
+        stored(&store, &charged.id).status,
+        PaymentStatus::ChargedBack
+    );
+
+    // A chargeback still in progress changes nothing yet.
+    let pending = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(150 * 86_400))
+        .unwrap();
+    sandbox
+        .charge_back_paypro_payment(&pending.id, 100, false)
+        .unwrap();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    assert_eq!(stored(&store, &pending.id).status, PaymentStatus::Paid);
+}
+
+#[tokio::test]
+async fn a_feed_that_lost_the_last_applied_change_falls_back_to_a_whole_walk_that_finds_it() {
+    let sandbox = a_year_of_paypro().await;
+    let store = Arc::new(MemoryStore::new());
+    // A budget of one page a run: only the fallback reads the whole listing in one run.
+    let options = SyncOptions {
+        reverify_budget: 1,
+        ..SyncOptions::default()
+    };
+    sync(&store, &sandbox, options.clone()).await;
+    sync(&store, &sandbox, options.clone()).await;
+
+    // A refund 250 days back, then so many new payments that the feed, which keeps only its
+    // newest 20 events, no longer reaches back to the last change this ledger applied.
+    let old = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(250 * 86_400))
+        .unwrap();
+    sandbox.refund_paypro_payment(&old.id, old.amount).unwrap();
+    for _ in 0..25 {
+        sandbox.insert_paypro_payment();
+    }
+    sandbox.set_content_faults(ContentFaults {
+        paypro_events_kept: Some(20),
+        ..ContentFaults::default()
+    });
+    let summary = sync(&store, &sandbox, options.clone()).await;
+    assert!(summary.feed_incomplete, "the gap is said: {summary:?}");
+    assert_eq!(stored(&store, &old.id).status, PaymentStatus::Refunded);
+    assert_eq!(summary.counts.new, 25);
+    // The walk read the whole listing: the ledger is verified since this run.
+    let checkpoint = store.checkpoint("paypro").unwrap();
+    assert!(checkpoint.verified_through.is_some());
+
+    // The next run reads the feed from where it now stands: no gap.
+    let next = sync(&store, &sandbox, options).await;
+    assert!(!next.feed_incomplete, "{next:?}");
+}
