@@ -121,8 +121,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
     let changed = change_the_providers(&sandbox);
     println!(
         "\nMeanwhile PayPro refunds part of {} and a new payment arrives. The second run is\n\
-         incremental: it reads only what can have changed (the last day, unsettled payments of\n\
-         the last week, open MKP links), not everything again.",
+         incremental: it reads PayPro's change feed and what can have changed (the last day,\n\
+         unsettled payments of the last week, open MKP links), plus a few pages of what was\n\
+         verified longest ago, not everything again.",
         printable(&changed)
     );
     let exit = sync_into(store.clone(), sources()?, SyncOptions::default()).await?;
@@ -232,7 +233,7 @@ fn change_the_providers(sandbox: &Sandbox) -> String {
     sandbox.insert_paypro_payment();
     match refunded {
         Some((id, part)) => {
-            sandbox.set_paypro_state(&id, "paid", part);
+            sandbox.refund_paypro_payment(&id, part);
             id
         }
         None => payments.first().map(|p| p.id.clone()).unwrap_or_default(),

@@ -16,7 +16,8 @@ use crate::sync::summary_line;
 /// Shows what the ledger holds and how the last runs went.
 ///
 /// Per source: the payments by status, the last run and its outcome, the checkpoint (whether a
-/// run is unfinished, when the last complete run and deep sweep ended) and the quarantined
+/// run is unfinished, when the last complete run ended, since when every payment was verified)
+/// and the quarantined
 /// records with their reasons.
 ///
 /// For monitoring, it exits 1 when a source's last run failed (or, with --max-age, when a source
@@ -237,9 +238,8 @@ impl SourceReport {
                 at(checkpoint.last_completed_at),
             ));
             text.push_str(&format!(
-                "  oldest verification: {} (every payment was read again from {} since then)\n",
+                "  oldest verification: {} (every payment was read again at or after it)\n",
                 at(checkpoint.verified_through),
-                self.source.as_str()
             ));
         }
         if !self.unknown_words.is_empty() {

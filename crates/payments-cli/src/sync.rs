@@ -22,8 +22,10 @@ use crate::outcome::{CliError, Exit, printable};
 ///
 /// A source is enabled by its key: MKP_API_KEY for MijnKlantportaal (a key with the
 /// `paymentlinks.read` scope), PAYPRO_API_KEY for PayPro. The first run reads everything; later
-/// runs read only what can have changed, plus a daily deep sweep of the last 90 days for late
-/// refunds and chargebacks. Safe to run from cron every few minutes: a second sync on the same
+/// runs read PayPro's change feed (late refunds and chargebacks on payments of any age), what can
+/// have changed, and a small budget of re-verification (what was read longest ago), so that
+/// every payment is read again within a bounded time. Safe to run from cron every few minutes: a
+/// second sync on the same
 /// database refuses to start, and an interrupted run resumes where it stopped.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -44,6 +46,10 @@ pub(crate) struct SyncArgs {
     /// minutes, a run never overlaps the next one.
     #[arg(long, value_name = "DURATION", default_value = "4m", value_parser = parse_duration)]
     max_duration: Duration,
+    /// Requests each incremental run spends on re-reading what was verified longest ago (MKP
+    /// links; pages of a walk over PayPro's whole listing), 0 to 1000.
+    #[arg(long, value_name = "N", default_value_t = payments_sync::DEFAULT_REVERIFY_BUDGET, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    reverify_budget: u32,
     /// The MKP API key (prefer the variable: flags show in the process list).
     #[arg(long, env = "MKP_API_KEY", hide_env_values = true, value_name = "KEY")]
     mkp_api_key: Option<String>,
@@ -127,6 +133,7 @@ impl SyncArgs {
             full: self.full,
             lookback: Duration::from_secs(u64::from(self.lookback) * 24 * 3600),
             max_duration: (!self.max_duration.is_zero()).then_some(self.max_duration),
+            reverify_budget: self.reverify_budget,
             ..SyncOptions::default()
         }
     }

@@ -56,12 +56,12 @@ use std::time::Duration;
 use payments_model::{Cursor, SourceError};
 
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
-pub use pager::{Pager, PagerOptions, pages, payments};
+pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{
-    Checkpoint, Commit, CommitCounts, GroupState, MemoryStore, RunKind, RunRecord, SourceState,
-    Store, StoreError, Summary, Version,
+    Checkpoint, Commit, CommitCounts, FeedPosition, GroupState, MemoryStore, RunKind, RunRecord,
+    SourceState, Store, StoreError, Summary, Version,
 };
 pub use syncer::{DEFAULT_REVERIFY_BUDGET, SyncOptions, Syncer};
 

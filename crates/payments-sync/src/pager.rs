@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::Stream;
 use futures::future::BoxFuture;
 use payments_model::{
-    ChangePage, Cursor, OnePayment, Page, Payment, PaymentSource, RateLimitHeaders, SourceError,
+    Change, ChangePage, Cursor, OnePayment, Page, Payment, PaymentSource, RateLimitHeaders,
+    SourceError,
 };
 
 use crate::limiter::Limiter;
@@ -277,6 +278,33 @@ pub fn pages<'s>(
             Err(error) => Some((Err(error), (pager, None))),
         }
     })
+}
+
+/// The changes of `source`'s change feed from `start` (`None`: the newest), newest first, as a
+/// stream, for library users who keep their own storage (stop reading at the last change you
+/// applied). Entries that cannot be read are skipped; the stream ends after the feed's last
+/// page or the first error, which names the cursor to resume from. A source without a feed
+/// gives an empty stream.
+pub fn changes<'s>(
+    source: &'s dyn PaymentSource,
+    start: Option<Cursor>,
+    options: PagerOptions,
+) -> impl Stream<Item = Result<Change, SyncError>> + 's {
+    use futures::StreamExt;
+    let pager = Pager::new(source, options);
+    futures::stream::unfold((pager, Some(start)), |(mut pager, next)| async move {
+        let at = next?;
+        match pager.changes(at.as_ref()).await {
+            Ok(page) => {
+                let next = page.next.clone().map(Some);
+                let items: Vec<Result<Change, SyncError>> =
+                    page.changes.into_iter().map(Ok).collect();
+                Some((items, (pager, next)))
+            }
+            Err(error) => Some((vec![Err(error)], (pager, None))),
+        }
+    })
+    .flat_map(futures::stream::iter)
 }
 
 /// Every payment of `source`, as a stream, for library users who keep their own storage.

@@ -153,3 +153,41 @@ async fn a_feed_that_lost_the_last_applied_change_falls_back_to_a_whole_walk_tha
     let next = sync(&store, &sandbox, options).await;
     assert!(!next.feed_incomplete, "{next:?}");
 }
+
+#[tokio::test]
+async fn library_users_read_the_change_feed_as_a_stream_newest_first() {
+    use futures::StreamExt;
+    let sandbox = a_year_of_paypro().await;
+    let old = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(300 * 86_400))
+        .unwrap();
+    sandbox
+        .charge_back_paypro_payment(&old.id, 500, true)
+        .unwrap();
+    let source = paypro(&sandbox);
+    let changes: Vec<payments_model::Change> = payments_sync::changes(
+        source.as_ref(),
+        None,
+        payments_sync::PagerOptions::default(),
+    )
+    .map(Result::unwrap)
+    .collect()
+    .await;
+    assert_eq!(
+        changes.len(),
+        sandbox.paypro_events().len(),
+        "every page of the feed"
+    );
+    assert_eq!(
+        changes[0].kind,
+        payments_model::ChangeKind::ChargedBack {
+            source_id: old.id.clone(),
+            amount: Money::from_minor(500, Currency::EUR),
+            completed: true
+        }
+    );
+    assert!(
+        changes.windows(2).all(|w| w[0].at >= w[1].at),
+        "newest first"
+    );
+}
