@@ -371,7 +371,7 @@ impl SqliteStore {
         self.connection()
             .query_row(
                 "SELECT started_at, finished_at, kind, resumed, pages, requests, new, changed, unchanged,
-                        backwards, quarantined, waited_ms, error
+                        backwards, quarantined, waited_ms, error, feed_incomplete
                  FROM runs WHERE source_name = ? ORDER BY seq DESC LIMIT 1",
                 [source_name],
                 |row| {
@@ -400,7 +400,7 @@ impl SqliteStore {
                             },
                             quarantined: count(10)?,
                             waited: Duration::from_millis(count(11)?),
-                            feed_incomplete: false,
+                            feed_incomplete: row.get(13)?,
                         },
                         error: row.get(12)?,
                     })
@@ -720,8 +720,8 @@ impl Store for SqliteStore {
             connection
                 .execute(
                     "INSERT INTO runs (source_name, started_at, finished_at, kind, resumed, pages, requests, new, changed,
-                        unchanged, backwards, quarantined, waited_ms, error)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        unchanged, backwards, quarantined, waited_ms, error, feed_incomplete)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         summary.source_name,
                         now_text(run.started_at),
@@ -737,6 +737,7 @@ impl Store for SqliteStore {
                         count(summary.quarantined),
                         summary.waited.as_millis() as i64,
                         run.error,
+                        summary.feed_incomplete,
                     ],
                 )
                 .map_err(store_error("cannot record the run"))?;

@@ -52,3 +52,7 @@ CREATE TABLE unknown_words (
     first_seen_at       TEXT NOT NULL,
     PRIMARY KEY (source_name, word)
 ) WITHOUT ROWID;
+
+-- Whether a run's change feed no longer reached the last change applied (so it re-verified the
+-- whole listing instead).
+ALTER TABLE runs ADD COLUMN feed_incomplete INTEGER NOT NULL DEFAULT 0;
