@@ -34,8 +34,6 @@ pub(crate) struct SourceRun {
     groups: HashMap<String, GroupState>,
     summary: Summary,
     finished: bool,
-    /// When the run before this one completed.
-    previous_completion: Option<DateTime<Utc>>,
     /// Pages of the re-verification walk this run may still read (newest-first sources).
     reverify_left: u32,
     /// Whether the run is in its re-verification walk.
@@ -53,11 +51,16 @@ pub(crate) struct SourceRun {
 pub(crate) struct Prepared {
     commit: Commit,
     pub(crate) payments: usize,
+    /// Payments whose chargeback the change feed stated (none, or its amount): a stored one is
+    /// not carried forward onto them.
+    chargebacks_stated: HashSet<String>,
 }
 
 impl SourceRun {
     /// Resumes an interrupted run, or plans a new one: full the first time (or when asked), a
-    /// deep sweep when the last one is older than `deep_sweep_after`, incremental otherwise.
+    /// incremental otherwise. A run that stopped in its re-verification walk is not resumed: the
+    /// next run is a new one (whose walk reads the newest pages first), and its re-verification
+    /// walk continues where that one stopped.
     /// `oldest_unsettled` is the oldest unsettled payment created within `unsettled_window`.
     pub(crate) fn plan(
         name: &str,
@@ -74,7 +77,7 @@ impl SourceRun {
         let resumed = state
             .checkpoint
             .as_ref()
-            .filter(|c| c.in_progress() && !options.full)
+            .filter(|c| c.in_progress() && !options.full && c.cursor != c.reverify_cursor)
             .cloned();
         let checkpoint = match &resumed {
             Some(checkpoint) => checkpoint.clone(),
@@ -88,9 +91,12 @@ impl SourceRun {
             lookback_start: before(started, Duration::from_secs(checkpoint.lookback_secs)),
             unsettled_since: before(now, options.unsettled_window),
             reverify: match (order, checkpoint.run) {
-                (ListingOrder::Groups, RunKind::Incremental) => {
-                    verified_longest_ago(&state.groups, options.reverify_budget)
-                }
+                (ListingOrder::Groups, RunKind::Incremental) => verified_longest_ago(
+                    &state.groups,
+                    &quarantined,
+                    state.checkpoint.as_ref().map(|c| c.run_started_at),
+                    options.reverify_budget,
+                ),
                 _ => HashSet::new(),
             },
         };
@@ -99,7 +105,6 @@ impl SourceRun {
             _ => 0,
         };
         SourceRun {
-            previous_completion: state.checkpoint.as_ref().and_then(|c| c.last_completed_at),
             summary: Summary {
                 source_name: name.to_owned(),
                 run: Some(checkpoint.run),
@@ -128,9 +133,9 @@ impl SourceRun {
     /// point was refused).
     pub(crate) fn restart(&mut self) {
         if self.reverifying {
-            // The re-verification walk's resume point was refused: it starts over next time.
+            // The re-verification walk's resume point was refused: it starts over from the top.
             self.checkpoint.reverify_cursor = None;
-            self.checkpoint.reverify_started_at = None;
+            self.checkpoint.reverify_started_at = Some(Utc::now());
         }
         self.checkpoint.cursor = None;
         self.finished = false;
@@ -180,6 +185,7 @@ impl SourceRun {
         for listed in &page.groups {
             let state = self.groups.entry(listed.id.clone()).or_default();
             state.status.clone_from(&listed.status);
+            state.listed_at = Some(observed_at);
             groups.push((listed.id.clone(), state.clone()));
         }
         if let Some(cursor) = &fetched_at
@@ -200,6 +206,7 @@ impl SourceRun {
                 // The first page of the group's payments: its state is folded afresh.
                 *state = GroupState {
                     status: group.status.clone(),
+                    listed_at: state.listed_at,
                     ..GroupState::default()
                 };
             }
@@ -236,6 +243,7 @@ impl SourceRun {
         );
         Prepared {
             payments: page.payments.len(),
+            chargebacks_stated: HashSet::new(),
             commit: Commit {
                 source: self.summary.source_name.clone(),
                 observed_at,
@@ -268,23 +276,35 @@ impl SourceRun {
         self.checkpoint.feed.as_ref()
     }
 
-    /// When the run before this one completed (payloads of the feed older than that may be
-    /// older than what that run stored).
-    pub(crate) fn previous_completion(&self) -> Option<DateTime<Utc>> {
-        self.previous_completion
-    }
-
     /// The feed could not be read back to the last change applied: this run's re-verification
     /// walk starts at the top and reads the whole listing, so no change stays missed.
-    pub(crate) fn fall_back_to_a_whole_walk(&mut self) {
+    pub(crate) fn fall_back_to_a_whole_walk(&mut self, now: DateTime<Utc>) {
         self.checkpoint.reverify_cursor = None;
-        self.checkpoint.reverify_started_at = None;
+        self.checkpoint.reverify_started_at = Some(now);
         self.reverify_left = u32::MAX;
         self.summary.feed_incomplete = true;
+        // A feed that shows nothing at all (its events expired) gives no new position: the next
+        // run reads it afresh (noting where it stands) instead of falling back again.
+        self.checkpoint.feed = None;
+    }
+
+    /// Whether this run's walk reads a payment created at `created_at` anyway (a full walk, or
+    /// a newest-first walk down to its horizon), so the feed need not.
+    pub(crate) fn walk_reads(&self, created_at: DateTime<FixedOffset>) -> bool {
+        match (self.policy.order, self.checkpoint.run) {
+            (ListingOrder::NewestFirst, RunKind::Full) => true,
+            (ListingOrder::NewestFirst, _) => self
+                .checkpoint
+                .horizon
+                .is_some_and(|horizon| created_at.with_timezone(&Utc) >= horizon),
+            (ListingOrder::Groups, _) => false,
+        }
     }
 
     /// The facts of the change feed to commit: the payments it changed (already read), the
     /// entries that could not be read, and the feed's new position.
+    /// The payments were read again by id after the feed named them, so what it said of their
+    /// chargebacks is the final word (a chargeback that is no longer completed is undone).
     pub(crate) fn feed_read(
         &mut self,
         payments: Vec<Payment>,
@@ -300,6 +320,7 @@ impl SourceRun {
         commit.unknown_words = self.first_unknown_words(&payments);
         Prepared {
             payments: payments.len(),
+            chargebacks_stated: payments.iter().map(|p| p.id.clone()).collect(),
             commit: Commit {
                 payments,
                 rejected,
@@ -333,7 +354,9 @@ impl SourceRun {
             if next.is_none() {
                 // The walk reached the end of the listing: everything was read again since it
                 // started.
-                self.checkpoint.verified_through = self.checkpoint.reverify_started_at.take();
+                if let Some(started) = self.checkpoint.reverify_started_at.take() {
+                    self.checkpoint.verified_through = Some(started);
+                }
             }
         }
         let walk_ended = next.is_none();
@@ -358,9 +381,16 @@ impl SourceRun {
         self.checkpoint.last_completed_at = Some(now);
         match self.policy.order {
             ListingOrder::Groups => {
-                // Every group's last complete read; one never read to the end means not yet.
-                self.checkpoint.verified_through =
-                    self.groups.values().map(|g| g.verified_at).min().flatten();
+                // Every listed group's last complete read; one never read to the end means not
+                // yet. Groups this run did not list are gone from the provider.
+                let started = self.checkpoint.run_started_at;
+                self.checkpoint.verified_through = self
+                    .groups
+                    .values()
+                    .filter(|g| g.listed_at.is_none_or(|listed| listed >= started))
+                    .map(|g| g.verified_at)
+                    .min()
+                    .flatten();
             }
             ListingOrder::NewestFirst if self.checkpoint.run == RunKind::Full => {
                 self.checkpoint.verified_through = Some(self.checkpoint.run_started_at);
@@ -410,6 +440,7 @@ impl Prepared {
         // not show chargebacks reads the payment again.
         for fetched in &mut self.commit.payments {
             if fetched.charged_back_amount.is_none()
+                && !self.chargebacks_stated.contains(&fetched.id)
                 && let Some(amount) = stored.get(&fetched.id).and_then(|s| s.charged_back_amount)
             {
                 fetched.charged_back_amount = Some(amount);
@@ -510,9 +541,24 @@ struct Policy {
 /// The groups verified longest ago (never verified first) whose re-reading fits in `budget`
 /// requests (each costs the pages its last read took; at least one group when the budget is not
 /// zero), for an incremental run to read again.
-fn verified_longest_ago(groups: &HashMap<String, GroupState>, budget: u32) -> HashSet<String> {
+///
+/// Groups read by every run anyway (set aside, `quarantined`) and groups the last run no longer
+/// listed (gone from the provider: listed before `last_run_started`) are left out, so they cannot
+/// take the budget of the others.
+fn verified_longest_ago(
+    groups: &HashMap<String, GroupState>,
+    quarantined: &HashSet<String>,
+    last_run_started: Option<DateTime<Utc>>,
+    budget: u32,
+) -> HashSet<String> {
+    let listed = |g: &GroupState| match (g.listed_at, last_run_started) {
+        (Some(listed), Some(started)) => listed >= started,
+        // Groups from before `listed_at` was kept, or a first run: all count.
+        _ => true,
+    };
     let mut oldest: Vec<(&Option<DateTime<Utc>>, &String, u32)> = groups
         .iter()
+        .filter(|(id, g)| !quarantined.contains(*id) && listed(g))
         .map(|(id, g)| (&g.verified_at, id, g.pages.max(1)))
         .collect();
     oldest.sort();

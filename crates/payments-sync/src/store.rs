@@ -123,6 +123,10 @@ pub struct GroupState {
     /// aside). Re-verification reads the groups verified longest ago first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<DateTime<Utc>>,
+    /// When it was last seen in the listing of groups: a group no longer listed is gone from
+    /// the provider, and no longer counts for re-verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<DateTime<Utc>>,
     /// How many pages of payments its last read took: what re-reading it will cost.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pages: u32,

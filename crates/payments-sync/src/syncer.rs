@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{
-    Change, ChangeKind, Cursor, ListingOrder, Money, Page, Payment, PaymentSource, PaymentStatus,
-    RateLimit, Rejected, SourceError,
+    Change, ChangeKind, Cursor, ListingOrder, Money, Page, PaymentSource, PaymentStatus, RateLimit,
+    Rejected, SourceError,
 };
 use tokio::time::Instant;
 
@@ -342,17 +342,29 @@ impl<S: Store> SourceTask<S> {
                 .map(|p| p.id.clone())
                 .unwrap_or_default();
             tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing instead");
-            run.fall_back_to_a_whole_walk();
+            run.fall_back_to_a_whole_walk(Utc::now());
         }
         if read.ignored > 0 {
             tracing::debug!(ignored = read.ignored, "changes of other kinds ignored");
         }
-        let mut payments = read.payloads;
+        let mut payments = Vec::new();
         let mut rejected = read.rejected;
         let mut ids: Vec<&String> = read.to_read.iter().collect();
         ids.sort();
         for source_id in ids {
-            match self.guarded(pager.payment(source_id)).await?.payment {
+            // One payment that cannot be read is named and left for re-verification; the rest
+            // of the feed and the walk go on.
+            let answer = match self.guarded(pager.payment(source_id)).await {
+                Ok(answer) => answer,
+                Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::warn!(payment = %source_id, %error, "a payment the change feed names could not be read; re-verification reads it later");
+                    continue;
+                }
+            };
+            match answer.payment {
                 Some(Ok(mut payment)) => {
                     if let Some(Some(amount)) = read.chargebacks.get(source_id) {
                         payment.charged_back_amount = Some(*amount);
@@ -378,7 +390,6 @@ impl<S: Store> SourceTask<S> {
         run: &SourceRun,
     ) -> Result<FeedRead, SyncError> {
         let last = run.feed_position().cloned();
-        let since = run.previous_completion();
         let mut read = FeedRead::default();
         let mut at: Option<Cursor> = None;
         for _ in 0..MAX_FEED_PAGES {
@@ -400,7 +411,7 @@ impl<S: Store> SourceTask<S> {
                     read.reached = true;
                     return Ok(read);
                 }
-                read.take(change, since);
+                read.take(change, |created_at| run.walk_reads(created_at));
             }
             match page.next {
                 Some(next) => at = Some(next),
@@ -493,8 +504,6 @@ struct FeedRead {
     newest: Option<FeedPosition>,
     /// Whether the feed reached the last change applied.
     reached: bool,
-    /// Payments as the changes carried them, oldest first.
-    payloads: Vec<Payment>,
     /// Payments to read again by id.
     to_read: HashSet<String>,
     /// The chargeback amount of a payment when its latest chargeback is completed.
@@ -506,16 +515,14 @@ struct FeedRead {
 }
 
 impl FeedRead {
-    /// Takes one change (newest first). A payment carried by a change older than the last
-    /// run's end may be older than what that run stored, so it is read again instead.
-    fn take(&mut self, change: Change, since: Option<DateTime<Utc>>) {
+    /// Takes one change (newest first). A payment a change carries is as it was then, which
+    /// may be older than what the ledger holds: one the run's walk reads anyway is left to it,
+    /// any other is read again by id (its current state, never a stale one).
+    fn take(&mut self, change: Change, walk_reads: impl Fn(DateTime<FixedOffset>) -> bool) {
         match change.kind {
             ChangeKind::Payment(payment) => {
-                if since.is_some_and(|since| change.at.with_timezone(&Utc) <= since) {
-                    self.to_read.insert(payment.source_id.clone());
-                } else {
-                    // Newest first: the oldest goes first, so the newest wins.
-                    self.payloads.insert(0, *payment);
+                if !walk_reads(payment.created_at) {
+                    self.to_read.insert(payment.source_id);
                 }
             }
             ChangeKind::Touched { source_id } => {

@@ -43,13 +43,17 @@ async fn a_chargeback_200_days_back_and_a_refund_100_days_back_land_in_the_next_
  {
     let sandbox = a_year_of_paypro().await;
     let store = Arc::new(MemoryStore::new());
+    // Re-verification off: only the feed can bring these changes in.
+    let feed_only = SyncOptions {
+        reverify_budget: 0,
+        ..SyncOptions::default()
+    };
     assert_eq!(
-        sync(&store, &sandbox, SyncOptions::default()).await.run,
+        sync(&store, &sandbox, feed_only.clone()).await.run,
         Some(RunKind::Full)
     );
-    // What an incremental run costs when nothing changed: the feed, the recent pages, the
-    // re-verification budget.
-    let usual = sync(&store, &sandbox, SyncOptions::default()).await;
+    // What an incremental run costs when nothing changed: the feed and the recent pages.
+    let usual = sync(&store, &sandbox, feed_only.clone()).await;
     assert_eq!(usual.run, Some(RunKind::Incremental));
 
     let charged = sandbox
@@ -67,7 +71,7 @@ async fn a_chargeback_200_days_back_and_a_refund_100_days_back_land_in_the_next_
         .unwrap();
 
     let before = sandbox.requests().len();
-    let next = sync(&store, &sandbox, SyncOptions::default()).await;
+    let next = sync(&store, &sandbox, feed_only.clone()).await;
     let requests = (sandbox.requests().len() - before) as u64;
     assert!(
         requests <= usual.requests + 2,
@@ -112,8 +116,19 @@ async fn a_chargeback_200_days_back_and_a_refund_100_days_back_land_in_the_next_
     sandbox
         .charge_back_paypro_payment(&pending.id, 100, false)
         .unwrap();
-    sync(&store, &sandbox, SyncOptions::default()).await;
+    sync(&store, &sandbox, feed_only.clone()).await;
     assert_eq!(stored(&store, &pending.id).status, PaymentStatus::Paid);
+
+    // The charged-back payment's latest chargeback is no longer completed (reversed): the feed's
+    // word is final, the payment is paid again, and the move back is flagged.
+    sandbox
+        .charge_back_paypro_payment(&charged.id, charged.amount, false)
+        .unwrap();
+    let reversed = sync(&store, &sandbox, feed_only).await;
+    assert_eq!(reversed.counts.backwards, 1, "{reversed:?}");
+    let after = stored(&store, &charged.id);
+    assert_eq!(after.charged_back_amount, None);
+    assert_ne!(after.status, PaymentStatus::ChargedBack);
 }
 
 #[tokio::test]
@@ -141,17 +156,31 @@ async fn a_feed_that_lost_the_last_applied_change_falls_back_to_a_whole_walk_tha
         paypro_events_kept: Some(20),
         ..ContentFaults::default()
     });
+    let started = chrono::Utc::now();
     let summary = sync(&store, &sandbox, options.clone()).await;
     assert!(summary.feed_incomplete, "the gap is said: {summary:?}");
     assert_eq!(stored(&store, &old.id).status, PaymentStatus::Refunded);
     assert_eq!(summary.counts.new, 25);
     // The walk read the whole listing: the ledger is verified since this run.
     let checkpoint = store.checkpoint("paypro").unwrap();
-    assert!(checkpoint.verified_through.is_some());
+    assert!(checkpoint.verified_through.is_some_and(|at| at >= started));
 
     // The next run reads the feed from where it now stands: no gap.
-    let next = sync(&store, &sandbox, options).await;
+    let next = sync(&store, &sandbox, options.clone()).await;
     assert!(!next.feed_incomplete, "{next:?}");
+
+    // A feed that shows nothing at all (every event expired): one fallback, not one every run.
+    sandbox.set_content_faults(ContentFaults {
+        paypro_events_kept: Some(0),
+        ..ContentFaults::default()
+    });
+    sandbox.insert_paypro_payment();
+    assert!(
+        sync(&store, &sandbox, options.clone())
+            .await
+            .feed_incomplete
+    );
+    assert!(!sync(&store, &sandbox, options).await.feed_incomplete);
 }
 
 #[tokio::test]

@@ -526,3 +526,96 @@ async fn a_payment_listed_twice_on_a_page_is_kept_once_in_its_last_copy() {
         "no version that changes nothing"
     );
 }
+
+/// A newest-first source with a change feed whose second read names a payment that cannot be
+/// read by id.
+struct UnreadableInFeed {
+    feed_reads: std::sync::atomic::AtomicUsize,
+}
+
+#[payments_model::async_trait]
+impl payments_model::PaymentSource for UnreadableInFeed {
+    fn name(&self) -> &str {
+        "unreadable"
+    }
+
+    fn order(&self) -> payments_model::ListingOrder {
+        payments_model::ListingOrder::NewestFirst
+    }
+
+    async fn page(
+        &self,
+        _: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::Page, payments_model::SourceError> {
+        Ok(payments_model::Page {
+            payments: vec![listed("PP1", "1.00")],
+            ..payments_model::Page::default()
+        })
+    }
+
+    fn has_change_feed(&self) -> bool {
+        true
+    }
+
+    async fn changes(
+        &self,
+        _: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::ChangePage, payments_model::SourceError> {
+        use payments_model::{Change, ChangeKind, parse_timestamp};
+        let read = self
+            .feed_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut changes = vec![Change {
+            id: "EV1".into(),
+            at: parse_timestamp("2026-11-01T10:00:00Z").unwrap(),
+            kind: ChangeKind::Other {
+                kind: "payout.paid".into(),
+            },
+        }];
+        if read > 0 {
+            changes.insert(
+                0,
+                Change {
+                    id: "EV2".into(),
+                    at: parse_timestamp("2026-11-02T10:00:00Z").unwrap(),
+                    kind: ChangeKind::Touched {
+                        source_id: "PP/../x".into(),
+                    },
+                },
+            );
+        }
+        Ok(payments_model::ChangePage {
+            changes,
+            ..payments_model::ChangePage::default()
+        })
+    }
+
+    async fn payment(
+        &self,
+        source_id: &str,
+    ) -> Result<payments_model::OnePayment, payments_model::SourceError> {
+        Err(payments_model::SourceError::Refused(format!(
+            "`{source_id}` cannot go in a URL path"
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_payment_the_feed_names_that_cannot_be_read_stops_neither_the_feed_nor_the_walk() {
+    let store = Arc::new(MemoryStore::new());
+    let source = Arc::new(UnreadableInFeed {
+        feed_reads: 0.into(),
+    });
+    for run in 0..2 {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source(source.clone());
+        let summary = syncer.run().await.remove(0).unwrap();
+        assert!(summary.pages >= 1, "run {run}: the walk went on");
+    }
+    let checkpoint = store.checkpoint("unreadable").unwrap();
+    assert_eq!(
+        checkpoint.feed.map(|f| f.id).as_deref(),
+        Some("EV2"),
+        "the feed moves on: the payment is left to re-verification"
+    );
+}

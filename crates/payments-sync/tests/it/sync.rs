@@ -612,3 +612,60 @@ async fn the_paypro_re_verification_walk_resumes_run_after_run_and_finds_a_silen
         .unwrap();
     assert!(through > first, "{through} after {first}");
 }
+
+#[tokio::test]
+async fn a_run_stopped_in_its_re_verification_walk_is_followed_by_a_new_run_that_reads_the_newest_first()
+ {
+    let sandbox = Sandbox::start(SandboxConfig {
+        paypro_spacing: Duration::from_secs(3 * 3600),
+        ..config(0, 2000)
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let run = |options: SyncOptions| {
+        let store = store.clone();
+        let source = paypro(&sandbox);
+        async move {
+            let mut syncer = Syncer::new(store, options);
+            syncer.add_source(source);
+            syncer.run().await.remove(0)
+        }
+    };
+    run(SyncOptions::default()).await.unwrap();
+    // The incremental run reads a page or two down to its horizon, then re-verifies until its
+    // page budget stops it in the middle of the walk.
+    let stopped = run(SyncOptions {
+        max_pages: Some(4),
+        ..SyncOptions::default()
+    })
+    .await;
+    assert!(
+        matches!(stopped, Err(SyncError::PageBudget { .. })),
+        "{stopped:?}"
+    );
+    let checkpoint = store.checkpoint("paypro").unwrap();
+    assert!(checkpoint.in_progress());
+    assert_eq!(
+        checkpoint.cursor, checkpoint.reverify_cursor,
+        "stopped while re-verifying"
+    );
+    let stopped_at = checkpoint.reverify_cursor.clone();
+
+    let new = sandbox.insert_paypro_payment();
+    let next = run(SyncOptions::default()).await.unwrap();
+    assert!(
+        !next.resumed,
+        "a new run, not a resume of the re-verification walk"
+    );
+    assert!(
+        store.payments().iter().any(|p| p.source_id == new),
+        "the newest page was read"
+    );
+    let after = store.checkpoint("paypro").unwrap();
+    assert_ne!(
+        after.reverify_cursor, stopped_at,
+        "the walk went on from where it stopped"
+    );
+    assert!(!after.in_progress());
+}
