@@ -24,6 +24,26 @@ fn config(links: usize, paypro: usize) -> SandboxConfig {
     }
 }
 
+/// One run of `source` into `store`.
+async fn try_sync_one(
+    store: &Arc<MemoryStore>,
+    source: Arc<dyn payments_model::PaymentSource>,
+    options: SyncOptions,
+) -> Result<payments_sync::Summary, SyncError> {
+    let mut syncer = Syncer::new(store.clone(), options);
+    syncer.add_source(source);
+    syncer.run().await.remove(0)
+}
+
+/// One run of `source` into `store`, which succeeds.
+async fn sync_one(
+    store: &Arc<MemoryStore>,
+    source: Arc<dyn payments_model::PaymentSource>,
+    options: SyncOptions,
+) -> payments_sync::Summary {
+    try_sync_one(store, source, options).await.unwrap()
+}
+
 /// Incremental runs without re-verification: they read only what can have changed.
 fn only_what_can_have_changed() -> SyncOptions {
     SyncOptions {
@@ -206,15 +226,7 @@ async fn re_verification_finds_a_chargeback_on_a_300_day_old_payment_within_the_
         reverify_budget: budget,
         ..SyncOptions::default()
     };
-    let mkp_only = |options: SyncOptions| {
-        let store = store.clone();
-        let source = mkp(&sandbox);
-        async move {
-            let mut syncer = Syncer::new(store, options);
-            syncer.add_source(source);
-            syncer.run().await.remove(0).unwrap()
-        }
-    };
+    let mkp_only = |options| sync_one(&store, mkp(&sandbox), options);
     mkp_only(options.clone()).await;
     let now = chrono::Utc::now();
     let old_paid = store
@@ -484,15 +496,7 @@ async fn every_one_of_1000_mkp_links_is_re_verified_within_a_day_of_five_minute_
     let sandbox = Sandbox::start(config(1000, 0)).await.unwrap();
     close_and_settle_all_links_but(&sandbox, 20);
     let store = Arc::new(MemoryStore::new());
-    let run = |options: SyncOptions| {
-        let store = store.clone();
-        let source = mkp(&sandbox);
-        async move {
-            let mut syncer = Syncer::new(store, options);
-            syncer.add_source(source);
-            syncer.run().await.remove(0).unwrap()
-        }
-    };
+    let run = |options| sync_one(&store, mkp(&sandbox), options);
     run(SyncOptions::default()).await;
     let started = chrono::Utc::now();
     let verified_since_started = || {
@@ -551,15 +555,7 @@ async fn the_paypro_re_verification_walk_resumes_run_after_run_and_finds_a_silen
     .unwrap();
     let store = Arc::new(MemoryStore::new());
     let budget = 4;
-    let run = |options: SyncOptions| {
-        let store = store.clone();
-        let source = paypro(&sandbox);
-        async move {
-            let mut syncer = Syncer::new(store, options);
-            syncer.add_source(source);
-            syncer.run().await.remove(0).unwrap()
-        }
-    };
+    let run = |options| sync_one(&store, paypro(&sandbox), options);
     let options = SyncOptions {
         reverify_budget: budget,
         ..SyncOptions::default()
@@ -623,15 +619,7 @@ async fn a_run_stopped_in_its_re_verification_walk_is_followed_by_a_new_run_that
     .await
     .unwrap();
     let store = Arc::new(MemoryStore::new());
-    let run = |options: SyncOptions| {
-        let store = store.clone();
-        let source = paypro(&sandbox);
-        async move {
-            let mut syncer = Syncer::new(store, options);
-            syncer.add_source(source);
-            syncer.run().await.remove(0)
-        }
-    };
+    let run = |options| try_sync_one(&store, paypro(&sandbox), options);
     run(SyncOptions::default()).await.unwrap();
     // The incremental run reads a page or two down to its horizon, then re-verifies until its
     // page budget stops it in the middle of the walk.
