@@ -52,6 +52,14 @@ pub trait PaymentSource: Send + Sync {
         Ok(ChangePage::default())
     }
 
+    /// Fetches the page at `cursor` of the provider's chargebacks (`None`: the newest), newest
+    /// first, each as a [`ChangeKind::ChargedBack`] change: what a ledger reads once to learn
+    /// the chargebacks no change of its feed announced (before its first read of the feed, or in
+    /// a gap of it). Sources without one answer an empty last page. At most one request.
+    async fn chargebacks(&self, _cursor: Option<&Cursor>) -> Result<ChangePage, SourceError> {
+        Ok(ChangePage::default())
+    }
+
     /// Fetches one payment by the provider's id, as the provider reports it now: `None` when
     /// the provider does not know it (or the source cannot ask). At most one request.
     async fn payment(&self, _source_id: &str) -> Result<OnePayment, SourceError> {
@@ -99,6 +107,8 @@ pub enum ChangeKind {
     ChargedBack {
         /// The payment's provider id.
         source_id: String,
+        /// The payment's unified id, as [`Payment::id`] has it.
+        payment_id: String,
         /// How much was charged back.
         amount: Money,
         /// Whether the chargeback is completed.

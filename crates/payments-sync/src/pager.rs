@@ -146,6 +146,12 @@ impl<'s> Pager<'s> {
         self.call(at, |source| Box::pin(source.changes(at))).await
     }
 
+    /// Fetches the page of the source's chargebacks at `at`, with the same retries and pacing.
+    pub async fn chargebacks(&mut self, at: Option<&Cursor>) -> Result<ChangePage, SyncError> {
+        self.call(at, |source| Box::pin(source.chargebacks(at)))
+            .await
+    }
+
     /// Fetches one payment by the provider's id, with the same retries and pacing.
     pub async fn payment(&mut self, source_id: &str) -> Result<OnePayment, SyncError> {
         self.call(None, |source| Box::pin(source.payment(source_id)))

@@ -225,7 +225,14 @@ impl<S: Store> SourceTask<S> {
                 events: self.events.clone(),
             },
         );
-        if source.has_change_feed() {
+        // A ledger that never read the feed first walks, then notes where the feed stands and
+        // learns every chargeback from the provider's list (the walk stored their payments).
+        let first_feed_read = source.has_change_feed() && run.feed_position().is_none();
+        if first_feed_read {
+            // Until the feed is read once, a run's time goes to that, not to re-verification.
+            run.skip_re_verification();
+        }
+        if source.has_change_feed() && !first_feed_read {
             match self.follow_feed(&mut pager, &mut run).await {
                 Ok(counts) => run.feed_committed(counts),
                 Err(error) => {
@@ -297,6 +304,13 @@ impl<S: Store> SourceTask<S> {
                 None => break Ok(()),
             }
         };
+        let result = match result {
+            Ok(()) if first_feed_read => {
+                pager.new_walk();
+                self.first_feed_read(&mut pager, &mut run).await
+            }
+            other => other,
+        };
         run.paged(pager.requests(), pager.waited());
         summary = run.summary().clone();
         if result.is_ok() {
@@ -326,7 +340,7 @@ impl<S: Store> SourceTask<S> {
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
     ) -> Result<CommitCounts, SyncError> {
-        let read = match self.read_feed(pager, run).await {
+        let mut read = match self.read_feed(pager, run).await {
             Ok(read) => read,
             Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
                 return Err(error);
@@ -337,12 +351,24 @@ impl<S: Store> SourceTask<S> {
             }
         };
         if !read.reached && run.summary().run == Some(RunKind::Incremental) {
-            let position = run
-                .feed_position()
-                .map(|p| p.id.clone())
-                .unwrap_or_default();
-            tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing instead");
+            let last = run.feed_position().cloned();
+            let position = last.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+            tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing and reads the chargebacks since then instead");
             run.fall_back_to_a_whole_walk(Utc::now());
+            // The listing does not show chargebacks: those of the gap come from their own list.
+            match self.read_chargebacks(pager, last.map(|p| p.at)).await {
+                Ok(changes) => {
+                    for change in changes {
+                        read.take(change, |_| false);
+                    }
+                }
+                Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the chargebacks could not be read; the next run's feed may still miss some");
+                }
+            }
         }
         if read.ignored > 0 {
             tracing::debug!(ignored = read.ignored, "changes of other kinds ignored");
@@ -380,6 +406,92 @@ impl<S: Store> SourceTask<S> {
         }
         let prepared = run.feed_read(payments, rejected, read.newest, Utc::now());
         self.commit(prepared).await.map_err(SyncError::Store)
+    }
+
+    /// The first read of a source's feed, after a walk that stored its payments: notes where the
+    /// feed stands, and applies the latest chargeback of every payment from the provider's list
+    /// of chargebacks (none of them was announced to this ledger). One that cannot be read now
+    /// is tried again by the next run.
+    async fn first_feed_read(
+        &self,
+        pager: &mut Pager<'_>,
+        run: &mut SourceRun,
+    ) -> Result<(), SyncError> {
+        let read = async {
+            let read = self.read_feed(pager, run).await?;
+            let chargebacks = self.read_chargebacks(pager, None).await?;
+            Ok::<_, SyncError>((read, chargebacks))
+        };
+        let (read, chargebacks) = match read.await {
+            Ok(read) => read,
+            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the change feed could not be read; the next run reads it again");
+                return Ok(());
+            }
+        };
+        // Newest first: the first chargeback of a payment is its latest.
+        let mut latest: HashMap<String, Option<Money>> = HashMap::new();
+        for change in chargebacks {
+            if let ChangeKind::ChargedBack {
+                payment_id,
+                amount,
+                completed,
+                ..
+            } = change.kind
+            {
+                latest
+                    .entry(payment_id)
+                    .or_insert(completed.then_some(amount));
+            }
+        }
+        let stored = self
+            .store
+            .stored(latest.keys().cloned().collect())
+            .await
+            .map_err(SyncError::Store)?;
+        let mut payments: Vec<_> = stored
+            .into_values()
+            .filter_map(|mut payment| {
+                let amount = latest.get(&payment.id).copied().flatten()?;
+                (payment.charged_back_amount != Some(amount)).then(|| {
+                    payment.charged_back_amount = Some(amount);
+                    payment.status = PaymentStatus::ChargedBack;
+                    payment
+                })
+            })
+            .collect();
+        payments.sort_by(|a, b| a.id.cmp(&b.id));
+        let prepared = run.feed_read(payments, read.rejected, read.newest, Utc::now());
+        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
+        run.feed_committed(counts);
+        Ok(())
+    }
+
+    /// The provider's chargebacks, newest first, back to `since` (all of them for `None`).
+    async fn read_chargebacks(
+        &self,
+        pager: &mut Pager<'_>,
+        since: Option<DateTime<FixedOffset>>,
+    ) -> Result<Vec<Change>, SyncError> {
+        let mut changes = Vec::new();
+        let mut at: Option<Cursor> = None;
+        for _ in 0..MAX_CHARGEBACK_PAGES {
+            let page = self.guarded(pager.chargebacks(at.as_ref())).await?;
+            for change in page.changes {
+                if since.is_some_and(|since| change.at < since) {
+                    return Ok(changes);
+                }
+                changes.push(change);
+            }
+            match page.next {
+                Some(next) => at = Some(next),
+                None => break,
+            }
+        }
+        Ok(changes)
     }
 
     /// The changes since the last one applied (all of them on the first read, which only
@@ -497,6 +609,9 @@ impl<S: Store> SourceTask<S> {
 /// as one that lost its oldest changes.
 const MAX_FEED_PAGES: usize = 50;
 
+/// The most pages of a provider's chargebacks one run reads (10,000 chargebacks).
+const MAX_CHARGEBACK_PAGES: usize = 100;
+
 /// What a run takes from a change feed.
 #[derive(Default)]
 struct FeedRead {
@@ -532,6 +647,7 @@ impl FeedRead {
                 source_id,
                 amount,
                 completed,
+                ..
             } => {
                 // Newest first: the first chargeback seen of a payment is its latest.
                 self.chargebacks

@@ -79,13 +79,36 @@ pub fn data_set(sandbox: &Sandbox) -> Vec<Payment> {
         })
         .collect();
     let records: Vec<_> = sandbox.paypro_payments().iter().map(raw).collect();
-    all.extend(paypro_api::map_payments(&records).payments);
+    let mut paypro = paypro_api::map_payments(&records).payments;
+    charge_back(&mut paypro, sandbox);
+    all.extend(paypro);
     all.sort_by(|a, b| {
         a.created_at
             .cmp(&b.created_at)
             .then_with(|| a.id.cmp(&b.id))
     });
     all
+}
+
+/// Applies the latest chargeback of each PayPro payment, as a ledger learns it from PayPro's list
+/// of chargebacks: a completed one makes the payment `charged_back` with its amount.
+fn charge_back(payments: &mut [Payment], sandbox: &Sandbox) {
+    let mut latest = std::collections::HashMap::new();
+    // Newest first: the first chargeback of a payment is its latest.
+    for chargeback in sandbox.paypro_chargebacks() {
+        latest
+            .entry(chargeback.payment.clone())
+            .or_insert((chargeback.state == "completed").then_some(chargeback.amount));
+    }
+    for payment in payments {
+        if let Some(Some(amount)) = latest.get(&payment.source_id) {
+            payment.charged_back_amount = Some(payments_model::Money::from_minor(
+                *amount,
+                payment.currency(),
+            ));
+            payment.status = payments_model::PaymentStatus::ChargedBack;
+        }
+    }
 }
 
 /// The part of the sandbox's data set a correct sync reads under the faults in force

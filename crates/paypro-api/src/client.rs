@@ -367,57 +367,23 @@ impl PaymentSource for PayProSource {
     }
 
     async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {
-        let first = self.client.first_page();
-        let request = match cursor {
-            None => first.as_str(),
-            Some(Cursor {
-                listing: Some(listing),
-                ..
-            }) => listing.as_str(),
-            Some(_) => return Ok(Page::default()),
+        let Some(request) = self.request("payments", cursor) else {
+            return Ok(Page::default());
         };
-        let limit = limit_of(request);
-        let fetched = match self.client.payments_page(Some(request)).await {
+        let fetched = match within_cap(&request, self.client.payments_page(Some(&request))).await? {
             Ok(fetched) => fetched,
-            Err(SourceError::BodyTooLarge {
-                provider,
-                cap,
-                what,
-            }) => {
-                if limit <= 1 {
-                    return Err(SourceError::BodyTooLarge {
-                        provider,
-                        cap,
-                        what: format!("{what} (a single payment, the smallest page there is)"),
-                    });
-                }
-                let smaller = with_limit(request, limit / 2);
-                tracing::warn!(page = %request, retry = %smaller, cap, "a page is over the body cap; asking for a smaller one");
+            Err(smaller) => {
                 return Ok(Page {
-                    next: Some(Cursor {
-                        listing: Some(smaller),
-                        ..Cursor::default()
-                    }),
+                    next: Some(smaller),
                     ..Page::default()
                 });
             }
-            Err(error) => return Err(error),
         };
-        // After a page this source asked for smaller, full pages again.
-        let full = u32::from(self.client.limit());
-        let next = fetched.value.next.map(|listing| Cursor {
-            listing: Some(if limit < full {
-                with_limit(&listing, full)
-            } else {
-                listing
-            }),
-            ..Cursor::default()
-        });
         Ok(Page {
             payments: fetched.value.payments,
             rejected: fetched.value.rejected,
             groups: Vec::new(),
-            next,
+            next: self.full_size(&request, fetched.value.next),
             rate_limit: fetched.rate_limit,
         })
     }
@@ -429,8 +395,18 @@ impl PaymentSource for PayProSource {
     /// PayPro's `/events`: a payment payload is the payment as it was; a refund says its
     /// payment must be read again; a chargeback says how much, and whether it is completed.
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangePage, SourceError> {
-        let at = cursor.and_then(|c| c.listing.as_deref());
-        let fetched = self.client.events_page(at).await?;
+        let Some(request) = self.request("events", cursor) else {
+            return Ok(ChangePage::default());
+        };
+        let fetched = match within_cap(&request, self.client.events_page(Some(&request))).await? {
+            Ok(fetched) => fetched,
+            Err(smaller) => {
+                return Ok(ChangePage {
+                    next: Some(smaller),
+                    ..ChangePage::default()
+                });
+            }
+        };
         let changes = fetched
             .value
             .events
@@ -443,11 +419,7 @@ impl PaymentSource for PayProSource {
                     EventPayload::Refund(refund) => ChangeKind::Touched {
                         source_id: refund.payment_id,
                     },
-                    EventPayload::Chargeback(chargeback) => ChangeKind::ChargedBack {
-                        completed: chargeback.is_completed(),
-                        source_id: chargeback.payment_id,
-                        amount: chargeback.amount,
-                    },
+                    EventPayload::Chargeback(chargeback) => charged_back(chargeback),
                     EventPayload::Other { .. } => ChangeKind::Other {
                         kind: event.event_type,
                     },
@@ -457,10 +429,39 @@ impl PaymentSource for PayProSource {
         Ok(ChangePage {
             changes,
             rejected: fetched.value.rejected,
-            next: fetched.value.next.map(|listing| Cursor {
-                listing: Some(listing),
-                ..Cursor::default()
-            }),
+            next: self.full_size(&request, fetched.value.next),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// PayPro's `/chargebacks`, newest first.
+    async fn chargebacks(&self, cursor: Option<&Cursor>) -> Result<ChangePage, SourceError> {
+        let Some(request) = self.request("chargebacks", cursor) else {
+            return Ok(ChangePage::default());
+        };
+        let fetched =
+            match within_cap(&request, self.client.chargebacks_page(Some(&request))).await? {
+                Ok(fetched) => fetched,
+                Err(smaller) => {
+                    return Ok(ChangePage {
+                        next: Some(smaller),
+                        ..ChangePage::default()
+                    });
+                }
+            };
+        Ok(ChangePage {
+            changes: fetched
+                .value
+                .chargebacks
+                .into_iter()
+                .map(|chargeback| Change {
+                    id: chargeback.id.clone(),
+                    at: chargeback.created_at,
+                    kind: charged_back(chargeback),
+                })
+                .collect(),
+            rejected: fetched.value.rejected,
+            next: self.full_size(&request, fetched.value.next),
             rate_limit: fetched.rate_limit,
         })
     }
@@ -471,6 +472,74 @@ impl PaymentSource for PayProSource {
             payment: fetched.value,
             rate_limit: fetched.rate_limit,
         })
+    }
+}
+
+impl PayProSource {
+    /// The address to fetch for `listing` at `cursor`: its first page for `None`; `None` for a
+    /// cursor with nothing left of the listing.
+    fn request(&self, listing: &str, cursor: Option<&Cursor>) -> Option<String> {
+        match cursor {
+            None => Some(self.client.first_page_of(listing)),
+            Some(cursor) => cursor.listing.clone(),
+        }
+    }
+
+    /// Where a listing continues after the page at `request`: full-size pages again after a
+    /// page this source asked for smaller.
+    fn full_size(&self, request: &str, next: Option<String>) -> Option<Cursor> {
+        let full = u32::from(self.client.limit());
+        next.map(|listing| Cursor {
+            listing: Some(if limit_of(request) < full {
+                with_limit(&listing, full)
+            } else {
+                listing
+            }),
+            ..Cursor::default()
+        })
+    }
+}
+
+/// Awaits the page at `request`. A page over the body cap is asked for again with half the
+/// `limit` (the `Err` is the smaller request's cursor), down to a single item, which is named
+/// in the error.
+async fn within_cap<T>(
+    request: &str,
+    fetch: impl std::future::Future<Output = Result<T, SourceError>>,
+) -> Result<Result<T, Cursor>, SourceError> {
+    match fetch.await {
+        Ok(fetched) => Ok(Ok(fetched)),
+        Err(SourceError::BodyTooLarge {
+            provider,
+            cap,
+            what,
+        }) => {
+            let limit = limit_of(request);
+            if limit <= 1 {
+                return Err(SourceError::BodyTooLarge {
+                    provider,
+                    cap,
+                    what: format!("{what} (a single item, the smallest page there is)"),
+                });
+            }
+            let smaller = with_limit(request, limit / 2);
+            tracing::warn!(page = %request, retry = %smaller, cap, "a page is over the body cap; asking for a smaller one");
+            Ok(Err(Cursor {
+                listing: Some(smaller),
+                ..Cursor::default()
+            }))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A chargeback as a change of its payment.
+fn charged_back(chargeback: Chargeback) -> ChangeKind {
+    ChangeKind::ChargedBack {
+        completed: chargeback.is_completed(),
+        payment_id: chargeback.unified_payment_id(),
+        source_id: chargeback.payment_id,
+        amount: chargeback.amount,
     }
 }
 

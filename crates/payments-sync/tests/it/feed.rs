@@ -210,6 +210,7 @@ async fn library_users_read_the_change_feed_as_a_stream_newest_first() {
     assert_eq!(
         changes[0].kind,
         payments_model::ChangeKind::ChargedBack {
+            payment_id: format!("paypro:{}", old.id),
             source_id: old.id.clone(),
             amount: Money::from_minor(500, Currency::EUR),
             completed: true
@@ -219,4 +220,65 @@ async fn library_users_read_the_change_feed_as_a_stream_newest_first() {
         changes.windows(2).all(|w| w[0].at >= w[1].at),
         "newest first"
     );
+}
+
+#[tokio::test]
+async fn the_first_sync_learns_every_chargeback_made_before_it_and_a_gap_its_own() {
+    let sandbox = a_year_of_paypro().await;
+    // Chargebacks from long before this ledger existed: one completed, one still in progress.
+    let day = Duration::from_secs(86_400);
+    let done = sandbox.old_paid_paypro_payment(300 * day).unwrap();
+    let open = sandbox.old_paid_paypro_payment(200 * day).unwrap();
+    sandbox
+        .charge_back_paypro_payment(&done.id, done.amount / 2, true)
+        .unwrap();
+    sandbox
+        .charge_back_paypro_payment(&open.id, open.amount, false)
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let options = SyncOptions {
+        reverify_budget: 1,
+        ..SyncOptions::default()
+    };
+    let first = sync(&store, &sandbox, options.clone()).await;
+    assert_eq!(first.run, Some(RunKind::Full));
+    let partial = stored(&store, &done.id);
+    assert_eq!(
+        partial.status,
+        PaymentStatus::ChargedBack,
+        "a partial chargeback"
+    );
+    assert_eq!(
+        partial.charged_back_amount,
+        Some(Money::from_minor(done.amount / 2, Currency::EUR))
+    );
+    assert_eq!(stored(&store, &open.id).charged_back_amount, None);
+    // Every chargeback the provider lists that completed is in the ledger, not only these.
+    let completed = sandbox
+        .paypro_chargebacks()
+        .into_iter()
+        .filter(|c| c.state == "completed")
+        .count();
+    let charged = store
+        .payments()
+        .iter()
+        .filter(|p| p.charged_back_amount.is_some())
+        .count();
+    assert_eq!(charged, completed);
+
+    // A chargeback whose event is lost in a gap of the feed comes from the chargebacks list.
+    let gap = sandbox.old_paid_paypro_payment(250 * day).unwrap();
+    sandbox
+        .charge_back_paypro_payment(&gap.id, gap.amount, true)
+        .unwrap();
+    for _ in 0..25 {
+        sandbox.insert_paypro_payment();
+    }
+    sandbox.set_content_faults(ContentFaults {
+        paypro_events_kept: Some(20),
+        ..ContentFaults::default()
+    });
+    let summary = sync(&store, &sandbox, options).await;
+    assert!(summary.feed_incomplete);
+    assert_eq!(stored(&store, &gap.id).status, PaymentStatus::ChargedBack);
 }

@@ -151,6 +151,7 @@ async fn a_run_past_its_time_budget_stops_at_a_page_and_the_next_run_resumes() {
     .unwrap();
     let store = Arc::new(MemoryStore::new());
     let mut runs = 0;
+    let mut resumed = 0;
     loop {
         runs += 1;
         let mut syncer = Syncer::new(
@@ -163,20 +164,28 @@ async fn a_run_past_its_time_budget_stops_at_a_page_and_the_next_run_resumes() {
         syncer.add_source(paypro(&sandbox));
         match syncer.run().await.remove(0) {
             Ok(summary) => {
-                assert!(summary.resumed, "the last run resumed the first");
+                resumed += u32::from(summary.resumed);
                 break;
             }
             Err(SyncError::OutOfTime { budget, .. }) => {
                 assert_eq!(budget, Duration::from_millis(300));
-                assert!(store.checkpoint("paypro").unwrap().in_progress());
+                let checkpoint = store.checkpoint("paypro").unwrap();
+                // Stopped in the walk, which resumes; or after it, in the feed's first read,
+                // which the next run makes again.
+                assert!(checkpoint.in_progress() || checkpoint.feed.is_none());
+                resumed += u32::from(checkpoint.in_progress());
             }
             Err(error) => panic!("{error}"),
         }
         assert!(runs < 100, "every run makes progress");
     }
     assert!(runs > 1, "30 pages at 40 ms do not fit in 300 ms");
+    assert!(
+        resumed > 0,
+        "a run stopped in the walk and the next resumed it"
+    );
     assert_eq!(store.payments(), data_set(&sandbox));
-    assert_eq!(store.checkpoint("paypro").unwrap().run, RunKind::Full);
+    assert!(store.checkpoint("paypro").unwrap().feed.is_some());
 }
 
 #[tokio::test]

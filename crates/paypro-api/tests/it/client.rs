@@ -554,7 +554,7 @@ async fn a_single_payment_over_the_body_cap_fails_clearly_at_limit_one() {
     };
     assert!(
         what.starts_with("/payments?limit=1")
-            && what.ends_with("(a single payment, the smallest page there is)"),
+            && what.ends_with("(a single item, the smallest page there is)"),
         "{what}"
     );
     assert!(err.to_string().contains("raise the body cap"), "{err}");
