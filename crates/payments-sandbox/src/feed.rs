@@ -451,6 +451,24 @@ impl Data {
         Some(id)
     }
 
+    /// Completes a chargeback added at run time, `now`, silently: no event says so, as PayPro
+    /// documents only `chargeback.created`. `false` for an unknown or completed chargeback.
+    pub(crate) fn complete_paypro_chargeback(&mut self, id: &str, now: DateTime<Utc>) -> bool {
+        match self
+            .overlay
+            .paypro_chargebacks
+            .iter_mut()
+            .find(|c| c.id == id && c.state != "completed")
+        {
+            Some(chargeback) => {
+                chargeback.state = "completed".to_owned();
+                chargeback.charged_back_at = Some(utc(now));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Pays an unpaid payment `now`: its state becomes `paid` with `paid_at` now, and a
     /// `payment.paid` event carrying it is added; returns the event's id. `None` (and nothing
     /// changes) for an unknown or already paid payment.

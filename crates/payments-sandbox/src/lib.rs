@@ -674,6 +674,17 @@ impl Sandbox {
             .charge_back_paypro(payment_id, amount, completed, Utc::now())
     }
 
+    /// Completes a chargeback added by [`Sandbox::charge_back_paypro_payment`] now, with no event
+    /// (PayPro documents only `chargeback.created`): only `/chargebacks` shows it. `false` for an
+    /// unknown or already completed chargeback.
+    pub fn complete_paypro_chargeback(&self, chargeback_id: &str) -> bool {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .complete_paypro_chargeback(chargeback_id, Utc::now())
+    }
+
     /// Pays an unpaid PayPro payment now: it is served with state `paid` and `paid_at` now, and
     /// a `payment.paid` event carrying it tops `/events`. Returns the event's id; `None`, and
     /// nothing changes, for an unknown or already paid payment.

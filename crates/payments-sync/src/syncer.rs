@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{
-    Change, ChangeKind, Cursor, ListingOrder, Money, Page, PaymentSource, PaymentStatus, RateLimit,
-    Rejected, SourceError,
+    Change, ChangeKind, Cursor, ListingOrder, Money, Page, Payment, PaymentSource, PaymentStatus,
+    RateLimit, Rejected, SourceError,
 };
 use tokio::time::Instant;
 
@@ -356,7 +356,10 @@ impl<S: Store> SourceTask<S> {
             tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing and reads the chargebacks since then instead");
             run.fall_back_to_a_whole_walk(Utc::now());
             // The listing does not show chargebacks: those of the gap come from their own list.
-            match self.read_chargebacks(pager, last.map(|p| p.at)).await {
+            match self
+                .read_chargebacks(pager, last.map(|p| p.at), MAX_CHARGEBACK_PAGES)
+                .await
+            {
                 Ok(changes) => {
                     for change in changes {
                         read.take(change, |_| false);
@@ -373,7 +376,33 @@ impl<S: Store> SourceTask<S> {
         if read.ignored > 0 {
             tracing::debug!(ignored = read.ignored, "changes of other kinds ignored");
         }
+        // The newest chargebacks as they stand now: one that completed (or was undone) since
+        // its event said otherwise changes no event, so the list's first page is read each run.
         let mut payments = Vec::new();
+        match self.read_chargebacks(pager, None, 1).await {
+            Ok(chargebacks) => {
+                let (charged, undone) = self.charge_back_stored(chargebacks).await?;
+                for payment in charged {
+                    if read.to_read.contains(&payment.source_id) {
+                        // Read again below: the list's word, newer than the event's, wins.
+                        read.chargebacks
+                            .insert(payment.source_id.clone(), payment.charged_back_amount);
+                    } else {
+                        payments.push(payment);
+                    }
+                }
+                for source_id in undone {
+                    read.chargebacks.insert(source_id.clone(), None);
+                    read.to_read.insert(source_id);
+                }
+            }
+            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the newest chargebacks could not be read; the next run reads them again");
+            }
+        }
         let mut rejected = read.rejected;
         let mut ids: Vec<&String> = read.to_read.iter().collect();
         ids.sort();
@@ -419,7 +448,9 @@ impl<S: Store> SourceTask<S> {
     ) -> Result<(), SyncError> {
         let read = async {
             let read = self.read_feed(pager, run).await?;
-            let chargebacks = self.read_chargebacks(pager, None).await?;
+            let chargebacks = self
+                .read_chargebacks(pager, None, MAX_CHARGEBACK_PAGES)
+                .await?;
             Ok::<_, SyncError>((read, chargebacks))
         };
         let (read, chargebacks) = match read.await {
@@ -432,7 +463,21 @@ impl<S: Store> SourceTask<S> {
                 return Ok(());
             }
         };
-        // Newest first: the first chargeback of a payment is its latest.
+        let (payments, _) = self.charge_back_stored(chargebacks).await?;
+        let prepared = run.feed_read(payments, read.rejected, read.newest, Utc::now());
+        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
+        run.feed_committed(counts);
+        Ok(())
+    }
+
+    /// The stored payments whose latest chargeback (the first of each in `chargebacks`, newest
+    /// first) completed with an amount the ledger does not have, with it applied; and the
+    /// provider ids of stored payments whose known chargeback is no longer completed, which
+    /// must be read again to learn their status.
+    async fn charge_back_stored(
+        &self,
+        chargebacks: Vec<Change>,
+    ) -> Result<(Vec<Payment>, Vec<String>), SyncError> {
         let mut latest: HashMap<String, Option<Money>> = HashMap::new();
         for change in chargebacks {
             if let ChangeKind::ChargedBack {
@@ -452,33 +497,33 @@ impl<S: Store> SourceTask<S> {
             .stored(latest.keys().cloned().collect())
             .await
             .map_err(SyncError::Store)?;
-        let mut payments: Vec<_> = stored
-            .into_values()
-            .filter_map(|mut payment| {
-                let amount = latest.get(&payment.id).copied().flatten()?;
-                (payment.charged_back_amount != Some(amount)).then(|| {
+        let (mut charged, mut undone) = (Vec::new(), Vec::new());
+        for mut payment in stored.into_values() {
+            match latest.get(&payment.id).copied().flatten() {
+                Some(amount) if payment.charged_back_amount != Some(amount) => {
                     payment.charged_back_amount = Some(amount);
                     payment.status = PaymentStatus::ChargedBack;
-                    payment
-                })
-            })
-            .collect();
-        payments.sort_by(|a, b| a.id.cmp(&b.id));
-        let prepared = run.feed_read(payments, read.rejected, read.newest, Utc::now());
-        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
-        run.feed_committed(counts);
-        Ok(())
+                    charged.push(payment);
+                }
+                None if payment.charged_back_amount.is_some() => undone.push(payment.source_id),
+                _ => {}
+            }
+        }
+        charged.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((charged, undone))
     }
 
-    /// The provider's chargebacks, newest first, back to `since` (all of them for `None`).
+    /// The provider's chargebacks, newest first, back to `since` (all of them for `None`), at
+    /// most `max_pages` pages.
     async fn read_chargebacks(
         &self,
         pager: &mut Pager<'_>,
         since: Option<DateTime<FixedOffset>>,
+        max_pages: usize,
     ) -> Result<Vec<Change>, SyncError> {
         let mut changes = Vec::new();
         let mut at: Option<Cursor> = None;
-        for _ in 0..MAX_CHARGEBACK_PAGES {
+        for _ in 0..max_pages {
             let page = self.guarded(pager.chargebacks(at.as_ref())).await?;
             for change in page.changes {
                 if since.is_some_and(|since| change.at < since) {

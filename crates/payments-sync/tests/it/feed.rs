@@ -282,3 +282,39 @@ async fn the_first_sync_learns_every_chargeback_made_before_it_and_a_gap_its_own
     assert!(summary.feed_incomplete);
     assert_eq!(stored(&store, &gap.id).status, PaymentStatus::ChargedBack);
 }
+
+#[tokio::test]
+async fn a_chargeback_that_completes_without_an_event_is_seen_by_the_next_run() {
+    let sandbox = a_year_of_paypro().await;
+    let store = Arc::new(MemoryStore::new());
+    let feed_only = SyncOptions {
+        reverify_budget: 0,
+        ..SyncOptions::default()
+    };
+    sync(&store, &sandbox, feed_only.clone()).await;
+    let old = sandbox
+        .old_paid_paypro_payment(Duration::from_secs(180 * 86_400))
+        .unwrap();
+    let chargeback = sandbox
+        .charge_back_paypro_payment(&old.id, old.amount, false)
+        .unwrap();
+    sync(&store, &sandbox, feed_only.clone()).await;
+    assert_eq!(
+        stored(&store, &old.id).status,
+        PaymentStatus::Paid,
+        "still in progress"
+    );
+
+    // PayPro documents no event for a completed chargeback: only its list shows it.
+    assert!(sandbox.complete_paypro_chargeback(&chargeback));
+    let events = sandbox.paypro_events().len();
+    let next = sync(&store, &sandbox, feed_only).await;
+    assert_eq!(sandbox.paypro_events().len(), events, "no event said so");
+    assert_eq!(next.counts.changed, 1, "{next:?}");
+    let now = stored(&store, &old.id);
+    assert_eq!(now.status, PaymentStatus::ChargedBack);
+    assert_eq!(
+        now.charged_back_amount,
+        Some(Money::from_minor(old.amount, Currency::EUR))
+    );
+}
