@@ -3,12 +3,13 @@
 //! - [`Pager`] is the one paging loop: it fetches the page at a cursor, retries as
 //!   [`RetryPolicy::decide`] says (capped jittered backoff within a budget, 429s waited out as
 //!   told), paces requests with a [`Limiter`] for the rate limit the source declares, and
-//!   refuses a repeating cursor. [`pages`] and [`payments`] turn it into a stream.
+//!   refuses a repeating cursor. [`pages`], [`payments`] and [`changes`] turn it into a stream.
 //! - [`Syncer`] drives several sources, each in a task of its own, into a [`Store`], committing
 //!   each page atomically with the source's checkpoint, so a crash loses at most the page in
 //!   flight. Runs are incremental by default: a newest-first source stops past its horizon,
-//!   and groups whose payments cannot have changed are skipped; a deep sweep runs once a day
-//!   to catch late refunds and chargebacks.
+//!   and groups whose payments cannot have changed are skipped. A source's change feed brings
+//!   late refunds and chargebacks of any age, and every run re-verifies, within a budget, what
+//!   was read longest ago.
 //! - [`Store`] is the storage boundary: it receives plain facts ([`Commit`]) and answers plain
 //!   questions ([`MemoryStore`] here; SQLite in `payments-sqlite`).
 //!

@@ -340,15 +340,13 @@ impl<S: Store> SourceTask<S> {
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
     ) -> Result<CommitCounts, SyncError> {
-        let mut read = match self.read_feed(pager, run).await {
-            Ok(read) => read,
-            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
-                return Err(error);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the change feed could not be read; the next run reads it again");
-                return Ok(CommitCounts::default());
-            }
+        let read = self.read_feed(pager, run).await;
+        let Some(mut read) = or_next_run(
+            read,
+            "the change feed could not be read; the next run reads it again",
+        )?
+        else {
+            return Ok(CommitCounts::default());
         };
         if !read.reached && run.summary().run == Some(RunKind::Incremental) {
             let last = run.feed_position().cloned();
@@ -356,21 +354,16 @@ impl<S: Store> SourceTask<S> {
             tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing and reads the chargebacks since then instead");
             run.fall_back_to_a_whole_walk(Utc::now());
             // The listing does not show chargebacks: those of the gap come from their own list.
-            match self
+            let gap = self
                 .read_chargebacks(pager, last.map(|p| p.at), MAX_CHARGEBACK_PAGES)
-                .await
+                .await;
+            for change in or_next_run(
+                gap,
+                "the chargebacks of the gap could not be read; some may be missed",
+            )?
+            .unwrap_or_default()
             {
-                Ok(changes) => {
-                    for change in changes {
-                        read.take(change, |_| false);
-                    }
-                }
-                Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
-                    return Err(error);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "the chargebacks could not be read; the next run's feed may still miss some");
-                }
+                read.take(change, |_| false);
             }
         }
         if read.ignored > 0 {
@@ -379,29 +372,24 @@ impl<S: Store> SourceTask<S> {
         // The newest chargebacks as they stand now: one that completed (or was undone) since
         // its event said otherwise changes no event, so the list's first page is read each run.
         let mut payments = Vec::new();
-        match self.read_chargebacks(pager, None, 1).await {
-            Ok(chargebacks) => {
-                let (charged, undone) = self.charge_back_stored(chargebacks).await?;
-                for payment in charged {
-                    if read.to_read.contains(&payment.source_id) {
-                        // Read again below: the list's word, newer than the event's, wins.
-                        read.chargebacks
-                            .insert(payment.source_id.clone(), payment.charged_back_amount);
-                    } else {
-                        payments.push(payment);
-                    }
-                }
-                for source_id in undone {
-                    read.chargebacks.insert(source_id.clone(), None);
-                    read.to_read.insert(source_id);
-                }
+        let newest = self.read_chargebacks(pager, None, 1).await;
+        let newest = or_next_run(
+            newest,
+            "the newest chargebacks could not be read; the next run reads them again",
+        )?;
+        let (charged, undone) = self.charge_back_stored(newest.unwrap_or_default()).await?;
+        for payment in charged {
+            if read.to_read.contains(&payment.source_id) {
+                // Read again below: the list's word, newer than the event's, wins.
+                read.chargebacks
+                    .insert(payment.source_id.clone(), payment.charged_back_amount);
+            } else {
+                payments.push(payment);
             }
-            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
-                return Err(error);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the newest chargebacks could not be read; the next run reads them again");
-            }
+        }
+        for source_id in undone {
+            read.chargebacks.insert(source_id.clone(), None);
+            read.to_read.insert(source_id);
         }
         let mut rejected = read.rejected;
         let mut ids: Vec<&String> = read.to_read.iter().collect();
@@ -409,15 +397,12 @@ impl<S: Store> SourceTask<S> {
         for source_id in ids {
             // One payment that cannot be read is named and left for re-verification; the rest
             // of the feed and the walk go on.
-            let answer = match self.guarded(pager.payment(source_id)).await {
-                Ok(answer) => answer,
-                Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
-                    return Err(error);
-                }
-                Err(error) => {
-                    tracing::warn!(payment = %source_id, %error, "a payment the change feed names could not be read; re-verification reads it later");
-                    continue;
-                }
+            let answer = self.guarded(pager.payment(source_id)).await;
+            let what = format!(
+                "the payment {source_id} the change feed names could not be read; re-verification reads it later"
+            );
+            let Some(answer) = or_next_run(answer, &what)? else {
+                continue;
             };
             match answer.payment {
                 Some(Ok(mut payment)) => {
@@ -453,15 +438,12 @@ impl<S: Store> SourceTask<S> {
                 .await?;
             Ok::<_, SyncError>((read, chargebacks))
         };
-        let (read, chargebacks) = match read.await {
-            Ok(read) => read,
-            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
-                return Err(error);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the change feed could not be read; the next run reads it again");
-                return Ok(());
-            }
+        let read = or_next_run(
+            read.await,
+            "the change feed could not be read; the next run reads it again",
+        )?;
+        let Some((read, chargebacks)) = read else {
+            return Ok(());
         };
         let (payments, _) = self.charge_back_stored(chargebacks).await?;
         let prepared = run.feed_read(payments, read.rejected, read.newest, Utc::now());
@@ -647,6 +629,24 @@ impl<S: Store> SourceTask<S> {
         let (commit, counts) = prepared.compare(&stored);
         self.store.commit(commit).await?;
         Ok(counts)
+    }
+}
+
+/// `Some` of what `result` holds; `None`, after a warning that says `what`, for a failure the
+/// next run may get past (the feed waits, the walk goes on); a stop (a signal, the run's time
+/// budget) ends the run.
+#[expect(
+    clippy::result_large_err,
+    reason = "SyncError is what every step of a run returns; boxing it here alone gains nothing"
+)]
+fn or_next_run<T>(result: Result<T, SyncError>, what: &str) -> Result<Option<T>, SyncError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => Err(error),
+        Err(error) => {
+            tracing::warn!(%error, "{what}");
+            Ok(None)
+        }
     }
 }
 
