@@ -529,6 +529,7 @@ impl<S: Store> SourceTask<S> {
         run: &SourceRun,
     ) -> Result<FeedRead, SyncError> {
         let last = run.feed_position().cloned();
+        let now = Utc::now().fixed_offset();
         let mut read = FeedRead::default();
         let mut at: Option<Cursor> = None;
         for _ in 0..MAX_FEED_PAGES {
@@ -536,9 +537,11 @@ impl<S: Store> SourceTask<S> {
             read.rejected.extend(page.rejected);
             for change in page.changes {
                 if read.newest.is_none() {
+                    // A change stamped in the future stands at now, so that it cannot hide the
+                    // changes after it.
                     read.newest = Some(FeedPosition {
                         id: change.id.clone(),
-                        at: change.at,
+                        at: change.at.min(now),
                     });
                 }
                 let Some(last) = &last else {
@@ -546,7 +549,10 @@ impl<S: Store> SourceTask<S> {
                     read.reached = true;
                     return Ok(read);
                 };
-                if change.id == last.id || change.at < last.at {
+                // The feed is read back to the last change applied. Its time only says where
+                // that change was when its id is gone; clocks differ, so changes a little
+                // older than it are taken again (reading a payment twice changes nothing).
+                if change.id == last.id || change.at < last.at - FEED_CLOCK_SKEW {
                     read.reached = true;
                     return Ok(read);
                 }
@@ -653,6 +659,10 @@ fn or_next_run<T>(result: Result<T, SyncError>, what: &str) -> Result<Option<T>,
 /// The most pages of a change feed one run reads; a feed further behind than that is treated
 /// as one that lost its oldest changes.
 const MAX_FEED_PAGES: usize = 50;
+
+/// How much older than the last change applied a change may be stamped and still be newer
+/// (the provider's clocks need not agree to the second).
+const FEED_CLOCK_SKEW: chrono::Duration = chrono::Duration::hours(1);
 
 /// The most pages of a provider's chargebacks one run reads (10,000 chargebacks).
 const MAX_CHARGEBACK_PAGES: usize = 100;

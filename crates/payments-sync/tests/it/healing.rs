@@ -628,3 +628,115 @@ async fn a_payment_the_feed_names_that_cannot_be_read_stops_neither_the_feed_nor
         "the feed moves on: the payment is left to re-verification"
     );
 }
+
+/// A source whose first change is stamped a century ahead; on the second read a refund names
+/// PP1, whose amount the provider corrected.
+struct StampedAhead {
+    feed_reads: std::sync::atomic::AtomicUsize,
+}
+
+#[payments_model::async_trait]
+impl payments_model::PaymentSource for StampedAhead {
+    fn name(&self) -> &str {
+        "ahead"
+    }
+
+    fn order(&self) -> payments_model::ListingOrder {
+        payments_model::ListingOrder::NewestFirst
+    }
+
+    async fn page(
+        &self,
+        cursor: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::Page, payments_model::SourceError> {
+        // Two old pages: an incremental walk stops after the first, so only the feed can bring
+        // the change to PP1, on the second.
+        let mut old = match cursor {
+            None => listed("PP0", "5.00"),
+            Some(_) => listed("PP1", "1.00"),
+        };
+        old.created_at = payments_model::parse_timestamp("2025-01-01T10:00:00Z").unwrap();
+        Ok(payments_model::Page {
+            payments: vec![old],
+            next: cursor.is_none().then(|| payments_model::Cursor {
+                listing: Some("/page-2".into()),
+                ..payments_model::Cursor::default()
+            }),
+            ..payments_model::Page::default()
+        })
+    }
+
+    fn has_change_feed(&self) -> bool {
+        true
+    }
+
+    async fn changes(
+        &self,
+        _: Option<&payments_model::Cursor>,
+    ) -> Result<payments_model::ChangePage, payments_model::SourceError> {
+        use payments_model::{Change, ChangeKind, parse_timestamp};
+        let read = self
+            .feed_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut changes = vec![Change {
+            id: "EV1".into(),
+            at: parse_timestamp("2126-01-01T00:00:00Z").unwrap(),
+            kind: ChangeKind::Other {
+                kind: "payout.paid".into(),
+            },
+        }];
+        if read > 0 {
+            changes.insert(
+                0,
+                Change {
+                    id: "EV2".into(),
+                    at: chrono::Utc::now().fixed_offset(),
+                    kind: ChangeKind::Touched {
+                        source_id: "PP1".into(),
+                    },
+                },
+            );
+        }
+        Ok(payments_model::ChangePage {
+            changes,
+            ..payments_model::ChangePage::default()
+        })
+    }
+
+    async fn payment(
+        &self,
+        _: &str,
+    ) -> Result<payments_model::OnePayment, payments_model::SourceError> {
+        let mut corrected = listed("PP1", "9.00");
+        corrected.created_at = payments_model::parse_timestamp("2025-01-01T10:00:00Z").unwrap();
+        Ok(payments_model::OnePayment {
+            payment: Some(Ok(corrected)),
+            ..payments_model::OnePayment::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_change_stamped_a_century_ahead_does_not_hide_the_changes_after_it() {
+    let store = Arc::new(MemoryStore::new());
+    let source = Arc::new(StampedAhead {
+        feed_reads: 0.into(),
+    });
+    for _ in 0..2 {
+        let mut syncer = Syncer::new(store.clone(), only_what_can_have_changed());
+        syncer.add_source(source.clone());
+        syncer.run().await.remove(0).unwrap();
+    }
+    let amounts: Vec<String> = store
+        .payments()
+        .iter()
+        .map(|p| format!("{} {}", p.source_id, p.amount.amount_string()))
+        .collect();
+    assert_eq!(
+        amounts,
+        ["PP0 5.00", "PP1 9.00"],
+        "the refund after it was applied"
+    );
+    let position = store.checkpoint("ahead").unwrap().feed.unwrap();
+    assert_eq!(position.id, "EV2");
+}
