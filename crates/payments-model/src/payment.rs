@@ -107,6 +107,21 @@ impl Payment {
     pub fn currency(&self) -> Currency {
         self.amount.currency()
     }
+
+    /// Records a completed chargeback of `amount`: the status becomes `charged_back` (the
+    /// provider's word stays in `provider_status`). A chargeback in another currency than the
+    /// payment's is refused, naming both, and changes nothing.
+    pub fn charge_back(&mut self, amount: Money) -> Result<(), String> {
+        if amount.currency() != self.currency() {
+            return Err(format!(
+                "a chargeback of {amount} on {} of {}: not the payment's currency",
+                self.id, self.amount
+            ));
+        }
+        self.charged_back_amount = Some(amount);
+        self.status = PaymentStatus::ChargedBack;
+        Ok(())
+    }
 }
 
 /// The flat, exported form of a [`Payment`]: every field a string or null, named exactly as

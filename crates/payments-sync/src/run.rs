@@ -447,9 +447,9 @@ impl Prepared {
             if fetched.charged_back_amount.is_none()
                 && !self.chargebacks_stated.contains(&fetched.id)
                 && let Some(amount) = stored.get(&fetched.id).and_then(|s| s.charged_back_amount)
+                && let Err(problem) = fetched.charge_back(amount)
             {
-                fetched.charged_back_amount = Some(amount);
-                fetched.status = PaymentStatus::ChargedBack;
+                tracing::warn!(%problem, "a stored chargeback no longer fits its payment");
             }
         }
         self.commit

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{
-    Change, ChangeKind, Cursor, ListingOrder, Money, Page, Payment, PaymentSource, PaymentStatus,
-    RateLimit, Rejected, SourceError,
+    Change, ChangeKind, Cursor, ListingOrder, Money, Page, Payment, PaymentSource, RateLimit,
+    Rejected, SourceError,
 };
 use tokio::time::Instant;
 
@@ -406,9 +406,10 @@ impl<S: Store> SourceTask<S> {
             };
             match answer.payment {
                 Some(Ok(mut payment)) => {
-                    if let Some(Some(amount)) = read.chargebacks.get(source_id) {
-                        payment.charged_back_amount = Some(*amount);
-                        payment.status = PaymentStatus::ChargedBack;
+                    if let Some(Some(amount)) = read.chargebacks.get(source_id)
+                        && let Err(problem) = payment.charge_back(*amount)
+                    {
+                        tracing::warn!(%problem, "a chargeback is set aside");
                     }
                     payments.push(payment);
                 }
@@ -483,9 +484,10 @@ impl<S: Store> SourceTask<S> {
         for mut payment in stored.into_values() {
             match latest.get(&payment.id).copied().flatten() {
                 Some(amount) if payment.charged_back_amount != Some(amount) => {
-                    payment.charged_back_amount = Some(amount);
-                    payment.status = PaymentStatus::ChargedBack;
-                    charged.push(payment);
+                    match payment.charge_back(amount) {
+                        Ok(()) => charged.push(payment),
+                        Err(problem) => tracing::warn!(%problem, "a chargeback is set aside"),
+                    }
                 }
                 None if payment.charged_back_amount.is_some() => undone.push(payment.source_id),
                 _ => {}

@@ -152,3 +152,22 @@ fn timestamps_without_an_offset_are_refused_saying_so() {
         );
     }
 }
+
+#[test]
+fn a_chargeback_in_another_currency_is_refused_and_changes_nothing() {
+    let mut payment = sample();
+    let usd = Currency::from_code("USD").unwrap();
+    let problem = payment
+        .charge_back(Money::parse("5.00", usd).unwrap())
+        .unwrap_err();
+    assert!(problem.contains("not the payment's currency"), "{problem}");
+    assert_eq!(payment, sample());
+    payment
+        .charge_back(Money::parse("5.00", Currency::EUR).unwrap())
+        .unwrap();
+    assert_eq!(payment.status, PaymentStatus::ChargedBack);
+    assert_eq!(
+        payment.provider_status, "settled",
+        "the provider's word is kept"
+    );
+}
