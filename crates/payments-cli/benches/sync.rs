@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use payments_sandbox::{Api, Faults, RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::SqliteStore;
-use payments_sync::{PagerOptions, Summary, SyncOptions, Syncer};
+use payments_sync::{Ledger, PagerOptions, Summary, SyncOptions, Syncer};
 use payments_testkit::{close_and_settle_all_links_but, mkp, paypro};
 
 fn main() {
@@ -222,6 +222,7 @@ async fn mkp_incremental_requests(dir: &Path) {
     let mut most = 0;
     while store
         .checkpoint("mkp")
+        .await
         .ok()
         .flatten()
         .and_then(|c| c.verified_through)

@@ -8,7 +8,7 @@ use payments_model::RateLimit;
 use payments_model::{Payment, Source};
 use payments_sandbox::{Faults, RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
-use payments_sync::SyncOptions;
+use payments_sync::{Ledger, Quarantined, SyncOptions};
 
 use crate::outcome::{CliError, Exit, printable};
 use crate::sync::{mkp_source, paypro_source, sync_into};
@@ -114,8 +114,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
             println!("  {}", row(&payment));
         }
     }
-    explain_unknown_words(&store)?;
-    explain_quarantine(&store)?;
+    explain_unknown_words(&*store).await?;
+    explain_quarantine(&*store).await?;
 
     // The providers move on: a refund, a payment paid late, a new payment.
     let changed = change_the_providers(&sandbox);
@@ -133,7 +133,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
 
     let id = Source::PayPro.payment_id(&changed);
     println!("\nEvery version of a payment is kept. `payments show {id}`:\n");
-    let versions = store.versions(&id)?;
+    let versions = store.versions(&id).await?;
     print!(
         "{}",
         crate::show::human(&versions, chrono_tz::Europe::Amsterdam)?
@@ -179,14 +179,15 @@ fn row(payment: &Payment) -> String {
 }
 
 /// What the payments with status `unknown` are.
-fn explain_unknown_words(store: &SqliteStore) -> Result<(), CliError> {
+async fn explain_unknown_words(store: &dyn Ledger) -> Result<(), CliError> {
     for source in Source::ALL {
-        let words = store.unknown_words(source.as_str())?;
+        let words = store.unknown_words(source.as_str()).await?;
         if words.is_empty() {
             continue;
         }
         let count: u64 = store
-            .counts_by_status(source)?
+            .counts_by_status(source)
+            .await?
             .into_iter()
             .filter(|(status, _)| status == "unknown")
             .map(|(_, n)| n)
@@ -206,9 +207,14 @@ fn explain_unknown_words(store: &SqliteStore) -> Result<(), CliError> {
 }
 
 /// What a quarantined record is, with the one the demo met.
-fn explain_quarantine(store: &SqliteStore) -> Result<(), CliError> {
+async fn explain_quarantine(store: &dyn Ledger) -> Result<(), CliError> {
     for source in Source::ALL {
-        for (id, reason, _) in store.quarantine(source.as_str())? {
+        for Quarantined {
+            source_id: id,
+            reason,
+            ..
+        } in store.quarantine(source.as_str()).await?
+        {
             println!(
                 "\nOne {source} record could not be read, so it is quarantined, not guessed at:\n  {}: {}\n\
                  The rest of its page was kept. The record is stored as the provider sent it, the\n\

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::ValueEnum;
+use futures::StreamExt;
 use payments_model::{Payment, PaymentRecord, PaymentStatus, Source};
-use payments_sqlite::Filter;
+use payments_sync::{Filter, Ledger, PaymentStream};
 
 use crate::DbArgs;
 use crate::outcome::{CliError, Exit, printable};
@@ -151,7 +152,7 @@ fn parse_date(text: &str) -> Result<DateArg, String> {
         })
 }
 
-pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
+pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
     let since = args.since.map(|d| d.resolve(args.tz, false)).transpose()?;
     let until = args.until.map(|d| d.resolve(args.tz, true)).transpose()?;
     if let (Some(since), Some(until)) = (since, until)
@@ -172,16 +173,17 @@ pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
         as_of,
     };
     if let Some(at) = as_of
-        && store.reconstructed_at(at)?
+        && store.reconstructed_at(at).await?
     {
         eprintln!(
             "note: as of {at}, some payments are known only by their status (their versions were recorded before every field was kept); their other fields are those of a later version"
         );
     }
-    let write = |out: &mut dyn Write| -> Result<(), CliError> {
+    let write = async |out: &mut dyn Write| -> Result<(), CliError> {
+        let payments = store.payments(&filter).await?;
         match args.format {
-            Format::Csv => write_csv(&store, &filter, args.dialect, out),
-            Format::Ndjson => write_ndjson(&store, &filter, out),
+            Format::Csv => write_csv(payments, args.dialect, out).await,
+            Format::Ndjson => write_ndjson(payments, out).await,
         }
     };
     match args
@@ -192,10 +194,10 @@ pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
         None => {
             let stdout = io::stdout();
             let mut out = BufWriter::new(stdout.lock());
-            write(&mut out)?;
+            write(&mut out).await?;
             out.flush().map_err(write_error)?;
         }
-        Some(path) => write_file(path, write)?,
+        Some(path) => write_file(path, write).await?,
     }
     Ok(Exit::Done)
 }
@@ -203,9 +205,9 @@ pub(crate) fn run(args: ExportArgs) -> Result<Exit, CliError> {
 /// Writes the export to `path`. A regular file (or a new one) is written under a unique name in
 /// the same directory and renamed over `path` only once complete, so a failed export never
 /// replaces a good file; a device, FIFO or symlink is written through; a directory is refused.
-fn write_file(
+async fn write_file(
     path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> Result<(), CliError>,
+    write: impl AsyncFnOnce(&mut dyn Write) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     let unwritable = |e: io::Error| {
         CliError::config(format!(
@@ -228,7 +230,7 @@ fn write_file(
                 .open(path)
                 .map_err(unwritable)?;
             let mut out = BufWriter::new(file);
-            write(&mut out)?;
+            write(&mut out).await?;
             return out.flush().map_err(write_error);
         }
         _ => {}
@@ -243,7 +245,7 @@ fn write_file(
         .tempfile_in(dir)
         .map_err(unwritable)?;
     let mut out = BufWriter::new(partial);
-    write(&mut out)?;
+    write(&mut out).await?;
     let partial = out.into_inner().map_err(|e| write_error(e.into_error()))?;
     partial.as_file().sync_all().map_err(write_error)?;
     partial.persist(path).map_err(|e| {
@@ -264,9 +266,8 @@ fn write_error(error: io::Error) -> CliError {
     CliError::failed(format!("cannot write the export: {error}"))
 }
 
-fn write_csv(
-    store: &payments_sqlite::SqliteStore,
-    filter: &Filter,
+async fn write_csv(
+    mut payments: PaymentStream,
     dialect: Dialect,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
@@ -282,10 +283,10 @@ fn write_csv(
         other => CliError::failed(format!("cannot write a CSV row: {other:?}")),
     };
     csv.write_record(PaymentRecord::FIELDS).map_err(csv_error)?;
-    store.for_each_payment(filter, |payment: Payment| {
-        csv.write_record(csv_cells(&payment, dialect)?)
-            .map_err(csv_error)
-    })?;
+    while let Some(payment) = payments.next().await {
+        csv.write_record(csv_cells(&payment?, dialect)?)
+            .map_err(csv_error)?;
+    }
     csv.flush().map_err(write_error)
 }
 
@@ -329,13 +330,10 @@ fn neutralised(text: String) -> String {
     }
 }
 
-fn write_ndjson(
-    store: &payments_sqlite::SqliteStore,
-    filter: &Filter,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
-    store.for_each_payment(filter, |payment: Payment| {
-        serde_json::to_writer(&mut *out, &payment).map_err(|e| write_error(e.into()))?;
-        out.write_all(b"\n").map_err(write_error)
-    })
+async fn write_ndjson(mut payments: PaymentStream, out: &mut dyn Write) -> Result<(), CliError> {
+    while let Some(payment) = payments.next().await {
+        serde_json::to_writer(&mut *out, &payment?).map_err(|e| write_error(e.into()))?;
+        out.write_all(b"\n").map_err(write_error)?;
+    }
+    Ok(())
 }

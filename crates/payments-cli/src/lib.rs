@@ -129,9 +129,9 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sync(args) => sync::run(args).await,
-            Command::Export(args) => export::run(args),
-            Command::Status(args) => status::run(args),
-            Command::Show(args) => show::run(args),
+            Command::Export(args) => export::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Show(args) => show::run(args).await,
             #[cfg(feature = "sandbox")]
             Command::Demo(args) => demo::run(args).await,
             #[cfg(feature = "sandbox")]

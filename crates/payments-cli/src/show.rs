@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use payments_model::{PaymentRecord, Source};
-use payments_sync::Version;
+use payments_sync::{Ledger, Version};
 use serde_json::{Map, Value};
 
 use crate::DbArgs;
@@ -40,9 +40,9 @@ const EXAMPLES: &str = r#"Examples:
   payments show PP123 --tz UTC
   payments show mkp:4711 --json"#;
 
-pub(crate) fn run(args: ShowArgs) -> Result<Exit, CliError> {
+pub(crate) async fn run(args: ShowArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;
-    let versions = find(&store, &args.id)?;
+    let versions = find(&store, &args.id).await?;
     let report = if args.json {
         json(&versions)?
     } else {
@@ -54,14 +54,14 @@ pub(crate) fn run(args: ShowArgs) -> Result<Exit, CliError> {
 
 /// The versions of the payment `id` names: a unified id, or a provider id that only one source
 /// holds.
-fn find(store: &payments_sqlite::SqliteStore, id: &str) -> Result<Vec<Version>, CliError> {
-    let versions = store.versions(id)?;
+async fn find(store: &dyn Ledger, id: &str) -> Result<Vec<Version>, CliError> {
+    let versions = store.versions(id).await?;
     if !versions.is_empty() {
         return Ok(versions);
     }
     let mut found = Vec::new();
     for source in Source::ALL {
-        let versions = store.versions(&source.payment_id(id))?;
+        let versions = store.versions(&source.payment_id(id)).await?;
         if !versions.is_empty() {
             found.push((source, versions));
         }

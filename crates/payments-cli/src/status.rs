@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use payments_model::Source;
-use payments_sqlite::SqliteStore;
-use payments_sync::{Checkpoint, RunRecord};
+use payments_sync::{Checkpoint, Ledger, RunRecord};
 use serde_json::{Value, json};
 
 use crate::DbArgs;
@@ -52,11 +51,11 @@ In a crontab, every 15 minutes, with notify-ops standing for your alert:
   PAYMENTS_DB=/var/lib/payments/ledger.db
   */15 * * * *  payments status --max-age 1h >/dev/null || notify-ops"#;
 
-pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
+pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
     let store = args.db.open_existing()?;
     let mut reports = Vec::new();
     for source in Source::ALL {
-        reports.push(SourceReport::gather(&store, source, args.max_age)?);
+        reports.push(SourceReport::gather(&store, source, args.max_age).await?);
     }
     let exit = reports
         .iter()
@@ -72,16 +71,13 @@ pub(crate) fn run(args: StatusArgs) -> Result<Exit, CliError> {
             .map(|r| r.json(args.quarantine_limit))
             .collect();
         let report = json!({
-            "database": store.path().display().to_string(),
+            "database": store.describe(),
             "exit_code": exit as u8,
             "sources": sources,
         });
         format!("{report}\n")
     } else {
-        let mut text = format!(
-            "database: {}\n",
-            printable(&store.path().display().to_string())
-        );
+        let mut text = format!("database: {}\n", printable(&store.describe()));
         for source in &reports {
             text.push('\n');
             text.push_str(&source.human(args.quarantine_limit));
@@ -128,13 +124,13 @@ struct SourceReport {
 }
 
 impl SourceReport {
-    fn gather(
-        store: &SqliteStore,
+    async fn gather(
+        store: &dyn Ledger,
         source: Source,
         max_age: Option<Duration>,
     ) -> Result<SourceReport, CliError> {
         let name = source.as_str();
-        let (checkpoint, unreadable_checkpoint) = match store.checkpoint(name) {
+        let (checkpoint, unreadable_checkpoint) = match store.checkpoint(name).await {
             Ok(checkpoint) => (checkpoint, None),
             Err(payments_sync::StoreError::Corrupt { detail, .. }) => (None, Some(detail)),
             Err(error) => return Err(error.into()),
@@ -149,20 +145,22 @@ impl SourceReport {
         });
         Ok(SourceReport {
             source,
-            counts: store.counts_by_status(source)?,
-            last_run: store.last_run(name)?,
+            counts: store.counts_by_status(source).await?,
+            last_run: store.last_run(name).await?,
             checkpoint,
             unreadable_checkpoint,
             stale,
             unknown_words: store
-                .unknown_words(name)?
+                .unknown_words(name)
+                .await?
                 .into_iter()
                 .filter(|(word, _)| still_unknown(source, word))
                 .collect(),
             quarantined: store
-                .quarantine(name)?
+                .quarantine(name)
+                .await?
                 .into_iter()
-                .map(|(id, reason, _)| (id, reason))
+                .map(|record| (record.source_id, record.reason))
                 .collect(),
         })
     }

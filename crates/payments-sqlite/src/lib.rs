@@ -34,9 +34,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Payment, Source};
+pub use payments_sync::Filter;
 use payments_sync::{
-    Checkpoint, Commit, CommitCounts, GroupState, RunKind, RunRecord, SourceState, Store,
-    StoreError, Summary, Version,
+    Checkpoint, Commit, CommitCounts, GroupState, Ledger, PaymentStream, Quarantined, RunKind,
+    RunRecord, SourceState, Store, StoreError, Summary, Version,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -112,22 +113,6 @@ impl FileIdentity {
 #[derive(Debug)]
 pub struct SyncLock {
     _file: File,
-}
-
-/// Which payments to read back.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Only these sources (empty: all).
-    pub sources: Vec<Source>,
-    /// Only these unified statuses, as words (empty: all).
-    pub statuses: Vec<String>,
-    /// Created at or after.
-    pub since: Option<DateTime<Utc>>,
-    /// Created before.
-    pub until: Option<DateTime<Utc>>,
-    /// The ledger as it was known at this moment: each payment in the version observed then,
-    /// and only payments first seen by then (`None`: as it is now).
-    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// Classifies a SQLite failure: a file that is not a database is not a ledger, a damaged one is
@@ -364,163 +349,158 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
 
-    /// The last recorded run of a source.
-    pub fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
-        let context = "cannot read the last run";
-        self.connection()
-            .query_row(
-                "SELECT started_at, finished_at, kind, resumed, pages, requests, new, changed, unchanged,
-                        backwards, quarantined, waited_ms, error, feed_incomplete
-                 FROM runs WHERE source_name = ? ORDER BY seq DESC LIMIT 1",
-                [source_name],
-                |row| {
-                    let time = |index: usize| -> rusqlite::Result<DateTime<Utc>> {
-                        let text: String = row.get(index)?;
-                        Ok(text.parse().unwrap_or_default())
-                    };
-                    let count = |index: usize| -> rusqlite::Result<u64> {
-                        Ok(row.get::<_, i64>(index)? as u64)
-                    };
-                    let kind: Option<String> = row.get(2)?;
-                    Ok(RunRecord {
-                        started_at: time(0)?,
-                        finished_at: time(1)?,
-                        summary: Summary {
-                            source_name: source_name.to_owned(),
-                            run: kind.as_deref().and_then(RunKind::parse),
-                            resumed: row.get(3)?,
-                            pages: count(4)?,
-                            requests: count(5)?,
-                            counts: CommitCounts {
-                                new: count(6)?,
-                                changed: count(7)?,
-                                unchanged: count(8)?,
-                                backwards: count(9)?,
-                            },
-                            quarantined: count(10)?,
-                            waited: Duration::from_millis(count(11)?),
-                            feed_incomplete: row.get(13)?,
+/// The last recorded run of a source.
+fn last_run(connection: &Connection, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+    let context = "cannot read the last run";
+    connection
+        .query_row(
+            "SELECT started_at, finished_at, kind, resumed, pages, requests, new, changed, unchanged,
+                    backwards, quarantined, waited_ms, error, feed_incomplete
+             FROM runs WHERE source_name = ? ORDER BY seq DESC LIMIT 1",
+            [source_name],
+            |row| {
+                let time = |index: usize| -> rusqlite::Result<DateTime<Utc>> {
+                    let text: String = row.get(index)?;
+                    Ok(text.parse().unwrap_or_default())
+                };
+                let count = |index: usize| -> rusqlite::Result<u64> {
+                    Ok(row.get::<_, i64>(index)? as u64)
+                };
+                let kind: Option<String> = row.get(2)?;
+                Ok(RunRecord {
+                    started_at: time(0)?,
+                    finished_at: time(1)?,
+                    summary: Summary {
+                        source_name: source_name.to_owned(),
+                        run: kind.as_deref().and_then(RunKind::parse),
+                        resumed: row.get(3)?,
+                        pages: count(4)?,
+                        requests: count(5)?,
+                        counts: CommitCounts {
+                            new: count(6)?,
+                            changed: count(7)?,
+                            unchanged: count(8)?,
+                            backwards: count(9)?,
                         },
-                        error: row.get(12)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(store_error(context))
-    }
+                        quarantined: count(10)?,
+                        waited: Duration::from_millis(count(11)?),
+                        feed_incomplete: row.get(13)?,
+                    },
+                    error: row.get(12)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(store_error(context))
+}
 
-    /// Every version of one payment, oldest first; the last is the current one. Empty when
-    /// the ledger holds no payment with this unified id (`paypro:…`, `mkp:…`).
-    pub fn versions(&self, payment_id: &str) -> Result<Vec<Version>, StoreError> {
-        let context = "cannot read the versions of a payment";
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare(
-                "SELECT record, observed_at, superseded_at, status_only, seq AS position FROM versions WHERE payment_id = ?1
-                 UNION ALL
-                 SELECT record, updated_at, NULL, 0, 9223372036854775807 FROM payments WHERE id = ?1
-                 ORDER BY position",
-            )
-            .map_err(store_error(context))?;
-        let rows = statement
-            .query_map([payment_id], |row| {
-                let (record, observed, superseded): (String, String, Option<String>) =
-                    (row.get(0)?, row.get(1)?, row.get(2)?);
-                Ok((record, observed, superseded, row.get::<_, bool>(3)?))
+/// Every version of one payment, oldest first; the last is the current one. Empty when
+/// the ledger holds no payment with this unified id (`paypro:…`, `mkp:…`).
+fn versions(connection: &Connection, payment_id: &str) -> Result<Vec<Version>, StoreError> {
+    let context = "cannot read the versions of a payment";
+    let mut statement = connection
+        .prepare(
+            "SELECT record, observed_at, superseded_at, status_only, seq AS position FROM versions WHERE payment_id = ?1
+             UNION ALL
+             SELECT record, updated_at, NULL, 0, 9223372036854775807 FROM payments WHERE id = ?1
+             ORDER BY position",
+        )
+        .map_err(store_error(context))?;
+    let rows = statement
+        .query_map([payment_id], |row| {
+            let (record, observed, superseded): (String, String, Option<String>) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            Ok((record, observed, superseded, row.get::<_, bool>(3)?))
+        })
+        .map_err(store_error(context))?;
+    let mut versions = Vec::new();
+    for row in rows {
+        let (record, observed, superseded, status_only) = row.map_err(store_error(context))?;
+        let time = |text: &str| {
+            text.parse::<DateTime<Utc>>()
+                .map_err(|e| StoreError::Corrupt {
+                    what: format!("a version of {payment_id}"),
+                    detail: format!("{e}: {text}"),
+                })
+        };
+        versions.push(Version {
+            payment: read_record(&record)?,
+            observed_at: time(&observed)?,
+            superseded_at: superseded.as_deref().map(time).transpose()?,
+            status_only,
+        });
+    }
+    Ok(versions)
+}
+
+/// The quarantined records of a source, oldest first.
+fn quarantine(connection: &Connection, source_name: &str) -> Result<Vec<Quarantined>, StoreError> {
+    let context = "cannot read the quarantine";
+    let mut statement = connection
+        .prepare("SELECT source_id, reason, raw FROM quarantine WHERE source_name = ? ORDER BY first_seen_at, raw")
+        .map_err(store_error(context))?;
+    let rows = statement
+        .query_map([source_name], |row| {
+            Ok(Quarantined {
+                source_id: row.get(0)?,
+                reason: row.get(1)?,
+                raw: row.get(2)?,
             })
-            .map_err(store_error(context))?;
-        let mut versions = Vec::new();
-        for row in rows {
-            let (record, observed, superseded, status_only) = row.map_err(store_error(context))?;
-            let time = |text: &str| {
-                text.parse::<DateTime<Utc>>()
-                    .map_err(|e| StoreError::Corrupt {
-                        what: format!("a version of {payment_id}"),
-                        detail: format!("{e}: {text}"),
-                    })
-            };
-            versions.push(Version {
-                payment: read_record(&record)?,
-                observed_at: time(&observed)?,
-                superseded_at: superseded.as_deref().map(time).transpose()?,
-                status_only,
-            });
-        }
-        Ok(versions)
-    }
+        })
+        .map_err(store_error(context))?;
+    rows.collect::<Result<_, _>>().map_err(store_error(context))
+}
 
-    /// The quarantined records of a source: `(source_id, reason, raw)`.
-    pub fn quarantine(
-        &self,
-        source_name: &str,
-    ) -> Result<Vec<(Option<String>, String, String)>, StoreError> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT source_id, reason, raw FROM quarantine WHERE source_name = ? ORDER BY first_seen_at, raw")
-            .map_err(store_error("cannot read the quarantine"))?;
-        let rows = statement
-            .query_map([source_name], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .map_err(store_error("cannot read the quarantine"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(store_error("cannot read the quarantine"))
-    }
+/// Whether the ledger as known at `at` holds a version of which only the status is known
+/// (migrated from a ledger older than schema 6): its other fields are those of a later
+/// version, so an export as of `at` shows combinations that may never have existed.
+fn reconstructed_at(connection: &Connection, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    let at = now_text(at);
+    connection
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE status_only = 1 AND observed_at <= ?1 AND superseded_at > ?1)",
+            [at],
+            |row| row.get(0),
+        )
+        .map_err(store_error("cannot read the versions"))
+}
 
-    /// Whether the ledger as known at `at` holds a version of which only the status is known
-    /// (migrated from a ledger older than schema 6): its other fields are those of a later
-    /// version, so an export as of `at` shows combinations that may never have existed.
-    pub fn reconstructed_at(&self, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let at = now_text(at);
-        self.connection()
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM versions WHERE status_only = 1 AND observed_at <= ?1 AND superseded_at > ?1)",
-                [at],
-                |row| row.get(0),
-            )
-            .map_err(store_error("cannot read the versions"))
-    }
+/// The status words outside the status table that a source's provider has sent, with when
+/// each was first seen, oldest first. Their payments are stored as `unknown`.
+fn unknown_words(
+    connection: &Connection,
+    source_name: &str,
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let context = "cannot read the unknown status words";
+    let mut statement = connection
+        .prepare("SELECT word, first_seen_at FROM unknown_words WHERE source_name = ? ORDER BY first_seen_at, word")
+        .map_err(store_error(context))?;
+    let rows = statement
+        .query_map([source_name], |row| {
+            let at: String = row.get(1)?;
+            Ok((row.get(0)?, at.parse().unwrap_or_default()))
+        })
+        .map_err(store_error(context))?;
+    rows.collect::<Result<_, _>>().map_err(store_error(context))
+}
 
-    /// The status words outside the status table that a source's provider has sent, with when
-    /// each was first seen, oldest first. Their payments are stored as `unknown`.
-    pub fn unknown_words(
-        &self,
-        source_name: &str,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
-        let context = "cannot read the unknown status words";
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT word, first_seen_at FROM unknown_words WHERE source_name = ? ORDER BY first_seen_at, word")
-            .map_err(store_error(context))?;
-        let rows = statement
-            .query_map([source_name], |row| {
-                let at: String = row.get(1)?;
-                Ok((row.get(0)?, at.parse().unwrap_or_default()))
-            })
-            .map_err(store_error(context))?;
-        rows.collect::<Result<_, _>>().map_err(store_error(context))
-    }
-
-    /// Payments per unified status, for one source.
-    pub fn counts_by_status(&self, source: Source) -> Result<Vec<(String, u64)>, StoreError> {
-        let connection = self.connection();
-        let mut statement = connection
-            .prepare("SELECT status, COUNT(*) FROM payments WHERE source = ? GROUP BY status ORDER BY status")
-            .map_err(store_error("cannot count payments"))?;
-        let rows = statement
-            .query_map([source.as_str()], |row| {
-                Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
-            })
-            .map_err(store_error("cannot count payments"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(store_error("cannot count payments"))
-    }
-
-    /// A source's checkpoint.
-    pub fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError> {
-        read_checkpoint(&self.connection(), source_name)
-    }
+/// Payments per unified status, for one source.
+fn counts_by_status(
+    connection: &Connection,
+    source: Source,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut statement = connection
+        .prepare("SELECT status, COUNT(*) FROM payments WHERE source = ? GROUP BY status ORDER BY status")
+        .map_err(store_error("cannot count payments"))?;
+    let rows = statement
+        .query_map([source.as_str()], |row| {
+            Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
+        })
+        .map_err(store_error("cannot count payments"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(store_error("cannot count payments"))
 }
 
 fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -753,6 +733,82 @@ impl Store for SqliteStore {
             write_commit(connection, &commit)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Ledger for SqliteStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn payments(&self, filter: &Filter) -> Result<PaymentStream, StoreError> {
+        // The rows are read on a blocking thread and handed over one by one (a few ahead).
+        let (sender, receiver) = futures::channel::mpsc::channel(64);
+        let store = SqliteStore {
+            path: self.path.clone(),
+            connection: self.connection.clone(),
+            file: self.file.clone(),
+        };
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut sender = sender;
+            let sent = store.for_each_payment(&filter, |payment| {
+                futures::executor::block_on(futures::SinkExt::send(&mut sender, Ok(payment)))
+                    // The reader went away: stop reading.
+                    .map_err(|_| {
+                        StoreError::backend("the reader of the payments went away", "stopped")
+                    })
+            });
+            if let Err(error) = sent {
+                let _ =
+                    futures::executor::block_on(futures::SinkExt::send(&mut sender, Err(error)));
+            }
+        });
+        Ok(Box::pin(receiver))
+    }
+
+    async fn versions(&self, payment_id: &str) -> Result<Vec<Version>, StoreError> {
+        let id = payment_id.to_owned();
+        self.blocking(move |connection| versions(connection, &id))
+            .await
+    }
+
+    async fn reconstructed_at(&self, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.blocking(move |connection| reconstructed_at(connection, at))
+            .await
+    }
+
+    async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+        let name = source_name.to_owned();
+        self.blocking(move |connection| last_run(connection, &name))
+            .await
+    }
+
+    async fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let name = source_name.to_owned();
+        self.blocking(move |connection| read_checkpoint(connection, &name))
+            .await
+    }
+
+    async fn quarantine(&self, source_name: &str) -> Result<Vec<Quarantined>, StoreError> {
+        let name = source_name.to_owned();
+        self.blocking(move |connection| quarantine(connection, &name))
+            .await
+    }
+
+    async fn unknown_words(
+        &self,
+        source_name: &str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let name = source_name.to_owned();
+        self.blocking(move |connection| unknown_words(connection, &name))
+            .await
+    }
+
+    async fn counts_by_status(&self, source: Source) -> Result<Vec<(String, u64)>, StoreError> {
+        self.blocking(move |connection| counts_by_status(connection, source))
+            .await
     }
 }
 

@@ -11,7 +11,8 @@
 //!   late refunds and chargebacks of any age, and every run re-verifies, within a budget, what
 //!   was read longest ago.
 //! - [`Store`] is the storage boundary: it receives plain facts ([`Commit`]) and answers plain
-//!   questions ([`MemoryStore`] here; SQLite in `payments-sqlite`).
+//!   questions ([`MemoryStore`] here; SQLite in `payments-sqlite`, PostgreSQL in
+//!   `payments-postgres`). [`Ledger`] is its read side, what a ledger's readers ask.
 //!
 //! This crate knows no provider: a source declares what the engine needs (its rate limit, its
 //! listing order, its groups), and the clients appear only in its tests.
@@ -43,6 +44,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod ledger;
 mod limiter;
 mod pager;
 mod retry;
@@ -56,6 +58,7 @@ use std::time::Duration;
 
 use payments_model::{Cursor, SourceError};
 
+pub use ledger::{Filter, Ledger, PaymentStream, Quarantined};
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
 pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;

@@ -10,6 +10,7 @@ use base64::Engine;
 use payments_model::Source;
 use payments_sandbox::Sandbox;
 use payments_sqlite::{Filter, SqliteStore};
+use payments_sync::Ledger;
 use payments_testkit::data_set;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -117,8 +118,9 @@ fn paypro_holds_whole_pages_behind_its_checkpoint(
         "the stored payments are the listing's first pages"
     );
 
-    let checkpoint = store
-        .checkpoint("paypro")
+    let checkpoint = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.checkpoint("paypro"))
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     // Once everything is stored, later (incremental) runs re-verify: their walk over the
     // listing may stand anywhere in it.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use payments_model::{Payment, PaymentSource, PaymentStatus, Source};
 use payments_sandbox::{Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
+use payments_sync::Ledger;
 use payments_sync::{MemoryStore, Store, SyncOptions, Syncer};
 
 fn sources(sandbox: &Sandbox) -> [Arc<dyn PaymentSource>; 2] {
@@ -67,7 +68,7 @@ async fn a_sync_into_sqlite_matches_the_memory_store_and_survives_reopening() {
 
     let reopened = Arc::new(SqliteStore::open(&path).unwrap());
     assert_eq!(all(&reopened, &Filter::default()), stored);
-    let checkpoint = reopened.checkpoint("paypro").unwrap().unwrap();
+    let checkpoint = reopened.checkpoint("paypro").await.unwrap().unwrap();
     assert!(checkpoint.cursor.is_none() && checkpoint.last_completed_at.is_some());
 
     // A full rerun finds everything unchanged and writes nothing new.
@@ -106,7 +107,7 @@ async fn every_version_of_a_payment_is_kept_with_when_it_was_observed() {
     // An unchanged run adds no version.
     sync(&store, &sandbox, SyncOptions::full()).await;
 
-    let versions = store.versions(&id).unwrap();
+    let versions = store.versions(&id).await.unwrap();
     let seen: Vec<(PaymentStatus, Option<String>)> = versions
         .iter()
         .map(|v| {
@@ -143,7 +144,13 @@ async fn every_version_of_a_payment_is_kept_with_when_it_was_observed() {
             .find(|p| p.id == id)
             .unwrap()
     );
-    assert!(store.versions("paypro:no-such-payment").unwrap().is_empty());
+    assert!(
+        store
+            .versions("paypro:no-such-payment")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -237,7 +244,7 @@ async fn filters_select_by_source_status_and_time() {
     assert!(
         since.iter().all(|p| p.created_at >= middle) && until.iter().all(|p| p.created_at < middle)
     );
-    let counts = store.counts_by_status(Source::PayPro).unwrap();
+    let counts = store.counts_by_status(Source::PayPro).await.unwrap();
     assert_eq!(
         counts.iter().map(|(_, n)| n).sum::<u64>(),
         everything
@@ -286,13 +293,17 @@ async fn quarantined_records_are_kept_once_with_their_reason() {
         let summary = syncer.run().await.remove(0).unwrap();
         assert_eq!(summary.quarantined, 1);
     }
-    let quarantine = store.quarantine("paypro").unwrap();
+    let quarantine = store.quarantine("paypro").await.unwrap();
     assert_eq!(
         quarantine.len(),
         1,
         "the same bad record twice is kept once"
     );
-    let (id, reason, raw) = &quarantine[0];
+    let payments_sync::Quarantined {
+        source_id: id,
+        reason,
+        raw,
+    } = &quarantine[0];
     assert_eq!(id.as_deref(), Some("PPBAD"));
     assert!(reason.contains("field `created_at`"), "{reason}");
     assert!(raw.contains("30/06/2024"));
@@ -458,7 +469,13 @@ async fn a_version_1_database_is_migrated_with_its_payments_intact() {
             .all(|s| s.counts.new == 0 && s.counts.changed == 0)
     );
     assert_eq!(
-        migrated.last_run("paypro").unwrap().unwrap().summary.pages,
+        migrated
+            .last_run("paypro")
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .pages,
         2
     );
 }
@@ -497,7 +514,7 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
     .await;
     let (payment, quiet) = (payment.unwrap(), quiet.unwrap());
     let migrated = SqliteStore::open(&path).unwrap();
-    let versions = migrated.versions(&payment.id).unwrap();
+    let versions = migrated.versions(&payment.id).await.unwrap();
     let seen: Vec<(&str, &str, String, Option<String>, bool)> = versions
         .iter()
         .map(|v| {
@@ -530,6 +547,7 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
     );
     let quiet_versions: Vec<(String, Option<String>, bool)> = migrated
         .versions(&quiet.id)
+        .await
         .unwrap()
         .iter()
         .map(|v| {
@@ -581,11 +599,13 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
     assert!(
         migrated
             .reconstructed_at("2026-01-15T00:00:00Z".parse().unwrap())
+            .await
             .unwrap()
     );
     assert!(
         !migrated
             .reconstructed_at("2026-03-06T00:00:00Z".parse().unwrap())
+            .await
             .unwrap()
     );
 }
