@@ -1,0 +1,230 @@
+//! The PostgreSQL [`Store`](payments_sync::Store) of `payments-sync`, for many accounts in one
+//! database: every ledger row is keyed by account, each page is one transaction with its
+//! checkpoint, every version of a payment is kept, and the database is also the queue that a
+//! fleet of workers leases account-sources from (`FOR UPDATE SKIP LOCKED`), so nothing
+//! home-made stands beside it.
+//!
+//! - [`PgLedger`] is one database: it migrates the schema (`ledger.*`), keeps the accounts and
+//!   their sealed keys, and hands out leases.
+//! - [`PgStore`] is one account's ledger in it: a [`Store`](payments_sync::Store) for a sync
+//!   and a [`Ledger`](payments_sync::Ledger) for reading back. A store made from a [`Lease`]
+//!   commits only while its worker still holds the lease.
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod keys;
+mod lease;
+mod store;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use payments_sync::StoreError;
+use tokio_postgres::NoTls;
+
+pub use accounts::{Account, NewAccount, SourceOptions};
+pub use keys::{KeyError, MasterKey};
+pub use lease::Lease;
+pub use store::PgStore;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
+const MIGRATIONS: [&str; 1] = [include_str!("schema-1.sql")];
+
+/// The advisory lock key under which migrations run, so that workers starting together migrate
+/// once ("PAYL").
+const MIGRATION_LOCK: i64 = 0x5041_594C;
+
+/// A payments ledger in one PostgreSQL database: a pool of connections to it.
+#[derive(Clone)]
+pub struct PgLedger {
+    pool: Pool,
+    /// The database as `postgresql://user@host:port/dbname`, without the password.
+    name: String,
+}
+
+impl std::fmt::Debug for PgLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLedger")
+            .field("database", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Classifies a PostgreSQL failure as a backend failure while doing `context`.
+pub(crate) fn pg_error(context: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+    move |error| StoreError::backend(context, error)
+}
+
+impl PgLedger {
+    /// Connects to the database at `url` (`postgresql://user:password@host:port/dbname`) with a
+    /// pool of up to `max_connections`, and brings its schema up to date. Safe to call from
+    /// many workers at once: one migrates, the others wait for it.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<PgLedger, StoreError> {
+        let ledger = PgLedger::pool(url, max_connections)?;
+        ledger.migrate().await?;
+        Ok(ledger)
+    }
+
+    /// Connects to an existing ledger for reading it back (`status`, `export`, `show`): nothing
+    /// is created or migrated, and a database without an up-to-date ledger is refused.
+    pub async fn open_existing(url: &str) -> Result<PgLedger, StoreError> {
+        let ledger = PgLedger::pool(url, 2)?;
+        let version = ledger.schema_version().await?;
+        match version {
+            None => Err(StoreError::NotALedger {
+                ledger: ledger.name.clone(),
+                detail: "it has no `ledger` schema; start a worker (`payments worker`) or add an account (`payments accounts add`) to create it".to_owned(),
+            }),
+            Some(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+                ledger: ledger.name.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            Some(found) if found < SCHEMA_VERSION => Err(StoreError::NotALedger {
+                ledger: ledger.name.clone(),
+                detail: format!(
+                    "it has schema version {found} of an older release; start a worker once to upgrade it to {SCHEMA_VERSION}"
+                ),
+            }),
+            Some(_) => Ok(ledger),
+        }
+    }
+
+    fn pool(url: &str, max_connections: usize) -> Result<PgLedger, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|error: tokio_postgres::Error| {
+                StoreError::backend(
+                    "the PostgreSQL URL does not read; write it as postgresql://user:password@host:port/dbname",
+                    error,
+                )
+            })?;
+        let name = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .build()
+            .map_err(|error| StoreError::backend(format!("cannot connect to {name}"), error))?;
+        Ok(PgLedger { pool, name })
+    }
+
+    /// The database, without its password: `postgresql://user@host:port/dbname`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A connection from the pool.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|error| {
+            StoreError::backend(
+                format!(
+                    "cannot connect to {}; check that PostgreSQL runs there and the URL's user may connect",
+                    self.name
+                ),
+                error,
+            )
+        })
+    }
+
+    /// The ledger's schema version, `None` when the database has no ledger.
+    async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let client = self.client().await?;
+        let context = "cannot read the ledger's schema version";
+        let exists: bool = client
+            .query_one("SELECT to_regclass('ledger.meta') IS NOT NULL", &[])
+            .await
+            .map_err(pg_error(context))?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let row = client
+            .query_opt(
+                "SELECT value FROM ledger.meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let Some(row) = row else { return Ok(None) };
+        let text: String = row.get(0);
+        text.parse().map(Some).map_err(|_| StoreError::Corrupt {
+            what: "the ledger's schema version".to_owned(),
+            detail: format!("`{text}` is not a number"),
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let context = format!("cannot migrate the ledger in {}", self.name);
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(&context))?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_error(&context))?;
+        let exists: bool = transaction
+            .query_one("SELECT to_regclass('ledger.meta') IS NOT NULL", &[])
+            .await
+            .map_err(pg_error(&context))?
+            .get(0);
+        let version: i64 = if exists {
+            let text: Option<String> = transaction
+                .query_opt(
+                    "SELECT value FROM ledger.meta WHERE key = 'schema_version'",
+                    &[],
+                )
+                .await
+                .map_err(pg_error(&context))?
+                .map(|row| row.get(0));
+            text.and_then(|t| t.parse().ok()).unwrap_or(0)
+        } else {
+            0
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                ledger: self.name.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            transaction
+                .batch_execute(migration)
+                .await
+                .map_err(pg_error(&context))?;
+            transaction
+                .execute(
+                    "INSERT INTO ledger.meta (key, value) VALUES ('schema_version', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&(index + 1).to_string()],
+                )
+                .await
+                .map_err(pg_error(&context))?;
+        }
+        transaction.commit().await.map_err(pg_error(&context))
+    }
+}
+
+/// `postgresql://user@host:port/dbname` of a connection config: never its password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgresql://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}

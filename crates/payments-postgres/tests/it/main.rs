@@ -1,0 +1,1 @@
+//! The integration tests of payments-postgres, against a throwaway PostgreSQL cluster.
