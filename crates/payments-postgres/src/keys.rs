@@ -17,6 +17,8 @@ impl std::fmt::Debug for MasterKey {
 #[non_exhaustive]
 pub enum KeyError {
     /// The master key is not 32 bytes in base64.
-    #[error("the master key is not 32 bytes in base64 (44 characters); make one with `payments accounts master-key`")]
+    #[error(
+        "the master key is not 32 bytes in base64 (44 characters); make one with `payments accounts master-key`"
+    )]
     Malformed,
 }

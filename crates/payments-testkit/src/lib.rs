@@ -4,6 +4,8 @@
 //! compared with it exactly.
 #![forbid(unsafe_code)]
 
+pub mod postgres;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

@@ -1,0 +1,218 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` and `pg_ctl` in a temporary directory, on a
+//! loopback port, stopped (and its files removed) when the [`Cluster`] is dropped.
+//!
+//! `initdb` refuses to run as root, so a test running as root runs the server as an unprivileged
+//! user (`postgres` when it exists, else `nobody`). Where PostgreSQL is not installed,
+//! [`Cluster::start`] says so on stderr and returns `None`, and the test skips, unless
+//! `PAYMENTS_REQUIRE_POSTGRES=1` (set by `.ci/run`) makes that a failure.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A running PostgreSQL server of a test's own.
+#[derive(Debug)]
+pub struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    /// The unprivileged user that runs the server, when the test runs as root.
+    run_as: Option<String>,
+}
+
+/// Where PostgreSQL's server programs are: `PG_BIN`, Debian's `/usr/lib/postgresql/N/bin`
+/// (the newest), or the `PATH`.
+fn find_bin() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    debian.sort_by_key(|bin| {
+        bin.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+    });
+    if let Some(bin) = debian.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("id")
+        .arg(name)
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn check(what: &str, output: std::io::Result<Output>) -> Output {
+    let output = output.unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+impl Cluster {
+    /// Starts a new cluster, or returns `None` (saying why on stderr) where PostgreSQL is not
+    /// installed. Panics when `PAYMENTS_REQUIRE_POSTGRES=1` and it is not, or when it is but
+    /// will not start.
+    pub fn start() -> Option<Cluster> {
+        let Some(bin) = find_bin() else {
+            let message = "PostgreSQL is not installed (no initdb in PG_BIN, /usr/lib/postgresql/*/bin or PATH): the PostgreSQL tests were SKIPPED; install it (Debian: apt-get install postgresql-15) or run .ci/run, which does";
+            if std::env::var("PAYMENTS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("{message}");
+            }
+            eprintln!("{message}");
+            return None;
+        };
+        let run_as = is_root().then(|| {
+            ["postgres", "nobody"]
+                .into_iter()
+                .find(|user| user_exists(user))
+                .expect("running as root, but there is neither a postgres nor a nobody user to run the server as")
+                .to_owned()
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("payments-pg-")
+            .tempdir()
+            .expect("a temporary directory for the cluster");
+        if let Some(user) = &run_as {
+            check(
+                "chown",
+                Command::new("chown").arg(user).arg(dir.path()).output(),
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let cluster = Cluster {
+            bin,
+            dir,
+            port,
+            run_as,
+        };
+        let data = cluster.data_dir();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("server.log").display().to_string();
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
+            ],
+        );
+        Some(cluster)
+    }
+
+    fn data_dir(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Runs one of the server's programs, as the unprivileged user when there is one.
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let path = self.bin.join(program);
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(&path);
+                command
+            }
+            None => Command::new(&path),
+        };
+        command.args(args).current_dir(self.dir.path());
+        check(program, command.output())
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates the database `name` and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        let port = self.port.to_string();
+        self.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
+        );
+        self.url(name)
+    }
+
+    /// The URL of the database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The directory of the server's programs (`pg_dump`, `psql`).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// `pg_dump` of the database `name`, as SQL text.
+    pub fn dump(&self, name: &str) -> String {
+        let port = self.port.to_string();
+        let output = self.run(
+            "pg_dump",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data_dir();
+        let path = self.bin.join("pg_ctl");
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(&path);
+                command
+            }
+            None => Command::new(&path),
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .current_dir(self.dir.path())
+            .output();
+    }
+}
