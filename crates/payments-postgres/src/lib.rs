@@ -14,6 +14,7 @@
 mod accounts;
 mod keys;
 mod lease;
+mod schedule;
 mod store;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -23,6 +24,7 @@ use tokio_postgres::NoTls;
 pub use accounts::{Account, NewAccount, SourceOptions};
 pub use keys::{KeyError, MasterKey};
 pub use lease::Lease;
+pub use schedule::Scheduled;
 pub use store::PgStore;
 
 /// The schema version this build writes.
