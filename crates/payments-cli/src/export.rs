@@ -9,9 +9,9 @@ use chrono_tz::Tz;
 use clap::ValueEnum;
 use futures::StreamExt;
 use payments_model::{Payment, PaymentRecord, PaymentStatus, Source};
-use payments_sync::{Filter, Ledger, PaymentStream};
+use payments_sync::{Filter, PaymentStream};
 
-use crate::DbArgs;
+use crate::LedgerArgs;
 use crate::outcome::{CliError, Exit, printable};
 
 /// Writes the ledger as CSV (with a header row) or NDJSON, sorted by created_at then id.
@@ -33,7 +33,7 @@ use crate::outcome::{CliError, Exit, printable};
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ExportArgs {
     #[command(flatten)]
-    db: DbArgs,
+    ledger: LedgerArgs,
     /// The output format.
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
@@ -164,7 +164,7 @@ pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
         )));
     }
     let as_of = args.as_of.map(|d| d.resolve(args.tz, false)).transpose()?;
-    let store = args.db.open_existing()?;
+    let store = args.ledger.open_existing().await?;
     let filter = Filter {
         sources: args.sources.clone(),
         statuses: args.statuses.clone(),

@@ -11,6 +11,7 @@
 //! definition the binary parses ([`command`]); its only other item is [`main`].
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod completions;
 #[cfg(feature = "sandbox")]
 mod demo;
@@ -23,6 +24,7 @@ mod sandbox;
 mod show;
 mod status;
 mod sync;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +65,8 @@ enum Command {
     Demo(demo::DemoArgs),
     #[cfg(feature = "sandbox")]
     Sandbox(sandbox::SandboxArgs),
+    Accounts(accounts::AccountsArgs),
+    Worker(worker::WorkerArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -101,6 +105,58 @@ impl DbArgs {
     }
 }
 
+/// Which ledger a reading command reads: a SQLite file (the default), or one account of a
+/// PostgreSQL ledger kept by `payments worker`.
+#[derive(Debug, clap::Args)]
+struct LedgerArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Read one account of a PostgreSQL ledger instead of a SQLite file:
+    /// postgresql://user:password@host:port/dbname, with --account (prefer the variable: flags
+    /// show in the process list).
+    #[arg(
+        long,
+        env = "PAYMENTS_POSTGRES",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    postgres: Option<String>,
+    /// The account to read in the PostgreSQL ledger (`payments accounts list` lists them).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+}
+
+impl LedgerArgs {
+    /// Opens the ledger to read, refusing what is not one (never creating or migrating it).
+    async fn open_existing(&self) -> Result<Box<dyn payments_sync::Ledger>, CliError> {
+        match (&self.postgres, &self.account) {
+            (Some(url), Some(name)) => Ok(Box::new(open_account(url, name).await?)),
+            (Some(_), None) => Err(CliError::config(
+                "--postgres needs --account NAME, the account to read; `payments accounts list` lists them",
+            )),
+            (None, Some(_)) => Err(CliError::config(
+                "--account names an account of a PostgreSQL ledger; give its database with --postgres URL (or PAYMENTS_POSTGRES)",
+            )),
+            (None, None) => Ok(Box::new(self.db.open_existing()?)),
+        }
+    }
+}
+
+/// The account `name` of the PostgreSQL ledger at `url`, to read.
+async fn open_account(url: &str, name: &str) -> Result<payments_postgres::PgStore, CliError> {
+    let ledger = payments_postgres::PgLedger::open_existing(url)
+        .await
+        .map_err(|e| CliError::config(format!("{e}; check --postgres (or PAYMENTS_POSTGRES)")))?;
+    let account = ledger.account(name).await?.ok_or_else(|| {
+        CliError::config(format!(
+            "{} has no account `{}`; `payments accounts list` lists them",
+            ledger.name(),
+            outcome::printable(name)
+        ))
+    })?;
+    Ok(ledger.store(account.id, &account.name))
+}
+
 /// The command line `payments` parses, for generating its man page and completions.
 pub fn command() -> clap::Command {
     Cli::command()
@@ -136,6 +192,8 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             #[cfg(feature = "sandbox")]
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Accounts(args) => accounts::run(args).await,
+            Command::Worker(args) => worker::run(args).await,
             Command::Completions(args) => completions::run(args),
         }
     });

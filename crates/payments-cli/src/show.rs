@@ -6,7 +6,7 @@ use payments_model::{PaymentRecord, Source};
 use payments_sync::{Ledger, Version};
 use serde_json::{Map, Value};
 
-use crate::DbArgs;
+use crate::LedgerArgs;
 use crate::outcome::{CliError, Exit, print_report, printable};
 
 /// Shows one payment and every version of it.
@@ -21,7 +21,7 @@ use crate::outcome::{CliError, Exit, print_report, printable};
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ShowArgs {
     #[command(flatten)]
-    db: DbArgs,
+    ledger: LedgerArgs,
     /// The payment: its unified id (paypro:…, mkp:…) or the provider's id.
     #[arg(value_name = "ID")]
     id: String,
@@ -41,8 +41,8 @@ const EXAMPLES: &str = r#"Examples:
   payments show mkp:4711 --json"#;
 
 pub(crate) async fn run(args: ShowArgs) -> Result<Exit, CliError> {
-    let store = args.db.open_existing()?;
-    let versions = find(&store, &args.id).await?;
+    let store = args.ledger.open_existing().await?;
+    let versions = find(&*store, &args.id).await?;
     let report = if args.json {
         json(&versions)?
     } else {

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use payments_model::Source;
+use payments_postgres::{PgLedger, Scheduled};
 use payments_sync::{Checkpoint, Ledger, RunRecord};
 use serde_json::{Value, json};
 
-use crate::DbArgs;
+use crate::LedgerArgs;
 use crate::duration::parse_duration;
 use crate::outcome::{CliError, Exit, print_report, printable};
 use crate::sync::summary_line;
@@ -29,7 +30,7 @@ use crate::sync::summary_line;
 #[command(after_help = EXAMPLES)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
-    db: DbArgs,
+    ledger: LedgerArgs,
     /// How many quarantined records to list per source.
     #[arg(long, default_value_t = 10, value_name = "N")]
     quarantine_limit: usize,
@@ -52,10 +53,29 @@ In a crontab, every 15 minutes, with notify-ops standing for your alert:
   */15 * * * *  payments status --max-age 1h >/dev/null || notify-ops"#;
 
 pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
-    let store = args.db.open_existing()?;
+    // A PostgreSQL ledger: the fleet's schedule, of one account or of all of them.
+    let schedule = match &args.ledger.postgres {
+        Some(url) => {
+            let ledger = PgLedger::open_existing(url).await.map_err(|e| {
+                CliError::config(format!("{e}; check --postgres (or PAYMENTS_POSTGRES)"))
+            })?;
+            let schedule = ledger.schedule(args.ledger.account.as_deref()).await?;
+            if args.ledger.account.is_none() {
+                return fleet(ledger.name(), &schedule, args.json);
+            }
+            schedule
+        }
+        None => Vec::new(),
+    };
+    let store = args.ledger.open_existing().await?;
     let mut reports = Vec::new();
     for source in Source::ALL {
-        reports.push(SourceReport::gather(&store, source, args.max_age).await?);
+        let mut report = SourceReport::gather(&*store, source, args.max_age).await?;
+        report.scheduled = schedule
+            .iter()
+            .find(|s| s.source_name == source.as_str())
+            .cloned();
+        reports.push(report);
     }
     let exit = reports
         .iter()
@@ -86,6 +106,82 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
     };
     print_report(&report, "the status")?;
     Ok(exit)
+}
+
+/// `payments status --postgres URL` without --account: a line per account-source, and exit 1
+/// when the last run of an enabled one failed.
+fn fleet(database: &str, schedule: &[Scheduled], json: bool) -> Result<Exit, CliError> {
+    let failed = schedule
+        .iter()
+        .filter(|s| !s.disabled && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some()))
+        .count();
+    let exit = if failed > 0 { Exit::Failed } else { Exit::Done };
+    let report = if json {
+        let report = json!({
+            "database": database,
+            "exit_code": exit as u8,
+            "accounts": schedule.iter().map(|s| {
+                let mut entry = schedule_json(s);
+                entry["account"] = json!(s.account);
+                entry["source"] = json!(s.source_name);
+                entry
+            }).collect::<Vec<_>>(),
+        });
+        format!("{report}\n")
+    } else {
+        let mut text = format!("database: {}\n", printable(database));
+        let accounts: std::collections::BTreeSet<&str> =
+            schedule.iter().map(|s| s.account.as_str()).collect();
+        text.push_str(&format!(
+            "{} accounts, {} account-sources, {failed} of which failed their last run\n\n",
+            accounts.len(),
+            schedule.len()
+        ));
+        for s in schedule {
+            text.push_str(&format!(
+                "{} {}: {}\n",
+                printable(&s.account),
+                s.source_name,
+                schedule_line(s)
+            ));
+        }
+        text
+    };
+    print_report(&report, "the status")?;
+    Ok(exit)
+}
+
+/// `running on host:123 (lease until …)`, `disabled`, or `next run due …`, with the last run.
+fn schedule_line(s: &Scheduled) -> String {
+    let now = match &s.leased {
+        _ if s.disabled => "disabled".to_owned(),
+        Some((worker, until)) => format!(
+            "running on {} (lease until {})",
+            printable(worker),
+            time(*until)
+        ),
+        None => format!("next run due {}", time(s.next_run_at)),
+    };
+    let last = match &s.last_run {
+        None => "no run ended yet".to_owned(),
+        Some((at, None)) => format!("last run ok at {}", time(*at)),
+        Some((at, Some(error))) => {
+            format!("last run failed at {}: {}", time(*at), printable(error))
+        }
+    };
+    format!("{now}; {last}")
+}
+
+/// The schedule's part of the JSON report.
+fn schedule_json(s: &Scheduled) -> Value {
+    json!({
+        "disabled": s.disabled,
+        "next_run_at": time(s.next_run_at),
+        "leased_by": s.leased.as_ref().map(|(worker, _)| worker),
+        "lease_expires_at": s.leased.as_ref().map(|(_, until)| time(*until)),
+        "last_finished_at": s.last_run.as_ref().map(|(at, _)| time(*at)),
+        "last_error": s.last_run.as_ref().and_then(|(_, error)| error.clone()),
+    })
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -121,6 +217,8 @@ struct SourceReport {
     unknown_words: Vec<(String, DateTime<Utc>)>,
     /// `(source_id, reason)` of each quarantined record.
     quarantined: Vec<(Option<String>, String)>,
+    /// In a PostgreSQL ledger: when the source is due and which worker holds it.
+    scheduled: Option<Scheduled>,
 }
 
 impl SourceReport {
@@ -162,6 +260,7 @@ impl SourceReport {
                 .into_iter()
                 .map(|record| (record.source_id, record.reason))
                 .collect(),
+            scheduled: None,
         })
     }
 
@@ -208,6 +307,9 @@ impl SourceReport {
                     text.push_str(&format!("    error: {}\n", printable(error)));
                 }
             }
+        }
+        if let Some(scheduled) = &self.scheduled {
+            text.push_str(&format!("  {}\n", schedule_line(scheduled)));
         }
         if let Some(detail) = &self.unreadable_checkpoint {
             text.push_str(&format!(
@@ -324,6 +426,7 @@ impl SourceReport {
                 "by_status": by_status,
             },
             "last_run": last_run,
+            "schedule": self.scheduled.as_ref().map(schedule_json),
             "checkpoint": checkpoint,
             "checkpoint_unreadable": self.unreadable_checkpoint,
             "stale": self.stale.is_some(),

@@ -282,7 +282,7 @@ pub(crate) async fn sync_into(
 
 /// Raises `stop` on SIGINT or SIGTERM, so the runs stop at the next page boundary; a second
 /// signal ends the process at once.
-async fn stop_on_signals(stop: StopSignal) {
+pub(crate) async fn stop_on_signals(stop: StopSignal) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

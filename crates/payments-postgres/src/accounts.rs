@@ -1,9 +1,15 @@
 //! Accounts: each business whose ledger the database keeps, the sources it syncs, their options
 //! and their sealed keys.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use payments_sync::StoreError;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+use crate::keys::CHECK_TEXT;
+use crate::{KeyError, MasterKey, PgLedger, pg_error};
 
 /// An account as stored (its keys stay sealed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,4 +53,199 @@ pub struct SourceOptions {
     /// How long after a run ends the next one is due, in seconds (default 300).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub every_secs: Option<u64>,
+}
+
+/// Why an account could not be added or changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// The name is empty, too long, or has characters other than letters, digits, `-`, `_`, `.`.
+    #[error("`{0}` is not an account name: use 1 to 100 letters, digits, `-`, `_` or `.`")]
+    BadName(String),
+    /// An account has no source, or the same source twice.
+    #[error("{0}")]
+    BadSources(String),
+    /// An account with this name exists.
+    #[error("there is already an account `{0}`; remove it first, or choose another name")]
+    Duplicate(String),
+    /// The master key does not fit the database.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=100).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl PgLedger {
+    /// Fails with [`KeyError::WrongMasterKey`] unless `master` is the key this database's
+    /// account keys are sealed with. A database without accounts yet takes any key.
+    pub async fn check_master_key(&self, master: &MasterKey) -> Result<(), AccountError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM ledger.meta WHERE key = 'master_key_check'",
+                &[],
+            )
+            .await
+            .map_err(pg_error("cannot read the master key check"))?;
+        let Some(row) = row else { return Ok(()) };
+        let text: String = row.get(0);
+        let sealed = STANDARD.decode(text).unwrap_or_default();
+        match master.open(&sealed, b"master key check") {
+            Some(opened) if opened == CHECK_TEXT => Ok(()),
+            _ => Err(KeyError::WrongMasterKey.into()),
+        }
+    }
+
+    /// Adds an account with its sources, their keys sealed with `master`, in one transaction.
+    /// The first account fixes the database's master key.
+    pub async fn add_account(
+        &self,
+        account: NewAccount,
+        master: &MasterKey,
+    ) -> Result<Account, AccountError> {
+        if !valid_name(&account.name) {
+            return Err(AccountError::BadName(account.name));
+        }
+        if account.sources.is_empty() {
+            return Err(AccountError::BadSources(format!(
+                "the account `{}` has no source: give it at least one key",
+                account.name
+            )));
+        }
+        let mut names: Vec<&str> = account.sources.iter().map(|(n, _, _)| n.as_str()).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(AccountError::BadSources(format!(
+                "the source `{}` is given twice",
+                pair[0]
+            )));
+        }
+        self.check_master_key(master).await?;
+        let context = "cannot add the account";
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(context))?;
+        let check = STANDARD.encode(master.seal(CHECK_TEXT, b"master key check"));
+        transaction
+            .execute(
+                "INSERT INTO ledger.meta (key, value) VALUES ('master_key_check', $1)
+                 ON CONFLICT (key) DO NOTHING",
+                &[&check],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let row = transaction
+            .query_opt(
+                "INSERT INTO ledger.accounts (name) VALUES ($1)
+                 ON CONFLICT (name) DO NOTHING RETURNING id",
+                &[&account.name],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let Some(row) = row else {
+            return Err(AccountError::Duplicate(account.name));
+        };
+        let id: i64 = row.get(0);
+        for (source, key, options) in &account.sources {
+            let sealed = master.seal_api_key(key, &account.name, source);
+            let options =
+                serde_json::to_value(options).map_err(|e| StoreError::backend(context, e))?;
+            transaction
+                .execute(
+                    "INSERT INTO ledger.account_sources (account_id, source_name, options, sealed_key)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&id, source, &options, &sealed],
+                )
+                .await
+                .map_err(pg_error(context))?;
+        }
+        transaction.commit().await.map_err(pg_error(context))?;
+        self.account(&account.name).await?.ok_or_else(|| {
+            StoreError::backend(context, "the account vanished as it was added").into()
+        })
+    }
+
+    /// Every account, sorted by name (never their keys).
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.read_accounts(None).await
+    }
+
+    /// The account named `name`.
+    pub async fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.read_accounts(Some(name)).await?.pop())
+    }
+
+    async fn read_accounts(&self, name: Option<&str>) -> Result<Vec<Account>, StoreError> {
+        let context = "cannot read the accounts";
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT a.id, a.name, a.disabled, a.created_at, s.source_name, s.options
+                 FROM ledger.accounts a
+                 LEFT JOIN ledger.account_sources s ON s.account_id = a.id
+                 WHERE $1::text IS NULL OR a.name = $1
+                 ORDER BY a.name, s.source_name",
+                &[&name],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let mut accounts: Vec<Account> = Vec::new();
+        for row in rows {
+            let id: i64 = row.get(0);
+            if accounts.last().is_none_or(|a| a.id != id) {
+                accounts.push(Account {
+                    id,
+                    name: row.get(1),
+                    disabled: row.get(2),
+                    created_at: row.get(3),
+                    sources: Vec::new(),
+                });
+            }
+            if let Some(source) = row.get::<_, Option<String>>(4) {
+                let options: Option<serde_json::Value> = row.get(5);
+                let options = options
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt {
+                        what: format!("the options of {source}"),
+                        detail: e.to_string(),
+                    })?
+                    .unwrap_or_default();
+                if let Some(account) = accounts.last_mut() {
+                    account.sources.push((source, options));
+                }
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// Removes the account `name` and its whole ledger; false when there is none.
+    pub async fn remove_account(&self, name: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let removed = client
+            .execute("DELETE FROM ledger.accounts WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_error("cannot remove the account"))?;
+        Ok(removed > 0)
+    }
+
+    /// Disables (no worker syncs it) or enables the account `name`; false when there is none.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE ledger.accounts SET disabled = $2 WHERE name = $1",
+                &[&name, &disabled],
+            )
+            .await
+            .map_err(pg_error("cannot change the account"))?;
+        Ok(changed > 0)
+    }
 }

@@ -1,6 +1,14 @@
-//! Leases: a worker's hold on one source of one account while it syncs it.
+//! Leases: a worker's hold on one source of one account while it syncs it. PostgreSQL is the
+//! queue: a due row is taken with `FOR UPDATE SKIP LOCKED`, so workers never wait on each other
+//! and never take the same row.
 
-use crate::SourceOptions;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use payments_sync::StoreError;
+use secrecy::SecretString;
+
+use crate::{KeyError, MasterKey, PgLedger, SourceOptions, pg_error};
 
 /// One source of one account, held by one worker until the lease expires (renewed while it
 /// works). Its store commits only while the lease is held.
@@ -10,7 +18,7 @@ pub struct Lease {
     pub account_id: i64,
     /// The account's name.
     pub account_name: String,
-    /// The source (`mkp`, `paypro`).
+    /// The source (its `PaymentSource::name`).
     pub source_name: String,
     /// The worker that holds it.
     pub worker: String,
@@ -19,6 +27,168 @@ pub struct Lease {
     /// How the source is synced.
     pub options: SourceOptions,
     /// The sealed API key.
-    #[allow(dead_code)]
-    pub(crate) sealed_key: Vec<u8>,
+    sealed_key: Vec<u8>,
+}
+
+impl Lease {
+    /// The source's API key, opened with the master key.
+    pub fn api_key(&self, master: &MasterKey) -> Result<SecretString, KeyError> {
+        master.open_api_key(&self.sealed_key, &self.account_name, &self.source_name)
+    }
+}
+
+fn interval(ttl: Duration) -> f64 {
+    ttl.as_secs_f64()
+}
+
+impl PgLedger {
+    /// Leases one due account-source (enabled, due, and not held by a live lease) to `worker`
+    /// for `ttl`, and opens its run row; `None` when nothing is due.
+    pub async fn lease_due(
+        &self,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let context = "cannot lease a due account";
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(context))?;
+        let row = transaction
+            .query_opt(
+                "UPDATE ledger.account_sources s
+                 SET leased_by = $1, lease_expires_at = now() + make_interval(secs => $2)
+                 FROM (
+                     SELECT s2.account_id, s2.source_name
+                     FROM ledger.account_sources s2
+                     JOIN ledger.accounts a ON a.id = s2.account_id
+                     WHERE NOT a.disabled AND s2.next_run_at <= now()
+                       AND (s2.lease_expires_at IS NULL OR s2.lease_expires_at <= now())
+                     ORDER BY s2.next_run_at
+                     LIMIT 1
+                     FOR UPDATE OF s2 SKIP LOCKED
+                 ) due, ledger.accounts a
+                 WHERE s.account_id = due.account_id AND s.source_name = due.source_name
+                   AND a.id = s.account_id
+                 RETURNING s.account_id, a.name, s.source_name, s.options, s.sealed_key,
+                           s.lease_expires_at",
+                &[&worker, &interval(ttl)],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let account_id: i64 = row.get(0);
+        let source_name: String = row.get(2);
+        let expires: DateTime<Utc> = row.get(5);
+        let run_seq: i64 = transaction
+            .query_one(
+                "INSERT INTO ledger.runs (account_id, source_name, worker, started_at, lease_expires_at)
+                 VALUES ($1, $2, $3, now(), $4) RETURNING seq",
+                &[&account_id, &source_name, &worker, &expires],
+            )
+            .await
+            .map_err(pg_error(context))?
+            .get(0);
+        transaction.commit().await.map_err(pg_error(context))?;
+        let options: serde_json::Value = row.get(3);
+        Ok(Some(Lease {
+            account_id,
+            account_name: row.get(1),
+            // Options this version cannot read are left at their defaults, not a stuck source.
+            options: serde_json::from_value(options).unwrap_or_default(),
+            source_name,
+            worker: worker.to_owned(),
+            run_seq,
+            sealed_key: row.get(4),
+        }))
+    }
+
+    /// Extends the lease by `ttl` from now, while its worker still holds it; false when the
+    /// lease was lost (expired, or taken over by another worker).
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let context = "cannot renew the lease";
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(context))?;
+        let row = transaction
+            .query_opt(
+                "UPDATE ledger.account_sources
+                 SET lease_expires_at = now() + make_interval(secs => $4)
+                 WHERE account_id = $1 AND source_name = $2 AND leased_by = $3
+                   AND lease_expires_at > now()
+                 RETURNING lease_expires_at",
+                &[
+                    &lease.account_id,
+                    &lease.source_name,
+                    &lease.worker,
+                    &interval(ttl),
+                ],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let expires: DateTime<Utc> = row.get(0);
+        transaction
+            .execute(
+                "UPDATE ledger.runs SET lease_expires_at = $2 WHERE seq = $1",
+                &[&lease.run_seq, &expires],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        transaction.commit().await.map_err(pg_error(context))?;
+        Ok(true)
+    }
+
+    /// Ends the lease (when its worker still holds it) and sets when the source is due next.
+    pub async fn release(
+        &self,
+        lease: &Lease,
+        next_run_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let context = "cannot release the lease";
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(context))?;
+        let released = transaction
+            .execute(
+                "UPDATE ledger.account_sources
+                 SET leased_by = NULL, lease_expires_at = NULL, next_run_at = $4
+                 WHERE account_id = $1 AND source_name = $2 AND leased_by = $3",
+                &[
+                    &lease.account_id,
+                    &lease.source_name,
+                    &lease.worker,
+                    &next_run_at,
+                ],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        if released > 0 {
+            // The run's lease ended now: the run row says so, for whoever checks overlaps.
+            transaction
+                .execute(
+                    "UPDATE ledger.runs SET lease_expires_at = LEAST(lease_expires_at, now()) WHERE seq = $1",
+                    &[&lease.run_seq],
+                )
+                .await
+                .map_err(pg_error(context))?;
+        }
+        transaction.commit().await.map_err(pg_error(context))
+    }
+
+    /// When the next enabled account-source that no live lease holds is due (`None`: there is
+    /// none), so that an idle worker knows how long it may sleep.
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one(
+                "SELECT min(s.next_run_at) FROM ledger.account_sources s
+                 JOIN ledger.accounts a ON a.id = s.account_id
+                 WHERE NOT a.disabled AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())",
+                &[],
+            )
+            .await
+            .map_err(pg_error("cannot read when work is due"))?
+            .get(0))
+    }
 }

@@ -21,8 +21,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use payments_sync::StoreError;
 use tokio_postgres::NoTls;
 
-pub use accounts::{Account, NewAccount, SourceOptions};
-pub use keys::{KeyError, MasterKey};
+pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
+pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey};
 pub use lease::Lease;
 pub use schedule::Scheduled;
 pub use store::PgStore;

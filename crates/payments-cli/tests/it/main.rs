@@ -5,6 +5,8 @@ mod commands;
 #[cfg(unix)]
 mod export;
 #[cfg(unix)]
+mod fleet;
+#[cfg(unix)]
 mod healing;
 mod help;
 mod kill;

@@ -1,0 +1,309 @@
+//! `payments accounts`: the accounts of a PostgreSQL ledger, their sources and sealed keys.
+
+use std::time::Duration;
+
+use payments_postgres::{
+    AccountError, KeyError, MASTER_KEY_VARIABLE, MasterKey, NewAccount, PgLedger, SourceOptions,
+};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::duration::parse_duration;
+use crate::outcome::{CliError, Exit, print_report, printable};
+
+/// Manages the accounts of a PostgreSQL ledger that `payments worker` keeps current.
+///
+/// Each account is a business with its own sources and API keys. The keys are sealed in the
+/// database with the master key in PAYMENTS_MASTER_KEY (`payments accounts master-key` makes
+/// one); they are never printed.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct AccountsArgs {
+    #[command(subcommand)]
+    command: AccountsCommand,
+}
+
+const EXAMPLES: &str = r#"Examples:
+  payments accounts master-key > master.key
+  export PAYMENTS_POSTGRES=postgresql://payments@db.internal/ledgers
+  export PAYMENTS_MASTER_KEY=$(cat master.key)
+  MKP_API_KEY=... PAYPRO_API_KEY=... payments accounts add acme-bv
+  payments accounts list
+  payments accounts disable acme-bv"#;
+
+#[derive(Debug, clap::Subcommand)]
+enum AccountsCommand {
+    /// Prints a new random master key, to keep in PAYMENTS_MASTER_KEY.
+    MasterKey,
+    /// Adds an account, with a source for each key variable that is set.
+    Add(AddArgs),
+    /// Lists the accounts and their sources (never their keys).
+    List(ListArgs),
+    /// Removes an account and its whole ledger (its payments, versions and runs).
+    Remove(NameArgs),
+    /// Disables an account: it is kept, but no worker syncs it.
+    Disable(NameArgs),
+    /// Enables a disabled account.
+    Enable(NameArgs),
+}
+
+/// The database, from --postgres or PAYMENTS_POSTGRES.
+#[derive(Debug, clap::Args)]
+struct PostgresArgs {
+    /// The PostgreSQL database: postgresql://user:password@host:port/dbname (prefer the
+    /// variable: flags show in the process list).
+    #[arg(
+        long,
+        env = "PAYMENTS_POSTGRES",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    postgres: String,
+}
+
+impl PostgresArgs {
+    async fn connect(&self) -> Result<PgLedger, CliError> {
+        PgLedger::connect(&self.postgres, 2)
+            .await
+            .map_err(|e| CliError::config(format!("{e}; check --postgres (or PAYMENTS_POSTGRES)")))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct AddArgs {
+    #[command(flatten)]
+    db: PostgresArgs,
+    /// The account's name: 1 to 100 letters, digits, `-`, `_` or `.`.
+    name: String,
+    /// The environment variable holding the MKP API key (keys never go on the command line).
+    #[arg(long, value_name = "VAR", default_value = "MKP_API_KEY")]
+    mkp_key_env: String,
+    /// The environment variable holding the PayPro API key.
+    #[arg(long, value_name = "VAR", default_value = "PAYPRO_API_KEY")]
+    paypro_key_env: String,
+    /// The MKP API, when not MKP's public one.
+    #[arg(long, value_name = "URL")]
+    mkp_base_url: Option<String>,
+    /// The PayPro API, when not PayPro's public one (its test environment, say).
+    #[arg(long, value_name = "URL")]
+    paypro_base_url: Option<String>,
+    /// MKP requests allowed per rate-limit window, when the key's contract differs from MKP's
+    /// documented 60 per minute.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    mkp_rate_limit: Option<u32>,
+    /// The MKP rate-limit window in seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    mkp_rate_window: Option<u64>,
+    /// How long after a run the account's sources are due again (90s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    every: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    db: PostgresArgs,
+    /// Print one JSON object: `{"accounts": [{"name", "disabled", "created_at", "sources":
+    /// [{"source", "base_url", "every_secs", …}]}]}`.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct NameArgs {
+    #[command(flatten)]
+    db: PostgresArgs,
+    /// The account's name.
+    name: String,
+}
+
+/// The master key from PAYMENTS_MASTER_KEY.
+pub(crate) fn master_key() -> Result<MasterKey, CliError> {
+    let text = std::env::var(MASTER_KEY_VARIABLE).map_err(|_| {
+        CliError::config(format!(
+            "{MASTER_KEY_VARIABLE} is not set: it holds the master key that seals the account keys; make one with `payments accounts master-key` and keep it safe"
+        ))
+    })?;
+    MasterKey::from_base64(&text).map_err(|e| CliError::config(e.to_string()))
+}
+
+fn account_error(error: AccountError) -> CliError {
+    match error {
+        AccountError::Store(error) => error.into(),
+        AccountError::Key(KeyError::WrongMasterKey) | AccountError::Key(_) => {
+            CliError::config(error.to_string())
+        }
+        other => CliError::config(other.to_string()),
+    }
+}
+
+pub(crate) async fn run(args: AccountsArgs) -> Result<Exit, CliError> {
+    match args.command {
+        AccountsCommand::MasterKey => {
+            println!("{}", MasterKey::generate().to_base64());
+            eprintln!(
+                "keep it in {MASTER_KEY_VARIABLE} for `payments accounts add` and `payments worker`, somewhere safe: without it the keys in the database cannot be opened, and every account's keys must be added again"
+            );
+            Ok(Exit::Done)
+        }
+        AccountsCommand::Add(args) => add(args).await,
+        AccountsCommand::List(args) => list(args).await,
+        AccountsCommand::Remove(args) => {
+            let ledger = args.db.connect().await?;
+            if !ledger.remove_account(&args.name).await? {
+                return Err(no_account(&ledger, &args.name));
+            }
+            println!(
+                "removed the account {} and its ledger",
+                printable(&args.name)
+            );
+            Ok(Exit::Done)
+        }
+        AccountsCommand::Disable(args) => set_disabled(args, true).await,
+        AccountsCommand::Enable(args) => set_disabled(args, false).await,
+    }
+}
+
+fn no_account(ledger: &PgLedger, name: &str) -> CliError {
+    CliError::config(format!(
+        "{} has no account `{}`; `payments accounts list` lists them",
+        ledger.name(),
+        printable(name)
+    ))
+}
+
+async fn set_disabled(args: NameArgs, disabled: bool) -> Result<Exit, CliError> {
+    let ledger = args.db.connect().await?;
+    if !ledger.set_disabled(&args.name, disabled).await? {
+        return Err(no_account(&ledger, &args.name));
+    }
+    println!(
+        "{} the account {}",
+        if disabled { "disabled" } else { "enabled" },
+        printable(&args.name)
+    );
+    Ok(Exit::Done)
+}
+
+async fn add(args: AddArgs) -> Result<Exit, CliError> {
+    let master = master_key()?;
+    let key = |variable: &str| {
+        std::env::var(variable)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretString::from)
+    };
+    let every_secs = Some(args.every.as_secs().max(1));
+    let mut sources = Vec::new();
+    if let Some(api_key) = key(&args.mkp_key_env) {
+        let source = crate::sync::mkp_source(
+            args.mkp_base_url
+                .as_deref()
+                .unwrap_or(mkp_api::DEFAULT_BASE_URL),
+            "check",
+            None,
+        )
+        .map_err(|e| CliError::config(format!("--mkp-base-url: {e}")))?;
+        sources.push((
+            source.name().to_owned(),
+            api_key,
+            SourceOptions {
+                base_url: args.mkp_base_url.clone(),
+                rate_limit: args.mkp_rate_limit,
+                rate_window_secs: args.mkp_rate_window,
+                every_secs,
+            },
+        ));
+    }
+    if let Some(api_key) = key(&args.paypro_key_env) {
+        let source = crate::sync::paypro_source(
+            args.paypro_base_url
+                .as_deref()
+                .unwrap_or(paypro_api::DEFAULT_BASE_URL),
+            "check",
+        )
+        .map_err(|e| CliError::config(format!("--paypro-base-url: {e}")))?;
+        sources.push((
+            source.name().to_owned(),
+            api_key,
+            SourceOptions {
+                base_url: args.paypro_base_url.clone(),
+                every_secs,
+                ..SourceOptions::default()
+            },
+        ));
+    }
+    if sources.is_empty() {
+        return Err(CliError::config(format!(
+            "no key is set: put the account's MKP key in {} and/or its PayPro key in {}",
+            args.mkp_key_env, args.paypro_key_env
+        )));
+    }
+    let ledger = args.db.connect().await?;
+    let account = ledger
+        .add_account(
+            NewAccount {
+                name: args.name,
+                sources,
+            },
+            &master,
+        )
+        .await
+        .map_err(account_error)?;
+    let names: Vec<&str> = account.sources.iter().map(|(s, _)| s.as_str()).collect();
+    println!(
+        "added the account {} with {}; a worker syncs it as soon as it is due",
+        printable(&account.name),
+        names.join(" and ")
+    );
+    Ok(Exit::Done)
+}
+
+async fn list(args: ListArgs) -> Result<Exit, CliError> {
+    let ledger = args.db.connect().await?;
+    let accounts = ledger.accounts().await?;
+    let report = if args.json {
+        let accounts: Vec<_> = accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "name": a.name,
+                    "disabled": a.disabled,
+                    "created_at": a.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "sources": a.sources.iter().map(|(source, options)| {
+                        let mut entry = serde_json::to_value(options).unwrap_or_default();
+                        entry["source"] = json!(source);
+                        entry
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        format!("{}\n", json!({ "accounts": accounts }))
+    } else if accounts.is_empty() {
+        format!(
+            "{} has no account; add one with `payments accounts add NAME`\n",
+            ledger.name()
+        )
+    } else {
+        let mut text = String::new();
+        for account in &accounts {
+            let sources: Vec<String> = account
+                .sources
+                .iter()
+                .map(|(source, options)| match &options.base_url {
+                    Some(url) => format!("{source} ({url})"),
+                    None => source.clone(),
+                })
+                .collect();
+            text.push_str(&format!(
+                "{}{}: {}\n",
+                printable(&account.name),
+                if account.disabled { " (disabled)" } else { "" },
+                printable(&sources.join(", "))
+            ));
+        }
+        text
+    };
+    print_report(&report, "the accounts")?;
+    Ok(Exit::Done)
+}

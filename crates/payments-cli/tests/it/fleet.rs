@@ -1,0 +1,284 @@
+//! A fleet of `payments worker` processes on one PostgreSQL ledger, two of them killed with
+//! SIGKILL at random moments: every account's ledger still equals its provider's data, nothing
+//! is written twice, no account-source is synced by two workers at once, and no key meets a 429.
+
+use std::collections::HashMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use payments_postgres::{MasterKey, NewAccount, PgLedger, SourceOptions};
+use payments_sandbox::{Api, RateLimitWindow, Sandbox, SandboxConfig};
+use payments_sync::{Filter, Ledger};
+use payments_testkit::postgres::Cluster;
+use secrecy::SecretString;
+
+use crate::{payments, text};
+
+const ACCOUNTS: usize = 200;
+const WORKERS: usize = 4;
+
+/// A small business: a few MKP links and a few dozen PayPro payments, behind MKP's rolling
+/// window (10 requests per 2 s, so that workers must pace) and some latency.
+fn small_account(seed: u64) -> SandboxConfig {
+    SandboxConfig {
+        seed,
+        mkp_links: 4,
+        paypro_payments: 30,
+        mkp_rate_limit: Some(RateLimitWindow {
+            limit: 10,
+            window: Duration::from_secs(2),
+        }),
+        faults: payments_sandbox::Faults {
+            latency: Duration::from_millis(25),
+            ..payments_sandbox::Faults::default()
+        },
+        ..SandboxConfig::default()
+    }
+}
+
+fn worker(url: &str, master: &str) -> Child {
+    payments()
+        .args([
+            "worker",
+            "--concurrency",
+            "4",
+            "--lease-ttl",
+            "4s",
+            "--poll",
+            "1s",
+        ])
+        .env("PAYMENTS_POSTGRES", url)
+        .env("PAYMENTS_MASTER_KEY", master)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the payments binary starts")
+}
+
+/// One run of one account-source as `ledger.runs` holds it.
+struct RunRow {
+    worker: Option<String>,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+}
+
+async fn runs(client: &tokio_postgres::Client) -> HashMap<(i64, String), Vec<RunRow>> {
+    let rows = client
+        .query(
+            "SELECT account_id, source_name, worker, started_at, finished_at, lease_expires_at, error
+             FROM ledger.runs ORDER BY started_at, seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut runs: HashMap<(i64, String), Vec<RunRow>> = HashMap::new();
+    for row in rows {
+        runs.entry((row.get(0), row.get(1)))
+            .or_default()
+            .push(RunRow {
+                worker: row.get(2),
+                started_at: row.get(3),
+                finished_at: row.get(4),
+                lease_expires_at: row.get(5),
+                error: row.get(6),
+            });
+    }
+    runs
+}
+
+#[test]
+fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("fleet");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let master = MasterKey::generate();
+    let master_text = master.to_base64();
+
+    let sandboxes: Vec<Sandbox> = runtime.block_on(async {
+        let mut sandboxes = Vec::new();
+        for seed in 0..ACCOUNTS as u64 {
+            sandboxes.push(Sandbox::start(small_account(1_000 + seed)).await.unwrap());
+        }
+        sandboxes
+    });
+    let ledger = runtime.block_on(async {
+        let ledger = PgLedger::connect(&url, 4).await.unwrap();
+        for (index, sandbox) in sandboxes.iter().enumerate() {
+            let config = sandbox.config();
+            let mkp = SourceOptions {
+                base_url: Some(sandbox.mkp_base_url()),
+                rate_limit: Some(10),
+                rate_window_secs: Some(2),
+                every_secs: Some(3_600),
+            };
+            let paypro = SourceOptions {
+                base_url: Some(sandbox.paypro_base_url()),
+                every_secs: Some(3_600),
+                ..SourceOptions::default()
+            };
+            ledger
+                .add_account(
+                    NewAccount {
+                        name: format!("business-{index:03}"),
+                        sources: vec![
+                            (
+                                "mkp".to_owned(),
+                                SecretString::from(config.mkp_key.clone()),
+                                mkp,
+                            ),
+                            (
+                                "paypro".to_owned(),
+                                SecretString::from(config.paypro_key.clone()),
+                                paypro,
+                            ),
+                        ],
+                    },
+                    &master,
+                )
+                .await
+                .unwrap();
+        }
+        ledger
+    });
+    let (client, connection) = runtime
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+
+    // Four workers; two of them are killed with SIGKILL at random moments of the round.
+    let mut workers: Vec<Child> = (0..WORKERS).map(|_| worker(&url, &master_text)).collect();
+    let mut killed = Vec::new();
+    for victim in 0..2 {
+        std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..1_200)));
+        let child = &mut workers[victim];
+        killed.push(format!(":{}", child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    // The round ends when every account-source has a run that completed.
+    let deadline = Instant::now()
+        + Duration::from_secs(
+            std::env::var("FLEET_DEADLINE_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(240),
+        );
+    loop {
+        let runs = runtime.block_on(runs(&client));
+        let done = runs
+            .values()
+            .filter(|runs| {
+                runs.iter()
+                    .any(|r| r.finished_at.is_some() && r.error.is_none())
+            })
+            .count();
+        if done == ACCOUNTS * 2 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let mut stderr = String::new();
+            for mut child in workers.drain(2..) {
+                let _ = child.kill();
+                stderr.push_str(&text(&child.wait_with_output().unwrap().stderr));
+            }
+            panic!(
+                "only {done} of {} account-sources completed a run in time; the workers said:\n{stderr}",
+                ACCOUNTS * 2
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for child in &mut workers[2..] {
+        let pid = child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+    }
+    for child in workers.drain(2..) {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(143),
+            "a worker stops on SIGTERM at a page boundary: {}",
+            text(&output.stderr)
+        );
+    }
+
+    // Every account's ledger equals its provider's data, each payment once.
+    runtime.block_on(async {
+        for (index, sandbox) in sandboxes.iter().enumerate() {
+            let name = format!("business-{index:03}");
+            let account = ledger.account(&name).await.unwrap().unwrap();
+            let store = ledger.store(account.id, &account.name);
+            let stored: Vec<_> = store
+                .payments(&Filter::default())
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(stored, payments_testkit::data_set(sandbox), "{name}");
+        }
+    });
+    // Nothing was written twice: a payment committed again unchanged leaves no version.
+    let versions: i64 = runtime
+        .block_on(client.query_one("SELECT count(*) FROM ledger.versions", &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 0, "payments were written again as changed");
+
+    // No account-source was synced by two workers at once: each run started after the one
+    // before it ended, or, for a run whose worker was killed, after its lease expired.
+    let runs = runtime.block_on(runs(&client));
+    let mut taken_over = 0;
+    for ((account, source), runs) in &runs {
+        for pair in runs.windows(2) {
+            let (before, after) = (&pair[0], &pair[1]);
+            let free_from = before
+                .finished_at
+                .or(before.lease_expires_at)
+                .expect("a run has an end or a lease");
+            assert!(
+                after.started_at >= free_from,
+                "account {account} {source}: {:?} started at {} while {:?} held it until {free_from}",
+                after.worker,
+                after.started_at,
+                before.worker
+            );
+            if before.finished_at.is_none() {
+                taken_over += 1;
+            }
+        }
+    }
+    let killed_runs = runs
+        .values()
+        .flatten()
+        .filter(|r| {
+            r.finished_at.is_none()
+                && r.worker
+                    .as_deref()
+                    .is_some_and(|w| killed.iter().any(|k| w.ends_with(k.as_str())))
+        })
+        .count();
+    assert!(
+        killed_runs > 0 && taken_over > 0,
+        "the killed workers held runs ({killed_runs}) that others took over ({taken_over})"
+    );
+
+    // No key met a 429: the leases kept each key on one worker at a time.
+    for (index, sandbox) in sandboxes.iter().enumerate() {
+        assert_eq!(
+            sandbox.count_status(Api::Mkp, 429) + sandbox.count_status(Api::PayPro, 429),
+            0,
+            "business-{index:03} met a 429"
+        );
+    }
+}
