@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod postgres;
+pub mod store_suite;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,4 +1,28 @@
 //! The integration tests of payments-postgres, against a throwaway PostgreSQL cluster of their
 //! own (skipped, saying so, where PostgreSQL is not installed).
 
+mod accounts;
 mod schema;
+mod suite;
+
+use payments_postgres::{MasterKey, NewAccount, PgLedger, SourceOptions};
+use secrecy::SecretString;
+
+/// Adds the account `name` with one source and returns its id.
+async fn account(ledger: &PgLedger, name: &str) -> i64 {
+    ledger
+        .add_account(
+            NewAccount {
+                name: name.to_owned(),
+                sources: vec![(
+                    "paypro".to_owned(),
+                    SecretString::from("key"),
+                    SourceOptions::default(),
+                )],
+            },
+            &MasterKey::generate(),
+        )
+        .await
+        .unwrap()
+        .id
+}

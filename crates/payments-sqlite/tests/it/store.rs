@@ -6,7 +6,7 @@ use payments_model::{Payment, PaymentSource, PaymentStatus, Source};
 use payments_sandbox::{Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::Ledger;
-use payments_sync::{MemoryStore, Store, SyncOptions, Syncer};
+use payments_sync::{Store, SyncOptions, Syncer};
 
 fn sources(sandbox: &Sandbox) -> [Arc<dyn PaymentSource>; 2] {
     [
@@ -46,272 +46,6 @@ fn sandbox_config() -> SandboxConfig {
         mkp_rate_limit: None,
         ..SandboxConfig::default()
     }
-}
-
-#[tokio::test]
-async fn a_sync_into_sqlite_matches_the_memory_store_and_survives_reopening() {
-    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("payments.db");
-    let sqlite = Arc::new(SqliteStore::open(&path).unwrap());
-    let memory = Arc::new(MemoryStore::new());
-    sync(&sqlite, &sandbox, SyncOptions::default()).await;
-    sync(&memory, &sandbox, SyncOptions::default()).await;
-    let stored = all(&sqlite, &Filter::default());
-    assert!(stored.len() > 700);
-    assert_eq!(
-        stored,
-        memory.payments(),
-        "same payments, same order (created_at, then id)"
-    );
-    drop(sqlite);
-
-    let reopened = Arc::new(SqliteStore::open(&path).unwrap());
-    assert_eq!(all(&reopened, &Filter::default()), stored);
-    let checkpoint = reopened.checkpoint("paypro").await.unwrap().unwrap();
-    assert!(checkpoint.cursor.is_none() && checkpoint.last_completed_at.is_some());
-
-    // A full rerun finds everything unchanged and writes nothing new.
-    let summaries = sync(&reopened, &sandbox, SyncOptions::full()).await;
-    for summary in summaries {
-        assert_eq!(
-            (summary.counts.new, summary.counts.changed),
-            (0, 0),
-            "{summary:?}"
-        );
-    }
-    assert_eq!(all(&reopened, &Filter::default()), stored);
-}
-
-#[tokio::test]
-async fn every_version_of_a_payment_is_kept_with_when_it_was_observed() {
-    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
-    sync(&store, &sandbox, SyncOptions::default()).await;
-    let paid = sandbox
-        .paypro_payments()
-        .into_iter()
-        .find(|p| p.state == "paid" && p.refunded_amount == 0 && p.amount > 300)
-        .unwrap();
-    let id = format!("paypro:{}", paid.id);
-    sandbox.set_paypro_state(&paid.id, "chargeback", 0);
-    sync(&store, &sandbox, SyncOptions::full()).await;
-    sandbox.set_paypro_state(&paid.id, "paid", 0);
-    sync(&store, &sandbox, SyncOptions::full()).await;
-    // Two refunds: the status stays partially_refunded, the refunded amount changes.
-    sandbox.set_paypro_state(&paid.id, "paid", 100);
-    sync(&store, &sandbox, SyncOptions::full()).await;
-    sandbox.set_paypro_state(&paid.id, "paid", 250);
-    sync(&store, &sandbox, SyncOptions::full()).await;
-    // An unchanged run adds no version.
-    sync(&store, &sandbox, SyncOptions::full()).await;
-
-    let versions = store.versions(&id).await.unwrap();
-    let seen: Vec<(PaymentStatus, Option<String>)> = versions
-        .iter()
-        .map(|v| {
-            let refunded = v.payment.refunded_amount.map(|m| m.amount_string());
-            (v.payment.status.clone(), refunded)
-        })
-        .collect();
-    assert_eq!(
-        seen,
-        [
-            (PaymentStatus::Paid, Some("0.00".to_owned())),
-            (PaymentStatus::ChargedBack, Some("0.00".to_owned())),
-            (PaymentStatus::Paid, Some("0.00".to_owned())),
-            (PaymentStatus::PartiallyRefunded, Some("1.00".to_owned())),
-            (PaymentStatus::PartiallyRefunded, Some("2.50".to_owned())),
-        ]
-    );
-    assert_eq!(versions[1].payment.provider_status, "chargeback");
-    let backwards: Vec<bool> = versions
-        .windows(2)
-        .map(|w| w[0].backwards_to(&w[1]))
-        .collect();
-    assert_eq!(backwards, [false, true, false, false]);
-    for pair in versions.windows(2) {
-        assert_eq!(pair[0].superseded_at, Some(pair[1].observed_at));
-        assert!(pair[0].observed_at < pair[1].observed_at);
-    }
-    assert_eq!(versions.last().unwrap().superseded_at, None);
-    assert!(versions.iter().all(|v| !v.status_only));
-    assert_eq!(
-        versions.last().unwrap().payment,
-        all(&store, &Filter::default())
-            .into_iter()
-            .find(|p| p.id == id)
-            .unwrap()
-    );
-    assert!(
-        store
-            .versions("paypro:no-such-payment")
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn as_of_reads_the_ledger_as_it_was_known_then() {
-    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
-    let before_anything = chrono::Utc::now();
-    sync(&store, &sandbox, SyncOptions::default()).await;
-    let closed = chrono::Utc::now();
-    let then = all(&store, &Filter::default());
-
-    let payments = sandbox.paypro_payments();
-    let paid = payments
-        .iter()
-        .find(|p| p.state == "paid" && p.refunded_amount == 0)
-        .unwrap();
-    sandbox.set_paypro_state(&paid.id, "chargeback", 0);
-    let inserted = sandbox.insert_paypro_payment();
-    sync(&store, &sandbox, SyncOptions::full()).await;
-    let now = all(&store, &Filter::default());
-    assert_ne!(now, then);
-    assert!(now.iter().any(|p| p.source_id == inserted));
-
-    let as_of = |at| Filter {
-        as_of: Some(at),
-        ..Filter::default()
-    };
-    assert_eq!(all(&store, &as_of(closed)), then);
-    assert_eq!(all(&store, &as_of(chrono::Utc::now())), now);
-    assert!(all(&store, &as_of(before_anything)).is_empty());
-    // Filters apply to the versions known then: the charged-back payment was paid.
-    let paid_then = all(
-        &store,
-        &Filter {
-            statuses: vec!["paid".into()],
-            sources: vec![Source::PayPro],
-            ..as_of(closed)
-        },
-    );
-    assert!(paid_then.iter().any(|p| p.source_id == paid.id));
-    assert_eq!(
-        paid_then,
-        then.into_iter()
-            .filter(|p| p.source == Source::PayPro && p.status == PaymentStatus::Paid)
-            .collect::<Vec<_>>()
-    );
-}
-
-#[tokio::test]
-async fn filters_select_by_source_status_and_time() {
-    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
-    sync(&store, &sandbox, SyncOptions::default()).await;
-    let everything = all(&store, &Filter::default());
-    let mkp_paid = all(
-        &store,
-        &Filter {
-            sources: vec![Source::Mkp],
-            statuses: vec!["paid".into()],
-            ..Filter::default()
-        },
-    );
-    assert_eq!(
-        mkp_paid,
-        everything
-            .iter()
-            .filter(|p| p.source == Source::Mkp && p.status == PaymentStatus::Paid)
-            .cloned()
-            .collect::<Vec<_>>()
-    );
-    let middle = everything[everything.len() / 2]
-        .created_at
-        .with_timezone(&chrono::Utc);
-    let since = all(
-        &store,
-        &Filter {
-            since: Some(middle),
-            ..Filter::default()
-        },
-    );
-    let until = all(
-        &store,
-        &Filter {
-            until: Some(middle),
-            ..Filter::default()
-        },
-    );
-    assert_eq!(since.len() + until.len(), everything.len());
-    assert!(
-        since.iter().all(|p| p.created_at >= middle) && until.iter().all(|p| p.created_at < middle)
-    );
-    let counts = store.counts_by_status(Source::PayPro).await.unwrap();
-    assert_eq!(
-        counts.iter().map(|(_, n)| n).sum::<u64>(),
-        everything
-            .iter()
-            .filter(|p| p.source == Source::PayPro)
-            .count() as u64
-    );
-}
-
-#[tokio::test]
-async fn quarantined_records_are_kept_once_with_their_reason() {
-    use payments_model::{Cursor, Page, SourceError};
-    /// A source whose single page has one good and one bad record.
-    struct OneBadRecord;
-    #[async_trait::async_trait]
-    impl PaymentSource for OneBadRecord {
-        fn name(&self) -> &str {
-            "paypro"
-        }
-        fn order(&self) -> payments_model::ListingOrder {
-            payments_model::ListingOrder::NewestFirst
-        }
-        async fn page(&self, _: Option<&Cursor>) -> Result<Page, SourceError> {
-            let raw =
-                |json: &str| serde_json::value::RawValue::from_string(json.to_owned()).unwrap();
-            let mapped = paypro_api::map_payments(&[
-                raw(
-                    r#"{"id":"PPGOOD","amount":100,"currency":"EUR","state":"paid","created_at":"2024-06-30T12:40:10Z"}"#,
-                ),
-                raw(
-                    r#"{"id":"PPBAD","amount":100,"currency":"EUR","state":"paid","created_at":"30/06/2024"}"#,
-                ),
-            ]);
-            Ok(Page {
-                payments: mapped.payments,
-                rejected: mapped.rejected,
-                ..Page::default()
-            })
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
-    for _ in 0..2 {
-        let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
-        syncer.add_source(Arc::new(OneBadRecord));
-        let summary = syncer.run().await.remove(0).unwrap();
-        assert_eq!(summary.quarantined, 1);
-    }
-    let quarantine = store.quarantine("paypro").await.unwrap();
-    assert_eq!(
-        quarantine.len(),
-        1,
-        "the same bad record twice is kept once"
-    );
-    let payments_sync::Quarantined {
-        source_id: id,
-        reason,
-        raw,
-    } = &quarantine[0];
-    assert_eq!(id.as_deref(), Some("PPBAD"));
-    assert!(reason.contains("field `created_at`"), "{reason}");
-    assert!(raw.contains("30/06/2024"));
-    assert_eq!(
-        all(&store, &Filter::default()).len(),
-        1,
-        "the good record of the page was kept"
-    );
 }
 
 #[test]
@@ -608,4 +342,30 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
             .await
             .unwrap()
     );
+}
+
+/// The shared store suite on a fresh SQLite file.
+async fn fresh() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("p.db")).unwrap();
+    Some((Arc::new(store), dir))
+}
+
+mod suite {
+    payments_testkit::store_suite!(super::fresh);
+}
+
+#[tokio::test]
+async fn a_ledger_survives_reopening() {
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments.db");
+    let sqlite = Arc::new(SqliteStore::open(&path).unwrap());
+    sync(&sqlite, &sandbox, SyncOptions::default()).await;
+    let stored = all(&sqlite, &Filter::default());
+    drop(sqlite);
+    let reopened = Arc::new(SqliteStore::open(&path).unwrap());
+    assert_eq!(all(&reopened, &Filter::default()), stored);
+    let checkpoint = reopened.checkpoint("paypro").await.unwrap().unwrap();
+    assert!(checkpoint.cursor.is_none() && checkpoint.last_completed_at.is_some());
 }

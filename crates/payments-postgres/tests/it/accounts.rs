@@ -1,0 +1,242 @@
+//! Accounts with sealed keys, and the leases a fleet of workers takes them by.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::Utc;
+use payments_postgres::{AccountError, KeyError, MasterKey, NewAccount, PgLedger, SourceOptions};
+use payments_sync::{Commit, Store, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+
+const KEY: &str = "pk_live_Recognisable_7Hq2";
+
+fn new_account(name: &str, key: &str) -> NewAccount {
+    NewAccount {
+        name: name.to_owned(),
+        sources: vec![
+            (
+                "mkp".to_owned(),
+                SecretString::from(format!("{key}-mkp")),
+                SourceOptions {
+                    base_url: Some("http://127.0.0.1:9/".to_owned()),
+                    every_secs: Some(60),
+                    ..SourceOptions::default()
+                },
+            ),
+            (
+                "paypro".to_owned(),
+                SecretString::from(format!("{key}-paypro")),
+                SourceOptions::default(),
+            ),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_added_listed_disabled_and_removed_and_no_key_is_stored_in_clear() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("accounts");
+    let ledger = PgLedger::connect(&url, 2).await.unwrap();
+    let master = MasterKey::generate();
+    let added = ledger
+        .add_account(new_account("acme-bv", KEY), &master)
+        .await
+        .unwrap();
+    assert_eq!(added.sources.len(), 2);
+    assert_eq!(
+        added.sources[0].1.base_url.as_deref(),
+        Some("http://127.0.0.1:9/")
+    );
+    ledger
+        .add_account(new_account("bakker.nl", "other-key"), &master)
+        .await
+        .unwrap();
+    let names: Vec<String> = ledger
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["acme-bv", "bakker.nl"]);
+
+    // Refused: a duplicate, a bad name, no source, the same source twice, a wrong master key.
+    let duplicate = ledger
+        .add_account(new_account("acme-bv", KEY), &master)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(duplicate, AccountError::Duplicate(_)),
+        "{duplicate}"
+    );
+    for bad in ["", "a b", "x/y", &"n".repeat(101)] {
+        let error = ledger
+            .add_account(new_account(bad, KEY), &master)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AccountError::BadName(_)), "{bad}: {error}");
+    }
+    let mut twice = new_account("twice", KEY);
+    twice.sources[1].0 = "mkp".to_owned();
+    assert!(matches!(
+        ledger.add_account(twice, &master).await.unwrap_err(),
+        AccountError::BadSources(_)
+    ));
+    let wrong = ledger
+        .add_account(new_account("intruder", KEY), &MasterKey::generate())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, AccountError::Key(KeyError::WrongMasterKey)),
+        "{wrong}"
+    );
+    assert!(wrong.to_string().contains("PAYMENTS_MASTER_KEY"), "{wrong}");
+    assert!(ledger.account("intruder").await.unwrap().is_none());
+
+    // The dump holds no key, in clear or in base64, and no master key.
+    let dump = cluster.dump("accounts");
+    assert!(dump.contains("acme-bv"), "the dump is the ledger's");
+    for secret in [
+        format!("{KEY}-mkp"),
+        format!("{KEY}-paypro"),
+        "Recognisable".to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(format!("{KEY}-mkp")),
+        master.to_base64(),
+    ] {
+        assert!(!dump.contains(&secret), "the dump holds `{secret}`");
+    }
+
+    assert!(ledger.set_disabled("acme-bv", true).await.unwrap());
+    assert!(ledger.account("acme-bv").await.unwrap().unwrap().disabled);
+    assert!(!ledger.set_disabled("nobody", true).await.unwrap());
+    assert!(ledger.remove_account("bakker.nl").await.unwrap());
+    assert!(!ledger.remove_account("bakker.nl").await.unwrap());
+    assert_eq!(ledger.accounts().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_commits_nothing() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("leases");
+    let ledger = PgLedger::connect(&url, 10).await.unwrap();
+    let master = MasterKey::generate();
+    for name in ["a", "b", "c"] {
+        ledger
+            .add_account(new_account(name, KEY), &master)
+            .await
+            .unwrap();
+    }
+    ledger.set_disabled("c", true).await.unwrap();
+
+    // Eight workers at once share the four due sources of a and b: each exactly once.
+    let ttl = Duration::from_secs(60);
+    let takers = (0..8).map(|n| {
+        let ledger = ledger.clone();
+        async move {
+            let mut taken = Vec::new();
+            while let Some(lease) = ledger.lease_due(&format!("w{n}"), ttl).await.unwrap() {
+                taken.push(lease);
+            }
+            taken
+        }
+    });
+    let leases: Vec<_> = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let taken: HashSet<(String, String)> = leases
+        .iter()
+        .map(|l| (l.account_name.clone(), l.source_name.clone()))
+        .collect();
+    assert_eq!(
+        leases.len(),
+        4,
+        "each due source once, the disabled account's never"
+    );
+    assert_eq!(taken.len(), 4);
+    let lease = leases
+        .iter()
+        .find(|l| l.account_name == "a" && l.source_name == "mkp")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        lease.api_key(&master).unwrap().expose_secret(),
+        format!("{KEY}-mkp")
+    );
+    assert!(lease.api_key(&MasterKey::generate()).is_err());
+    assert!(ledger.renew(&lease, ttl).await.unwrap());
+
+    // The lease expires (its worker died): another worker takes the source over, the first
+    // can no longer renew it, and its commits are refused, landing nothing.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE ledger.account_sources SET lease_expires_at = now() - interval '1 second'
+             WHERE leased_by = $1 AND source_name = $2",
+            &[&lease.worker, &lease.source_name],
+        )
+        .await
+        .unwrap();
+    let taken_over = ledger.lease_due("w9", ttl).await.unwrap().unwrap();
+    assert_eq!(
+        (taken_over.account_id, taken_over.source_name.as_str()),
+        (lease.account_id, "mkp")
+    );
+    assert!(!ledger.renew(&lease, ttl).await.unwrap());
+    let stale = ledger.leased_store(&lease);
+    let checkpoint = payments_sync::Checkpoint {
+        cursor: None,
+        run: payments_sync::RunKind::Full,
+        run_started_at: Utc::now(),
+        horizon: None,
+        lookback_secs: 0,
+        last_completed_at: None,
+        reverify_cursor: None,
+        reverify_started_at: None,
+        verified_through: None,
+        feed: None,
+        rate_limit_seen: None,
+    };
+    let commit = Commit {
+        source: "mkp".to_owned(),
+        observed_at: Utc::now(),
+        payments: Vec::new(),
+        rejected: Vec::new(),
+        resolved: Vec::new(),
+        groups: Vec::new(),
+        unknown_words: vec!["word".to_owned()],
+        checkpoint,
+    };
+    let refused = stale.commit(commit.clone()).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Locked { .. }), "{refused}");
+    assert!(
+        stale
+            .source_state("mkp")
+            .await
+            .unwrap()
+            .checkpoint
+            .is_none()
+    );
+    ledger
+        .leased_store(&taken_over)
+        .commit(commit)
+        .await
+        .unwrap();
+
+    // Released with its next due time, the source is not due until then.
+    let next = Utc::now() + chrono::Duration::hours(1);
+    ledger.release(&taken_over, next).await.unwrap();
+    ledger.release(&lease, Utc::now()).await.unwrap();
+    let due = ledger.next_due().await.unwrap().unwrap();
+    assert!(due > Utc::now() + chrono::Duration::minutes(59), "{due}");
+    assert!(ledger.lease_due("w10", ttl).await.unwrap().is_none());
+}
