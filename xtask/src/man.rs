@@ -217,6 +217,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "payments-accounts.1",
                 "payments-completions.1",
                 "payments-demo.1",
                 "payments-export.1",
@@ -224,6 +225,7 @@ mod tests {
                 "payments-show.1",
                 "payments-status.1",
                 "payments-sync.1",
+                "payments-worker.1",
                 "payments.1",
             ]
         );

@@ -156,20 +156,20 @@ mod tests {
     fn a_sealed_key_opens_only_with_its_master_key_account_and_source() {
         let master = MasterKey::generate();
         let key = SecretString::from("pk_live_recognisable");
-        let sealed = master.seal_api_key(&key, "acme", "mkp");
+        let sealed = master.seal_api_key(&key, "acme", "listing");
         assert!(
             !String::from_utf8_lossy(&sealed).contains("recognisable"),
             "the key is not in clear"
         );
-        let opened = master.open_api_key(&sealed, "acme", "mkp").unwrap();
+        let opened = master.open_api_key(&sealed, "acme", "listing").unwrap();
         assert_eq!(opened.expose_secret(), "pk_live_recognisable");
-        assert!(master.open_api_key(&sealed, "other", "mkp").is_err());
-        assert!(master.open_api_key(&sealed, "acme", "paypro").is_err());
+        assert!(master.open_api_key(&sealed, "other", "listing").is_err());
+        assert!(master.open_api_key(&sealed, "acme", "feed").is_err());
         let again = MasterKey::from_base64(&master.to_base64()).unwrap();
-        assert!(again.open_api_key(&sealed, "acme", "mkp").is_ok());
+        assert!(again.open_api_key(&sealed, "acme", "listing").is_ok());
         assert!(
             MasterKey::generate()
-                .open_api_key(&sealed, "acme", "mkp")
+                .open_api_key(&sealed, "acme", "listing")
                 .is_err()
         );
         assert!(matches!(

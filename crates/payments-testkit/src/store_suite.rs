@@ -1,10 +1,10 @@
 //! The store test suite, written once against the `Store` and `Ledger` traits and run on every
-//! store: each store's test crate invokes [`store_suite!`](crate::store_suite) with an async
+//! store: each store's test crate invokes [`store_suite!`](macro@crate::store_suite) with an async
 //! function that makes a fresh, empty store (or `None` to skip, for a store whose server is not
 //! installed), and gets one `#[tokio::test]` per behaviour, named as the functions here:
 //!
-//! ```ignore
-//! async fn fresh() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> { … }
+//! ```text
+//! async fn fresh() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> { ... }
 //! payments_testkit::store_suite!(fresh);
 //! ```
 //!

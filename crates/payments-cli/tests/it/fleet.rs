@@ -154,9 +154,8 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
     // Four workers; two of them are killed with SIGKILL at random moments of the round.
     let mut workers: Vec<Child> = (0..WORKERS).map(|_| worker(&url, &master_text)).collect();
     let mut killed = Vec::new();
-    for victim in 0..2 {
+    for child in &mut workers[..2] {
         std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..1_200)));
-        let child = &mut workers[victim];
         killed.push(format!(":{}", child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
