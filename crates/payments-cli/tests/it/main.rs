@@ -1,6 +1,7 @@
 //! End-to-end tests of the `payments` binary, run as a user runs it, against sandboxes these
 //! tests start on loopback.
 
+mod accounts;
 mod commands;
 #[cfg(unix)]
 mod export;
@@ -31,6 +32,8 @@ fn payments() -> Command {
         "MKP_BASE_URL",
         "PAYPRO_BASE_URL",
         "PAYMENTS_DB",
+        "PAYMENTS_POSTGRES",
+        "PAYMENTS_MASTER_KEY",
         "RUST_LOG",
     ] {
         command.env_remove(variable);

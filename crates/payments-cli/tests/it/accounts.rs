@@ -1,0 +1,144 @@
+//! `payments accounts`, one `payments worker --until-idle` round, and the reading commands on
+//! one account of the PostgreSQL ledger: what an operator runs, and never a key in the output.
+
+use payments_sandbox::Sandbox;
+use payments_testkit::postgres::Cluster;
+
+use crate::{parse_ndjson, payments, run, text, unlimited};
+
+#[test]
+fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showing_its_key() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("cli");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime
+        .block_on(Sandbox::start(unlimited(21, 6, 80)))
+        .unwrap();
+    let config = sandbox.config();
+    let master = text(&run(payments().args(["accounts", "master-key"]), 0).stdout)
+        .trim()
+        .to_owned();
+    let cli = |args: &[&str]| {
+        let mut command = payments();
+        command
+            .args(args)
+            .env("PAYMENTS_POSTGRES", &url)
+            .env("PAYMENTS_MASTER_KEY", &master)
+            .env("MKP_API_KEY", &config.mkp_key)
+            .env("PAYPRO_API_KEY", &config.paypro_key);
+        command
+    };
+    let mkp_url = sandbox.mkp_base_url();
+    let paypro_url = sandbox.paypro_base_url();
+    let mut outputs = Vec::new();
+    outputs.push(run(
+        &mut cli(&[
+            "accounts",
+            "add",
+            "acme-bv",
+            "--mkp-base-url",
+            &mkp_url,
+            "--paypro-base-url",
+            &paypro_url,
+        ]),
+        0,
+    ));
+    // Refused: the same name again; a wrong master key; no key at all.
+    let duplicate = run(&mut cli(&["accounts", "add", "acme-bv"]), 2);
+    assert!(text(&duplicate.stderr).contains("already an account `acme-bv`"));
+    let wrong = run(
+        cli(&["accounts", "add", "other"]).env(
+            "PAYMENTS_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+        2,
+    );
+    assert!(
+        text(&wrong.stderr).contains("not the master key"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let keyless = run(
+        cli(&["accounts", "add", "other"])
+            .env_remove("MKP_API_KEY")
+            .env_remove("PAYPRO_API_KEY"),
+        2,
+    );
+    assert!(text(&keyless.stderr).contains("no key is set"));
+    outputs.extend([duplicate, wrong, keyless]);
+
+    let list = run(&mut cli(&["accounts", "list", "--json"]), 0);
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed["accounts"][0]["name"], "acme-bv");
+    assert_eq!(
+        listed["accounts"][0]["sources"][0]["base_url"],
+        mkp_url.as_str()
+    );
+    outputs.push(list);
+
+    // One round: the worker syncs both sources and exits once nothing is due.
+    outputs.push(run(&mut cli(&["worker", "--until-idle"]), 0));
+    let exported = run(
+        &mut cli(&["export", "--account", "acme-bv", "--format", "ndjson"]),
+        0,
+    );
+    assert_eq!(
+        parse_ndjson(&exported.stdout),
+        payments_testkit::data_set(&sandbox)
+    );
+    outputs.push(exported);
+
+    let status = run(&mut cli(&["status", "--account", "acme-bv", "--json"]), 0);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    for source in report["sources"].as_array().unwrap() {
+        assert_eq!(source["last_run"]["outcome"], "ok", "{source}");
+        assert!(source["schedule"]["next_run_at"].is_string(), "{source}");
+        assert!(source["schedule"]["leased_by"].is_null(), "{source}");
+    }
+    outputs.push(status);
+    let fleet = run(&mut cli(&["status"]), 0);
+    let fleet_text = text(&fleet.stdout);
+    assert!(
+        fleet_text.contains("acme-bv mkp: next run due") && fleet_text.contains("last run ok"),
+        "{fleet_text}"
+    );
+    outputs.push(fleet);
+    let missing = run(&mut cli(&["export", "--account", "nobody"]), 2);
+    assert!(text(&missing.stderr).contains("no account `nobody`"));
+    let no_account = run(&mut cli(&["export"]), 2);
+    assert!(text(&no_account.stderr).contains("--postgres needs --account"));
+    outputs.extend([missing, no_account]);
+
+    assert!(
+        run(&mut cli(&["accounts", "disable", "acme-bv"]), 0)
+            .status
+            .success()
+    );
+    let listed = text(&run(&mut cli(&["accounts", "list"]), 0).stdout);
+    assert!(listed.contains("acme-bv (disabled)"), "{listed}");
+    assert!(
+        run(&mut cli(&["accounts", "remove", "acme-bv"]), 0)
+            .status
+            .success()
+    );
+    assert!(
+        run(&mut cli(&["accounts", "remove", "acme-bv"]), 2)
+            .status
+            .code()
+            == Some(2)
+    );
+
+    for output in &outputs {
+        for secret in [&config.mkp_key, &config.paypro_key, &master] {
+            assert!(
+                !text(&output.stdout).contains(secret.as_str())
+                    && !text(&output.stderr).contains(secret.as_str()),
+                "a key in the output: {}{}",
+                text(&output.stdout),
+                text(&output.stderr)
+            );
+        }
+    }
+}
