@@ -124,7 +124,8 @@ fn criterion_mean_ns(group: &str, function: &str) -> Result<f64> {
         .with_context(|| format!("{} has no mean", path.display()))
 }
 
-/// Targets 1 and 6 from the criterion benchmarks, 2 to 5 from the end-to-end sync benchmark.
+/// Targets 1 and 6 from the criterion benchmarks, 2 to 5 and 7 from the end-to-end sync
+/// benchmark, 8 from the fleet benchmark.
 fn bench() -> Result<()> {
     let criterion = [
         ("paypro-api", "decode"),
@@ -155,7 +156,10 @@ fn bench() -> Result<()> {
         if rate >= 100_000.0 { "met" } else { "NOT met" }
     ));
     run_cargo(&["bench", "-p", "payments-cli", "--bench", "sync"])?;
-    println!("\n== targets 1 and 6 (targets 2 to 5 are printed by the sync benchmark above)");
+    run_cargo(&["bench", "-p", "payments-cli", "--bench", "fleet"])?;
+    println!(
+        "\n== targets 1 and 6 (targets 2 to 5 and 7 are printed by the sync benchmark above, 8 by the fleet benchmark)"
+    );
     for line in lines {
         println!("{line}");
     }

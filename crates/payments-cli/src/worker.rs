@@ -2,6 +2,7 @@
 //! current.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -78,6 +79,8 @@ struct Worker {
     name: String,
     args: WorkerArgs,
     stop: StopSignal,
+    /// Runs of this worker that failed.
+    failed: AtomicUsize,
 }
 
 pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
@@ -103,6 +106,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
         name: worker_name(),
         args,
         stop: stop.clone(),
+        failed: AtomicUsize::new(0),
     });
     tracing::info!(worker = %worker.name, "started");
     let mut running = JoinSet::new();
@@ -149,6 +153,8 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     Ok(match stop.reason().as_deref() {
         Some("SIGINT") => Exit::Interrupted,
         Some(_) => Exit::Terminated,
+        // A round (--until-idle) in which a run failed says so, for cron.
+        None if worker.failed.load(Ordering::Relaxed) > 0 => Exit::Failed,
         None => Exit::Done,
     })
 }
@@ -181,7 +187,8 @@ impl Worker {
     /// next due time.
     async fn sync(&self, lease: Lease) {
         let who = format!("{}/{}", lease.account_name, lease.source_name);
-        let every = Duration::from_secs(lease.options.every_secs.unwrap_or(300));
+        // At least ten seconds between runs, whatever the options say.
+        let every = Duration::from_secs(lease.options.every_secs.unwrap_or(300).max(10));
         let store = Arc::new(self.ledger.leased_store(&lease));
         let started_at = Utc::now();
         let outcome = match self.source(&lease) {
@@ -211,7 +218,10 @@ impl Worker {
         };
         match outcome {
             Ok(summary) => println!("{who}: {}", printable(&summary_line(&summary))),
-            Err(message) => eprintln!("error: {who}: {}", printable(&message)),
+            Err(message) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("error: {who}: {}", printable(&message));
+            }
         }
         let next_run_at = Utc::now() + chrono::Duration::from_std(next).unwrap_or_default();
         if let Err(error) = self.ledger.release(&lease, next_run_at).await {
