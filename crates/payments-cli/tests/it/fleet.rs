@@ -90,6 +90,18 @@ async fn runs(client: &tokio_postgres::Client) -> HashMap<(i64, String), Vec<Run
     runs
 }
 
+/// How many runs the worker with process id `pid` has under way.
+async fn leases_held(client: &tokio_postgres::Client, pid: u32) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM ledger.runs WHERE finished_at IS NULL AND worker LIKE '%:' || $1",
+            &[&pid.to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[test]
 fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() {
     let Some(cluster) = Cluster::start() else {
@@ -155,7 +167,12 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
     let mut workers: Vec<Child> = (0..WORKERS).map(|_| worker(&url, &master_text)).collect();
     let mut killed = Vec::new();
     for child in &mut workers[..2] {
-        std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..1_200)));
+        // A random moment once the worker holds a lease, so that a takeover is exercised.
+        let holding = Instant::now() + Duration::from_secs(60);
+        while runtime.block_on(leases_held(&client, child.id())) == 0 && Instant::now() < holding {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..600)));
         killed.push(format!(":{}", child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
