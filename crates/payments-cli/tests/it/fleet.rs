@@ -316,3 +316,109 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
         );
     }
 }
+
+#[test]
+fn a_worker_stopped_by_sigterm_mid_run_releases_its_lease_at_once_for_the_next_worker() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("sigterm");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // One PayPro account whose full run takes a while: 40 pages at 50 ms each.
+    let sandbox = runtime
+        .block_on(Sandbox::start(SandboxConfig {
+            seed: 5,
+            mkp_links: 0,
+            paypro_payments: 4_000,
+            mkp_rate_limit: None,
+            faults: payments_sandbox::Faults {
+                latency: Duration::from_millis(50),
+                ..payments_sandbox::Faults::default()
+            },
+            ..SandboxConfig::default()
+        }))
+        .unwrap();
+    let master = MasterKey::generate();
+    let ledger = runtime.block_on(PgLedger::connect(&url, 2)).unwrap();
+    runtime
+        .block_on(ledger.add_account(
+            NewAccount {
+                name: "big".to_owned(),
+                sources: vec![(
+                    "paypro".to_owned(),
+                    SecretString::from(sandbox.config().paypro_key.clone()),
+                    SourceOptions {
+                        base_url: Some(sandbox.paypro_base_url()),
+                        every_secs: Some(3_600),
+                        ..SourceOptions::default()
+                    },
+                )],
+            },
+            &master,
+        ))
+        .unwrap();
+    let (client, connection) = runtime
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+
+    let mut first = worker(&url, &master.to_base64());
+    let holding = Instant::now() + Duration::from_secs(60);
+    while runtime.block_on(leases_held(&client, first.id())) == 0 {
+        assert!(
+            Instant::now() < holding,
+            "the worker never leased the account"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "stopped by SIGTERM at a page boundary");
+    // Released, due at once: no waiting for the lease to expire.
+    let row = runtime
+        .block_on(client.query_one(
+            "SELECT leased_by, next_run_at <= now() FROM ledger.account_sources",
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None);
+    assert!(row.get::<_, bool>(1), "due at once for the next worker");
+    let partial: i64 = runtime
+        .block_on(client.query_one("SELECT count(*) FROM ledger.payments", &[]))
+        .unwrap()
+        .get(0);
+    assert!(
+        partial > 0 && partial < 4_000,
+        "stopped mid-run with {partial} payments"
+    );
+
+    // The next worker resumes from the checkpoint and completes the ledger.
+    let output = payments()
+        .args(["worker", "--until-idle"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .env("PAYMENTS_MASTER_KEY", master.to_base64())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("(resumed)"),
+        "{}",
+        text(&output.stdout)
+    );
+    let account = runtime.block_on(ledger.account("big")).unwrap().unwrap();
+    let stored: Vec<_> = runtime.block_on(async {
+        ledger
+            .store(account.id, &account.name)
+            .payments(&Filter::default())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    });
+    assert_eq!(stored, payments_testkit::data_set(&sandbox));
+}
