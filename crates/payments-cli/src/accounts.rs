@@ -49,7 +49,7 @@ enum AccountsCommand {
 
 /// The database, from --postgres or PAYMENTS_POSTGRES.
 #[derive(Debug, clap::Args)]
-struct PostgresArgs {
+pub(crate) struct PostgresArgs {
     /// The PostgreSQL database: postgresql://user:password@host:port/dbname (prefer the
     /// variable: flags show in the process list).
     #[arg(
@@ -62,10 +62,15 @@ struct PostgresArgs {
 }
 
 impl PostgresArgs {
-    async fn connect(&self) -> Result<PgLedger, CliError> {
-        PgLedger::connect(&self.postgres, 2)
+    /// Connects with a pool of `connections`, creating or upgrading the ledger's schema.
+    pub(crate) async fn connect_with(&self, connections: usize) -> Result<PgLedger, CliError> {
+        PgLedger::connect(&self.postgres, connections)
             .await
             .map_err(|e| CliError::config(format!("{e}; check --postgres (or PAYMENTS_POSTGRES)")))
+    }
+
+    async fn connect(&self) -> Result<PgLedger, CliError> {
+        self.connect_with(2).await
     }
 }
 

@@ -32,15 +32,8 @@ use crate::sync::{mkp_source, paypro_source, summary_line};
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct WorkerArgs {
-    /// The PostgreSQL database: postgresql://user:password@host:port/dbname (prefer the
-    /// variable: flags show in the process list).
-    #[arg(
-        long,
-        env = "PAYMENTS_POSTGRES",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
-    postgres: String,
+    #[command(flatten)]
+    db: crate::accounts::PostgresArgs,
     /// How many account-sources this worker syncs at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=512))]
     concurrency: u32,
@@ -91,9 +84,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     }
     let master = crate::accounts::master_key()?;
     let concurrency = args.concurrency as usize;
-    let ledger = PgLedger::connect(&args.postgres, concurrency + 2)
-        .await
-        .map_err(|e| CliError::config(format!("{e}; check --postgres (or PAYMENTS_POSTGRES)")))?;
+    let ledger = args.db.connect_with(concurrency + 2).await?;
     ledger
         .check_master_key(&master)
         .await

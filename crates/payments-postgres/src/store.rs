@@ -392,60 +392,64 @@ impl Store for PgStore {
         );
         let client = self.ledger.client().await?;
         let context = "cannot record the run";
+        // How the run ended, the same columns whichever row they go to.
+        let ended: [&(dyn ToSql + Sync); 13] = [
+            &run.finished_at,
+            &kind,
+            &summary.resumed,
+            &pages,
+            &requests,
+            &new,
+            &changed,
+            &unchanged,
+            &backwards,
+            &quarantined,
+            &waited,
+            &run.error,
+            &summary.feed_incomplete,
+        ];
+        const ENDED: &str = "finished_at, kind, resumed, pages, requests, new, changed, unchanged,
+            backwards, quarantined, waited_ms, error, feed_incomplete";
+        let marks = |from: usize| {
+            (from..from + ended.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match &self.fence {
             // The run row the lease opened, whichever worker holds the lease now.
-            Some(fence) => client
-                .execute(
-                    "UPDATE ledger.runs SET finished_at = $2, kind = $3, resumed = $4, pages = $5,
-                        requests = $6, new = $7, changed = $8, unchanged = $9, backwards = $10,
-                        quarantined = $11, waited_ms = $12, error = $13, feed_incomplete = $14
-                     WHERE seq = $1",
-                    &[
-                        &fence.run_seq,
-                        &run.finished_at,
-                        &kind,
-                        &summary.resumed,
-                        &pages,
-                        &requests,
-                        &new,
-                        &changed,
-                        &unchanged,
-                        &backwards,
-                        &quarantined,
-                        &waited,
-                        &run.error,
-                        &summary.feed_incomplete,
-                    ],
-                )
-                .await
-                .map_err(pg_error(context))?,
-            None => client
-                .execute(
-                    "INSERT INTO ledger.runs (account_id, source_name, started_at, finished_at, kind,
-                        resumed, pages, requests, new, changed, unchanged, backwards, quarantined,
-                        waited_ms, error, feed_incomplete)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                    &[
-                        &self.account_id,
-                        &summary.source_name,
-                        &run.started_at,
-                        &run.finished_at,
-                        &kind,
-                        &summary.resumed,
-                        &pages,
-                        &requests,
-                        &new,
-                        &changed,
-                        &unchanged,
-                        &backwards,
-                        &quarantined,
-                        &waited,
-                        &run.error,
-                        &summary.feed_incomplete,
-                    ],
-                )
-                .await
-                .map_err(pg_error(context))?,
+            Some(fence) => {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    std::iter::once(&fence.run_seq as &(dyn ToSql + Sync))
+                        .chain(ended)
+                        .collect();
+                client
+                    .execute(
+                        &format!(
+                            "UPDATE ledger.runs SET ({ENDED}) = ROW({}) WHERE seq = $1",
+                            marks(2)
+                        ),
+                        &params,
+                    )
+                    .await
+                    .map_err(pg_error(context))?
+            }
+            None => {
+                let head: [&(dyn ToSql + Sync); 3] =
+                    [&self.account_id, &summary.source_name, &run.started_at];
+                let params: Vec<&(dyn ToSql + Sync)> = head.into_iter().chain(ended).collect();
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO ledger.runs (account_id, source_name, started_at, {ENDED})
+                             VALUES ($1, $2, $3, {})",
+                            marks(4)
+                        ),
+                        &params,
+                    )
+                    .await
+                    .map_err(pg_error(context))?
+            }
         };
         Ok(())
     }

@@ -147,8 +147,8 @@ impl Cluster {
         self.dir.path().join("data").display().to_string()
     }
 
-    /// Runs one of the server's programs, as the unprivileged user when there is one.
-    fn run(&self, program: &str, args: &[&str]) -> Output {
+    /// One of the server's programs, to run as the unprivileged user when there is one.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         let mut command = match &self.run_as {
             Some(user) => {
@@ -158,8 +158,13 @@ impl Cluster {
             }
             None => Command::new(&path),
         };
-        command.args(args).current_dir(self.dir.path());
-        check(program, command.output())
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    /// Runs one of the server's programs; panics, with its output, when it fails.
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        check(program, self.command(program).args(args).output())
     }
 
     /// The server's port on 127.0.0.1.
@@ -201,18 +206,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.data_dir();
-        let path = self.bin.join("pg_ctl");
-        let mut command = match &self.run_as {
-            Some(user) => {
-                let mut command = Command::new("runuser");
-                command.args(["-u", user, "--"]).arg(&path);
-                command
-            }
-            None => Command::new(&path),
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "-w", "stop"])
-            .current_dir(self.dir.path())
             .output();
     }
 }

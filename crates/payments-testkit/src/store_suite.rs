@@ -49,7 +49,8 @@ fn sources(sandbox: &Sandbox) -> [Arc<dyn PaymentSource>; 2] {
     [crate::mkp(sandbox), crate::paypro(sandbox)]
 }
 
-async fn sync<S: Store + 'static>(
+/// Syncs both of `sandbox`'s sources into `store` once; panics when a run fails.
+pub async fn sync<S: Store + 'static>(
     store: &Arc<S>,
     sandbox: &Sandbox,
     options: SyncOptions,

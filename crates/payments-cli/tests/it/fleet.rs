@@ -377,7 +377,11 @@ fn a_worker_stopped_by_sigterm_mid_run_releases_its_lease_at_once_for_the_next_w
         .status()
         .unwrap();
     let status = first.wait().unwrap();
-    assert_eq!(status.code(), Some(143), "stopped by SIGTERM at a page boundary");
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "stopped by SIGTERM at a page boundary"
+    );
     // Released, due at once: no waiting for the lease to expire.
     let row = runtime
         .block_on(client.query_one(

@@ -2,30 +2,13 @@
 
 use std::sync::Arc;
 
-use payments_model::{Payment, PaymentSource, PaymentStatus, Source};
+use payments_model::{Payment, PaymentStatus, Source};
 use payments_sandbox::{Sandbox, SandboxConfig};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::Ledger;
-use payments_sync::{Store, SyncOptions, Syncer};
+use payments_sync::SyncOptions;
 
-fn sources(sandbox: &Sandbox) -> [Arc<dyn PaymentSource>; 2] {
-    [
-        payments_testkit::mkp(sandbox),
-        payments_testkit::paypro(sandbox),
-    ]
-}
-
-async fn sync<S: Store + 'static>(
-    store: &Arc<S>,
-    sandbox: &Sandbox,
-    options: SyncOptions,
-) -> Vec<payments_sync::Summary> {
-    let mut syncer = Syncer::new(store.clone(), options);
-    for source in sources(sandbox) {
-        syncer.add_source(source);
-    }
-    syncer.run().await.into_iter().map(Result::unwrap).collect()
-}
+use payments_testkit::store_suite::sync;
 
 fn all(store: &SqliteStore, filter: &Filter) -> Vec<Payment> {
     let mut payments = Vec::new();
