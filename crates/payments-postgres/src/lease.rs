@@ -37,6 +37,9 @@ impl Lease {
     }
 }
 
+/// How long the runs of an account-source are kept after they ended, in days.
+pub const RUNS_KEPT_DAYS: i32 = 30;
+
 fn interval(ttl: Duration) -> f64 {
     ttl.as_secs_f64()
 }
@@ -169,6 +172,16 @@ impl PgLedger {
                 .execute(
                     "UPDATE ledger.runs SET lease_expires_at = LEAST(lease_expires_at, now()) WHERE seq = $1",
                     &[&lease.run_seq],
+                )
+                .await
+                .map_err(pg_error(context))?;
+            // Runs are kept for a while, not forever: a source run every five minutes would
+            // add over 100,000 rows a year per account-source.
+            transaction
+                .execute(
+                    "DELETE FROM ledger.runs WHERE account_id = $1 AND source_name = $2
+                       AND finished_at < now() - make_interval(days => $3)",
+                    &[&lease.account_id, &lease.source_name, &RUNS_KEPT_DAYS],
                 )
                 .await
                 .map_err(pg_error(context))?;

@@ -23,7 +23,7 @@ use tokio_postgres::NoTls;
 
 pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
 pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey};
-pub use lease::Lease;
+pub use lease::{Lease, RUNS_KEPT_DAYS};
 pub use schedule::Scheduled;
 pub use store::PgStore;
 

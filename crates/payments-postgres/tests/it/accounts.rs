@@ -232,9 +232,32 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         .await
         .unwrap();
 
-    // Released with its next due time, the source is not due until then.
+    // Released with its next due time, the source is not due until then; runs that ended
+    // more than RUNS_KEPT_DAYS ago are dropped.
+    client
+        .execute(
+            "INSERT INTO ledger.runs (account_id, source_name, started_at, finished_at)
+             VALUES ($1, 'mkp', now() - interval '40 days', now() - interval '40 days')",
+            &[&taken_over.account_id],
+        )
+        .await
+        .unwrap();
     let next = Utc::now() + chrono::Duration::hours(1);
     ledger.release(&taken_over, next).await.unwrap();
+    let old_runs: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ledger.runs WHERE finished_at < now() - interval '30 days'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        old_runs,
+        0,
+        "runs older than {} days are dropped",
+        payments_postgres::RUNS_KEPT_DAYS
+    );
     ledger.release(&lease, Utc::now()).await.unwrap();
     let due = ledger.next_due().await.unwrap().unwrap();
     assert!(due > Utc::now() + chrono::Duration::minutes(59), "{due}");
