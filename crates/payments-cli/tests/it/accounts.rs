@@ -88,7 +88,15 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
         parse_ndjson(&exported.stdout),
         payments_testkit::data_set(&sandbox)
     );
+    let first = parse_ndjson(&exported.stdout).remove(0);
     outputs.push(exported);
+    let shown = run(
+        &mut cli(&["show", &first.id, "--account", "acme-bv", "--json"]),
+        0,
+    );
+    let shown_json: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown_json["payment"]["id"], first.id.as_str());
+    outputs.push(shown);
 
     let status = run(&mut cli(&["status", "--account", "acme-bv", "--json"]), 0);
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
