@@ -181,8 +181,8 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
     client
         .execute(
             "UPDATE ledger.account_sources SET lease_expires_at = now() - interval '1 second'
-             WHERE leased_by = $1 AND source_name = $2",
-            &[&lease.worker, &lease.source_name],
+             WHERE account_id = $1 AND source_name = $2",
+            &[&lease.account_id, &lease.source_name],
         )
         .await
         .unwrap();
