@@ -271,13 +271,29 @@ impl SourceReport {
             .last_run
             .as_ref()
             .is_some_and(|run| run.error.is_some());
-        if failed || self.stale.is_some() {
+        if failed || self.stale.is_some() || !self.persistent_failures().is_empty() {
             Exit::Failed
-        } else if !self.quarantined.is_empty() {
+        } else if !self.quarantined.is_empty() || !self.set_aside().is_empty() {
             Exit::Quarantined
         } else {
             Exit::Done
         }
+    }
+
+    /// What the source put off or could not do (the change feed, payments still to read).
+    fn set_aside(&self) -> Vec<String> {
+        self.checkpoint
+            .as_ref()
+            .map(Checkpoint::set_aside)
+            .unwrap_or_default()
+    }
+
+    /// Those of its failures that have lasted long enough to make it unhealthy.
+    fn persistent_failures(&self) -> Vec<String> {
+        self.checkpoint
+            .as_ref()
+            .map(|checkpoint| checkpoint.persistent_failures(Utc::now()))
+            .unwrap_or_default()
     }
 
     fn human(&self, quarantine_limit: usize) -> String {
@@ -360,6 +376,26 @@ impl SourceReport {
                 listed.join(", ")
             ));
         }
+        for failure in self.persistent_failures() {
+            text.push_str(&format!("  unhealthy: {}\n", printable(&failure)));
+        }
+        let set_aside = self.set_aside();
+        if !set_aside.is_empty() {
+            text.push_str(&format!(
+                "  put off: {} (later runs do them; they heal by themselves, and make this source unhealthy if they last {} runs or an hour)\n",
+                set_aside.len(),
+                payments_sync::PERSISTENT_RUNS
+            ));
+            for line in set_aside.iter().take(quarantine_limit) {
+                text.push_str(&format!("    {}\n", printable(line)));
+            }
+            if set_aside.len() > quarantine_limit {
+                text.push_str(&format!(
+                    "    … and {} more (--quarantine-limit shows more)\n",
+                    set_aside.len() - quarantine_limit
+                ));
+            }
+        }
         text.push_str(&format!(
             "  quarantined records: {}\n",
             self.quarantined.len()
@@ -429,6 +465,8 @@ impl SourceReport {
             "schedule": self.scheduled.as_ref().map(schedule_json),
             "checkpoint": checkpoint,
             "checkpoint_unreadable": self.unreadable_checkpoint,
+            "unhealthy": self.persistent_failures(),
+            "put_off": self.set_aside(),
             "stale": self.stale.is_some(),
             "unknown_status_words": self.unknown_words.iter().map(|(word, first_seen)| json!({
                 "word": word,

@@ -245,11 +245,14 @@ pub(crate) async fn sync_into(
         match result {
             Ok(summary) => {
                 println!("{stamp}{}", printable(&summary_line(&summary)));
-                if summary.quarantined > 0 && exit == Exit::Done {
+                if sets_aside(&summary) && exit == Exit::Done {
                     exit = Exit::Quarantined;
                 }
             }
             Err(error) => {
+                if let SyncError::Unhealthy { summary, .. } = &error {
+                    println!("{stamp}{}", printable(&summary_line(summary)));
+                }
                 eprintln!("error: {}", printable(&error.to_string()));
                 let code = match &error {
                     SyncError::Source { error, .. } if error.is_auth() => Exit::Config,
@@ -274,10 +277,16 @@ pub(crate) async fn sync_into(
     }
     if exit == Exit::Quarantined {
         eprintln!(
-            "some records could not be read and were quarantined; `payments status` lists them with their reasons"
+            "some records could not be read and were quarantined, or some work was put off to the next run; `payments status` lists them with their reasons"
         );
     }
     Ok(exit)
+}
+
+/// Whether a completed run set something aside: records quarantined, the change feed not read,
+/// payments it names still to read. Such a run exits 3, never 0.
+pub(crate) fn sets_aside(summary: &Summary) -> bool {
+    summary.quarantined > 0 || summary.feed_error.is_some() || summary.to_read > 0
 }
 
 /// Raises `stop` on SIGINT or SIGTERM, so the runs stop at the next page boundary; a second
@@ -332,6 +341,17 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
         line.push_str(
             ", the change feed no longer reached the last change applied: the whole listing was read again",
         );
+    }
+    if let Some(error) = &summary.feed_error {
+        line.push_str(&format!(
+            ", the change feed was not read ({error}); the newest chargebacks and the listing were"
+        ));
+    }
+    if summary.to_read > 0 {
+        line.push_str(&format!(
+            ", {} payments the change feed named are still to read (put off to the next run)",
+            summary.to_read
+        ));
     }
     if counts.backwards > 0 {
         line.push_str(&format!(

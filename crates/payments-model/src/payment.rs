@@ -109,14 +109,32 @@ impl Payment {
     }
 
     /// Records a completed chargeback of `amount`: the status becomes `charged_back` (the
-    /// provider's word stays in `provider_status`). A chargeback in another currency than the
-    /// payment's is refused, naming both, and changes nothing.
+    /// provider's word stays in `provider_status`). A chargeback is checked as a refund is: one
+    /// in another currency than the payment's, above the payment's amount, or that with what
+    /// was refunded comes to more than the amount, is refused with the reason, and changes
+    /// nothing.
     pub fn charge_back(&mut self, amount: Money) -> Result<(), String> {
-        if amount.currency() != self.currency() {
-            return Err(format!(
-                "a chargeback of {amount} on {} of {}: not the payment's currency",
+        let refused = |why: &str| {
+            Err(format!(
+                "a chargeback of {amount} on {} of {}: {why}",
                 self.id, self.amount
-            ));
+            ))
+        };
+        if amount.currency() != self.currency() {
+            return refused("not the payment's currency");
+        }
+        if amount.is_negative() || amount.is_zero() {
+            return refused("not a positive amount");
+        }
+        if amount.amount() > self.amount.amount() {
+            return refused("more than the payment's amount");
+        }
+        let refunded = self
+            .refunded_amount
+            .filter(|r| r.currency() == self.currency())
+            .map_or_else(Default::default, |r| r.amount());
+        if amount.amount() + refunded > self.amount.amount() {
+            return refused("with what was refunded, more than the payment's amount");
         }
         self.charged_back_amount = Some(amount);
         self.status = PaymentStatus::ChargedBack;

@@ -113,6 +113,12 @@ pub enum ChangeKind {
         amount: Money,
         /// Whether the chargeback is completed.
         completed: bool,
+        /// The provider's id of the chargeback itself (PayPro: `PC…`): what a chargeback that
+        /// cannot be applied is quarantined as.
+        chargeback_id: String,
+        /// The chargeback as the provider described it (its fields as JSON), kept with the
+        /// reason when it is quarantined.
+        record: String,
     },
     /// Anything else the feed carries (payouts, customers, a type nobody knows yet): counted
     /// and ignored, never an error.

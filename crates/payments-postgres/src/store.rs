@@ -594,6 +594,9 @@ impl Ledger for PgStore {
                     quarantined: count(10),
                     waited: Duration::from_millis(count(11)),
                     feed_incomplete: row.get(13),
+                    // What the checkpoint keeps (the feed failing, payments to read) is not
+                    // a run's column: `payments status` reads it from the checkpoint.
+                    ..Summary::default()
                 },
                 error: row.get(12),
             }

@@ -51,6 +51,8 @@ fn bench(c: &mut Criterion) {
         verified_through: None,
         feed: None,
         rate_limit_seen: None,
+        to_read: Vec::new(),
+        feed_failing: None,
     };
     let mut next = 0u64;
     let mut group = c.benchmark_group("sqlite_commit");

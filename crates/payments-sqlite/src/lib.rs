@@ -387,6 +387,9 @@ fn last_run(connection: &Connection, source_name: &str) -> Result<Option<RunReco
                         quarantined: count(10)?,
                         waited: Duration::from_millis(count(11)?),
                         feed_incomplete: row.get(13)?,
+                        // What the checkpoint keeps (the feed failing, payments to read) is not
+                        // a run's column: `payments status` reads it from the checkpoint.
+                        ..Summary::default()
                     },
                     error: row.get(12)?,
                 })

@@ -44,6 +44,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod feed;
 mod ledger;
 mod limiter;
 mod pager;
@@ -58,16 +59,20 @@ use std::time::Duration;
 
 use payments_model::{Cursor, SourceError};
 
+pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
 pub use ledger::{Filter, Ledger, PaymentStream, Quarantined};
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
 pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{
-    Checkpoint, Commit, CommitCounts, FeedPosition, GroupState, MemoryStore, RunKind, RunRecord,
-    SourceState, Store, StoreError, Summary, Version,
+    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, MemoryStore,
+    PERSISTENT_FOR, PERSISTENT_RUNS, RunKind, RunRecord, SourceState, StatedChargeback, Store,
+    StoreError, Summary, ToRead, Version,
 };
-pub use syncer::{DEFAULT_REVERIFY_BUDGET, SyncOptions, Syncer};
+pub use syncer::{
+    DEFAULT_REVERIFY_BUDGET, FEED_SHARE, MAX_READ_BY_ID_WAIT, READ_BY_ID_SHARE, SyncOptions, Syncer,
+};
 
 /// Why a source's run stopped. The checkpoint keeps the last committed page, so the next run
 /// resumes where this one stopped.
@@ -117,6 +122,18 @@ pub enum SyncError {
         pages: u64,
         /// Where the next page would have been.
         at: Option<Cursor>,
+    },
+    /// The run did its walk, but something it could not do has kept failing past
+    /// [`PERSISTENT_RUNS`] runs or [`PERSISTENT_FOR`] (the change feed, a payment the feed
+    /// names): the source is unhealthy until that heals. What the run did is in `summary`.
+    #[error("{source_name}: {problem}")]
+    Unhealthy {
+        /// The source.
+        source_name: String,
+        /// What keeps failing, and why.
+        problem: String,
+        /// What the run did.
+        summary: Box<Summary>,
     },
     /// The store failed; nothing of the page in flight was committed.
     #[error(transparent)]

@@ -123,7 +123,9 @@ impl<'s> Pager<'s> {
                 at: failed_at(),
             });
         }
-        let page = self.call(at, |source| Box::pin(source.page(at))).await?;
+        let page = self
+            .call(at, None, |source| Box::pin(source.page(at)))
+            .await?;
         self.pages += 1;
         Ok(page)
     }
@@ -143,26 +145,43 @@ impl<'s> Pager<'s> {
                 at: at.cloned(),
             });
         }
-        self.call(at, |source| Box::pin(source.changes(at))).await
+        self.call(at, None, |source| Box::pin(source.changes(at)))
+            .await
     }
 
     /// Fetches the page of the source's chargebacks at `at`, with the same retries and pacing.
     pub async fn chargebacks(&mut self, at: Option<&Cursor>) -> Result<ChangePage, SyncError> {
-        self.call(at, |source| Box::pin(source.chargebacks(at)))
+        self.call(at, None, |source| Box::pin(source.chargebacks(at)))
             .await
     }
 
     /// Fetches one payment by the provider's id, with the same retries and pacing.
     pub async fn payment(&mut self, source_id: &str) -> Result<OnePayment, SyncError> {
-        self.call(None, |source| Box::pin(source.payment(source_id)))
+        self.call(None, None, |source| Box::pin(source.payment(source_id)))
             .await
     }
 
-    /// Makes `request` until it answers or retrying stops, as [`RetryPolicy::decide`] says;
-    /// a failure names `at`, where the walk can resume.
+    /// Fetches one payment by the provider's id like [`Pager::payment`], but gives up once
+    /// its retries would have waited more than `max_wait` in all (a `Retry-After` longer than
+    /// that gives up at once), so that one payment cannot hold a run.
+    pub async fn payment_within(
+        &mut self,
+        source_id: &str,
+        max_wait: Duration,
+    ) -> Result<OnePayment, SyncError> {
+        self.call(None, Some(max_wait), |source| {
+            Box::pin(source.payment(source_id))
+        })
+        .await
+    }
+
+    /// Makes `request` until it answers or retrying stops, as [`RetryPolicy::decide`] says
+    /// (within the run's wait budget, or `max_wait` for this request alone when given); a
+    /// failure names `at`, where the walk can resume.
     async fn call<'a, T: Answer>(
         &mut self,
         at: Option<&Cursor>,
+        max_wait: Option<Duration>,
         request: impl Fn(&'a dyn PaymentSource) -> BoxFuture<'a, Result<T, SourceError>>,
     ) -> Result<T, SyncError>
     where
@@ -170,6 +189,16 @@ impl<'s> Pager<'s> {
     {
         let name = self.source.name();
         let failed_at = || at.cloned();
+        let (policy, waited_before) = match max_wait {
+            Some(max_wait) => (
+                RetryPolicy {
+                    max_total_wait: max_wait.min(self.options.retry.max_total_wait),
+                    ..self.options.retry
+                },
+                self.waited,
+            ),
+            None => (self.options.retry, Duration::ZERO),
+        };
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -177,29 +206,25 @@ impl<'s> Pager<'s> {
                 Ok(answer) => return Ok(answer),
                 Err(error) => error,
             };
-            let wait =
-                match self
-                    .options
-                    .retry
-                    .decide(&error, attempts, self.waited, fastrand::f64())
-                {
-                    RetryDecision::Retry(wait) => wait,
-                    RetryDecision::Fail => {
-                        return Err(SyncError::Source {
-                            source_name: name.to_owned(),
-                            at: failed_at(),
-                            error,
-                        });
-                    }
-                    RetryDecision::GiveUp => {
-                        return Err(SyncError::RetriesExhausted {
-                            source_name: name.to_owned(),
-                            at: failed_at(),
-                            attempts,
-                            last: error,
-                        });
-                    }
-                };
+            let waited = self.waited.saturating_sub(waited_before);
+            let wait = match policy.decide(&error, attempts, waited, fastrand::f64()) {
+                RetryDecision::Retry(wait) => wait,
+                RetryDecision::Fail => {
+                    return Err(SyncError::Source {
+                        source_name: name.to_owned(),
+                        at: failed_at(),
+                        error,
+                    });
+                }
+                RetryDecision::GiveUp => {
+                    return Err(SyncError::RetriesExhausted {
+                        source_name: name.to_owned(),
+                        at: failed_at(),
+                        attempts,
+                        last: error,
+                    });
+                }
+            };
             tracing::warn!(source = %name, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
             self.options.events.emit(Event::Retry {
                 source_name: name.to_owned(),

@@ -13,7 +13,8 @@ use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, 
 
 use crate::limiter::LimiterSnapshot;
 use crate::store::{
-    Checkpoint, Commit, CommitCounts, FeedPosition, GroupState, RunKind, SourceState, Summary,
+    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, RunKind, SourceState,
+    Summary, ToRead,
 };
 use crate::syncer::SyncOptions;
 
@@ -45,6 +46,23 @@ pub(crate) struct SourceRun {
     unknown_words: HashSet<String>,
     /// Provider ids of the source's quarantined records, to resolve when they map again.
     quarantined: HashSet<String>,
+}
+
+/// What a read of the change feed, or of the payments it named, gives to commit.
+#[derive(Default)]
+pub(crate) struct FeedFacts {
+    /// Payments read afresh (by id, or stored ones with a chargeback applied).
+    pub(crate) payments: Vec<Payment>,
+    /// Unified ids of those whose chargeback the provider stated (none, or its amount): a
+    /// stored chargeback is not carried forward onto them.
+    pub(crate) stated: HashSet<String>,
+    /// Records and chargebacks set aside, with their reasons.
+    pub(crate) rejected: Vec<Rejected>,
+    /// Provider ids (of payments, of chargebacks) that read correctly: their quarantine, if
+    /// any, is resolved.
+    pub(crate) readable: Vec<String>,
+    /// The feed's new position.
+    pub(crate) position: Option<FeedPosition>,
 }
 
 /// A page turned into the facts of one commit, before it is compared with what is stored.
@@ -109,6 +127,7 @@ impl SourceRun {
                 source_name: name.to_owned(),
                 run: Some(checkpoint.run),
                 resumed: resumed.is_some(),
+                to_read: checkpoint.to_read.len() as u64,
                 ..Summary::default()
             },
             checkpoint,
@@ -306,32 +325,65 @@ impl SourceRun {
         }
     }
 
-    /// The facts of the change feed to commit: the payments it changed (already read), the
-    /// entries that could not be read, and the feed's new position.
-    /// The payments were read again by id after the feed named them, so what it said of their
-    /// chargebacks is the final word (a chargeback that is no longer completed is undone).
-    pub(crate) fn feed_read(
-        &mut self,
-        payments: Vec<Payment>,
-        rejected: Vec<Rejected>,
-        position: Option<FeedPosition>,
-        observed_at: DateTime<Utc>,
-    ) -> Prepared {
-        if position.is_some() {
-            self.checkpoint.feed = position;
+    /// The facts of a read of the change feed (or of the payments it named) to commit, with the
+    /// queue of payments still to read as it stands now. `position` (when `Some`) is the feed's
+    /// new position: it moves past changes that were applied or are kept in the queue.
+    pub(crate) fn feed_read(&mut self, facts: FeedFacts, observed_at: DateTime<Utc>) -> Prepared {
+        if facts.position.is_some() {
+            self.checkpoint.feed = facts.position;
         }
-        self.summary.quarantined += rejected.len() as u64;
+        self.summary.quarantined += facts.rejected.len() as u64;
+        self.summary.to_read = self.checkpoint.to_read.len() as u64;
+        let resolved = facts
+            .readable
+            .into_iter()
+            .filter(|id| self.quarantined.remove(id))
+            .collect();
         let mut commit = self.checkpoint_only(observed_at);
-        commit.unknown_words = self.first_unknown_words(&payments);
+        commit.unknown_words = self.first_unknown_words(&facts.payments);
         Prepared {
-            payments: payments.len(),
-            chargebacks_stated: payments.iter().map(|p| p.id.clone()).collect(),
+            payments: facts.payments.len(),
+            chargebacks_stated: facts.stated,
             commit: Commit {
-                payments,
-                rejected,
+                payments: facts.payments,
+                rejected: facts.rejected,
+                resolved,
                 ..commit
             },
         }
+    }
+
+    /// The payments the change feed named that are still to be read by id.
+    pub(crate) fn to_read(&mut self) -> &mut Vec<ToRead> {
+        &mut self.checkpoint.to_read
+    }
+
+    /// The change feed could not be read by this run, for `error`.
+    pub(crate) fn feed_failed(&mut self, error: String, now: DateTime<Utc>) {
+        self.checkpoint.feed_failing = Some(match self.checkpoint.feed_failing.take() {
+            Some(failing) => Failing {
+                since: failing.since,
+                runs: failing.runs + 1,
+                error: error.clone(),
+            },
+            None => Failing {
+                since: now,
+                runs: 1,
+                error: error.clone(),
+            },
+        });
+        self.summary.feed_error = Some(error);
+    }
+
+    /// The change feed was read.
+    pub(crate) fn feed_reads(&mut self) {
+        self.checkpoint.feed_failing = None;
+    }
+
+    /// The failures that make the source unhealthy at `now` (see
+    /// [`Checkpoint::persistent_failures`]).
+    pub(crate) fn persistent_failures(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.checkpoint.persistent_failures(now)
     }
 
     /// Tallies what the change feed's commit changed (it is no page of the listing).
@@ -520,6 +572,8 @@ fn new_checkpoint(
         verified_through: previous.and_then(|c| c.verified_through),
         feed: previous.and_then(|c| c.feed.clone()),
         rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
+        to_read: previous.map(|c| c.to_read.clone()).unwrap_or_default(),
+        feed_failing: previous.and_then(|c| c.feed_failing.clone()),
     }
 }
 

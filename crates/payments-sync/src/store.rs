@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Payment, Rejected};
+use payments_model::{Cursor, Money, Payment, Rejected};
 use serde::{Deserialize, Serialize};
 
 use crate::limiter::LimiterSnapshot;
@@ -82,6 +82,15 @@ pub struct Checkpoint {
     /// after) starts its limiter from it.
     #[serde(default)]
     pub rate_limit_seen: Option<LimiterSnapshot>,
+    /// Payments the change feed named that are still to be read by id, each with what the feed
+    /// said of its chargeback: put off because the run's share of time for them was spent, or
+    /// because their read failed (then with backoff). The feed's position moved past their
+    /// changes only because they are kept here; later runs read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to_read: Vec<ToRead>,
+    /// The change feed could not be read by the last runs (`None` once it reads again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_failing: Option<Failing>,
 }
 
 /// Where a reader of a change feed stands: the newest change it applied.
@@ -91,12 +100,154 @@ pub struct FeedPosition {
     pub id: String,
     /// When the provider recorded it.
     pub at: DateTime<FixedOffset>,
+    /// The ids of the changes read near it (newest first): the next read goes on a little past
+    /// the position, and takes only the changes it finds there that are not among these (those
+    /// the provider inserted late, below changes already applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<String>,
+}
+
+/// A payment the change feed named, still to be read by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToRead {
+    /// The payment's provider id.
+    pub source_id: String,
+    /// What the feed (or the provider's list of chargebacks) said of its latest chargeback,
+    /// applied once the payment is read; `None` when it said nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chargeback: Option<StatedChargeback>,
+    /// When the feed named it.
+    pub queued_at: DateTime<Utc>,
+    /// Failed reads so far (0: not tried yet).
+    #[serde(default)]
+    pub attempts: u32,
+    /// When its first read failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Why its last read failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Not read again before this (the backoff after a failed read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// A payment's latest chargeback, as the provider stated it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatedChargeback {
+    /// The chargeback's provider id.
+    pub id: String,
+    /// Its amount when it is completed; `None` while it is not (or no longer) completed.
+    pub completed_amount: Option<Money>,
+    /// The chargeback as the provider described it, kept if it is quarantined.
+    pub record: String,
+}
+
+/// Something a source could not do in its last runs, in a row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failing {
+    /// When the first of these failures happened.
+    pub since: DateTime<Utc>,
+    /// How many runs in a row failed this way.
+    pub runs: u32,
+    /// Why the last one failed.
+    pub error: String,
+}
+
+/// How many runs in a row, or how long, a failure that heals by itself may last before it makes
+/// the source unhealthy (`sync` and `status` exit 1).
+pub const PERSISTENT_RUNS: u32 = 3;
+
+/// See [`PERSISTENT_RUNS`].
+pub const PERSISTENT_FOR: Duration = Duration::from_secs(3600);
+
+/// Whether a failure seen `times` times since `since` has lasted long enough to be reported as
+/// one: the one rule for the change feed and the payments it names.
+fn persistent(times: u32, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    times >= PERSISTENT_RUNS
+        || (times > 0 && (now - since).to_std().unwrap_or_default() >= PERSISTENT_FOR)
 }
 
 impl Checkpoint {
     /// Whether a run was interrupted (or failed) and resumes from `cursor`.
     pub fn in_progress(&self) -> bool {
         self.cursor.is_some()
+    }
+
+    /// What this source has put off or could not do, each in one sentence naming it: the
+    /// change feed failing, payments still to be read by id. Empty when nothing is.
+    pub fn set_aside(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(failing) = &self.feed_failing {
+            out.push(format!(
+                "the change feed could not be read in the last {} run(s), since {}: {}",
+                failing.runs,
+                failing
+                    .since
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                failing.error
+            ));
+        }
+        for entry in &self.to_read {
+            out.push(entry.describe());
+        }
+        out
+    }
+
+    /// The failures that have lasted past [`PERSISTENT_RUNS`] or [`PERSISTENT_FOR`] at `now`,
+    /// each in one sentence: a source with any is unhealthy.
+    pub fn persistent_failures(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(failing) = &self.feed_failing
+            && persistent(failing.runs, failing.since, now)
+        {
+            out.push(format!(
+                "the change feed could not be read in {} runs in a row since {}, so late refunds and chargebacks may be missing: {}",
+                failing.runs,
+                failing.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                failing.error
+            ));
+        }
+        let stuck: Vec<&ToRead> = self
+            .to_read
+            .iter()
+            .filter(|entry| {
+                entry
+                    .failing_since
+                    .is_some_and(|since| persistent(entry.attempts, since, now))
+            })
+            .collect();
+        if let Some(first) = stuck.first() {
+            out.push(format!(
+                "{} payment(s) the change feed named could not be read for {} runs or an hour (`payments status` lists them); the first: {}",
+                stuck.len(),
+                PERSISTENT_RUNS,
+                first.describe()
+            ));
+        }
+        out
+    }
+}
+
+impl ToRead {
+    /// One sentence naming the payment and why it is still to be read.
+    pub fn describe(&self) -> String {
+        match &self.last_error {
+            Some(error) => format!(
+                "payment {} is to be read again ({} failed attempt(s) since {}): {error}",
+                self.source_id,
+                self.attempts,
+                self.failing_since
+                    .unwrap_or(self.queued_at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => format!(
+                "payment {} is still to be read (named by the change feed at {}; put off for time)",
+                self.source_id,
+                self.queued_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }
     }
 }
 
@@ -249,6 +400,12 @@ pub struct Summary {
     /// The change feed no longer reached the last change applied, so the run re-verified the
     /// whole listing instead.
     pub feed_incomplete: bool,
+    /// Why this run could not read the change feed, when it could not (the newest chargebacks
+    /// and the walk were read all the same; the next run reads the feed again).
+    pub feed_error: Option<String>,
+    /// Payments the change feed named that are still to be read by id after this run (put off
+    /// for time or after a failed read; later runs read them).
+    pub to_read: u64,
 }
 
 /// How one run of one source ended.

@@ -3,20 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{
-    Change, ChangeKind, Cursor, ListingOrder, Money, Page, Payment, PaymentSource, RateLimit,
-    Rejected, SourceError,
+    Change, Cursor, ListingOrder, Page, Payment, PaymentSource, RateLimit, Rejected, SourceError,
 };
 use tokio::time::Instant;
 
+use crate::feed::{self, FeedRead, MAX_CHARGEBACK_PAGES, MAX_FEED_PAGES, Step};
 use crate::limiter::Limiter;
 use crate::pager::{Pager, PagerOptions};
 use crate::retry::RetryPolicy;
-use crate::run::{Prepared, SourceRun, before, unsettled_words};
-use crate::store::{CommitCounts, FeedPosition, RunKind, RunRecord, Store, StoreError, Summary};
+use crate::run::{FeedFacts, Prepared, SourceRun, before, unsettled_words};
+use crate::store::{
+    CommitCounts, RunKind, RunRecord, StatedChargeback, Store, StoreError, Summary, ToRead,
+};
 use crate::{Event, Events, StopSignal, SyncError};
 
 /// How a run decides what to read.
@@ -66,7 +66,28 @@ impl Default for SyncOptions {
     }
 }
 
+/// The share of a run's time ([`SyncOptions::max_duration`]) that reading the payments the
+/// change feed names may take; the rest is the walk's.
+pub const FEED_SHARE: f64 = 0.5;
+
+/// The share of a run's time that one read by id may spend waiting on retries before it is put
+/// off to a later run; at most [`MAX_READ_BY_ID_WAIT`].
+pub const READ_BY_ID_SHARE: f64 = 0.05;
+
+/// The longest one read by id may wait on retries (also without a time budget).
+pub const MAX_READ_BY_ID_WAIT: Duration = Duration::from_secs(30);
+
 impl SyncOptions {
+    /// How long one read by id may wait on retries before it is put off: a small share of the
+    /// run's time ([`READ_BY_ID_SHARE`]), at most [`MAX_READ_BY_ID_WAIT`].
+    pub fn read_by_id_wait(&self) -> Duration {
+        self.max_duration
+            .map_or(MAX_READ_BY_ID_WAIT, |budget| {
+                budget.mul_f64(READ_BY_ID_SHARE)
+            })
+            .min(MAX_READ_BY_ID_WAIT)
+    }
+
     /// The defaults, but re-reading everything (`payments sync --full`).
     pub fn full() -> SyncOptions {
         SyncOptions {
@@ -148,6 +169,10 @@ impl<S: Store> Syncer<S> {
                     events: self.events.clone(),
                     stop: self.stop.clone(),
                     deadline: self.options.max_duration.map(|d| Instant::now() + d),
+                    feed_deadline: self
+                        .options
+                        .max_duration
+                        .map(|d| Instant::now() + d.mul_f64(FEED_SHARE)),
                 };
                 tokio::spawn(run.run())
             })
@@ -171,6 +196,9 @@ struct SourceTask<S: Store> {
     events: Events,
     stop: StopSignal,
     deadline: Option<Instant>,
+    /// Past this, the payments the change feed named are left for the next run, so that the
+    /// walk has its share of the run's time.
+    feed_deadline: Option<Instant>,
 }
 
 impl<S: Store> SourceTask<S> {
@@ -233,12 +261,13 @@ impl<S: Store> SourceTask<S> {
             run.skip_re_verification();
         }
         if source.has_change_feed() && !first_feed_read {
-            match self.follow_feed(&mut pager, &mut run).await {
-                Ok(counts) => run.feed_committed(counts),
-                Err(error) => {
-                    run.paged(pager.requests(), pager.waited());
-                    return (run.summary().clone(), Err(error));
-                }
+            let followed = async {
+                self.follow_feed(&mut pager, &mut run).await?;
+                self.read_named(&mut pager, &mut run).await
+            };
+            if let Err(error) = followed.await {
+                run.paged(pager.requests(), pager.waited());
+                return (run.summary().clone(), Err(error));
             }
             pager.new_walk();
         }
@@ -307,12 +336,26 @@ impl<S: Store> SourceTask<S> {
         let result = match result {
             Ok(()) if first_feed_read => {
                 pager.new_walk();
-                self.first_feed_read(&mut pager, &mut run).await
+                match self.first_feed_read(&mut pager, &mut run).await {
+                    Ok(()) => self.read_named(&mut pager, &mut run).await,
+                    Err(error) => Err(error),
+                }
             }
             other => other,
         };
         run.paged(pager.requests(), pager.waited());
         summary = run.summary().clone();
+        // A run that did its walk still fails when something it could not do keeps failing:
+        // the source is unhealthy until that heals, and `status` says so too.
+        let failures = run.persistent_failures(Utc::now());
+        let result = match result {
+            Ok(()) if !failures.is_empty() => Err(SyncError::Unhealthy {
+                source_name: name.to_owned(),
+                problem: failures.join("; "),
+                summary: Box::new(summary.clone()),
+            }),
+            other => other,
+        };
         if result.is_ok() {
             tracing::info!(
                 pages = summary.pages,
@@ -331,28 +374,41 @@ impl<S: Store> SourceTask<S> {
         self.guarded(pager.fetch(at.as_ref())).await
     }
 
-    /// Reads the change feed back to the last change applied and commits what it changed,
-    /// before the walk (which then reads recent payments afresh). A feed that no longer reaches
-    /// that far makes this run re-verify the whole listing; a feed that cannot be read now is
-    /// left for the next run (its position stays), and the walk goes on.
+    /// Reads the change feed back to a little past the last change applied, and commits, in
+    /// one transaction, its new position with every payment it names queued to be read by id
+    /// (with what it said of their chargebacks) and the newest chargebacks applied to stored
+    /// payments; [`SourceTask::read_named`] then reads the queue. A feed that no longer reaches
+    /// that far makes this run re-verify the whole listing. A feed that cannot be read is a
+    /// failed feed: its position stays, the failure is recorded (the source becomes unhealthy
+    /// when it persists), and the newest chargebacks and the walk are read all the same.
     async fn follow_feed(
         &self,
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
-    ) -> Result<CommitCounts, SyncError> {
-        let read = self.read_feed(pager, run).await;
-        let Some(mut read) = or_next_run(
-            read,
-            "the change feed could not be read; the next run reads it again",
-        )?
-        else {
-            return Ok(CommitCounts::default());
+    ) -> Result<(), SyncError> {
+        let now = Utc::now();
+        let mut read = match self.read_feed(pager, run).await {
+            Ok(read) => {
+                run.feed_reads();
+                read
+            }
+            Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(stop);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the change feed could not be read; the newest chargebacks and the walk are read all the same, and the next run reads the feed again");
+                run.feed_failed(error.to_string(), now);
+                FeedRead::default()
+            }
         };
-        if !read.reached && run.summary().run == Some(RunKind::Incremental) {
+        if run.summary().feed_error.is_none()
+            && !read.reached
+            && run.summary().run == Some(RunKind::Incremental)
+        {
             let last = run.feed_position().cloned();
             let position = last.as_ref().map(|p| p.id.clone()).unwrap_or_default();
             tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing and reads the chargebacks since then instead");
-            run.fall_back_to_a_whole_walk(Utc::now());
+            run.fall_back_to_a_whole_walk(now);
             // The listing does not show chargebacks: those of the gap come from their own list.
             let gap = self
                 .read_chargebacks(pager, last.map(|p| p.at), MAX_CHARGEBACK_PAGES)
@@ -371,62 +427,121 @@ impl<S: Store> SourceTask<S> {
         }
         // The newest chargebacks as they stand now: one that completed (or was undone) since
         // its event said otherwise changes no event, so the list's first page is read each run.
-        let mut payments = Vec::new();
         let newest = self.read_chargebacks(pager, None, 1).await;
         let newest = or_next_run(
             newest,
             "the newest chargebacks could not be read; the next run reads them again",
         )?;
-        let (charged, undone) = self.charge_back_stored(newest.unwrap_or_default()).await?;
-        for payment in charged {
-            if read.to_read.contains(&payment.source_id) {
-                // Read again below: the list's word, newer than the event's, wins.
-                read.chargebacks
-                    .insert(payment.source_id.clone(), payment.charged_back_amount);
-            } else {
-                payments.push(payment);
-            }
-        }
-        for source_id in undone {
-            read.chargebacks.insert(source_id.clone(), None);
+        let mut checked = self.charge_back_stored(newest.unwrap_or_default()).await?;
+        let mut facts = FeedFacts {
+            position: read.position(),
+            rejected: std::mem::take(&mut read.rejected),
+            ..FeedFacts::default()
+        };
+        for (source_id, stated) in std::mem::take(&mut checked.to_read) {
+            // The list's word is newer than the event's.
+            read.chargebacks.insert(source_id.clone(), stated);
             read.to_read.insert(source_id);
         }
-        let mut rejected = read.rejected;
-        let mut ids: Vec<&String> = read.to_read.iter().collect();
-        ids.sort();
-        for source_id in ids {
-            // One payment that cannot be read is named and left for re-verification; the rest
-            // of the feed and the walk go on.
-            let answer = self.guarded(pager.payment(source_id)).await;
-            let what = format!(
-                "the payment {source_id} the change feed names could not be read; re-verification reads it later"
-            );
-            let Some(answer) = or_next_run(answer, &what)? else {
+        let mut queued: Vec<String> = read.to_read.into_iter().collect();
+        queued.sort();
+        for source_id in queued {
+            let stated = read.chargebacks.remove(&source_id);
+            feed::enqueue(run.to_read(), source_id, stated, now);
+        }
+        checked.facts.position = facts.position.take();
+        checked.facts.rejected.append(&mut facts.rejected);
+        let prepared = run.feed_read(checked.facts, Utc::now());
+        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
+        run.feed_committed(counts);
+        Ok(())
+    }
+
+    /// Reads the payments the change feed named (the queue in the checkpoint) by id, those due
+    /// now, within the feed's share of the run's time, and commits them in batches with what is
+    /// left of the queue. One whose read fails, or would wait longer than a small share of the
+    /// run's time, is put off with backoff and named; the others and the walk go on.
+    async fn read_named(
+        &self,
+        pager: &mut Pager<'_>,
+        run: &mut SourceRun,
+    ) -> Result<(), SyncError> {
+        let due = feed::due(run.to_read(), Utc::now());
+        if due.is_empty() {
+            return Ok(());
+        }
+        let max_wait = self.options.read_by_id_wait();
+        let mut facts = FeedFacts::default();
+        let mut in_batch = 0;
+        let mut stopped = None;
+        for source_id in due {
+            if self.feed_deadline.is_some_and(|end| Instant::now() >= end) {
+                tracing::info!(
+                    left = run.to_read().len(),
+                    "the change feed's share of this run's time is spent; the next run reads the rest of the payments it named"
+                );
+                break;
+            }
+            let answer = match self
+                .guarded(pager.payment_within(&source_id, max_wait))
+                .await
+            {
+                Ok(answer) => Ok(answer),
+                Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                    stopped = Some(stop);
+                    break;
+                }
+                Err(error) => Err(error),
+            };
+            let queue = run.to_read();
+            let Some(at) = queue.iter().position(|e| e.source_id == source_id) else {
                 continue;
             };
-            match answer.payment {
-                Some(Ok(mut payment)) => {
-                    if let Some(Some(amount)) = read.chargebacks.get(source_id)
-                        && let Err(problem) = payment.charge_back(*amount)
-                    {
-                        tracing::warn!(%problem, "a chargeback is set aside");
-                    }
-                    payments.push(payment);
+            match answer {
+                Ok(answer) => {
+                    let entry = queue.remove(at);
+                    take_read(&mut facts, entry, answer.payment);
                 }
-                Some(Err(record)) => rejected.push(record),
-                None => {
-                    tracing::warn!(payment = %source_id, "the change feed names a payment the provider does not know")
+                Err(error @ SyncError::Source { .. }) if !is_auth(&error) => {
+                    // Retrying cannot help (an id that cannot be asked for, an answer that is
+                    // not the API's): set aside with the reason, not tried on every run.
+                    let entry = queue.remove(at);
+                    tracing::warn!(payment = %source_id, %error, "a payment the change feed names cannot be read; it is quarantined");
+                    facts.rejected.push(Rejected {
+                        source_id: Some(source_id.clone()),
+                        reason: format!(
+                            "the change feed names this payment, but it cannot be read by id: {error}"
+                        ),
+                        raw: serde_json::to_string(&entry).unwrap_or_default(),
+                    });
+                }
+                Err(error) => {
+                    let entry = &mut queue[at];
+                    feed::failed(entry, error.to_string(), Utc::now());
+                    tracing::warn!(payment = %source_id, attempts = entry.attempts, %error, "a payment the change feed names could not be read; it is put off, and later runs read it again");
                 }
             }
+            in_batch += 1;
+            if in_batch == READ_BY_ID_BATCH {
+                in_batch = 0;
+                let prepared = run.feed_read(std::mem::take(&mut facts), Utc::now());
+                let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
+                run.feed_committed(counts);
+            }
         }
-        let prepared = run.feed_read(payments, rejected, read.newest, Utc::now());
-        self.commit(prepared).await.map_err(SyncError::Store)
+        let prepared = run.feed_read(facts, Utc::now());
+        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
+        run.feed_committed(counts);
+        match stopped {
+            Some(stop) => Err(stop),
+            None => Ok(()),
+        }
     }
 
     /// The first read of a source's feed, after a walk that stored its payments: notes where the
     /// feed stands, and applies the latest chargeback of every payment from the provider's list
-    /// of chargebacks (none of them was announced to this ledger). One that cannot be read now
-    /// is tried again by the next run.
+    /// of chargebacks (none of them was announced to this ledger). A feed that cannot be read
+    /// now is a failed feed (recorded; the next run reads it again).
     async fn first_feed_read(
         &self,
         pager: &mut Pager<'_>,
@@ -439,62 +554,72 @@ impl<S: Store> SourceTask<S> {
                 .await?;
             Ok::<_, SyncError>((read, chargebacks))
         };
-        let read = or_next_run(
-            read.await,
-            "the change feed could not be read; the next run reads it again",
-        )?;
-        let Some((read, chargebacks)) = read else {
-            return Ok(());
+        let (mut read, chargebacks) = match read.await {
+            Ok(read) => read,
+            Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(stop);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the change feed could not be read for the first time; the next run reads it again");
+                run.feed_failed(error.to_string(), Utc::now());
+                let prepared = run.feed_read(FeedFacts::default(), Utc::now());
+                self.commit(prepared).await.map_err(SyncError::Store)?;
+                return Ok(());
+            }
         };
-        let (payments, _) = self.charge_back_stored(chargebacks).await?;
-        let prepared = run.feed_read(payments, read.rejected, read.newest, Utc::now());
+        run.feed_reads();
+        let mut checked = self.charge_back_stored(chargebacks).await?;
+        for (source_id, stated) in std::mem::take(&mut checked.to_read) {
+            feed::enqueue(run.to_read(), source_id, Some(stated), Utc::now());
+        }
+        checked.facts.position = read.position();
+        checked.facts.rejected.append(&mut read.rejected);
+        let prepared = run.feed_read(checked.facts, Utc::now());
         let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
         run.feed_committed(counts);
         Ok(())
     }
 
-    /// The stored payments whose latest chargeback (the first of each in `chargebacks`, newest
-    /// first) completed with an amount the ledger does not have, with it applied; and the
-    /// provider ids of stored payments whose known chargeback is no longer completed, which
-    /// must be read again to learn their status.
-    async fn charge_back_stored(
-        &self,
-        chargebacks: Vec<Change>,
-    ) -> Result<(Vec<Payment>, Vec<String>), SyncError> {
-        let mut latest: HashMap<String, Option<Money>> = HashMap::new();
-        for change in chargebacks {
-            if let ChangeKind::ChargedBack {
-                payment_id,
-                amount,
-                completed,
-                ..
-            } = change.kind
-            {
-                latest
-                    .entry(payment_id)
-                    .or_insert(completed.then_some(amount));
-            }
-        }
+    /// Checks the stored payments against the latest chargeback of each in `chargebacks`
+    /// (newest first): one that completed with an amount the ledger does not have is applied
+    /// (or, when it does not fit the payment, set aside with its reason); a payment whose known
+    /// chargeback is no longer completed is to be read again to learn its status.
+    async fn charge_back_stored(&self, chargebacks: Vec<Change>) -> Result<Checked, SyncError> {
+        let mut latest = feed::latest_chargebacks(chargebacks);
         let stored = self
             .store
             .stored(latest.keys().cloned().collect())
             .await
             .map_err(SyncError::Store)?;
-        let (mut charged, mut undone) = (Vec::new(), Vec::new());
-        for mut payment in stored.into_values() {
-            match latest.get(&payment.id).copied().flatten() {
+        let mut checked = Checked::default();
+        let mut stored: Vec<Payment> = stored.into_values().collect();
+        stored.sort_by(|a, b| a.id.cmp(&b.id));
+        for mut payment in stored {
+            let Some((source_id, stated)) = latest.remove(&payment.id) else {
+                continue;
+            };
+            match stated.completed_amount {
                 Some(amount) if payment.charged_back_amount != Some(amount) => {
-                    match payment.charge_back(amount) {
-                        Ok(()) => charged.push(payment),
-                        Err(problem) => tracing::warn!(%problem, "a chargeback is set aside"),
+                    match feed::apply(&mut payment, &stated) {
+                        Ok(()) => {
+                            checked.facts.readable.push(stated.id.clone());
+                            checked.facts.stated.insert(payment.id.clone());
+                            checked.facts.payments.push(payment);
+                        }
+                        Err(rejected) => {
+                            tracing::warn!(chargeback = %stated.id, reason = %rejected.reason, "a chargeback that does not fit its payment is quarantined; the payment keeps its last good state");
+                            checked.facts.rejected.push(rejected);
+                        }
                     }
                 }
-                None if payment.charged_back_amount.is_some() => undone.push(payment.source_id),
-                _ => {}
+                Some(_) => checked.facts.readable.push(stated.id.clone()),
+                None if payment.charged_back_amount.is_some() => {
+                    checked.to_read.push((source_id, stated));
+                }
+                None => {}
             }
         }
-        charged.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok((charged, undone))
+        Ok(checked)
     }
 
     /// The provider's chargebacks, newest first, back to `since` (all of them for `None`), at
@@ -523,8 +648,8 @@ impl<S: Store> SourceTask<S> {
         Ok(changes)
     }
 
-    /// The changes since the last one applied (all of them on the first read, which only
-    /// notes where the feed stands).
+    /// The changes since the last one applied, and a little past it (see [`FeedRead::step`];
+    /// the first page only, on the first read, which notes where the feed stands).
     async fn read_feed(
         &self,
         pager: &mut Pager<'_>,
@@ -534,39 +659,25 @@ impl<S: Store> SourceTask<S> {
         let now = Utc::now().fixed_offset();
         let mut read = FeedRead::default();
         let mut at: Option<Cursor> = None;
-        for _ in 0..MAX_FEED_PAGES {
+        'pages: for _ in 0..MAX_FEED_PAGES {
             let page = self.guarded(pager.changes(at.as_ref())).await?;
             read.rejected.extend(page.rejected);
             for change in page.changes {
-                if read.newest.is_none() {
-                    // A change stamped in the future stands at now, so that it cannot hide the
-                    // changes after it.
-                    read.newest = Some(FeedPosition {
-                        id: change.id.clone(),
-                        at: change.at.min(now),
-                    });
+                let step = read.step(change, last.as_ref(), now, |created_at| {
+                    run.walk_reads(created_at)
+                });
+                if step == Step::Stop {
+                    break 'pages;
                 }
-                let Some(last) = &last else {
-                    // The first read: the walk reads everything; the feed starts here.
-                    read.reached = true;
-                    return Ok(read);
-                };
-                // The feed is read back to the last change applied. Its time only says where
-                // that change was when its id is gone; clocks differ, so changes a little
-                // older than it are taken again (reading a payment twice changes nothing).
-                if change.id == last.id || change.at < last.at - FEED_CLOCK_SKEW {
-                    read.reached = true;
-                    return Ok(read);
-                }
-                read.take(change, |created_at| run.walk_reads(created_at));
             }
             match page.next {
-                Some(next) => at = Some(next),
-                None => break,
+                Some(next) if read.next_page(last.is_none()) => at = Some(next),
+                _ => break,
             }
         }
-        // The feed ended (or the page budget did) before the last change applied.
-        read.reached = last.is_none();
+        // The first read reaches wherever it stands; a later one must have found the last
+        // change applied (or passed its time).
+        read.reached |= last.is_none();
         Ok(read)
     }
 
@@ -658,63 +769,50 @@ fn or_next_run<T>(result: Result<T, SyncError>, what: &str) -> Result<Option<T>,
     }
 }
 
-/// The most pages of a change feed one run reads; a feed further behind than that is treated
-/// as one that lost its oldest changes.
-const MAX_FEED_PAGES: usize = 50;
+/// How many payments read by id are committed together.
+const READ_BY_ID_BATCH: usize = 20;
 
-/// How much older than the last change applied a change may be stamped and still be newer
-/// (the provider's clocks need not agree to the second).
-const FEED_CLOCK_SKEW: chrono::Duration = chrono::Duration::hours(1);
-
-/// The most pages of a provider's chargebacks one run reads (10,000 chargebacks).
-const MAX_CHARGEBACK_PAGES: usize = 100;
-
-/// What a run takes from a change feed.
+/// What checking stored payments against the provider's chargebacks gives.
 #[derive(Default)]
-struct FeedRead {
-    /// The newest change seen: the feed's new position.
-    newest: Option<FeedPosition>,
-    /// Whether the feed reached the last change applied.
-    reached: bool,
-    /// Payments to read again by id.
-    to_read: HashSet<String>,
-    /// The chargeback amount of a payment when its latest chargeback is completed.
-    chargebacks: HashMap<String, Option<Money>>,
-    /// Entries that could not be read.
-    rejected: Vec<Rejected>,
-    /// Changes of other kinds.
-    ignored: u64,
+struct Checked {
+    /// The payments with a chargeback applied, chargebacks set aside, and those that read.
+    facts: FeedFacts,
+    /// Payments whose chargeback is no longer completed, to read again, with that word.
+    to_read: Vec<(String, StatedChargeback)>,
 }
 
-impl FeedRead {
-    /// Takes one change (newest first). A payment a change carries is as it was then, which
-    /// may be older than what the ledger holds: one the run's walk reads anyway is left to it,
-    /// any other is read again by id (its current state, never a stale one).
-    fn take(&mut self, change: Change, walk_reads: impl Fn(DateTime<FixedOffset>) -> bool) {
-        match change.kind {
-            ChangeKind::Payment(payment) => {
-                if !walk_reads(payment.created_at) {
-                    self.to_read.insert(payment.source_id);
+/// Takes the answer to a read by id of a queued payment into `facts`: the payment read afresh,
+/// with the chargeback the feed stated applied (or set aside when it does not fit: the payment
+/// then keeps the chargeback the ledger knew); a record that cannot be mapped is quarantined;
+/// a payment the provider does not know is dropped, named.
+fn take_read(facts: &mut FeedFacts, entry: ToRead, answer: Option<Result<Payment, Rejected>>) {
+    match answer {
+        Some(Ok(mut payment)) => {
+            facts.readable.push(payment.source_id.clone());
+            if let Some(stated) = &entry.chargeback {
+                match feed::apply(&mut payment, stated) {
+                    Ok(()) => {
+                        facts.readable.push(stated.id.clone());
+                        facts.stated.insert(payment.id.clone());
+                    }
+                    Err(rejected) => {
+                        tracing::warn!(chargeback = %stated.id, reason = %rejected.reason, "a chargeback that does not fit its payment is quarantined; the payment keeps its last good state");
+                        facts.rejected.push(rejected);
+                    }
                 }
             }
-            ChangeKind::Touched { source_id } => {
-                self.to_read.insert(source_id);
-            }
-            ChangeKind::ChargedBack {
-                source_id,
-                amount,
-                completed,
-                ..
-            } => {
-                // Newest first: the first chargeback seen of a payment is its latest.
-                self.chargebacks
-                    .entry(source_id.clone())
-                    .or_insert(completed.then_some(amount));
-                self.to_read.insert(source_id);
-            }
-            ChangeKind::Other { .. } => self.ignored += 1,
+            facts.payments.push(payment);
+        }
+        Some(Err(record)) => facts.rejected.push(record),
+        None => {
+            tracing::warn!(payment = %entry.source_id, "the change feed names a payment the provider does not know; it is dropped");
         }
     }
+}
+
+/// Whether `error` is the provider refusing the key.
+fn is_auth(error: &SyncError) -> bool {
+    matches!(error, SyncError::Source { error, .. } if error.is_auth())
 }
 
 /// Whether `error` says the provider no longer accepts a resume point (an expired cursor, a page

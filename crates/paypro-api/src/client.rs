@@ -538,6 +538,8 @@ fn charged_back(chargeback: Chargeback) -> ChangeKind {
     ChangeKind::ChargedBack {
         completed: chargeback.is_completed(),
         payment_id: chargeback.unified_payment_id(),
+        record: serde_json::to_string(&chargeback).unwrap_or_default(),
+        chargeback_id: chargeback.id,
         source_id: chargeback.payment_id,
         amount: chargeback.amount,
     }

@@ -60,6 +60,8 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
                 verified_through: None,
                 feed: None,
                 rate_limit_seen: None,
+                to_read: Vec::new(),
+                feed_failing: None,
             },
         })
         .await

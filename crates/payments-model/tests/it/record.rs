@@ -171,3 +171,27 @@ fn a_chargeback_in_another_currency_is_refused_and_changes_nothing() {
         "the provider's word is kept"
     );
 }
+
+#[test]
+fn a_chargeback_above_the_amount_or_beyond_the_refunds_is_refused_and_changes_nothing() {
+    let mut payment = sample();
+    let amount = payment.amount;
+    let eur = |text: &str| Money::parse(text, amount.currency()).unwrap();
+    let problem = payment.charge_back(eur("1000000.00")).unwrap_err();
+    assert!(
+        problem.contains("more than the payment's amount"),
+        "{problem}"
+    );
+    assert_eq!(payment, sample());
+    for nothing in ["0.00", "-1.00"] {
+        assert!(payment.charge_back(eur(nothing)).is_err(), "{nothing}");
+    }
+    payment.refunded_amount = Some(eur("0.01"));
+    let before = payment.clone();
+    let problem = payment.charge_back(amount).unwrap_err();
+    assert!(problem.contains("with what was refunded"), "{problem}");
+    assert_eq!(payment, before);
+    payment.refunded_amount = None;
+    payment.charge_back(amount).unwrap();
+    assert_eq!(payment.charged_back_amount, Some(amount));
+}

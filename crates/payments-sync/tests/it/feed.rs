@@ -207,15 +207,23 @@ async fn library_users_read_the_change_feed_as_a_stream_newest_first() {
         sandbox.paypro_events().len(),
         "every page of the feed"
     );
-    assert_eq!(
-        changes[0].kind,
-        payments_model::ChangeKind::ChargedBack {
-            payment_id: format!("paypro:{}", old.id),
-            source_id: old.id.clone(),
-            amount: Money::from_minor(500, Currency::EUR),
-            completed: true
-        }
-    );
+    let payments_model::ChangeKind::ChargedBack {
+        payment_id,
+        source_id,
+        amount,
+        completed,
+        chargeback_id,
+        record,
+    } = &changes[0].kind
+    else {
+        panic!("a chargeback first: {:?}", changes[0].kind);
+    };
+    assert_eq!(payment_id, &format!("paypro:{}", old.id));
+    assert_eq!(source_id, &old.id);
+    assert_eq!(*amount, Money::from_minor(500, Currency::EUR));
+    assert!(*completed);
+    assert!(chargeback_id.starts_with("PC"), "{chargeback_id}");
+    assert!(record.contains(chargeback_id.as_str()), "{record}");
     assert!(
         changes.windows(2).all(|w| w[0].at >= w[1].at),
         "newest first"
