@@ -176,6 +176,10 @@ pub struct PayProCustomer {
     pub kind: &'static str,
     /// An address on `sandbox.invalid`.
     pub email: String,
+    /// The customer's name: only written when a test set one
+    /// (`Sandbox::set_paypro_text`), as the generated customers have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
@@ -497,6 +501,14 @@ pub(crate) struct Overlay {
     pub(crate) paypro_refunds: Vec<PayProRefund>,
     /// Chargebacks since the start, oldest first; they list before the generated ones.
     pub(crate) paypro_chargebacks: Vec<PayProChargeback>,
+    /// Descriptions a test gave PayPro payments, by payment id.
+    pub(crate) paypro_description: HashMap<String, String>,
+    /// Names a test gave PayPro customers, by customer id.
+    pub(crate) paypro_customer_name: HashMap<String, String>,
+    /// Descriptions a test gave MKP links, by link id.
+    pub(crate) mkp_link_description: HashMap<String, String>,
+    /// Payer names a test gave MKP payments, by payment id.
+    pub(crate) mkp_payers_name: HashMap<String, String>,
 }
 
 /// The data set: generator plus overlay.
@@ -519,6 +531,9 @@ impl Data {
                 link.checkout_url = None;
             }
         }
+        if let Some(description) = self.overlay.mkp_link_description.get(&link.id) {
+            link.description = Some(description.clone());
+        }
         link
     }
 
@@ -537,6 +552,9 @@ impl Data {
         };
         if let Some(status) = self.overlay.mkp_payment_status.get(&payment.id) {
             payment.status = status.clone();
+        }
+        if let Some(name) = self.overlay.mkp_payers_name.get(&payment.id) {
+            payment.payers_name = Some(name.clone());
         }
         payment
     }
@@ -563,7 +581,15 @@ impl Data {
         if let Some(paid_at) = self.overlay.paypro_paid_at.get(&payment.id) {
             payment.paid_at = Some(paid_at.clone());
         }
+        self.with_paypro_text(&mut payment);
         payment
+    }
+
+    /// Writes the description a test gave `payment`, if any, into it.
+    pub(crate) fn with_paypro_text(&self, payment: &mut PayProPayment) {
+        if let Some(description) = self.overlay.paypro_description.get(&payment.id) {
+            payment.description = description.clone();
+        }
     }
 
     /// The listing position of the payment with `id`.
@@ -575,13 +601,14 @@ impl Data {
         self.generator.paypro_index(id).map(|i| inserted.len() + i)
     }
 
-    /// Inserts a new payment at the top of the PayPro listing, created now.
-    pub(crate) fn insert_paypro(&mut self, now: DateTime<Utc>) -> String {
+    /// Inserts a new payment at the top of the PayPro listing, created now, with the id `id`
+    /// (verbatim), or `PPNEW…` for `None`.
+    pub(crate) fn insert_paypro(&mut self, id: Option<&str>, now: DateTime<Utc>) -> String {
         let n = self.overlay.paypro_inserted.len();
         let mut payment = self
             .generator
             .paypro_payment(n % self.generator.paypro_payments.max(1));
-        payment.id = format!("PPNEW{:013}", n);
+        payment.id = id.map_or_else(|| format!("PPNEW{:013}", n), str::to_owned);
         payment.state = "open".to_owned();
         payment.refunded_amount = 0;
         payment.paid_at = None;

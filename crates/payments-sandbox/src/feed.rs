@@ -8,7 +8,8 @@
 //! Payments are strictly ordered by creation, so a page of any listing is a merge over a
 //! window of payments rather than a sort of the whole account: a million payments still cost
 //! no memory. Items added at run time (a late refund or chargeback) list above the generated
-//! ones, newest first, as the real feed would show them.
+//! ones, newest first, as the real feed would show them; a chargeback added with a time in the
+//! past lists among them by that time, as an event inserted late into the feed would.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -131,6 +132,7 @@ impl Generator {
                 id: customer.clone(),
                 kind: "customer",
                 email: format!("klant{i}@sandbox.invalid"),
+                name: None,
                 created_at: payment.created_at.clone(),
             };
             events.push(event(
@@ -314,12 +316,27 @@ impl Data {
         after: Option<&str>,
         want: usize,
     ) -> Option<Vec<PayProEvent>> {
-        Listing {
+        let mut events = Listing {
             added: &self.overlay.paypro_events,
             id: |event: &PayProEvent| event.id.as_str(),
             items_of: &Generator::paypro_events_of,
         }
-        .after(&self.generator, after, want)
+        .after(&self.generator, after, want)?;
+        let overlay = &self.overlay;
+        if !overlay.paypro_description.is_empty() || !overlay.paypro_customer_name.is_empty() {
+            for event in &mut events {
+                match &mut event.payload {
+                    PayProPayload::Payment(payment) => self.with_paypro_text(payment),
+                    PayProPayload::Customer(customer) => {
+                        if let Some(name) = overlay.paypro_customer_name.get(&customer.id) {
+                            customer.name = Some(name.clone());
+                        }
+                    }
+                    PayProPayload::Refund(_) | PayProPayload::Chargeback(_) => {}
+                }
+            }
+        }
+        Some(events)
     }
 
     /// Up to `want` refunds after the refund `after` (from the newest when `None`); `None` when
@@ -451,6 +468,70 @@ impl Data {
         Some(id)
     }
 
+    /// Adds a chargeback of `amount` (in `currency`, or the payment's) on a known payment, made
+    /// at `at`, and its `chargeback.created` event, each placed among the items added at run
+    /// time by that time; nothing is checked against the payment. `None` for an unknown payment.
+    pub(crate) fn add_paypro_chargeback(
+        &mut self,
+        payment_id: &str,
+        amount: i64,
+        currency: Option<&str>,
+        completed: bool,
+        at: DateTime<Utc>,
+    ) -> Option<String> {
+        let payment = self.paypro_by_id(payment_id)?;
+        let chargeback = PayProChargeback {
+            id: format!("PCNEW{:013}", self.overlay.paypro_chargebacks.len()),
+            kind: "chargeback",
+            amount,
+            currency: currency.map_or(payment.currency, intern),
+            description: Some(format!("Chargeback of {}", payment.description)),
+            payment: payment.id.clone(),
+            reason: Some(CHARGEBACK_REASONS[0].to_owned()),
+            state: if completed { "completed" } else { "processing" }.to_owned(),
+            charged_back_at: completed.then(|| utc(at)),
+            created_at: utc(at),
+        };
+        let event = PayProEvent {
+            id: format!("EVNEW{:013}", self.overlay.paypro_events.len()),
+            kind: "event",
+            event_type: "chargeback.created".to_owned(),
+            payload: PayProPayload::Chargeback(chargeback.clone()),
+            created_at: utc(at),
+        };
+        let id = chargeback.id.clone();
+        insert_by_time(&mut self.overlay.paypro_chargebacks, chargeback, |c| {
+            &c.created_at
+        });
+        insert_by_time(&mut self.overlay.paypro_events, event, |e| &e.created_at);
+        Some(id)
+    }
+
+    /// Changes the amount (and the currency, unless `None`) of a chargeback added at run time,
+    /// silently: its event keeps what it said. `false` for an unknown chargeback.
+    pub(crate) fn correct_paypro_chargeback(
+        &mut self,
+        id: &str,
+        amount: i64,
+        currency: Option<&str>,
+    ) -> bool {
+        match self
+            .overlay
+            .paypro_chargebacks
+            .iter_mut()
+            .find(|c| c.id == id)
+        {
+            Some(chargeback) => {
+                chargeback.amount = amount;
+                if let Some(currency) = currency {
+                    chargeback.currency = intern(currency);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Completes a chargeback added at run time, `now`, silently: no event says so, as PayPro
     /// documents only `chargeback.created`. `false` for an unknown or completed chargeback.
     pub(crate) fn complete_paypro_chargeback(&mut self, id: &str, now: DateTime<Utc>) -> bool {
@@ -497,6 +578,33 @@ impl Data {
             .map(|i| self.paypro_at(inserted + i))
             .find(|p| matches!(p.state.as_str(), "paid" | "completed") && p.refunded_amount == 0)
     }
+}
+
+/// Inserts `item` into `list` (oldest first) after every item made at or before it, so that
+/// the newest-first listing shows it below the newer ones.
+fn insert_by_time<T>(list: &mut Vec<T>, item: T, created_at: fn(&T) -> &str) {
+    let at = parse_utc(created_at(&item));
+    let position = list
+        .iter()
+        .rposition(|other| parse_utc(created_at(other)) <= at)
+        .map_or(0, |p| p + 1);
+    list.insert(position, item);
+}
+
+/// A currency code as the `&'static str` the records hold: each code a test names is leaked
+/// once, so a handful of codes cost a handful of bytes.
+fn intern(code: &str) -> &'static str {
+    static CODES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    if code == "EUR" {
+        return "EUR";
+    }
+    let mut codes = CODES.lock().expect("currency codes lock");
+    if let Some(known) = codes.iter().find(|known| **known == code) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(code.to_owned().into_boxed_str());
+    codes.push(leaked);
+    leaked
 }
 
 #[cfg(test)]

@@ -20,6 +20,14 @@
 //!   served ([`ContentFaults`]): records with an inexact amount or bytes that are not UTF-8, link
 //!   ids with path characters, pages over a size, PHP's envelope quirks, an event feed that
 //!   has lost its oldest events. [`Sandbox::spoiled`] names the records and links they spoil.
+//! - Faults on one endpoint, matched by API and path ([`Sandbox::add_endpoint_fault`],
+//!   [`EndpointFault`]): a status with `Retry-After` and a body, a next link that loops
+//!   ([`FaultAnswer::RepeatNext`]), a 200 that is not JSON, latency, each for so many requests.
+//! - A hostile PayPro change feed: chargebacks checked against nothing (any amount, any
+//!   currency), made in the past so that they land below newer items, and corrected silently
+//!   ([`Sandbox::add_paypro_chargeback`], [`Sandbox::correct_paypro_chargeback`]); provider text
+//!   with control characters ([`Sandbox::set_paypro_text`], [`Sandbox::set_mkp_text`]); payment
+//!   ids with any characters ([`Sandbox::insert_paypro_payment_with_id`]).
 //!
 //! # Examples
 //!
@@ -218,6 +226,92 @@ impl ContentFaults {
     }
 }
 
+/// A fault on the requests to one endpoint, matched by API and path: a listing that answers 429
+/// or 503 for a while, a slow endpoint, a feed whose next link loops, a page that is not JSON.
+/// Add them with [`Sandbox::add_endpoint_fault`]; each is off until added.
+///
+/// A request is matched before every other fault, the auth and MKP's rate limit (as a gateway in
+/// front of the API would answer), after [`Faults::latency`]. Of the faults that match it, the
+/// first one added that still has [`times`](EndpointFault::times) left takes one and answers
+/// (with its latency); when every match is spent, the first match's latency is still added and
+/// the request is answered normally. A `Status` or `NotJson` answer goes no further (it is
+/// logged, [`Sandbox::requests`], like any other); a `Normal` or `RepeatNext` request goes on
+/// through the other faults, the auth and the rate limit, and still spends its `times` when one
+/// of them answers instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointFault {
+    /// Which API.
+    pub api: Api,
+    /// The path below the API's base URL, without the query: "/events", "/chargebacks",
+    /// "/payments/PP…" (PayPro) or "/payment-links" (MKP). A trailing `*` matches every path that
+    /// starts with what comes before it ("/payments/*" is every read by id, but not "/payments").
+    /// It is compared with the path as sent and as percent-decoded.
+    pub path: String,
+    /// What the matching requests get.
+    pub answer: FaultAnswer,
+    /// How many matching requests get `answer`; `None`: all of them. Once spent, the endpoint
+    /// answers normally (the latency stays).
+    pub times: Option<u64>,
+    /// Added before each matching request is answered (Duration::ZERO for none).
+    pub latency: Duration,
+}
+
+/// What the requests an [`EndpointFault`] matches get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultAnswer {
+    /// The normal answer (with `latency`, a slow endpoint).
+    Normal,
+    /// This HTTP status, with `Retry-After: <seconds>` when given (whole seconds, rounded up),
+    /// and `body` as the body (default: the API's usual JSON error body for that status). A
+    /// `body` that is JSON is sent as `application/json`, any other as `text/html`.
+    Status {
+        /// The status, from 100 to 999.
+        status: u16,
+        /// The wait to ask for.
+        retry_after: Option<Duration>,
+        /// The body, instead of the API's error body.
+        body: Option<String>,
+    },
+    /// The normal answer, but its next link (`_links.next` for PayPro, `next_page_url` for MKP)
+    /// points at the very page just served, as a feed that loops would: on every listing
+    /// (PayPro's `/payments`, `/events`, `/refunds`, `/chargebacks`; MKP's `/payment-links` and
+    /// a link's payments), also on the last page, like [`Faults::repeat_cursor`] does for all.
+    RepeatNext,
+    /// 200 with a body that is not JSON (`<html>…`, as `text/html`), as a captive portal or a
+    /// bot check in front of the API would serve it.
+    NotJson,
+}
+
+impl EndpointFault {
+    /// Whether this fault is for a request to `path` (below the API's base URL) of `api`.
+    fn matches(&self, api: Api, path: &str) -> bool {
+        self.api == api
+            && match self.path.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == self.path,
+            }
+    }
+}
+
+/// A chargeback to add to a PayPro payment ([`Sandbox::add_paypro_chargeback`]), as the provider
+/// could send it, checked against nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargebackSpec {
+    /// The charged-back payment's id (`PP…`).
+    pub payment_id: String,
+    /// Minor units; NOT checked against the payment's amount (an oversized chargeback is allowed).
+    pub amount: i64,
+    /// ISO code; `None`: the payment's currency.
+    pub currency: Option<String>,
+    /// `completed`, else `processing`.
+    pub completed: bool,
+    /// When the chargeback and its `chargeback.created` event were made; `None`: now. An earlier
+    /// time places them among the items added at run time by their time (below newer ones, as an
+    /// event inserted late into the feed would be), so a reader already past that point only sees
+    /// them by reading back.
+    pub at: Option<DateTime<Utc>>,
+}
+
 /// Whether the 1-based `ordinal` is a multiple of the period `n` (never for `None` or 0).
 pub(crate) fn every(n: Option<u64>, ordinal: u64) -> bool {
     n.is_some_and(|n| n > 0 && ordinal.is_multiple_of(n))
@@ -344,6 +438,8 @@ pub(crate) struct Shared {
     requests: AtomicU64,
     limiter: Mutex<server::Window>,
     log: Mutex<Vec<LoggedRequest>>,
+    /// The endpoint faults in the order added, each with how many requests it answered.
+    endpoint_faults: Mutex<Vec<(EndpointFault, u64)>>,
 }
 
 impl Shared {
@@ -378,10 +474,30 @@ impl Shared {
         });
     }
 
+    /// The answer and latency of the endpoint faults for a request to `path` (below the API's
+    /// base URL, as sent) of `api`, counting it against the fault that answers; `None` when no
+    /// fault matches.
+    fn endpoint_fault(&self, api: Api, path: &str) -> Option<(FaultAnswer, Duration)> {
+        let decoded = server::percent_decoded(path);
+        let mut faults = self.endpoint_faults.lock().expect("endpoint faults lock");
+        let mut spent = None;
+        for (fault, answered) in faults.iter_mut() {
+            if !fault.matches(api, path) && !fault.matches(api, &decoded) {
+                continue;
+            }
+            if fault.times.is_none_or(|times| *answered < times) {
+                *answered += 1;
+                return Some((fault.answer.clone(), fault.latency));
+            }
+            spent.get_or_insert((FaultAnswer::Normal, fault.latency));
+        }
+        spent
+    }
+
     fn insert_during_sync(&self) {
         let mut data = self.data.write().expect("data lock");
         let now = Utc::now();
-        data.insert_paypro(now);
+        data.insert_paypro(None, now);
         if let Some(open) = (0..data.link_count())
             .map(|j| data.link(j))
             .find(|l| l.status == "open")
@@ -430,6 +546,7 @@ impl Sandbox {
             requests: AtomicU64::new(0),
             limiter: Mutex::new(server::Window::new()),
             log: Mutex::new(Vec::new()),
+            endpoint_faults: Mutex::new(Vec::new()),
         });
         let (shutdown, stopped) = watch::channel(false);
         tokio::spawn(server::serve(
@@ -476,6 +593,35 @@ impl Sandbox {
             .content_faults
             .write()
             .expect("content faults lock") = faults;
+    }
+
+    /// Adds a fault; faults are matched in the order added, the first match that still has
+    /// `times` left answers (see [`EndpointFault`]).
+    ///
+    /// # Panics
+    ///
+    /// When a [`FaultAnswer::Status`] is not from 100 to 999.
+    pub fn add_endpoint_fault(&self, fault: EndpointFault) {
+        if let FaultAnswer::Status { status, .. } = fault.answer {
+            assert!(
+                (100..=999).contains(&status),
+                "an endpoint fault's status must be from 100 to 999, not {status}"
+            );
+        }
+        self.shared
+            .endpoint_faults
+            .lock()
+            .expect("endpoint faults lock")
+            .push((fault, 0));
+    }
+
+    /// Removes every endpoint fault.
+    pub fn clear_endpoint_faults(&self) {
+        self.shared
+            .endpoint_faults
+            .lock()
+            .expect("endpoint faults lock")
+            .clear();
     }
 
     /// What the faults in force spoil, as served now: the records and links a correct client
@@ -606,7 +752,71 @@ impl Sandbox {
             .data
             .write()
             .expect("data lock")
-            .insert_paypro(Utc::now())
+            .insert_paypro(None, Utc::now())
+    }
+
+    /// Inserts a new PayPro payment at the top of the list (like
+    /// [`Sandbox::insert_paypro_payment`]) with the given id, verbatim (it may hold any
+    /// characters: `/`, `?`, `%`, spaces, control characters); returns it. `/payments/{id}`
+    /// finds it by its percent-decoded path.
+    pub fn insert_paypro_payment_with_id(&self, id: &str) -> String {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .insert_paypro(Some(id), Utc::now())
+    }
+
+    /// Serves a PayPro payment with this description and this payer name (`None` keeps what it
+    /// has), wherever the PayPro wire format carries them, in every listing and by id: the
+    /// description in the payment (`/payments`, `/payments/{id}`, and the payloads of its
+    /// `payment.created` and `payment.paid` events). A PayPro payment has no payer name (the
+    /// ledger maps none); the nearest is its customer, so `payer_name` is served as the `name`
+    /// of the payment's customer in its `customer.created` event, when it has one. For tests of
+    /// control characters in provider text. Refunds and chargebacks keep their own
+    /// descriptions.
+    pub fn set_paypro_text(
+        &self,
+        payment_id: &str,
+        description: Option<&str>,
+        payer_name: Option<&str>,
+    ) {
+        let mut data = self.shared.data.write().expect("data lock");
+        if let Some(description) = description {
+            data.overlay
+                .paypro_description
+                .insert(payment_id.to_owned(), description.to_owned());
+        }
+        if let Some(name) = payer_name
+            && let Some(customer) = data.paypro_by_id(payment_id).and_then(|p| p.customer)
+        {
+            data.overlay
+                .paypro_customer_name
+                .insert(customer, name.to_owned());
+        }
+    }
+
+    /// The same for MKP (`None` keeps what is there): serves the link with this description
+    /// (`/payment-links`, `/payment-links/{id}`), and the payment `payment_id` with this
+    /// `payersName` (a link's payments).
+    pub fn set_mkp_text(
+        &self,
+        link_id: &str,
+        link_description: Option<&str>,
+        payment_id: Option<&str>,
+        payers_name: Option<&str>,
+    ) {
+        let mut data = self.shared.data.write().expect("data lock");
+        if let Some(description) = link_description {
+            data.overlay
+                .mkp_link_description
+                .insert(link_id.to_owned(), description.to_owned());
+        }
+        if let (Some(payment_id), Some(name)) = (payment_id, payers_name) {
+            data.overlay
+                .mkp_payers_name
+                .insert(payment_id.to_owned(), name.to_owned());
+        }
     }
 
     /// One PayPro payment by id, as `GET /payments/{id}` serves it now (without the faults that
@@ -672,6 +882,42 @@ impl Sandbox {
             .write()
             .expect("data lock")
             .charge_back_paypro(payment_id, amount, completed, Utc::now())
+    }
+
+    /// Adds a chargeback and its `chargeback.created` event as `spec` says (reason `MD06`; the
+    /// payment itself is served unchanged); its id, or `None` for an unknown payment. Unlike
+    /// [`Sandbox::charge_back_paypro_payment`], nothing is checked: any amount, any currency, an
+    /// unpaid payment. With [`ChargebackSpec::at`] in the past, both are listed (`/chargebacks`,
+    /// `/events`) below the items added at run time after that time.
+    pub fn add_paypro_chargeback(&self, spec: ChargebackSpec) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .add_paypro_chargeback(
+                &spec.payment_id,
+                spec.amount,
+                spec.currency.as_deref(),
+                spec.completed,
+                spec.at.unwrap_or_else(Utc::now),
+            )
+    }
+
+    /// Changes a chargeback added at run time ([`Sandbox::add_paypro_chargeback`],
+    /// [`Sandbox::charge_back_paypro_payment`]), silently (no event; its `chargeback.created`
+    /// event keeps what it said): its amount and currency (None keeps it). `false` for an
+    /// unknown id.
+    pub fn correct_paypro_chargeback(
+        &self,
+        chargeback_id: &str,
+        amount: i64,
+        currency: Option<&str>,
+    ) -> bool {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .correct_paypro_chargeback(chargeback_id, amount, currency)
     }
 
     /// Completes a chargeback added by [`Sandbox::charge_back_paypro_payment`] now, with no event

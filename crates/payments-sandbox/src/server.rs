@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,11 +24,15 @@ use tokio::sync::{Notify, watch};
 use tower::Service;
 
 use crate::data::{Data, PayProChargeback, PayProEvent, PayProPayload, PayProRefund};
-use crate::{Api, ContentFaults, Faults, RetryAfterForm, Shared};
+use crate::{Api, ContentFaults, FaultAnswer, Faults, RetryAfterForm, Shared};
 
 /// Asks the connection loop to drop this request's connection without answering.
 #[derive(Clone)]
 struct DropConnection(Arc<Notify>);
+
+/// Asks a listing to point its next link at the page it serves ([`FaultAnswer::RepeatNext`]).
+#[derive(Clone, Copy)]
+struct RepeatNext;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -161,6 +165,94 @@ fn api_of(path: &str) -> Option<Api> {
     }
 }
 
+/// The path below the API's base URL (`/mkp/v1`, `/paypro`), for matching endpoint faults.
+fn endpoint_path(api: Api, path: &str) -> Option<&str> {
+    let base = match api {
+        Api::Mkp => "/mkp/v1",
+        Api::PayPro => "/paypro",
+    };
+    path.strip_prefix(base).filter(|rest| rest.starts_with('/'))
+}
+
+/// `path` with each `%XX` escape decoded (bytes that are not UTF-8 replaced).
+pub(crate) fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(high), Some(low)) if hex(high).is_some() && hex(low).is_some() => {
+                let value = hex(high).unwrap_or_default() * 16 + hex(low).unwrap_or_default();
+                out.push(value as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The answer of a [`FaultAnswer::Status`]: the status, its `Retry-After` in whole seconds, and
+/// the body given or the API's error body.
+fn fault_status(
+    api: Api,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Option<&str>,
+) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match body {
+        Some(body) => {
+            let kind = if serde_json::from_str::<Value>(body).is_ok() {
+                "application/json"
+            } else {
+                "text/html; charset=utf-8"
+            };
+            (status, [(header::CONTENT_TYPE, kind)], body.to_owned()).into_response()
+        }
+        None => api_error(api, status, &error_message(status), None),
+    };
+    if let Some(wait) = retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(ceil_secs(wait).as_secs()),
+        );
+    }
+    response
+}
+
+/// The message of an API's error body for `status`.
+fn error_message(status: StatusCode) -> String {
+    match status.as_u16() {
+        401 => "Unauthenticated.".to_owned(),
+        403 => "This action is unauthorized.".to_owned(),
+        404 => "Not found.".to_owned(),
+        422 => "The given data was invalid.".to_owned(),
+        429 => "Too many requests.".to_owned(),
+        500 => "Server Error".to_owned(),
+        _ => format!("{}.", status.canonical_reason().unwrap_or("Error")),
+    }
+}
+
+/// The answer of a [`FaultAnswer::NotJson`]: 200 with an HTML page.
+fn not_json() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<html><head><title>Just a moment...</title></head>\
+         <body><p>Checking your browser before accessing the API.</p></body></html>",
+    )
+        .into_response()
+}
+
 fn retry_after_value(form: RetryAfterForm, wait: Duration) -> HeaderValue {
     let text = match form {
         RetryAfterForm::Seconds => wait.as_secs().max(1).to_string(),
@@ -202,8 +294,13 @@ fn too_many_requests(
     response
 }
 
-/// Every request passes here: counting, faults, auth, MKP's rate limit, logging.
-async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+/// Every request passes here: counting, endpoint faults (first: answered as a gateway in front of
+/// the API would), the other faults, auth, MKP's rate limit, logging.
+async fn gatekeeper(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_owned();
     let path_and_query = request
         .uri()
@@ -221,7 +318,30 @@ async fn gatekeeper(State(shared): State<Arc<Shared>>, request: Request, next: N
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    let response = if shared.roll(n, 1) < faults.reset_rate {
+    let endpoint_fault =
+        endpoint_path(api, &path).and_then(|below| shared.endpoint_fault(api, below));
+    let endpoint_answer = match endpoint_fault {
+        Some((answer, latency)) => {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer
+        }
+        None => FaultAnswer::Normal,
+    };
+    if endpoint_answer == FaultAnswer::RepeatNext {
+        request.extensions_mut().insert(RepeatNext);
+    }
+    let response = if let FaultAnswer::Status {
+        status,
+        retry_after,
+        body,
+    } = &endpoint_answer
+    {
+        fault_status(api, *status, *retry_after, body.as_deref())
+    } else if endpoint_answer == FaultAnswer::NotJson {
+        not_json()
+    } else if shared.roll(n, 1) < faults.reset_rate {
         shared.log(api, &path_and_query, 0);
         if let Some(DropConnection(signal)) = request.extensions().get::<DropConnection>() {
             signal.notify_one();
@@ -369,10 +489,12 @@ fn origin(headers: &HeaderMap) -> String {
 }
 
 /// Laravel's simple-paginate envelope for items `[(page-1)·per_page, page·per_page)` of `total`,
-/// padded with `padding` spaces when asked.
+/// padded with `padding` spaces when asked; `repeat` points the next link at this page.
+#[allow(clippy::too_many_arguments)]
 fn simple_page<T: Serialize>(
     shared: &Shared,
     headers: &HeaderMap,
+    repeat: bool,
     path: &str,
     page: usize,
     total: usize,
@@ -390,7 +512,7 @@ fn simple_page<T: Serialize>(
     let here = if php { String::new() } else { origin(headers) };
     let next_origin = faults.foreign_next.clone().unwrap_or_else(|| here.clone());
     let url = |origin: &str, page: usize| format!("{origin}{path}?page={page}");
-    let next_page_url = if faults.repeat_cursor {
+    let next_page_url = if faults.repeat_cursor || repeat {
         Some(url(&next_origin, page))
     } else {
         (end < total).then(|| url(&next_origin, page + 1))
@@ -430,6 +552,7 @@ fn served_link(data: &crate::data::Data, content: &ContentFaults, j: usize) -> c
 async fn mkp_links(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
     Query(query): Query<PageQuery>,
 ) -> Response {
     let data = shared.data.read().expect("data lock");
@@ -437,6 +560,7 @@ async fn mkp_links(
     simple_page(
         &shared,
         &headers,
+        repeat.is_some(),
         "/mkp/v1/payment-links",
         page_number(&query),
         data.link_count(),
@@ -464,6 +588,7 @@ async fn mkp_link(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
 async fn mkp_link_payments(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Response {
@@ -483,6 +608,7 @@ async fn mkp_link_payments(
     simple_page(
         &shared,
         &headers,
+        repeat.is_some(),
         &path,
         page_number(&query),
         total,
@@ -539,11 +665,12 @@ fn paypro_limit(query: &ListQuery) -> Result<usize, Box<Response>> {
 /// PayPro's list envelope around `data`, the page of `/paypro/{listing}` asked for with `limit`
 /// and `cursor`: `next` starts after the id `next_after`, `prev` ends before `prev_before`.
 /// Every listing shares the envelope faults: foreign and repeating next links, PHP's quirks,
-/// padding past a size.
+/// padding past a size; `repeat` points `next` at this page.
 #[allow(clippy::too_many_arguments)]
 fn paypro_list(
     shared: &Shared,
     headers: &HeaderMap,
+    repeat: bool,
     listing: &str,
     limit: usize,
     cursor: Option<&str>,
@@ -577,7 +704,7 @@ fn paypro_list(
         "self".into(),
         list(here_link, cursor.map(str::to_owned)).into(),
     );
-    let next = if faults.repeat_cursor {
+    let next = if faults.repeat_cursor || repeat {
         Some(list(next_origin.as_deref(), cursor.map(str::to_owned)))
     } else {
         next_after.map(|id| list(next_origin.as_deref(), Some(encode_cursor("after", id))))
@@ -634,6 +761,7 @@ fn served_paypro_payment(
 async fn paypro_payments(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     let limit = match paypro_limit(&query) {
@@ -671,6 +799,7 @@ async fn paypro_payments(
     paypro_list(
         &shared,
         &headers,
+        repeat.is_some(),
         "payments",
         limit,
         query.cursor.as_deref(),
@@ -708,10 +837,13 @@ async fn paypro_payment(
 
 /// One of PayPro's change feeds (`/events`, `/refunds`, `/chargebacks`): `fetch` gives up to
 /// `want` items after an id (from the top for none; `None` for an unknown id), `value` writes
-/// one with its `_links`. Only `after` cursors: the sandbox writes no `prev` link here.
+/// one with its `_links`; `repeat` points `next` at this page. Only `after` cursors: the sandbox
+/// writes no `prev` link here.
+#[allow(clippy::too_many_arguments)]
 fn paypro_feed<T>(
     shared: &Shared,
     headers: &HeaderMap,
+    repeat: bool,
     query: &ListQuery,
     listing: &str,
     fetch: impl Fn(&Data, Option<&str>, usize) -> Option<Vec<T>>,
@@ -740,6 +872,7 @@ fn paypro_feed<T>(
     paypro_list(
         shared,
         headers,
+        repeat,
         listing,
         limit,
         query.cursor.as_deref(),
@@ -776,6 +909,7 @@ fn event_value(event: &PayProEvent, here: &str) -> Value {
 async fn paypro_events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     let kept = shared.content_faults().paypro_events_kept;
@@ -793,6 +927,7 @@ async fn paypro_events(
     paypro_feed(
         &shared,
         &headers,
+        repeat.is_some(),
         &query,
         "events",
         fetch,
@@ -805,11 +940,13 @@ async fn paypro_events(
 async fn paypro_refunds(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     paypro_feed(
         &shared,
         &headers,
+        repeat.is_some(),
         &query,
         "refunds",
         Data::paypro_refunds_after,
@@ -826,11 +963,13 @@ async fn paypro_refunds(
 async fn paypro_chargebacks(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     paypro_feed(
         &shared,
         &headers,
+        repeat.is_some(),
         &query,
         "chargebacks",
         Data::paypro_chargebacks_after,

@@ -155,6 +155,19 @@ impl<'s> Pager<'s> {
             .await
     }
 
+    /// Fetches the page of the source's chargebacks at `at` like [`Pager::chargebacks`], but
+    /// gives up once its retries would have waited more than `max_wait` in all.
+    pub async fn chargebacks_within(
+        &mut self,
+        at: Option<&Cursor>,
+        max_wait: Duration,
+    ) -> Result<ChangePage, SyncError> {
+        self.call(at, Some(max_wait), |source| {
+            Box::pin(source.chargebacks(at))
+        })
+        .await
+    }
+
     /// Fetches one payment by the provider's id, with the same retries and pacing.
     pub async fn payment(&mut self, source_id: &str) -> Result<OnePayment, SyncError> {
         self.call(None, None, |source| Box::pin(source.payment(source_id)))

@@ -1,5 +1,6 @@
 //! Drives sources into a store: one atomic commit per page, incremental by default.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -427,12 +428,25 @@ impl<S: Store> SourceTask<S> {
         }
         // The newest chargebacks as they stand now: one that completed (or was undone) since
         // its event said otherwise changes no event, so the list's first page is read each run.
-        let newest = self.read_chargebacks(pager, None, 1).await;
+        // It is one request, bounded like a read by id: a list that fails costs little.
+        let newest = self
+            .guarded(pager.chargebacks_within(None, self.options.read_by_id_wait()))
+            .await
+            .map(|page| page.changes);
         let newest = or_next_run(
             newest,
             "the newest chargebacks could not be read; the next run reads them again",
         )?;
-        let mut checked = self.charge_back_stored(newest.unwrap_or_default()).await?;
+        // A payment read by id below gets the list's word with its read.
+        let queued: HashSet<String> = read
+            .to_read
+            .iter()
+            .cloned()
+            .chain(run.to_read().iter().map(|entry| entry.source_id.clone()))
+            .collect();
+        let mut checked = self
+            .charge_back_stored(newest.unwrap_or_default(), &queued)
+            .await?;
         let mut facts = FeedFacts {
             position: read.position(),
             rejected: std::mem::take(&mut read.rejected),
@@ -568,7 +582,9 @@ impl<S: Store> SourceTask<S> {
             }
         };
         run.feed_reads();
-        let mut checked = self.charge_back_stored(chargebacks).await?;
+        let mut checked = self
+            .charge_back_stored(chargebacks, &HashSet::new())
+            .await?;
         for (source_id, stated) in std::mem::take(&mut checked.to_read) {
             feed::enqueue(run.to_read(), source_id, Some(stated), Utc::now());
         }
@@ -583,8 +599,13 @@ impl<S: Store> SourceTask<S> {
     /// Checks the stored payments against the latest chargeback of each in `chargebacks`
     /// (newest first): one that completed with an amount the ledger does not have is applied
     /// (or, when it does not fit the payment, set aside with its reason); a payment whose known
-    /// chargeback is no longer completed is to be read again to learn its status.
-    async fn charge_back_stored(&self, chargebacks: Vec<Change>) -> Result<Checked, SyncError> {
+    /// chargeback is no longer completed is to be read again to learn its status. A payment in
+    /// `queued` (read by id anyway) only gets the list's word, to apply with its read.
+    async fn charge_back_stored(
+        &self,
+        chargebacks: Vec<Change>,
+        queued: &HashSet<String>,
+    ) -> Result<Checked, SyncError> {
         let mut latest = feed::latest_chargebacks(chargebacks);
         let stored = self
             .store
@@ -598,6 +619,10 @@ impl<S: Store> SourceTask<S> {
             let Some((source_id, stated)) = latest.remove(&payment.id) else {
                 continue;
             };
+            if queued.contains(&source_id) {
+                checked.to_read.push((source_id, stated));
+                continue;
+            }
             match stated.completed_amount {
                 Some(amount) if payment.charged_back_amount != Some(amount) => {
                     match feed::apply(&mut payment, &stated) {

@@ -2,4 +2,5 @@
 
 mod behaviour;
 mod content;
+mod endpoint_faults;
 mod feeds;

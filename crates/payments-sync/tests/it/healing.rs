@@ -625,7 +625,18 @@ async fn a_payment_the_feed_names_that_cannot_be_read_stops_neither_the_feed_nor
     assert_eq!(
         checkpoint.feed.map(|f| f.id).as_deref(),
         Some("EV2"),
-        "the feed moves on: the payment is left to re-verification"
+        "the feed moves on"
+    );
+    // Retrying cannot read it: it is quarantined with the reason (named, `status` exits 3), not
+    // asked for on every run.
+    assert!(checkpoint.to_read.is_empty(), "{:?}", checkpoint.to_read);
+    let rejected = store.rejected();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].source_id.as_deref(), Some("PP/../x"));
+    assert!(
+        rejected[0].reason.contains("cannot go in a URL path"),
+        "{}",
+        rejected[0].reason
     );
 }
 

@@ -6,3 +6,4 @@ mod healing;
 mod limiter;
 mod retry;
 mod sync;
+mod trust;
