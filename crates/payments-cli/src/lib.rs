@@ -214,6 +214,7 @@ fn init_logging(default_level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(logs::EscapedFields)
         .with_writer(logs::LogLine::default)
         .with_ansi(
             std::io::stderr().is_terminal()

@@ -9,7 +9,8 @@ pub(crate) enum Exit {
     Failed = 1,
     /// A usage or configuration error.
     Config = 2,
-    /// Done, but some records were quarantined.
+    /// Done, but something was set aside: records quarantined, or work put off to a later run
+    /// (the change feed not read, payments it names still to read).
     Quarantined = 3,
     /// Stopped by SIGINT (128 + 2) at a page boundary; the next run resumes.
     Interrupted = 130,
@@ -81,11 +82,13 @@ pub(crate) fn print_report(report: &str, what: &str) -> Result<(), CliError> {
     }
 }
 
-/// `text` with every control character written as an escape (`\u{1b}` as `\x1b`), so that data
-/// from a provider (a payer name, an error body) cannot move the cursor, clear the screen or
-/// recolour a terminal. Everything printed for a person goes through it.
+/// `text` with every control character written as an escape (`\u{1b}` as `\x1b`, U+202E as
+/// `\u{202e}`), so that data from a provider (a payer name, an error body) cannot move the
+/// cursor, clear the screen, recolour a terminal, reorder what is shown or hide part of it, and
+/// never spans two lines. Everything printed for a person goes through it: reports on stdout,
+/// errors, and each field of a log line (`logs::EscapedFields`).
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -94,14 +97,43 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() && (c as u32) < 0x100 => {
+            c if escaped(c) && (c as u32) < 0x100 => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if escaped(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether `printable` writes `c` as an escape: the C0 and C1 controls and DEL, which a terminal
+/// obeys; the bidirectional controls, which reorder the text around them (an id or amount read
+/// backwards); the line and paragraph separators, which break a line; and the invisible format
+/// characters that join or split words without showing (a zero-width space inside `paid`).
+/// Format characters that text needs are kept: the zero-width (non-)joiners (U+200C, U+200D) of
+/// Persian, Indic scripts and emoji sequences, the soft hyphen, variation selectors and tags.
+fn escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            // Bidirectional controls: the Arabic letter mark, the left-to-right and
+            // right-to-left marks, embeddings, overrides and isolates.
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                // Line and paragraph separators.
+                | '\u{2028}'
+                | '\u{2029}'
+                // Invisible: zero-width space, word joiner, invisible operators, zero-width
+                // no-break space (the byte order mark), interlinear annotation controls.
+                | '\u{200b}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
 }
 
 #[cfg(test)]
@@ -117,5 +149,54 @@ mod tests {
         );
         assert_eq!(printable("a\nb\rc\u{7f}\u{9b}"), "a\\nb\\rc\\x7f\\x9b");
         assert_eq!(printable("Renée 🙂"), "Renée 🙂");
+    }
+
+    #[test]
+    fn text_that_reorders_hides_or_breaks_a_line_is_shown_escaped() {
+        // Bidirectional controls: `\u{202e}` would show `gnp.exe` as `exe.png`.
+        assert_eq!(printable("file\u{202e}gnp.exe"), "file\\u{202e}gnp.exe");
+        for c in [
+            '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
+            assert_eq!(
+                printable(&format!("a{c}b")),
+                format!("a\\u{{{:x}}}b", c as u32)
+            );
+        }
+        // Line breaks of every kind: what is printed stays on one line.
+        assert_eq!(
+            printable("one\r\ntwo\u{85}three\u{2028}four\u{2029}five"),
+            "one\\r\\ntwo\\x85three\\u{2028}four\\u{2029}five"
+        );
+        // Invisible characters that split or join a word without showing.
+        assert_eq!(
+            printable("pa\u{200b}id\u{2060}\u{feff}"),
+            "pa\\u{200b}id\\u{2060}\\u{feff}"
+        );
+        // ESC, CSI, OSC (set-title) and BEL.
+        assert_eq!(
+            printable("\u{1b}]0;title\u{7}\u{1b}[2J\u{1b}"),
+            "\\x1b]0;title\\x07\\x1b[2J\\x1b"
+        );
+        // Text as people write it is left alone: accents, other scripts, the joiners of Persian
+        // and of emoji sequences, flags, variation selectors, the soft hyphen.
+        for text in [
+            "Zoë Ødegård-Çelik",
+            "Šťastný Łukasz",
+            "Ἀθῆναι",
+            "مدرسه‌ها",
+            "שלום עולם",
+            "東京 ﾃｽﾄ",
+            "👨\u{200d}👩\u{200d}👧",
+            "🇳🇱 🏴\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}",
+            "❤\u{fe0f}",
+            "Rechts\u{ad}anwalt",
+            "a\u{200c}b",
+            "€ 12,50 — “quoted” ½",
+        ] {
+            assert_eq!(printable(text), text);
+            assert!(matches!(printable(text), std::borrow::Cow::Borrowed(_)));
+        }
     }
 }

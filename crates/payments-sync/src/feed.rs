@@ -110,7 +110,7 @@ impl FeedRead {
             self.reached = true;
             return Step::Stop;
         }
-        let taken_before = last.recent.iter().any(|id| *id == change.id);
+        let taken_before = last.recent.contains(&change.id);
         self.seen.push(change.id.clone());
         if !taken_before {
             self.take(change, walk_reads);

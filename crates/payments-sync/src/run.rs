@@ -354,7 +354,7 @@ impl SourceRun {
     }
 
     /// The payments the change feed named that are still to be read by id.
-    pub(crate) fn to_read(&mut self) -> &mut Vec<ToRead> {
+    pub(crate) fn queue(&mut self) -> &mut Vec<ToRead> {
         &mut self.checkpoint.to_read
     }
 

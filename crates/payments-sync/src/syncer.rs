@@ -442,7 +442,7 @@ impl<S: Store> SourceTask<S> {
             .to_read
             .iter()
             .cloned()
-            .chain(run.to_read().iter().map(|entry| entry.source_id.clone()))
+            .chain(run.queue().iter().map(|entry| entry.source_id.clone()))
             .collect();
         let mut checked = self
             .charge_back_stored(newest.unwrap_or_default(), &queued)
@@ -461,7 +461,7 @@ impl<S: Store> SourceTask<S> {
         queued.sort();
         for source_id in queued {
             let stated = read.chargebacks.remove(&source_id);
-            feed::enqueue(run.to_read(), source_id, stated, now);
+            feed::enqueue(run.queue(), source_id, stated, now);
         }
         checked.facts.position = facts.position.take();
         checked.facts.rejected.append(&mut facts.rejected);
@@ -480,7 +480,7 @@ impl<S: Store> SourceTask<S> {
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
     ) -> Result<(), SyncError> {
-        let due = feed::due(run.to_read(), Utc::now());
+        let due = feed::due(run.queue(), Utc::now());
         if due.is_empty() {
             return Ok(());
         }
@@ -491,7 +491,7 @@ impl<S: Store> SourceTask<S> {
         for source_id in due {
             if self.feed_deadline.is_some_and(|end| Instant::now() >= end) {
                 tracing::info!(
-                    left = run.to_read().len(),
+                    left = run.queue().len(),
                     "the change feed's share of this run's time is spent; the next run reads the rest of the payments it named"
                 );
                 break;
@@ -507,7 +507,7 @@ impl<S: Store> SourceTask<S> {
                 }
                 Err(error) => Err(error),
             };
-            let queue = run.to_read();
+            let queue = run.queue();
             let Some(at) = queue.iter().position(|e| e.source_id == source_id) else {
                 continue;
             };
@@ -586,7 +586,7 @@ impl<S: Store> SourceTask<S> {
             .charge_back_stored(chargebacks, &HashSet::new())
             .await?;
         for (source_id, stated) in std::mem::take(&mut checked.to_read) {
-            feed::enqueue(run.to_read(), source_id, Some(stated), Utc::now());
+            feed::enqueue(run.queue(), source_id, Some(stated), Utc::now());
         }
         checked.facts.position = read.position();
         checked.facts.rejected.append(&mut read.rejected);

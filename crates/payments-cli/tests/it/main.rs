@@ -3,8 +3,10 @@
 
 mod accounts;
 mod commands;
+mod escaping;
 #[cfg(unix)]
 mod export;
+mod feed;
 #[cfg(unix)]
 mod fleet;
 #[cfg(unix)]
