@@ -29,6 +29,11 @@ pub const FEED_OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
 /// most (the overlap by pages; [`FEED_OVERLAP`] by time, whichever ends first).
 pub const FEED_OVERLAP_PAGES: usize = 1;
 
+/// Changes stamped this close below the last one applied may have been made after it was read
+/// (stamps in whole seconds, the provider's clock behind this one): a page that holds one is
+/// not counted as overlap.
+const SAME_TIME: chrono::Duration = chrono::Duration::minutes(1);
+
 /// The most change ids a position keeps to recognise what it already took.
 const MAX_RECENT: usize = 300;
 
@@ -52,8 +57,13 @@ pub(crate) struct FeedRead {
     pub(crate) ignored: u64,
     /// The ids of the changes seen, newest first (the new position's `recent`).
     seen: Vec<String>,
-    /// Pages read past the one that holds the last change applied (`None`: not there yet).
+    /// Pages read past the one that holds the last change applied (`None`: not there yet),
+    /// not counting pages that still held changes stamped after it.
     pages_past: Option<usize>,
+    /// Whether the page being read holds, past the last change applied, a change stamped at or
+    /// after it: a change the provider listed below it, though newer (below one stamped in the
+    /// future, say), so the read goes on.
+    newer_below: bool,
 }
 
 /// Where a read of the feed is after one change.
@@ -110,6 +120,9 @@ impl FeedRead {
             self.reached = true;
             return Step::Stop;
         }
+        if self.pages_past.is_some() && change.at >= last.at - SAME_TIME {
+            self.newer_below = true;
+        }
         let taken_before = last.recent.contains(&change.id);
         self.seen.push(change.id.clone());
         if !taken_before {
@@ -123,8 +136,11 @@ impl FeedRead {
         if first_read {
             return false;
         }
+        let newer_below = std::mem::take(&mut self.newer_below);
         match &mut self.pages_past {
             None => true,
+            // Changes stamped after the last one applied are still being listed: read on.
+            Some(_) if newer_below => true,
             Some(pages) if *pages >= FEED_OVERLAP_PAGES => false,
             Some(pages) => {
                 *pages += 1;
@@ -227,29 +243,42 @@ pub(crate) fn apply(payment: &mut Payment, stated: &StatedChargeback) -> Result<
     })
 }
 
-/// Adds a payment to read by id to `queue`, or updates it: a newer statement of its chargeback
-/// replaces the older one; its attempts and backoff stay.
+/// Adds payments to read by id to `queue`, or updates them: a newer statement of a payment's
+/// chargeback replaces the older one; its attempts and backoff stay.
 pub(crate) fn enqueue(
     queue: &mut Vec<ToRead>,
-    source_id: String,
-    chargeback: Option<StatedChargeback>,
+    payments: impl IntoIterator<Item = (String, Option<StatedChargeback>)>,
     now: DateTime<Utc>,
 ) {
-    match queue.iter_mut().find(|entry| entry.source_id == source_id) {
-        Some(entry) => {
-            if chargeback.is_some() {
-                entry.chargeback = chargeback;
+    let mut at: HashMap<String, usize> = queue
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| (entry.source_id.clone(), i))
+        .collect();
+    for (source_id, chargeback) in payments {
+        match at.get(&source_id) {
+            Some(&i) => {
+                if chargeback.is_some() {
+                    queue[i].chargeback = chargeback;
+                }
+            }
+            None => {
+                at.insert(source_id.clone(), queue.len());
+                queue.push(queued(source_id, chargeback, now));
             }
         }
-        None => queue.push(ToRead {
-            source_id,
-            chargeback,
-            queued_at: now,
-            attempts: 0,
-            failing_since: None,
-            last_error: None,
-            not_before: None,
-        }),
+    }
+}
+
+fn queued(source_id: String, chargeback: Option<StatedChargeback>, now: DateTime<Utc>) -> ToRead {
+    ToRead {
+        source_id,
+        chargeback,
+        queued_at: now,
+        attempts: 0,
+        failing_since: None,
+        last_error: None,
+        not_before: None,
     }
 }
 
@@ -257,9 +286,16 @@ pub(crate) fn enqueue(
 /// first (oldest first), then failed ones by when they became due, so that one payment that
 /// keeps failing cannot hold the others back.
 pub(crate) fn due(queue: &[ToRead], now: DateTime<Utc>) -> Vec<String> {
+    // A backoff is never longer than an hour: one set further ahead (a clock that was ahead,
+    // a checkpoint edited by hand) is over an hour from now.
+    let longest = chrono::Duration::hours(1);
     let mut due: Vec<&ToRead> = queue
         .iter()
-        .filter(|entry| entry.not_before.is_none_or(|at| at <= now))
+        .filter(|entry| {
+            entry
+                .not_before
+                .is_none_or(|at| at <= now || at - now > longest)
+        })
         .collect();
     due.sort_by_key(|entry| (entry.attempts > 0, entry.not_before, entry.queued_at));
     due.into_iter()
@@ -267,9 +303,36 @@ pub(crate) fn due(queue: &[ToRead], now: DateTime<Utc>) -> Vec<String> {
         .collect()
 }
 
+/// How many failed reads of a payment the feed named make it give up on reading it by id: with
+/// [`backoff`], about four hours of runs. It is then quarantined ([`give_up`]).
+pub(crate) const MAX_ATTEMPTS: u32 = 10;
+
+/// What is kept of a queued payment that is no longer read by id, with `reason`: the chargeback
+/// the feed stated, under the chargeback's own id (so that no read of the payment resolves it;
+/// a later read of that chargeback that applies does), or else the entry under the payment's id
+/// (which a later read of the payment resolves).
+pub(crate) fn give_up(entry: ToRead, reason: &str) -> Vec<Rejected> {
+    let reason = format!(
+        "the change feed names payment {}, but it could not be read by id: {reason}",
+        entry.source_id
+    );
+    match entry.chargeback {
+        Some(stated) => vec![Rejected {
+            source_id: Some(stated.id),
+            reason,
+            raw: stated.record,
+        }],
+        None => vec![Rejected {
+            source_id: Some(entry.source_id.clone()),
+            reason,
+            raw: serde_json::to_string(&entry).unwrap_or_default(),
+        }],
+    }
+}
+
 /// Records a failed read of a queued payment: it is tried again after [`backoff`].
 pub(crate) fn failed(entry: &mut ToRead, error: String, now: DateTime<Utc>) {
-    entry.attempts += 1;
+    entry.attempts = entry.attempts.saturating_add(1);
     entry.failing_since.get_or_insert(now);
     entry.last_error = Some(error);
     entry.not_before = chrono::Duration::from_std(backoff(entry.attempts))
@@ -370,7 +433,7 @@ mod tests {
         let last = position("E9", "2026-12-02T11:00:00Z", &[]);
         let page = |from: u32| {
             (from..from + 3)
-                .map(|n| touched(&format!("E{n}"), "2026-12-02T10:59:00Z", &format!("PP{n}")))
+                .map(|n| touched(&format!("E{n}"), "2026-12-02T10:55:00Z", &format!("PP{n}")))
                 .collect::<Vec<_>>()
         };
         let mut first = vec![touched("E9", "2026-12-02T11:00:00Z", "PP9")];
@@ -378,6 +441,25 @@ mod tests {
         let (ids, _, pages_read) = read(vec![first, page(20), page(30)], Some(&last));
         assert_eq!(pages_read, 2);
         assert_eq!(ids.len(), 6, "{ids:?}");
+    }
+
+    #[test]
+    fn changes_listed_below_a_position_stamped_ahead_are_read_however_many_pages_they_fill() {
+        // The position's change was stamped a day ahead: it stays at the top, and what is
+        // new lists below it (its position was noted at the time of that read, not a day ahead).
+        let last = position("AHEAD", "2026-12-02T11:00:00Z", &["AHEAD"]);
+        let page = |from: u32| {
+            (from..from + 3)
+                .map(|n| touched(&format!("E{n}"), "2026-12-02T11:30:00Z", &format!("PP{n}")))
+                .collect::<Vec<_>>()
+        };
+        let mut first = vec![touched("AHEAD", "2026-12-03T11:00:00Z", "PPa")];
+        first.extend(page(10));
+        let mut last_page = page(30);
+        last_page.push(touched("OLD", "2026-12-02T09:00:00Z", "PPold"));
+        let (ids, _, pages_read) = read(vec![first, page(20), last_page], Some(&last));
+        assert_eq!(pages_read, 3);
+        assert_eq!(ids.len(), 9, "{ids:?}");
     }
 
     #[test]
@@ -416,8 +498,11 @@ mod tests {
         assert_eq!(backoff(30), Duration::from_secs(3600));
         let now = Utc::now();
         let mut queue = Vec::new();
-        enqueue(&mut queue, "PPstuck".into(), None, now);
-        enqueue(&mut queue, "PPnext".into(), None, now);
+        enqueue(
+            &mut queue,
+            [("PPstuck".into(), None), ("PPnext".into(), None)],
+            now,
+        );
         failed(&mut queue[0], "503".into(), now);
         assert_eq!(due(&queue, now), ["PPnext", "PPstuck"]);
         failed(&mut queue[0], "503".into(), now);
@@ -430,7 +515,11 @@ mod tests {
             completed_amount: None,
             record: "{}".into(),
         };
-        enqueue(&mut queue, "PPstuck".into(), Some(stated.clone()), later);
+        enqueue(
+            &mut queue,
+            [("PPstuck".into(), Some(stated.clone()))],
+            later,
+        );
         assert_eq!(queue.len(), 2);
         assert_eq!(queue[0].chargeback, Some(stated));
         assert_eq!(queue[0].attempts, 2, "a new statement keeps the backoff");

@@ -307,6 +307,11 @@ impl SourceRun {
         self.checkpoint.feed = None;
     }
 
+    /// Whether a run of this source completed its walk before this one.
+    pub(crate) fn walked_before(&self) -> bool {
+        self.checkpoint.last_completed_at.is_some()
+    }
+
     /// This run spends nothing on re-verification (its time goes to a first read of the feed).
     pub(crate) fn skip_re_verification(&mut self) {
         self.reverify_left = 0;
@@ -501,7 +506,11 @@ impl Prepared {
                 && let Some(amount) = stored.get(&fetched.id).and_then(|s| s.charged_back_amount)
                 && let Err(problem) = fetched.charge_back(amount)
             {
-                tracing::warn!(%problem, "a stored chargeback no longer fits its payment");
+                // It was checked when it was applied: a refund since (or an amount corrected)
+                // does not undo it. It is kept, and said.
+                fetched.charged_back_amount = Some(amount);
+                fetched.status = PaymentStatus::ChargedBack;
+                tracing::warn!(%problem, "a stored chargeback no longer fits its payment as read now; it is kept (`payments show` has both)");
             }
         }
         self.commit

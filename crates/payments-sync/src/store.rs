@@ -161,11 +161,15 @@ pub const PERSISTENT_RUNS: u32 = 3;
 /// See [`PERSISTENT_RUNS`].
 pub const PERSISTENT_FOR: Duration = Duration::from_secs(3600);
 
+/// How long a payment the change feed named may wait to be read, failing or not, before the
+/// source is unhealthy (its share of the runs' time cannot keep up).
+pub const QUEUED_TOO_LONG: Duration = Duration::from_secs(24 * 3600);
+
 /// Whether a failure seen `times` times since `since` has lasted long enough to be reported as
 /// one: the one rule for the change feed and the payments it names.
 fn persistent(times: u32, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     times >= PERSISTENT_RUNS
-        || (times > 0 && (now - since).to_std().unwrap_or_default() >= PERSISTENT_FOR)
+        || (times > 0 && (now - since.min(now)).to_std().unwrap_or_default() >= PERSISTENT_FOR)
 }
 
 impl Checkpoint {
@@ -215,6 +219,8 @@ impl Checkpoint {
                 entry
                     .failing_since
                     .is_some_and(|since| persistent(entry.attempts, since, now))
+                    // Put off for time day after day: the feed's share cannot keep up.
+                    || (now - entry.queued_at).to_std().unwrap_or_default() >= QUEUED_TOO_LONG
             })
             .collect();
         if let Some(first) = stuck.first() {

@@ -255,15 +255,22 @@ impl<S: Store> SourceTask<S> {
             },
         );
         // A ledger that never read the feed first walks, then notes where the feed stands and
-        // learns every chargeback from the provider's list (the walk stored their payments).
-        let first_feed_read = source.has_change_feed() && run.feed_position().is_none();
-        if first_feed_read {
+        // learns every chargeback from the provider's list (the walk stored their payments). A
+        // ledger that has walked before (the first read did not fit after it) reads it first,
+        // so that the walk cannot take the time it needs on every run.
+        let never_read = source.has_change_feed() && run.feed_position().is_none();
+        let first_read_after_walk = never_read && !run.walked_before();
+        if never_read {
             // Until the feed is read once, a run's time goes to that, not to re-verification.
             run.skip_re_verification();
         }
-        if source.has_change_feed() && !first_feed_read {
+        if source.has_change_feed() && !first_read_after_walk {
             let followed = async {
-                self.follow_feed(&mut pager, &mut run).await?;
+                if never_read {
+                    self.first_feed_read(&mut pager, &mut run).await?;
+                } else {
+                    self.follow_feed(&mut pager, &mut run).await?;
+                }
                 self.read_named(&mut pager, &mut run).await
             };
             if let Err(error) = followed.await {
@@ -335,7 +342,7 @@ impl<S: Store> SourceTask<S> {
             }
         };
         let result = match result {
-            Ok(()) if first_feed_read => {
+            Ok(()) if first_read_after_walk => {
                 pager.new_walk();
                 match self.first_feed_read(&mut pager, &mut run).await {
                     Ok(()) => self.read_named(&mut pager, &mut run).await,
@@ -388,15 +395,35 @@ impl<S: Store> SourceTask<S> {
         run: &mut SourceRun,
     ) -> Result<(), SyncError> {
         let now = Utc::now();
-        let mut read = match self.read_feed(pager, run).await {
-            Ok(read) => {
+        // The feed's pages get the feed's share of the run, so that the walk always runs.
+        let read = self.read_feed(pager, run);
+        let read = match self.feed_deadline {
+            Some(end) => tokio::time::timeout_at(end, read).await.map_err(|_| ()),
+            None => Ok(read.await),
+        };
+        let mut read = match read {
+            Ok(Ok(read)) => {
                 run.feed_reads();
                 read
             }
-            Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+            Ok(Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. }))) => {
                 return Err(stop);
             }
-            Err(error) => {
+            Err(()) => {
+                let share = self
+                    .options
+                    .max_duration
+                    .unwrap_or_default()
+                    .mul_f64(FEED_SHARE);
+                let error = format!(
+                    "it was not read back to the last change applied within its share of the run's time ({:.0} s); a run with a longer --max-duration reads a feed this far behind",
+                    share.as_secs_f64()
+                );
+                tracing::warn!(%error, "the change feed could not be read; the newest chargebacks and the walk are read all the same");
+                run.feed_failed(error, now);
+                FeedRead::default()
+            }
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "the change feed could not be read; the newest chargebacks and the walk are read all the same, and the next run reads the feed again");
                 run.feed_failed(error.to_string(), now);
                 FeedRead::default()
@@ -459,16 +486,14 @@ impl<S: Store> SourceTask<S> {
         }
         let mut queued: Vec<String> = read.to_read.into_iter().collect();
         queued.sort();
-        for source_id in queued {
+        let named = queued.into_iter().map(|source_id| {
             let stated = read.chargebacks.remove(&source_id);
-            feed::enqueue(run.queue(), source_id, stated, now);
-        }
+            (source_id, stated)
+        });
+        feed::enqueue(run.queue(), named, now);
         checked.facts.position = facts.position.take();
         checked.facts.rejected.append(&mut facts.rejected);
-        let prepared = run.feed_read(checked.facts, Utc::now());
-        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
-        run.feed_committed(counts);
-        Ok(())
+        self.commit_feed(run, checked.facts).await
     }
 
     /// Reads the payments the change feed named (the queue in the checkpoint) by id, those due
@@ -496,56 +521,73 @@ impl<S: Store> SourceTask<S> {
                 );
                 break;
             }
-            let answer = match self
-                .guarded(pager.payment_within(&source_id, max_wait))
-                .await
-            {
-                Ok(answer) => Ok(answer),
-                Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+            // A read that hangs is cut off like one that would wait too long.
+            let limit = max_wait.max(Duration::from_secs(1));
+            let read = tokio::time::timeout(limit, pager.payment_within(&source_id, max_wait));
+            let answer = match self.guarded(async { Ok(read.await) }).await {
+                Ok(Ok(Ok(answer))) => Ok(answer.payment),
+                Ok(Ok(Err(error))) => Err(error),
+                Ok(Err(_elapsed)) => Err(SyncError::RetriesExhausted {
+                    source_name: self.setup.source.name().to_owned(),
+                    at: None,
+                    attempts: 1,
+                    last: SourceError::Transport {
+                        provider: "the provider",
+                        kind: payments_model::TransportKind::Timeout,
+                        message: format!(
+                            "the read by id took longer than {:.1} s, its share of the run",
+                            limit.as_secs_f64()
+                        ),
+                    },
+                }),
+                Err(stop) => {
                     stopped = Some(stop);
                     break;
                 }
-                Err(error) => Err(error),
             };
             let queue = run.queue();
             let Some(at) = queue.iter().position(|e| e.source_id == source_id) else {
                 continue;
             };
-            match answer {
-                Ok(answer) => {
-                    let entry = queue.remove(at);
-                    take_read(&mut facts, entry, answer.payment);
+            let failure = match answer {
+                Ok(None) => Some(
+                    "the provider does not know this payment (404); it is asked for again in case that passes"
+                        .to_owned(),
+                ),
+                Ok(Some(read)) => {
+                    take_read(&mut facts, queue.remove(at), read);
+                    None
                 }
-                Err(error @ SyncError::Source { .. }) if !is_auth(&error) => {
-                    // Retrying cannot help (an id that cannot be asked for, an answer that is
-                    // not the API's): set aside with the reason, not tried on every run.
+                Err(error @ SyncError::Source {
+                    error: SourceError::Refused(_),
+                    ..
+                }) => {
+                    // An id that cannot be asked for never will be: set aside at once, named.
                     let entry = queue.remove(at);
-                    tracing::warn!(payment = %source_id, %error, "a payment the change feed names cannot be read; it is quarantined");
-                    facts.rejected.push(Rejected {
-                        source_id: Some(source_id.clone()),
-                        reason: format!(
-                            "the change feed names this payment, but it cannot be read by id: {error}"
-                        ),
-                        raw: serde_json::to_string(&entry).unwrap_or_default(),
-                    });
+                    tracing::warn!(payment = %source_id, %error, "a payment the change feed names cannot be asked for; it is quarantined");
+                    facts.rejected.extend(feed::give_up(entry, &error.to_string()));
+                    None
                 }
-                Err(error) => {
-                    let entry = &mut queue[at];
-                    feed::failed(entry, error.to_string(), Utc::now());
+                Err(error) => Some(error.to_string()),
+            };
+            if let Some(error) = failure {
+                let entry = &mut queue[at];
+                feed::failed(entry, error.clone(), Utc::now());
+                if entry.attempts >= feed::MAX_ATTEMPTS {
+                    let entry = queue.remove(at);
+                    tracing::warn!(payment = %source_id, attempts = entry.attempts, %error, "a payment the change feed names could not be read in all its attempts; it is quarantined with what the feed said of it");
+                    facts.rejected.extend(feed::give_up(entry, &error));
+                } else {
                     tracing::warn!(payment = %source_id, attempts = entry.attempts, %error, "a payment the change feed names could not be read; it is put off, and later runs read it again");
                 }
             }
             in_batch += 1;
             if in_batch == READ_BY_ID_BATCH {
                 in_batch = 0;
-                let prepared = run.feed_read(std::mem::take(&mut facts), Utc::now());
-                let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
-                run.feed_committed(counts);
+                self.commit_feed(run, std::mem::take(&mut facts)).await?;
             }
         }
-        let prepared = run.feed_read(facts, Utc::now());
-        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
-        run.feed_committed(counts);
+        self.commit_feed(run, facts).await?;
         match stopped {
             Some(stop) => Err(stop),
             None => Ok(()),
@@ -576,24 +618,22 @@ impl<S: Store> SourceTask<S> {
             Err(error) => {
                 tracing::warn!(%error, "the change feed could not be read for the first time; the next run reads it again");
                 run.feed_failed(error.to_string(), Utc::now());
-                let prepared = run.feed_read(FeedFacts::default(), Utc::now());
-                self.commit(prepared).await.map_err(SyncError::Store)?;
-                return Ok(());
+                return self.commit_feed(run, FeedFacts::default()).await;
             }
         };
         run.feed_reads();
         let mut checked = self
             .charge_back_stored(chargebacks, &HashSet::new())
             .await?;
-        for (source_id, stated) in std::mem::take(&mut checked.to_read) {
-            feed::enqueue(run.queue(), source_id, Some(stated), Utc::now());
-        }
+        let undone = std::mem::take(&mut checked.to_read);
+        feed::enqueue(
+            run.queue(),
+            undone.into_iter().map(|(id, stated)| (id, Some(stated))),
+            Utc::now(),
+        );
         checked.facts.position = read.position();
         checked.facts.rejected.append(&mut read.rejected);
-        let prepared = run.feed_read(checked.facts, Utc::now());
-        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
-        run.feed_committed(counts);
-        Ok(())
+        self.commit_feed(run, checked.facts).await
     }
 
     /// Checks the stored payments against the latest chargeback of each in `chargebacks`
@@ -767,6 +807,15 @@ impl<S: Store> SourceTask<S> {
         ))
     }
 
+    /// Commits what a read of the change feed (or of the payments it named) gives, with the
+    /// run's checkpoint as it stands (its queue and feed health included).
+    async fn commit_feed(&self, run: &mut SourceRun, facts: FeedFacts) -> Result<(), SyncError> {
+        let prepared = run.feed_read(facts, Utc::now());
+        let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
+        run.feed_committed(counts);
+        Ok(())
+    }
+
     /// Compares a prepared page with what is stored and commits its facts.
     async fn commit(&self, prepared: Prepared) -> Result<CommitCounts, StoreError> {
         let stored = self.store.stored(prepared.ids()).await?;
@@ -808,11 +857,11 @@ struct Checked {
 
 /// Takes the answer to a read by id of a queued payment into `facts`: the payment read afresh,
 /// with the chargeback the feed stated applied (or set aside when it does not fit: the payment
-/// then keeps the chargeback the ledger knew); a record that cannot be mapped is quarantined;
-/// a payment the provider does not know is dropped, named.
-fn take_read(facts: &mut FeedFacts, entry: ToRead, answer: Option<Result<Payment, Rejected>>) {
+/// then keeps the chargeback the ledger knew); a record that cannot be mapped is quarantined,
+/// and so is the chargeback the feed stated of it.
+fn take_read(facts: &mut FeedFacts, entry: ToRead, answer: Result<Payment, Rejected>) {
     match answer {
-        Some(Ok(mut payment)) => {
+        Ok(mut payment) => {
             facts.readable.push(payment.source_id.clone());
             if let Some(stated) = &entry.chargeback {
                 match feed::apply(&mut payment, stated) {
@@ -828,16 +877,19 @@ fn take_read(facts: &mut FeedFacts, entry: ToRead, answer: Option<Result<Payment
             }
             facts.payments.push(payment);
         }
-        Some(Err(record)) => facts.rejected.push(record),
-        None => {
-            tracing::warn!(payment = %entry.source_id, "the change feed names a payment the provider does not know; it is dropped");
+        Err(record) => {
+            let reason = record.reason.clone();
+            facts.rejected.push(record);
+            // The record is quarantined under the payment's id, which a later read that maps
+            // resolves; what the feed said of its chargeback is kept under the chargeback's.
+            if entry.chargeback.is_some() {
+                facts.rejected.extend(feed::give_up(
+                    entry,
+                    &format!("its payment's record cannot be read: {reason}"),
+                ));
+            }
         }
     }
-}
-
-/// Whether `error` is the provider refusing the key.
-fn is_auth(error: &SyncError) -> bool {
-    matches!(error, SyncError::Source { error, .. } if error.is_auth())
 }
 
 /// Whether `error` says the provider no longer accepts a resume point (an expired cursor, a page

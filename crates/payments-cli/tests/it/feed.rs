@@ -19,6 +19,13 @@ async fn old_paypro() -> Sandbox {
     .unwrap()
 }
 
+/// `payments sync --source paypro` into `db`.
+fn sync_paypro(sandbox: &Sandbox, db: &std::path::Path) -> std::process::Command {
+    let mut command = payments_for(sandbox, db);
+    command.args(["sync", "--source", "paypro"]);
+    command
+}
+
 fn forbidden(path: &str) -> EndpointFault {
     EndpointFault {
         api: Api::PayPro,
@@ -38,11 +45,7 @@ async fn a_failing_feed_is_exit_3_then_exit_1_naming_it_and_both_heal_when_it_re
     let sandbox = old_paypro().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    let sync = || {
-        let mut command = payments_for(&sandbox, &db);
-        command.args(["sync", "--source", "paypro"]);
-        command
-    };
+    let sync = || sync_paypro(&sandbox, &db);
     run(&mut sync(), 0);
     sandbox.add_endpoint_fault(forbidden("/events"));
     for _ in 1..payments_sync::PERSISTENT_RUNS {
@@ -94,11 +97,7 @@ async fn a_payment_the_feed_names_that_cannot_be_read_is_exit_3_and_listed_by_st
     let sandbox = old_paypro().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    let sync = || {
-        let mut command = payments_for(&sandbox, &db);
-        command.args(["sync", "--source", "paypro"]);
-        command
-    };
+    let sync = || sync_paypro(&sandbox, &db);
     run(&mut sync(), 0);
     let old = sandbox
         .old_paid_paypro_payment(Duration::from_secs(30 * 86_400))

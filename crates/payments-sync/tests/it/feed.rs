@@ -11,7 +11,7 @@ use payments_sync::{MemoryStore, RunKind, Summary, SyncOptions, Syncer};
 use payments_testkit::paypro;
 
 /// 1,000 PayPro payments eight hours apart: the oldest is a year old.
-async fn a_year_of_paypro() -> Sandbox {
+pub(crate) async fn a_year_of_paypro() -> Sandbox {
     Sandbox::start(SandboxConfig {
         mkp_links: 0,
         paypro_payments: 1000,

@@ -8,27 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use payments_model::{Currency, Money, PaymentStatus};
-use payments_sandbox::{
-    Api, ChargebackSpec, EndpointFault, FaultAnswer, PayProPayment, Sandbox, SandboxConfig,
-};
+use payments_sandbox::{Api, ChargebackSpec, EndpointFault, FaultAnswer, PayProPayment, Sandbox};
 use payments_sync::{
     MemoryStore, PERSISTENT_RUNS, RunKind, Summary, SyncError, SyncOptions, Syncer,
 };
 use payments_testkit::paypro;
 
-/// 1,000 PayPro payments eight hours apart: the oldest is a year old.
-async fn a_year_of_paypro() -> Sandbox {
-    Sandbox::start(SandboxConfig {
-        mkp_links: 0,
-        paypro_payments: 1000,
-        paypro_spacing: Duration::from_secs(8 * 3600),
-        anchor: chrono::Utc::now(),
-        mkp_rate_limit: None,
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap()
-}
+use crate::feed::a_year_of_paypro;
 
 async fn run(
     store: &Arc<MemoryStore>,
@@ -570,4 +556,180 @@ async fn an_event_inserted_late_just_below_the_position_is_applied_by_the_next_r
         .filter(|r| r.path_and_query.starts_with("/paypro/payments/"))
         .count();
     assert_eq!(by_id, 0, "changes taken before are not taken again");
+}
+
+fn at_path(
+    path: &str,
+    answer: FaultAnswer,
+    times: Option<u64>,
+    latency: Duration,
+) -> EndpointFault {
+    EndpointFault {
+        api: Api::PayPro,
+        path: path.into(),
+        answer,
+        times,
+        latency,
+    }
+}
+
+#[tokio::test]
+async fn a_read_by_id_that_hangs_is_cut_off_and_put_off_and_the_walk_runs() {
+    let sandbox = a_year_of_paypro().await;
+    let store = synced(&sandbox).await;
+    let refunded = &old_paid(&sandbox, 100, 1)[0];
+    sandbox.refund_paypro_payment(&refunded.id, 1).unwrap();
+    let path = format!("/payments/{}", refunded.id);
+    sandbox.add_endpoint_fault(at_path(
+        &path,
+        FaultAnswer::Normal,
+        None,
+        Duration::from_secs(20),
+    ));
+    let options = SyncOptions {
+        max_duration: Some(Duration::from_secs(4)),
+        ..SyncOptions::default()
+    };
+    let newest = sandbox.insert_paypro_payment();
+    let summary = run(&store, &sandbox, &options).await.unwrap();
+    assert!(stored(&store, &newest).is_some(), "the walk ran");
+    assert_eq!(summary.to_read, 1);
+    let queue = store.checkpoint("paypro").unwrap().to_read;
+    assert_eq!(queue[0].attempts, 1, "a read cut off is a failed attempt");
+    sandbox.clear_endpoint_faults();
+    run(&store, &sandbox, &options).await.unwrap();
+    assert_eq!(
+        stored(&store, &refunded.id).unwrap().refunded_amount,
+        Some(Money::from_minor(1, Currency::EUR))
+    );
+}
+
+#[tokio::test]
+async fn a_read_by_id_answered_once_with_a_404_or_a_page_that_is_not_json_keeps_its_chargeback() {
+    for answer in [
+        FaultAnswer::NotJson,
+        FaultAnswer::Status {
+            status: 404,
+            retry_after: None,
+            body: None,
+        },
+    ] {
+        let sandbox = a_year_of_paypro().await;
+        let store = synced(&sandbox).await;
+        let charged = &old_paid(&sandbox, 100, 1)[0];
+        sandbox.add_endpoint_fault(no_chargeback_list());
+        let path = format!("/payments/{}", charged.id);
+        sandbox.add_endpoint_fault(at_path(&path, answer.clone(), Some(1), Duration::ZERO));
+        sandbox
+            .charge_back_paypro_payment(&charged.id, charged.amount, true)
+            .unwrap();
+        let first = run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(first.to_read, 1, "{answer:?}: put off, not dropped");
+        // A listing that reads the payment meanwhile resolves nothing the chargeback needs.
+        run(&store, &sandbox, &SyncOptions::full()).await.unwrap();
+        assert!(
+            store.rejected().is_empty(),
+            "{answer:?}: {:?}",
+            store.rejected()
+        );
+        assert_eq!(
+            stored(&store, &charged.id).unwrap().status,
+            PaymentStatus::ChargedBack,
+            "{answer:?}: applied by the next run"
+        );
+    }
+}
+
+#[tokio::test]
+async fn changes_listed_below_an_event_stamped_a_day_ahead_are_all_read() {
+    let sandbox = a_year_of_paypro().await;
+    let store = synced(&sandbox).await;
+    let old = old_paid(&sandbox, 30, 260);
+    sandbox.add_endpoint_fault(no_chargeback_list());
+    let ahead = chrono::Utc::now() + chrono::Duration::days(1);
+    let chargeback = |payment: &PayProPayment, amount, at| ChargebackSpec {
+        payment_id: payment.id.clone(),
+        amount,
+        currency: None,
+        completed: true,
+        at: Some(at),
+    };
+    sandbox
+        .add_paypro_chargeback(chargeback(&old[0], 1, ahead))
+        .unwrap();
+    run(&store, &sandbox, &SyncOptions::default())
+        .await
+        .unwrap();
+    for payment in &old[1..] {
+        sandbox
+            .add_paypro_chargeback(chargeback(payment, payment.amount, chrono::Utc::now()))
+            .unwrap();
+    }
+    assert_eq!(
+        sandbox.paypro_events()[0].created_at[..10],
+        ahead.to_rfc3339()[..10]
+    );
+    run(&store, &sandbox, &SyncOptions::default())
+        .await
+        .unwrap();
+    let missed: Vec<&str> = old[1..]
+        .iter()
+        .filter(|p| stored(&store, &p.id).unwrap().status != PaymentStatus::ChargedBack)
+        .map(|p| p.id.as_str())
+        .collect();
+    assert!(missed.is_empty(), "{} missed: {missed:?}", missed.len());
+}
+
+#[tokio::test]
+async fn a_feed_too_slow_for_its_share_is_a_failed_feed_and_the_walk_still_runs() {
+    let sandbox = a_year_of_paypro().await;
+    let store = synced(&sandbox).await;
+    for payment in old_paid(&sandbox, 2, 300) {
+        sandbox.refund_paypro_payment(&payment.id, 1).unwrap();
+    }
+    sandbox.add_endpoint_fault(at_path(
+        "/events",
+        FaultAnswer::Normal,
+        None,
+        Duration::from_millis(1000),
+    ));
+    let options = SyncOptions {
+        max_duration: Some(Duration::from_secs(3)),
+        ..SyncOptions::default()
+    };
+    let newest = sandbox.insert_paypro_payment();
+    let summary = run(&store, &sandbox, &options).await.unwrap();
+    assert!(stored(&store, &newest).is_some(), "the walk ran");
+    let error = summary.feed_error.unwrap();
+    assert!(error.contains("share of the run's time"), "{error}");
+}
+
+#[tokio::test]
+async fn a_refund_after_a_chargeback_keeps_the_chargeback() {
+    let sandbox = a_year_of_paypro().await;
+    let store = synced(&sandbox).await;
+    let charged = &old_paid(&sandbox, 100, 1)[0];
+    sandbox
+        .charge_back_paypro_payment(&charged.id, charged.amount, true)
+        .unwrap();
+    run(&store, &sandbox, &SyncOptions::default())
+        .await
+        .unwrap();
+    sandbox.refund_paypro_payment(&charged.id, 1).unwrap();
+    sandbox.add_endpoint_fault(no_chargeback_list());
+    run(&store, &sandbox, &SyncOptions::default())
+        .await
+        .unwrap();
+    let now = stored(&store, &charged.id).unwrap();
+    assert_eq!(now.status, PaymentStatus::ChargedBack);
+    assert_eq!(
+        now.charged_back_amount,
+        Some(Money::from_minor(charged.amount, Currency::EUR))
+    );
+    assert_eq!(
+        now.refunded_amount,
+        Some(Money::from_minor(1, Currency::EUR))
+    );
 }
