@@ -527,15 +527,14 @@ impl<S: Store> SourceTask<S> {
             let answer = match self.guarded(async { Ok(read.await) }).await {
                 Ok(Ok(Ok(answer))) => Ok(answer.payment),
                 Ok(Ok(Err(error))) => Err(error),
-                Ok(Err(_elapsed)) => Err(SyncError::RetriesExhausted {
+                Ok(Err(_elapsed)) => Err(SyncError::Source {
                     source_name: self.setup.source.name().to_owned(),
                     at: None,
-                    attempts: 1,
-                    last: SourceError::Transport {
+                    error: SourceError::Transport {
                         provider: "the provider",
                         kind: payments_model::TransportKind::Timeout,
                         message: format!(
-                            "the read by id took longer than {:.1} s, its share of the run",
+                            "no answer within {:.1} s, a read by id's share of the run",
                             limit.as_secs_f64()
                         ),
                     },
@@ -550,16 +549,16 @@ impl<S: Store> SourceTask<S> {
                 continue;
             };
             let failure = match answer {
-                Ok(None) => Some(
-                    "the provider does not know this payment (404); it is asked for again in case that passes"
-                        .to_owned(),
-                ),
                 Ok(Some(read)) => {
                     take_read(&mut facts, queue.remove(at), read);
                     None
                 }
-                Err(error @ SyncError::Source {
-                    error: SourceError::Refused(_),
+                Ok(None) => Some(
+                    "the provider does not know this payment (404); it is asked for again in case that passes"
+                        .to_owned(),
+                ),
+                Err(SyncError::Source {
+                    error: error @ SourceError::Refused(_),
                     ..
                 }) => {
                     // An id that cannot be asked for never will be: set aside at once, named.
@@ -568,6 +567,9 @@ impl<S: Store> SourceTask<S> {
                     facts.rejected.extend(feed::give_up(entry, &error.to_string()));
                     None
                 }
+                Err(
+                    SyncError::Source { error, .. } | SyncError::RetriesExhausted { last: error, .. },
+                ) => Some(error.to_string()),
                 Err(error) => Some(error.to_string()),
             };
             if let Some(error) = failure {
@@ -594,10 +596,11 @@ impl<S: Store> SourceTask<S> {
         }
     }
 
-    /// The first read of a source's feed, after a walk that stored its payments: notes where the
-    /// feed stands, and applies the latest chargeback of every payment from the provider's list
-    /// of chargebacks (none of them was announced to this ledger). A feed that cannot be read
-    /// now is a failed feed (recorded; the next run reads it again).
+    /// The first read of a source's feed, once a walk stored its payments (after that walk, or
+    /// before the walk of a later run): notes where the feed stands, and applies the latest
+    /// chargeback of every payment from the provider's list of chargebacks (none of them was
+    /// announced to this ledger). A feed that cannot be read now is a failed feed (recorded;
+    /// the next run reads it again).
     async fn first_feed_read(
         &self,
         pager: &mut Pager<'_>,
