@@ -344,7 +344,7 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
     }
     if let Some(error) = &summary.feed_error {
         line.push_str(&format!(
-            ", the change feed was not read ({error}); the newest chargebacks and the listing were"
+            ", the change feed was not read whole ({error}); the listing was, and the next run reads the feed again"
         ));
     }
     if summary.to_read > 0 {

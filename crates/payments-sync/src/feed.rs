@@ -134,7 +134,9 @@ impl FeedRead {
     /// Whether the read goes on to the next page, after one was read to its end.
     pub(crate) fn next_page(&mut self, first_read: bool) -> bool {
         if first_read {
-            return false;
+            // One page, with something on it (a page over the body cap comes back empty, with
+            // a next link to the same page asked for smaller).
+            return self.newest.is_none();
         }
         let newer_below = std::mem::take(&mut self.newer_below);
         match &mut self.pages_past {

@@ -298,9 +298,12 @@ impl SourceRun {
     /// The feed could not be read back to the last change applied: this run's re-verification
     /// walk starts at the top and reads the whole listing, so no change stays missed.
     pub(crate) fn fall_back_to_a_whole_walk(&mut self, now: DateTime<Utc>) {
-        self.checkpoint.reverify_cursor = None;
-        self.checkpoint.reverify_started_at = Some(now);
-        self.reverify_left = u32::MAX;
+        if self.checkpoint.run == RunKind::Incremental {
+            // A full run reads the whole listing anyway.
+            self.checkpoint.reverify_cursor = None;
+            self.checkpoint.reverify_started_at = Some(now);
+            self.reverify_left = u32::MAX;
+        }
         self.summary.feed_incomplete = true;
         // A feed that shows nothing at all (its events expired) gives no new position: the next
         // run reads it afresh (noting where it stands) instead of falling back again.
@@ -363,26 +366,36 @@ impl SourceRun {
         &mut self.checkpoint.to_read
     }
 
-    /// The change feed could not be read by this run, for `error`.
-    pub(crate) fn feed_failed(&mut self, error: String, now: DateTime<Utc>) {
-        self.checkpoint.feed_failing = Some(match self.checkpoint.feed_failing.take() {
-            Some(failing) => Failing {
-                since: failing.since,
-                runs: failing.runs + 1,
-                error: error.clone(),
-            },
-            None => Failing {
-                since: now,
-                runs: 1,
-                error: error.clone(),
-            },
-        });
-        self.summary.feed_error = Some(error);
+    /// Part of the change feed (its pages, the provider's chargebacks) could not be read by
+    /// this run, for `error`; said in the summary, and recorded by
+    /// [`SourceRun::settle_feed_health`].
+    pub(crate) fn feed_trouble(&mut self, error: String) {
+        match &mut self.summary.feed_error {
+            Some(errors) => {
+                errors.push_str("; ");
+                errors.push_str(&error);
+            }
+            None => self.summary.feed_error = Some(error),
+        }
     }
 
-    /// The change feed was read.
-    pub(crate) fn feed_reads(&mut self) {
-        self.checkpoint.feed_failing = None;
+    /// Records how this run's read of the change feed went, once a run: one more run in a row
+    /// that failed, or a feed that reads again.
+    pub(crate) fn settle_feed_health(&mut self, now: DateTime<Utc>) {
+        self.checkpoint.feed_failing = self.summary.feed_error.clone().map(|error| {
+            match self.checkpoint.feed_failing.take() {
+                Some(failing) => Failing {
+                    since: failing.since,
+                    runs: failing.runs.saturating_add(1),
+                    error,
+                },
+                None => Failing {
+                    since: now,
+                    runs: 1,
+                    error,
+                },
+            }
+        });
     }
 
     /// The failures that make the source unhealthy at `now` (see

@@ -15,9 +15,7 @@ use crate::limiter::Limiter;
 use crate::pager::{Pager, PagerOptions};
 use crate::retry::RetryPolicy;
 use crate::run::{FeedFacts, Prepared, SourceRun, before, unsettled_words};
-use crate::store::{
-    CommitCounts, RunKind, RunRecord, StatedChargeback, Store, StoreError, Summary, ToRead,
-};
+use crate::store::{CommitCounts, RunRecord, StatedChargeback, Store, StoreError, Summary, ToRead};
 use crate::{Event, Events, StopSignal, SyncError};
 
 /// How a run decides what to read.
@@ -267,7 +265,7 @@ impl<S: Store> SourceTask<S> {
         if source.has_change_feed() && !first_read_after_walk {
             let followed = async {
                 if never_read {
-                    self.first_feed_read(&mut pager, &mut run).await?;
+                    self.first_feed_read(&mut pager, &mut run, true).await?;
                 } else {
                     self.follow_feed(&mut pager, &mut run).await?;
                 }
@@ -344,7 +342,7 @@ impl<S: Store> SourceTask<S> {
         let result = match result {
             Ok(()) if first_read_after_walk => {
                 pager.new_walk();
-                match self.first_feed_read(&mut pager, &mut run).await {
+                match self.first_feed_read(&mut pager, &mut run, false).await {
                     Ok(()) => self.read_named(&mut pager, &mut run).await,
                     Err(error) => Err(error),
                 }
@@ -396,58 +394,46 @@ impl<S: Store> SourceTask<S> {
     ) -> Result<(), SyncError> {
         let now = Utc::now();
         // The feed's pages get the feed's share of the run, so that the walk always runs.
-        let read = self.read_feed(pager, run);
-        let read = match self.feed_deadline {
-            Some(end) => tokio::time::timeout_at(end, read).await.map_err(|_| ()),
-            None => Ok(read.await),
-        };
+        let read = self.within_feed_share(self.read_feed(pager, run)).await;
         let mut read = match read {
-            Ok(Ok(read)) => {
-                run.feed_reads();
-                read
+            Ok(read) => read,
+            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(error);
             }
-            Ok(Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. }))) => {
-                return Err(stop);
-            }
-            Err(()) => {
-                let share = self
-                    .options
-                    .max_duration
-                    .unwrap_or_default()
-                    .mul_f64(FEED_SHARE);
-                let error = format!(
-                    "it was not read back to the last change applied within its share of the run's time ({:.0} s); a run with a longer --max-duration reads a feed this far behind",
-                    share.as_secs_f64()
-                );
-                tracing::warn!(%error, "the change feed could not be read; the newest chargebacks and the walk are read all the same");
-                run.feed_failed(error, now);
-                FeedRead::default()
-            }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::warn!(%error, "the change feed could not be read; the newest chargebacks and the walk are read all the same, and the next run reads the feed again");
-                run.feed_failed(error.to_string(), now);
+                run.feed_trouble(error.to_string());
                 FeedRead::default()
             }
         };
-        if run.summary().feed_error.is_none()
-            && !read.reached
-            && run.summary().run == Some(RunKind::Incremental)
-        {
+        let mut position = read.position();
+        if run.summary().feed_error.is_none() && !read.reached {
             let last = run.feed_position().cloned();
-            let position = last.as_ref().map(|p| p.id.clone()).unwrap_or_default();
-            tracing::warn!(last_applied = %position, "the change feed no longer reaches the last change applied; this run re-verifies the whole listing and reads the chargebacks since then instead");
+            let at = last.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+            tracing::warn!(last_applied = %at, "the change feed no longer reaches the last change applied; the whole listing is read again and the chargebacks since then instead");
             run.fall_back_to_a_whole_walk(now);
             // The listing does not show chargebacks: those of the gap come from their own list.
             let gap = self
                 .read_chargebacks(pager, last.map(|p| p.at), MAX_CHARGEBACK_PAGES)
                 .await;
-            for change in or_next_run(
-                gap,
-                "the chargebacks of the gap could not be read; some may be missed",
-            )?
-            .unwrap_or_default()
-            {
-                read.take(change, |_| false);
+            match gap {
+                Ok((changes, mut rejected)) => {
+                    read.rejected.append(&mut rejected);
+                    for change in changes {
+                        read.take(change, |_| false);
+                    }
+                }
+                Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                    return Err(error);
+                }
+                Err(error) => {
+                    // The position stays: the next run reads the gap's chargebacks again.
+                    tracing::warn!(%error, "the chargebacks of the feed's gap could not be read; the feed's position stays, and the next run reads them again");
+                    run.feed_trouble(format!(
+                        "the chargebacks of a gap in it could not be read: {error}"
+                    ));
+                    position = None;
+                }
             }
         }
         if read.ignored > 0 {
@@ -455,15 +441,20 @@ impl<S: Store> SourceTask<S> {
         }
         // The newest chargebacks as they stand now: one that completed (or was undone) since
         // its event said otherwise changes no event, so the list's first page is read each run.
-        // It is one request, bounded like a read by id: a list that fails costs little.
-        let newest = self
-            .guarded(pager.chargebacks_within(None, self.options.read_by_id_wait()))
-            .await
-            .map(|page| page.changes);
-        let newest = or_next_run(
-            newest,
-            "the newest chargebacks could not be read; the next run reads them again",
-        )?;
+        let newest = match self.newest_chargebacks(pager).await {
+            Ok((changes, mut rejected)) => {
+                read.rejected.append(&mut rejected);
+                changes
+            }
+            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the newest chargebacks could not be read; the next run reads them again");
+                run.feed_trouble(format!("the newest chargebacks could not be read: {error}"));
+                Vec::new()
+            }
+        };
         // A payment read by id below gets the list's word with its read.
         let queued: HashSet<String> = read
             .to_read
@@ -471,14 +462,7 @@ impl<S: Store> SourceTask<S> {
             .cloned()
             .chain(run.queue().iter().map(|entry| entry.source_id.clone()))
             .collect();
-        let mut checked = self
-            .charge_back_stored(newest.unwrap_or_default(), &queued)
-            .await?;
-        let mut facts = FeedFacts {
-            position: read.position(),
-            rejected: std::mem::take(&mut read.rejected),
-            ..FeedFacts::default()
-        };
+        let mut checked = self.charge_back_stored(newest, &queued).await?;
         for (source_id, stated) in std::mem::take(&mut checked.to_read) {
             // The list's word is newer than the event's.
             read.chargebacks.insert(source_id.clone(), stated);
@@ -491,9 +475,64 @@ impl<S: Store> SourceTask<S> {
             (source_id, stated)
         });
         feed::enqueue(run.queue(), named, now);
-        checked.facts.position = facts.position.take();
-        checked.facts.rejected.append(&mut facts.rejected);
+        checked.facts.position = position;
+        checked.facts.rejected.append(&mut read.rejected);
+        run.settle_feed_health(now);
         self.commit_feed(run, checked.facts).await
+    }
+
+    /// Runs `work` within the feed's share of the run's time; past it, a failure saying so.
+    async fn within_feed_share<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, SyncError> {
+        let Some(end) = self.feed_deadline else {
+            return work.await;
+        };
+        match tokio::time::timeout_at(end, work).await {
+            Ok(done) => done,
+            Err(_) => {
+                let share = self
+                    .options
+                    .max_duration
+                    .unwrap_or_default()
+                    .mul_f64(FEED_SHARE);
+                Err(SyncError::Source {
+                    source_name: self.setup.source.name().to_owned(),
+                    at: None,
+                    error: SourceError::Transport {
+                        provider: "the provider",
+                        kind: payments_model::TransportKind::Timeout,
+                        message: format!(
+                            "the change feed was not read within its share of the run's time ({:.0} s); a run with a longer --max-duration reads a feed this far behind",
+                            share.as_secs_f64()
+                        ),
+                    },
+                })
+            }
+        }
+    }
+
+    /// The first page of the provider's chargebacks (newest first), bounded like a read by id
+    /// (a list that fails costs little); a page over the body cap is asked for again smaller.
+    async fn newest_chargebacks(
+        &self,
+        pager: &mut Pager<'_>,
+    ) -> Result<(Vec<Change>, Vec<Rejected>), SyncError> {
+        let mut at: Option<Cursor> = None;
+        let mut rejected = Vec::new();
+        for _ in 0..MAX_SMALLER_PAGES {
+            let page = self
+                .guarded(pager.chargebacks_within(at.as_ref(), self.options.read_by_id_wait()))
+                .await?;
+            rejected.extend(page.rejected);
+            // A page with nothing on it and a next link: the same page asked for smaller.
+            match page.next {
+                Some(next) if page.changes.is_empty() => at = Some(next),
+                _ => return Ok((page.changes, rejected)),
+            }
+        }
+        Ok((Vec::new(), rejected))
     }
 
     /// Reads the payments the change feed named (the queue in the checkpoint) by id, those due
@@ -605,6 +644,7 @@ impl<S: Store> SourceTask<S> {
         &self,
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
+        before_walk: bool,
     ) -> Result<(), SyncError> {
         let read = async {
             let read = self.read_feed(pager, run).await?;
@@ -613,18 +653,23 @@ impl<S: Store> SourceTask<S> {
                 .await?;
             Ok::<_, SyncError>((read, chargebacks))
         };
-        let (mut read, chargebacks) = match read.await {
+        // Before a walk, it gets the feed's share of the run, so that the walk always runs.
+        let read = match before_walk {
+            true => self.within_feed_share(read).await,
+            false => read.await,
+        };
+        let (mut read, (chargebacks, mut rejected)) = match read {
             Ok(read) => read,
             Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
                 return Err(stop);
             }
             Err(error) => {
-                tracing::warn!(%error, "the change feed could not be read for the first time; the next run reads it again");
-                run.feed_failed(error.to_string(), Utc::now());
+                tracing::warn!(%error, "the change feed and the provider's chargebacks could not be read for the first time; the next run reads them again");
+                run.feed_trouble(error.to_string());
+                run.settle_feed_health(Utc::now());
                 return self.commit_feed(run, FeedFacts::default()).await;
             }
         };
-        run.feed_reads();
         let mut checked = self
             .charge_back_stored(chargebacks, &HashSet::new())
             .await?;
@@ -636,6 +681,8 @@ impl<S: Store> SourceTask<S> {
         );
         checked.facts.position = read.position();
         checked.facts.rejected.append(&mut read.rejected);
+        checked.facts.rejected.append(&mut rejected);
+        run.settle_feed_health(Utc::now());
         self.commit_feed(run, checked.facts).await
     }
 
@@ -691,20 +738,22 @@ impl<S: Store> SourceTask<S> {
     }
 
     /// The provider's chargebacks, newest first, back to `since` (all of them for `None`), at
-    /// most `max_pages` pages.
+    /// most `max_pages` pages, and the entries that could not be read (to quarantine).
     async fn read_chargebacks(
         &self,
         pager: &mut Pager<'_>,
         since: Option<DateTime<FixedOffset>>,
         max_pages: usize,
-    ) -> Result<Vec<Change>, SyncError> {
+    ) -> Result<(Vec<Change>, Vec<Rejected>), SyncError> {
         let mut changes = Vec::new();
+        let mut rejected = Vec::new();
         let mut at: Option<Cursor> = None;
         for _ in 0..max_pages {
             let page = self.guarded(pager.chargebacks(at.as_ref())).await?;
+            rejected.extend(page.rejected);
             for change in page.changes {
                 if since.is_some_and(|since| change.at < since) {
-                    return Ok(changes);
+                    return Ok((changes, rejected));
                 }
                 changes.push(change);
             }
@@ -713,7 +762,7 @@ impl<S: Store> SourceTask<S> {
                 None => break,
             }
         }
-        Ok(changes)
+        Ok((changes, rejected))
     }
 
     /// The changes since the last one applied, and a little past it (see [`FeedRead::step`];
@@ -828,23 +877,9 @@ impl<S: Store> SourceTask<S> {
     }
 }
 
-/// `Some` of what `result` holds; `None`, after a warning that says `what`, for a failure the
-/// next run may get past (the feed waits, the walk goes on); a stop (a signal, the run's time
-/// budget) ends the run.
-#[expect(
-    clippy::result_large_err,
-    reason = "SyncError is what every step of a run returns; boxing it here alone gains nothing"
-)]
-fn or_next_run<T>(result: Result<T, SyncError>, what: &str) -> Result<Option<T>, SyncError> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => Err(error),
-        Err(error) => {
-            tracing::warn!(%error, "{what}");
-            Ok(None)
-        }
-    }
-}
+/// How many times a page is asked for again smaller (over the body cap) before it counts as
+/// empty.
+const MAX_SMALLER_PAGES: usize = 8;
 
 /// How many payments read by id are committed together.
 const READ_BY_ID_BATCH: usize = 20;

@@ -158,6 +158,9 @@ async fn a_run_past_its_time_budget_stops_at_a_page_and_the_next_run_resumes() {
             store.clone(),
             SyncOptions {
                 max_duration: Some(Duration::from_millis(500)),
+                // A run that resumes its walk and then re-verifies 10 pages would never fit in
+                // half a second: this test is about the walk resuming.
+                reverify_budget: 0,
                 ..SyncOptions::default()
             },
         );
@@ -170,9 +173,9 @@ async fn a_run_past_its_time_budget_stops_at_a_page_and_the_next_run_resumes() {
             Err(SyncError::OutOfTime { budget, .. }) => {
                 assert_eq!(budget, Duration::from_millis(500));
                 let checkpoint = store.checkpoint("paypro").unwrap();
-                // Stopped in the walk, which resumes; or after it, in the feed's first read,
-                // which the next run makes again.
-                assert!(checkpoint.in_progress() || checkpoint.feed.is_none());
+                // Stopped in the walk, which resumes; or in a read of the feed (its first one
+                // after the walk, or one before the walk of a later run), which the next run
+                // makes again before it walks.
                 resumed += u32::from(checkpoint.in_progress());
             }
             Err(error) => panic!("{error}"),

@@ -733,3 +733,212 @@ async fn a_refund_after_a_chargeback_keeps_the_chargeback() {
         Some(Money::from_minor(1, Currency::EUR))
     );
 }
+
+/// What the second hostile review found: the provider's list of chargebacks failing, pages over
+/// the body cap, a slow list before the walk, a gap in the feed on a full run or with the list
+/// failing.
+mod chargeback_list {
+    use super::*;
+    use payments_sandbox::{ContentFaults, OversizedPages, SandboxConfig};
+    use payments_testkit::paypro_with_body_cap;
+
+    fn forbidden() -> EndpointFault {
+        at_path(
+            "/chargebacks",
+            FaultAnswer::Status {
+                status: 403,
+                retry_after: None,
+                body: None,
+            },
+            None,
+            Duration::ZERO,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_list_of_chargebacks_that_keeps_failing_is_said_and_unhealthy_once_it_persists() {
+        let sandbox = a_year_of_paypro().await;
+        let store = synced(&sandbox).await;
+        let charged = &old_paid(&sandbox, 100, 1)[0];
+        let id = sandbox
+            .charge_back_paypro_payment(&charged.id, charged.amount, false)
+            .unwrap();
+        run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        sandbox.add_endpoint_fault(forbidden());
+        assert!(sandbox.complete_paypro_chargeback(&id));
+        for failed in 1..PERSISTENT_RUNS {
+            let summary = run(&store, &sandbox, &SyncOptions::default())
+                .await
+                .unwrap();
+            let error = summary.feed_error.unwrap();
+            assert!(
+                error.contains("newest chargebacks"),
+                "run {failed}: {error}"
+            );
+        }
+        let third = run(&store, &sandbox, &SyncOptions::default()).await;
+        assert!(
+            matches!(third, Err(SyncError::Unhealthy { .. })),
+            "{third:?}"
+        );
+        sandbox.clear_endpoint_faults();
+        let healed = run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(healed.feed_error, None);
+        assert_eq!(
+            stored(&store, &charged.id).unwrap().status,
+            PaymentStatus::ChargedBack,
+            "the completion is seen once the list reads"
+        );
+    }
+
+    async fn run_capped(store: &Arc<MemoryStore>, sandbox: &Sandbox) -> Result<Summary, SyncError> {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+        syncer.add_source(paypro_with_body_cap(sandbox, Some(200_000)));
+        syncer.run().await.remove(0)
+    }
+
+    fn oversized() -> ContentFaults {
+        ContentFaults {
+            paypro_oversized_pages: Some(OversizedPages {
+                above_limit: 50,
+                bytes: 300_000,
+            }),
+            ..ContentFaults::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_over_the_body_cap_are_asked_for_smaller_on_the_first_read_and_in_the_list() {
+        let sandbox = a_year_of_paypro().await;
+        sandbox.set_content_faults(oversized());
+        let store = Arc::new(MemoryStore::new());
+        run_capped(&store, &sandbox).await.unwrap();
+        assert!(
+            store.checkpoint("paypro").unwrap().feed.is_some(),
+            "the first read notes where the feed stands"
+        );
+        let charged = &old_paid(&sandbox, 100, 1)[0];
+        let id = sandbox
+            .charge_back_paypro_payment(&charged.id, charged.amount, false)
+            .unwrap();
+        run_capped(&store, &sandbox).await.unwrap();
+        assert!(sandbox.complete_paypro_chargeback(&id));
+        let summary = run_capped(&store, &sandbox).await.unwrap();
+        assert_eq!(summary.feed_error, None);
+        assert_eq!(
+            stored(&store, &charged.id).unwrap().status,
+            PaymentStatus::ChargedBack,
+            "the newest chargebacks were read at the smaller size"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_list_on_a_first_read_before_the_walk_leaves_the_walk_its_time() {
+        let sandbox = a_year_of_paypro().await;
+        sandbox.add_endpoint_fault(at_path(
+            "/chargebacks",
+            FaultAnswer::Normal,
+            None,
+            Duration::from_secs(4),
+        ));
+        let store = Arc::new(MemoryStore::new());
+        let options = SyncOptions {
+            max_duration: Some(Duration::from_secs(3)),
+            ..SyncOptions::default()
+        };
+        // The first run walks, then runs out of time in the first read of the feed.
+        let first = run(&store, &sandbox, &options).await;
+        assert!(
+            matches!(first, Err(SyncError::OutOfTime { .. })),
+            "{first:?}"
+        );
+        let new = sandbox.insert_paypro_payment();
+        let next = run(&store, &sandbox, &options).await.unwrap();
+        assert!(next.feed_error.is_some(), "said: {next:?}");
+        assert!(stored(&store, &new).is_some(), "the walk ran");
+    }
+
+    /// A year of PayPro whose generated feed ends three hours ago.
+    async fn earlier_paypro() -> Sandbox {
+        Sandbox::start(SandboxConfig {
+            mkp_links: 0,
+            paypro_payments: 1000,
+            paypro_spacing: Duration::from_secs(8 * 3600),
+            anchor: chrono::Utc::now() - chrono::Duration::hours(3),
+            mkp_rate_limit: None,
+            ..SandboxConfig::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A feed that lost the last change applied, with a chargeback of the gap off the first page
+    /// of the provider's list; returns the payment charged back.
+    async fn a_gap(sandbox: &Sandbox) -> PayProPayment {
+        let old = old_paid(sandbox, 30, 301);
+        let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+        let chargeback = |payment: &PayProPayment, amount, at| ChargebackSpec {
+            payment_id: payment.id.clone(),
+            amount,
+            currency: None,
+            completed: true,
+            at: Some(at),
+        };
+        sandbox
+            .add_paypro_chargeback(chargeback(&old[0], old[0].amount, two_hours_ago))
+            .unwrap();
+        for (i, payment) in old[1..101].iter().enumerate() {
+            let at = two_hours_ago + chrono::Duration::seconds(i as i64 + 1);
+            sandbox
+                .add_paypro_chargeback(chargeback(payment, 1, at))
+                .unwrap();
+        }
+        for payment in &old[101..] {
+            sandbox.refund_paypro_payment(&payment.id, 1).unwrap();
+        }
+        sandbox.set_content_faults(ContentFaults {
+            paypro_events_kept: Some(50),
+            ..ContentFaults::default()
+        });
+        old[0].clone()
+    }
+
+    #[tokio::test]
+    async fn a_full_run_over_a_gap_in_the_feed_reads_the_gaps_chargebacks() {
+        let sandbox = earlier_paypro().await;
+        let store = synced(&sandbox).await;
+        let charged = a_gap(&sandbox).await;
+        let full = run(&store, &sandbox, &SyncOptions::full()).await.unwrap();
+        assert!(full.feed_incomplete, "{full:?}");
+        assert_eq!(
+            stored(&store, &charged.id).unwrap().status,
+            PaymentStatus::ChargedBack
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_whose_chargebacks_cannot_be_read_keeps_the_position_until_they_are() {
+        let sandbox = earlier_paypro().await;
+        let store = synced(&sandbox).await;
+        let charged = a_gap(&sandbox).await;
+        sandbox.add_endpoint_fault(forbidden());
+        let gap = run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        assert!(gap.feed_error.is_some(), "said: {gap:?}");
+        sandbox.set_content_faults(ContentFaults::default());
+        sandbox.clear_endpoint_faults();
+        run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(&store, &charged.id).unwrap().status,
+            PaymentStatus::ChargedBack,
+            "read by the next run"
+        );
+    }
+}
