@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
         rate_limit_seen: None,
         to_read: Vec::new(),
         feed_failing: None,
+        pending_chargebacks: Vec::new(),
     };
     let mut next = 0u64;
     let mut group = c.benchmark_group("sqlite_commit");

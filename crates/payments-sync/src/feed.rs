@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Change, ChangeKind, Payment, Rejected};
 
-use crate::store::{FeedPosition, StatedChargeback, ToRead};
+use crate::store::{FeedPosition, PendingChargeback, StatedChargeback, ToRead};
 
 /// The most pages of a change feed one run reads; a feed further behind than that is treated
 /// as one that lost its oldest changes.
@@ -225,6 +225,45 @@ pub(crate) fn latest_chargebacks(
         }
     }
     latest
+}
+
+/// How long a chargeback may stay not completed before it is no longer looked for (the list is
+/// then read back no further than this).
+pub(crate) const PENDING_FOR: chrono::Duration = chrono::Duration::days(180);
+
+/// The most chargebacks not completed that a checkpoint keeps (the oldest go first).
+const MAX_PENDING: usize = 1000;
+
+/// Notes what `changes` (chargebacks, newest first, as read now) say of chargebacks not completed
+/// yet: one seen completed is no longer pending, one seen not completed is; one older than
+/// [`PENDING_FOR`] is no longer looked for.
+pub(crate) fn note_pending(
+    pending: &mut Vec<PendingChargeback>,
+    changes: &[Change],
+    now: DateTime<FixedOffset>,
+) {
+    for change in changes {
+        let ChangeKind::ChargedBack {
+            source_id,
+            completed,
+            chargeback_id,
+            ..
+        } = &change.kind
+        else {
+            continue;
+        };
+        pending.retain(|p| p.id != *chargeback_id);
+        if !completed {
+            pending.push(PendingChargeback {
+                id: chargeback_id.clone(),
+                payment: source_id.clone(),
+                at: change.at,
+            });
+        }
+    }
+    pending.retain(|p| p.at >= now - PENDING_FOR);
+    pending.sort_by_key(|p| std::cmp::Reverse(p.at));
+    pending.truncate(MAX_PENDING);
 }
 
 /// Applies a stated chargeback to a payment read afresh: a completed one is recorded if it fits
@@ -525,6 +564,43 @@ mod tests {
         assert_eq!(queue.len(), 2);
         assert_eq!(queue[0].chargeback, Some(stated));
         assert_eq!(queue[0].attempts, 2, "a new statement keeps the backoff");
+    }
+
+    #[test]
+    fn a_chargeback_is_pending_until_seen_completed_or_half_a_year_old() {
+        let chargeback = |id: &str, when: &str, completed| Change {
+            id: format!("event of {id}"),
+            at: at(when),
+            kind: ChangeKind::ChargedBack {
+                source_id: format!("payment of {id}"),
+                payment_id: format!("unified payment of {id}"),
+                amount: Money::from_minor(100, Currency::EUR),
+                completed,
+                chargeback_id: id.to_owned(),
+                record: "{}".to_owned(),
+            },
+        };
+        let now = at("2026-12-02T12:00:00Z");
+        let mut pending = Vec::new();
+        note_pending(
+            &mut pending,
+            &[
+                chargeback("C3", "2026-12-01T10:00:00Z", false),
+                chargeback("C2", "2026-11-01T10:00:00Z", false),
+                chargeback("C1", "2026-01-01T10:00:00Z", false),
+            ],
+            now,
+        );
+        let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["C3", "C2"], "C1 is older than half a year");
+        assert_eq!(pending[1].payment, "payment of C2");
+        note_pending(
+            &mut pending,
+            &[chargeback("C2", "2026-11-01T10:00:00Z", true)],
+            now,
+        );
+        let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["C3"], "C2 completed");
     }
 
     #[test]

@@ -67,8 +67,8 @@ pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{
     Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, MemoryStore,
-    PERSISTENT_FOR, PERSISTENT_RUNS, QUEUED_TOO_LONG, RunKind, RunRecord, SourceState,
-    StatedChargeback, Store, StoreError, Summary, ToRead, Version,
+    PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord,
+    SourceState, StatedChargeback, Store, StoreError, Summary, ToRead, Version,
 };
 pub use syncer::{
     DEFAULT_REVERIFY_BUDGET, FEED_SHARE, MAX_READ_BY_ID_WAIT, READ_BY_ID_SHARE, SyncOptions, Syncer,

@@ -13,8 +13,8 @@ use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, 
 
 use crate::limiter::LimiterSnapshot;
 use crate::store::{
-    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, RunKind, SourceState,
-    Summary, ToRead,
+    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PendingChargeback,
+    RunKind, SourceState, Summary, ToRead,
 };
 use crate::syncer::SyncOptions;
 
@@ -361,6 +361,11 @@ impl SourceRun {
         }
     }
 
+    /// The chargebacks not completed when last seen.
+    pub(crate) fn pending_chargebacks(&mut self) -> &mut Vec<PendingChargeback> {
+        &mut self.checkpoint.pending_chargebacks
+    }
+
     /// The payments the change feed named that are still to be read by id.
     pub(crate) fn queue(&mut self) -> &mut Vec<ToRead> {
         &mut self.checkpoint.to_read
@@ -596,6 +601,9 @@ fn new_checkpoint(
         rate_limit_seen: previous.and_then(|c| c.rate_limit_seen.clone()),
         to_read: previous.map(|c| c.to_read.clone()).unwrap_or_default(),
         feed_failing: previous.and_then(|c| c.feed_failing.clone()),
+        pending_chargebacks: previous
+            .map(|c| c.pending_chargebacks.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -91,6 +91,22 @@ pub struct Checkpoint {
     /// The change feed could not be read by the last runs (`None` once it reads again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed_failing: Option<Failing>,
+    /// Chargebacks the provider showed as not completed yet: each run reads its list of
+    /// chargebacks back to the oldest of them, so that one that completes without an event
+    /// (PayPro announces only a chargeback's creation) is seen however many came after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_chargebacks: Vec<PendingChargeback>,
+}
+
+/// A chargeback not completed yet, as last seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChargeback {
+    /// The chargeback's provider id.
+    pub id: String,
+    /// Its payment's provider id.
+    pub payment: String,
+    /// When the provider made it (where it stands in its newest-first list).
+    pub at: DateTime<FixedOffset>,
 }
 
 /// Where a reader of a change feed stands: the newest change it applied.

@@ -441,9 +441,11 @@ impl<S: Store> SourceTask<S> {
         }
         // The newest chargebacks as they stand now: one that completed (or was undone) since
         // its event said otherwise changes no event, so the list's first page is read each run.
-        let newest = match self.newest_chargebacks(pager).await {
+        let back_to = run.pending_chargebacks().iter().map(|p| p.at).min();
+        let newest = match self.newest_chargebacks(pager, back_to).await {
             Ok((changes, mut rejected)) => {
                 read.rejected.append(&mut rejected);
+                feed::note_pending(run.pending_chargebacks(), &changes, now.fixed_offset());
                 changes
             }
             Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
@@ -513,26 +515,35 @@ impl<S: Store> SourceTask<S> {
         }
     }
 
-    /// The first page of the provider's chargebacks (newest first), bounded like a read by id
-    /// (a list that fails costs little); a page over the body cap is asked for again smaller.
+    /// The first page of the provider's chargebacks (newest first), and the pages after it back
+    /// to `back_to` (at most [`MAX_PENDING_PAGES`] more), each bounded like a read by id (a list
+    /// that fails costs little); a page over the body cap is asked for again smaller.
     async fn newest_chargebacks(
         &self,
         pager: &mut Pager<'_>,
+        back_to: Option<DateTime<FixedOffset>>,
     ) -> Result<(Vec<Change>, Vec<Rejected>), SyncError> {
         let mut at: Option<Cursor> = None;
-        let mut rejected = Vec::new();
-        for _ in 0..MAX_SMALLER_PAGES {
+        let (mut changes, mut rejected) = (Vec::new(), Vec::new());
+        for _ in 0..MAX_SMALLER_PAGES + MAX_PENDING_PAGES {
             let page = self
                 .guarded(pager.chargebacks_within(at.as_ref(), self.options.read_by_id_wait()))
                 .await?;
             rejected.extend(page.rejected);
-            // A page with nothing on it and a next link: the same page asked for smaller.
+            let oldest = page.changes.last().map(|change| change.at);
+            let empty = page.changes.is_empty();
+            changes.extend(page.changes);
             match page.next {
-                Some(next) if page.changes.is_empty() => at = Some(next),
-                _ => return Ok((page.changes, rejected)),
+                // A page with nothing on it and a next link: the same page asked for smaller.
+                Some(next) if empty && changes.is_empty() => at = Some(next),
+                // On, back to the oldest chargeback not completed when last seen.
+                Some(next) if back_to.is_some_and(|to| oldest.is_some_and(|o| o >= to)) => {
+                    at = Some(next);
+                }
+                _ => break,
             }
         }
-        Ok((Vec::new(), rejected))
+        Ok((changes, rejected))
     }
 
     /// Reads the payments the change feed named (the queue in the checkpoint) by id, those due
@@ -670,6 +681,11 @@ impl<S: Store> SourceTask<S> {
                 return self.commit_feed(run, FeedFacts::default()).await;
             }
         };
+        feed::note_pending(
+            run.pending_chargebacks(),
+            &chargebacks,
+            Utc::now().fixed_offset(),
+        );
         let mut checked = self
             .charge_back_stored(chargebacks, &HashSet::new())
             .await?;
@@ -880,6 +896,10 @@ impl<S: Store> SourceTask<S> {
 /// How many times a page is asked for again smaller (over the body cap) before it counts as
 /// empty.
 const MAX_SMALLER_PAGES: usize = 8;
+
+/// The most pages of the provider's chargebacks a run reads, past the first, to reach back to
+/// the oldest chargeback not completed when last seen.
+const MAX_PENDING_PAGES: usize = 10;
 
 /// How many payments read by id are committed together.
 const READ_BY_ID_BATCH: usize = 20;

@@ -62,6 +62,7 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
                 rate_limit_seen: None,
                 to_read: Vec::new(),
                 feed_failing: None,
+                pending_chargebacks: Vec::new(),
             },
         })
         .await

@@ -207,6 +207,7 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         rate_limit_seen: None,
         to_read: Vec::new(),
         feed_failing: None,
+        pending_chargebacks: Vec::new(),
     };
     let commit = Commit {
         source: "mkp".to_owned(),

@@ -795,6 +795,54 @@ mod chargeback_list {
         );
     }
 
+    #[tokio::test]
+    async fn a_chargeback_that_completes_after_100_newer_ones_is_still_seen() {
+        let sandbox = a_year_of_paypro().await;
+        let store = synced(&sandbox).await;
+        let old = old_paid(&sandbox, 100, 101);
+        let pending = sandbox
+            .charge_back_paypro_payment(&old[0].id, old[0].amount, false)
+            .unwrap();
+        run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        let checkpoint = store.checkpoint("paypro").unwrap();
+        assert_eq!(checkpoint.pending_chargebacks.len(), 1, "noted as pending");
+        for payment in &old[1..] {
+            sandbox
+                .charge_back_paypro_payment(&payment.id, 1, true)
+                .unwrap();
+        }
+        run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        // It completes silently, off the first page of the list.
+        assert!(sandbox.complete_paypro_chargeback(&pending));
+        run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        let now = stored(&store, &old[0].id).unwrap();
+        assert_eq!(now.status, PaymentStatus::ChargedBack);
+        assert!(
+            store
+                .checkpoint("paypro")
+                .unwrap()
+                .pending_chargebacks
+                .is_empty(),
+            "no longer pending"
+        );
+        // With nothing pending, a run reads the list's first page only.
+        let before = sandbox.requests().len();
+        run(&store, &sandbox, &SyncOptions::default())
+            .await
+            .unwrap();
+        let pages = sandbox.requests()[before..]
+            .iter()
+            .filter(|r| r.path_and_query.starts_with("/paypro/chargebacks"))
+            .count();
+        assert_eq!(pages, 1);
+    }
+
     async fn run_capped(store: &Arc<MemoryStore>, sandbox: &Sandbox) -> Result<Summary, SyncError> {
         let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
         syncer.add_source(paypro_with_body_cap(sandbox, Some(200_000)));
