@@ -162,6 +162,17 @@ pub enum SyncError {
     },
 }
 
+impl SyncError {
+    /// Whether the run was asked to stop (a signal) or ran out of time: the run ends there,
+    /// whatever step it was in, and the next run resumes.
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Interrupted { .. } | SyncError::OutOfTime { .. }
+        )
+    }
+}
+
 /// Asks running syncs to stop at the next page boundary: the page in flight is dropped, the
 /// page being committed is committed, and the run is recorded as interrupted. Clones share one
 /// signal.

@@ -422,8 +422,9 @@ pub struct Summary {
     /// The change feed no longer reached the last change applied, so the run re-verified the
     /// whole listing instead.
     pub feed_incomplete: bool,
-    /// Why this run could not read the change feed, when it could not (the newest chargebacks
-    /// and the walk were read all the same; the next run reads the feed again).
+    /// Why this run could not read the change feed whole, when it could not: its pages, or the
+    /// provider's list of chargebacks (what could be read was, and the walk was done; the next
+    /// run reads the rest again).
     pub feed_error: Option<String>,
     /// Payments the change feed named that are still to be read by id after this run (put off
     /// for time or after a failed read; later runs read them).

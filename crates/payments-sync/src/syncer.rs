@@ -397,7 +397,7 @@ impl<S: Store> SourceTask<S> {
         let read = self.within_feed_share(self.read_feed(pager, run)).await;
         let mut read = match read {
             Ok(read) => read,
-            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+            Err(error) if error.is_stop() => {
                 return Err(error);
             }
             Err(error) => {
@@ -423,7 +423,7 @@ impl<S: Store> SourceTask<S> {
                         read.take(change, |_| false);
                     }
                 }
-                Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+                Err(error) if error.is_stop() => {
                     return Err(error);
                 }
                 Err(error) => {
@@ -448,7 +448,7 @@ impl<S: Store> SourceTask<S> {
                 feed::note_pending(run.pending_chargebacks(), &changes, now.fixed_offset());
                 changes
             }
-            Err(error @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+            Err(error) if error.is_stop() => {
                 return Err(error);
             }
             Err(error) => {
@@ -671,7 +671,7 @@ impl<S: Store> SourceTask<S> {
         };
         let (mut read, (chargebacks, mut rejected)) = match read {
             Ok(read) => read,
-            Err(stop @ (SyncError::Interrupted { .. } | SyncError::OutOfTime { .. })) => {
+            Err(stop) if stop.is_stop() => {
                 return Err(stop);
             }
             Err(error) => {

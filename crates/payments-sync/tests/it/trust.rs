@@ -83,16 +83,31 @@ async fn due_now(store: &MemoryStore) {
 
 /// `/chargebacks` answering 404: only the feed can tell of a chargeback.
 fn no_chargeback_list() -> EndpointFault {
+    at_path("/chargebacks", status(404), None, Duration::ZERO)
+}
+
+/// A fault on the PayPro endpoint at `path`.
+fn at_path(
+    path: &str,
+    answer: FaultAnswer,
+    times: Option<u64>,
+    latency: Duration,
+) -> EndpointFault {
     EndpointFault {
         api: Api::PayPro,
-        path: "/chargebacks".into(),
-        answer: FaultAnswer::Status {
-            status: 404,
-            retry_after: None,
-            body: None,
-        },
-        times: None,
-        latency: Duration::ZERO,
+        path: path.into(),
+        answer,
+        times,
+        latency,
+    }
+}
+
+/// An answer with this HTTP status and the API's error body.
+fn status(status: u16) -> FaultAnswer {
+    FaultAnswer::Status {
+        status,
+        retry_after: None,
+        body: None,
     }
 }
 
@@ -114,17 +129,13 @@ async fn a_payment_whose_read_asks_to_wait_a_minute_is_put_off_and_the_run_goes_
         .unwrap();
     // The chargeback is also on the first page of /chargebacks; only the read by id may apply
     // it, and that read keeps asking for a minute.
-    sandbox.add_endpoint_fault(EndpointFault {
-        api: Api::PayPro,
-        path: format!("/payments/{}", charged.id),
-        answer: FaultAnswer::Status {
-            status: 503,
-            retry_after: Some(Duration::from_secs(60)),
-            body: None,
-        },
-        times: None,
-        latency: Duration::ZERO,
-    });
+    let wait_a_minute = FaultAnswer::Status {
+        status: 503,
+        retry_after: Some(Duration::from_secs(60)),
+        body: None,
+    };
+    let path = format!("/payments/{}", charged.id);
+    sandbox.add_endpoint_fault(at_path(&path, wait_a_minute, None, Duration::ZERO));
     let new = sandbox.insert_paypro_payment();
 
     let started = std::time::Instant::now();
@@ -226,13 +237,7 @@ async fn a_feed_naming_300_old_payments_is_read_over_successive_runs_each_storin
         sandbox.refund_paypro_payment(&payment.id, 1).unwrap();
     }
     let latency = Duration::from_millis(50);
-    sandbox.add_endpoint_fault(EndpointFault {
-        api: Api::PayPro,
-        path: "/payments/*".into(),
-        answer: FaultAnswer::Normal,
-        times: None,
-        latency,
-    });
+    sandbox.add_endpoint_fault(at_path("/payments/*", FaultAnswer::Normal, None, latency));
     let budget = Duration::from_secs(10);
     let options = SyncOptions {
         max_duration: Some(budget),
@@ -273,11 +278,6 @@ async fn a_feed_naming_300_old_payments_is_read_over_successive_runs_each_storin
 
 /// A feed that cannot be read, in each way a hostile provider can fail it.
 fn failing_feeds() -> Vec<(&'static str, FaultAnswer)> {
-    let status = |status| FaultAnswer::Status {
-        status,
-        retry_after: None,
-        body: None,
-    };
     vec![
         ("403", status(403)),
         ("404", status(404)),
@@ -297,13 +297,7 @@ async fn a_feed_that_fails_still_reads_the_newest_chargebacks_and_is_unhealthy_o
         for payment in &old[3..] {
             sandbox.refund_paypro_payment(&payment.id, 1).unwrap();
         }
-        sandbox.add_endpoint_fault(EndpointFault {
-            api: Api::PayPro,
-            path: "/events".into(),
-            answer,
-            times: None,
-            latency: Duration::ZERO,
-        });
+        sandbox.add_endpoint_fault(at_path("/events", answer, None, Duration::ZERO));
         sandbox
             .charge_back_paypro_payment(&charged.id, charged.amount, true)
             .unwrap();
@@ -375,17 +369,8 @@ async fn a_chargeback_whose_payment_fails_eight_times_is_applied_by_a_later_run(
         .unwrap();
     // As if the chargeback had left the first page of /chargebacks: only the feed has it.
     sandbox.add_endpoint_fault(no_chargeback_list());
-    sandbox.add_endpoint_fault(EndpointFault {
-        api: Api::PayPro,
-        path: format!("/payments/{}", charged.id),
-        answer: FaultAnswer::Status {
-            status: 500,
-            retry_after: None,
-            body: None,
-        },
-        times: Some(8),
-        latency: Duration::ZERO,
-    });
+    let path = format!("/payments/{}", charged.id);
+    sandbox.add_endpoint_fault(at_path(&path, status(500), Some(8), Duration::ZERO));
     let options = SyncOptions {
         max_duration: Some(Duration::from_secs(20)),
         ..SyncOptions::default()
@@ -558,21 +543,6 @@ async fn an_event_inserted_late_just_below_the_position_is_applied_by_the_next_r
     assert_eq!(by_id, 0, "changes taken before are not taken again");
 }
 
-fn at_path(
-    path: &str,
-    answer: FaultAnswer,
-    times: Option<u64>,
-    latency: Duration,
-) -> EndpointFault {
-    EndpointFault {
-        api: Api::PayPro,
-        path: path.into(),
-        answer,
-        times,
-        latency,
-    }
-}
-
 #[tokio::test]
 async fn a_read_by_id_that_hangs_is_cut_off_and_put_off_and_the_walk_runs() {
     let sandbox = a_year_of_paypro().await;
@@ -606,14 +576,7 @@ async fn a_read_by_id_that_hangs_is_cut_off_and_put_off_and_the_walk_runs() {
 
 #[tokio::test]
 async fn a_read_by_id_answered_once_with_a_404_or_a_page_that_is_not_json_keeps_its_chargeback() {
-    for answer in [
-        FaultAnswer::NotJson,
-        FaultAnswer::Status {
-            status: 404,
-            retry_after: None,
-            body: None,
-        },
-    ] {
+    for answer in [FaultAnswer::NotJson, status(404)] {
         let sandbox = a_year_of_paypro().await;
         let store = synced(&sandbox).await;
         let charged = &old_paid(&sandbox, 100, 1)[0];
@@ -743,16 +706,7 @@ mod chargeback_list {
     use payments_testkit::paypro_with_body_cap;
 
     fn forbidden() -> EndpointFault {
-        at_path(
-            "/chargebacks",
-            FaultAnswer::Status {
-                status: 403,
-                retry_after: None,
-                body: None,
-            },
-            None,
-            Duration::ZERO,
-        )
+        at_path("/chargebacks", status(403), None, Duration::ZERO)
     }
 
     #[tokio::test]
