@@ -18,6 +18,16 @@ pub(crate) enum Exit {
     Terminated = 143,
 }
 
+impl Exit {
+    /// The exit of a process stopped at a page boundary: 130 for an interrupt, 143 otherwise.
+    pub(crate) fn stopped_by(reason: payments_sync::StopReason) -> Exit {
+        match reason {
+            payments_sync::StopReason::Interrupt => Exit::Interrupted,
+            _ => Exit::Terminated,
+        }
+    }
+}
+
 /// An error to print (one sentence saying what to do) and the exit code it means.
 #[derive(Debug)]
 pub(crate) struct CliError {

@@ -11,7 +11,9 @@ use mkp_api::{MkpClient, MkpSource};
 use payments_model::PaymentSource;
 use payments_model::RateLimit;
 use payments_sqlite::SqliteStore;
-use payments_sync::{Event, Events, StopSignal, Summary, SyncError, SyncOptions, Syncer};
+use payments_sync::{
+    Event, Events, StopReason, StopSignal, Summary, SyncError, SyncOptions, Syncer,
+};
 use paypro_api::{PayProClient, PayProSource};
 
 use crate::DbArgs;
@@ -269,11 +271,7 @@ pub(crate) async fn sync_into(
         eprintln!(
             "stopped by {reason}: what was committed is kept, and the next run resumes from there"
         );
-        return Ok(if reason == "SIGINT" {
-            Exit::Interrupted
-        } else {
-            Exit::Terminated
-        });
+        return Ok(Exit::stopped_by(reason));
     }
     if exit == Exit::Quarantined {
         eprintln!(
@@ -303,8 +301,8 @@ pub(crate) async fn stop_on_signals(stop: StopSignal) {
         };
         loop {
             let (name, code) = tokio::select! {
-                _ = interrupt.recv() => ("SIGINT", Exit::Interrupted),
-                _ = terminate.recv() => ("SIGTERM", Exit::Terminated),
+                _ = interrupt.recv() => (StopReason::Interrupt, Exit::Interrupted),
+                _ = terminate.recv() => (StopReason::Terminate, Exit::Terminated),
             };
             if stop.reason().is_some() {
                 std::process::exit(code as i32);
@@ -314,7 +312,7 @@ pub(crate) async fn stop_on_signals(stop: StopSignal) {
     }
     #[cfg(not(unix))]
     if tokio::signal::ctrl_c().await.is_ok() {
-        stop.stop("SIGINT");
+        stop.stop(StopReason::Interrupt);
     }
 }
 

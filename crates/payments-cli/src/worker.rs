@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use payments_model::{PaymentSource, RateLimit};
 use payments_postgres::{Lease, MasterKey, PgLedger};
-use payments_sync::{RunRecord, StopSignal, Store, Summary, SyncOptions, Syncer};
+use payments_sync::{RunRecord, StopReason, StopSignal, Store, Summary, SyncOptions, Syncer};
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 
@@ -141,9 +141,8 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
         }
     }
     signals.abort();
-    Ok(match stop.reason().as_deref() {
-        Some("SIGINT") => Exit::Interrupted,
-        Some(_) => Exit::Terminated,
+    Ok(match stop.reason() {
+        Some(reason) => Exit::stopped_by(reason),
         // A round (--until-idle) in which a run failed says so, for cron.
         None if worker.failed.load(Ordering::Relaxed) > 0 => Exit::Failed,
         None => Exit::Done,
@@ -289,7 +288,7 @@ impl Worker {
                     match ledger.renew(&lease, ttl).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            run_stop.stop("the lease was lost");
+                            run_stop.stop(StopReason::LeaseLost);
                             return;
                         }
                         // The next renewal tries again; commits are fenced by the lease anyway.

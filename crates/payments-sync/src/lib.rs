@@ -145,8 +145,8 @@ pub enum SyncError {
     Interrupted {
         /// The source.
         source_name: String,
-        /// Why it was asked to stop (`SIGTERM`, …).
-        reason: String,
+        /// Why it was asked to stop.
+        reason: StopReason,
     },
     /// The run reached its time budget ([`SyncOptions::max_duration`]) and stopped at a page
     /// boundary, so that it does not overlap the next scheduled run.
@@ -173,11 +173,34 @@ impl SyncError {
     }
 }
 
+/// Why a run was asked to stop. Its `Display` is what a person reads (`SIGINT`, `the lease was
+/// lost`), and what a run record keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// An interrupt (SIGINT, Ctrl-C): the person at the terminal asked.
+    Interrupt,
+    /// A request to terminate (SIGTERM): the service manager asked.
+    Terminate,
+    /// The fleet worker lost its lease on the source; another worker may hold it now.
+    LeaseLost,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::Interrupt => "SIGINT",
+            StopReason::Terminate => "SIGTERM",
+            StopReason::LeaseLost => "the lease was lost",
+        })
+    }
+}
+
 /// Asks running syncs to stop at the next page boundary: the page in flight is dropped, the
 /// page being committed is committed, and the run is recorded as interrupted. Clones share one
-/// signal.
+/// signal; the first reason given is kept.
 #[derive(Clone, Debug)]
-pub struct StopSignal(Arc<tokio::sync::watch::Sender<Option<String>>>);
+pub struct StopSignal(Arc<tokio::sync::watch::Sender<Option<StopReason>>>);
 
 impl Default for StopSignal {
     fn default() -> StopSignal {
@@ -191,21 +214,28 @@ impl StopSignal {
         StopSignal::default()
     }
 
-    /// Asks every run watching this signal to stop, saying why (`SIGTERM`).
-    pub fn stop(&self, reason: impl Into<String>) {
-        self.0.send_replace(Some(reason.into()));
+    /// Asks every run watching this signal to stop, saying why. A signal already raised keeps
+    /// its first reason.
+    pub fn stop(&self, reason: StopReason) {
+        self.0.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
     }
 
     /// Why it was raised, once it was.
-    pub fn reason(&self) -> Option<String> {
-        self.0.borrow().clone()
+    pub fn reason(&self) -> Option<StopReason> {
+        *self.0.borrow()
     }
 
     /// Resolves once the signal is raised, with the reason.
-    pub async fn raised(&self) -> String {
+    pub async fn raised(&self) -> StopReason {
         let mut receiver = self.0.subscribe();
         loop {
-            if let Some(reason) = receiver.borrow_and_update().clone() {
+            if let Some(reason) = *receiver.borrow_and_update() {
                 return reason;
             }
             if receiver.changed().await.is_err() {
@@ -213,6 +243,26 @@ impl StopSignal {
                 return std::future::pending().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_reason_is_kept_and_raised_resolves_with_it() {
+        let stop = StopSignal::new();
+        assert_eq!(stop.reason(), None);
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.raised().await }
+        });
+        stop.stop(StopReason::Terminate);
+        stop.stop(StopReason::Interrupt);
+        assert_eq!(stop.reason(), Some(StopReason::Terminate));
+        assert_eq!(waiter.await.unwrap(), StopReason::Terminate);
+        assert_eq!(StopReason::Interrupt.to_string(), "SIGINT");
     }
 }
 

@@ -366,3 +366,51 @@ async fn status_show_and_export_refuse_a_database_that_is_not_a_ledger_and_leave
     );
     assert_eq!(std::fs::read(&db).unwrap(), ledger_before);
 }
+
+/// The export contract, byte for byte: the sandbox's data set (fixed seed, fixed anchor date)
+/// synced and exported in every format and dialect gives exactly the committed files in
+/// `tests/golden/`. A reshaping of the engine, the stores or the CLI that changes one byte of an
+/// export fails here. `UPDATE_GOLDEN=1` rewrites the files, for a change of the contract that is
+/// meant (and then said in the changelog).
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_of_the_sandbox_data_set_are_byte_for_byte_the_committed_ones() {
+    let sandbox = Sandbox::start(unlimited(7, 3, 120)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    run(payments_for(&sandbox, &db).arg("sync"), 0);
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (file, args) in [
+        ("sandbox.csv", &["--format", "csv"][..]),
+        (
+            "sandbox-excel-nl.csv",
+            &["--format", "csv", "--dialect", "excel-nl"][..],
+        ),
+        ("sandbox.ndjson", &["--format", "ndjson"][..]),
+        (
+            "sandbox-paypro-paid.ndjson",
+            &[
+                "--format", "ndjson", "--source", "paypro", "--status", "paid",
+            ][..],
+        ),
+    ] {
+        let out = run(payments_for(&sandbox, &db).arg("export").args(args), 0);
+        let path = golden.join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&path, &out.stdout).unwrap();
+            continue;
+        }
+        let expected = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with UPDATE_GOLDEN=1 to write it",
+                path.display()
+            )
+        });
+        assert!(
+            out.stdout == expected,
+            "`payments export {}` differs from {}",
+            args.join(" "),
+            path.display()
+        );
+    }
+}

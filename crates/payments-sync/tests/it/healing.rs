@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use payments_model::RateLimit;
 use payments_sandbox::{Api, Burst, Faults, RetryAfterForm, Sandbox, SandboxConfig};
-use payments_sync::{MemoryStore, RunKind, StopSignal, SyncError, SyncOptions, Syncer};
+use payments_sync::{MemoryStore, RunKind, StopReason, StopSignal, SyncError, SyncOptions, Syncer};
 use payments_testkit::{data_set, paypro};
 
 /// Incremental runs without re-verification: they read only what can have changed.
@@ -116,10 +116,10 @@ async fn a_stopped_run_is_recorded_as_interrupted_and_the_next_run_resumes() {
     while store.payments().len() < 300 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    stop.stop("SIGTERM");
+    stop.stop(StopReason::Terminate);
     let err = running.await.unwrap().unwrap_err();
     assert!(
-        matches!(&err, SyncError::Interrupted { reason, .. } if reason == "SIGTERM"),
+        matches!(&err, SyncError::Interrupted { reason, .. } if *reason == StopReason::Terminate),
         "{err}"
     );
     let kept = store.payments().len();
