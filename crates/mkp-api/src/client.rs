@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
+use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, ListPage, Provider};
 use std::time::Duration;
 
 use payments_model::{
@@ -12,7 +12,6 @@ use payments_model::{
 };
 use serde::Deserialize;
 
-use crate::map::plain_id;
 use crate::wire::PaymentLink;
 use crate::{decode_links_page, decode_payments_page};
 
@@ -93,7 +92,7 @@ impl MkpClient {
             .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
         Ok(Fetched {
             value: LinksPage {
-                groups: decoded.groups,
+                items: decoded.groups,
                 rejected: decoded.rejected,
                 next: self.relative_next(request, decoded.next_page_url.as_deref())?,
             },
@@ -138,7 +137,7 @@ impl MkpClient {
             .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
         Ok(Fetched {
             value: PaymentsPage {
-                payments: mapped.payments,
+                items: mapped.payments,
                 rejected: mapped.rejected,
                 next: self.relative_next(request, next_page_url.as_deref())?,
             },
@@ -159,36 +158,17 @@ impl MkpClient {
     }
 }
 
-/// A page of payment links, as [`MkpClient::payment_links_page`] reads it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LinksPage {
-    /// The links that could be read.
-    pub groups: Vec<Group>,
-    /// The links that could not, kept whole with the reason.
-    pub rejected: Vec<Rejected>,
-    /// Where the link listing continues (relative to the base URL); `None` on the last page.
-    pub next: Option<String>,
-}
+/// A page of payment links, as [`MkpClient::payment_links_page`] reads it into groups.
+pub type LinksPage = ListPage<Group>;
 
 /// A page of one link's payments, as [`MkpClient::link_payments_page`] maps it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PaymentsPage {
-    /// The payments that mapped.
-    pub payments: Vec<Payment>,
-    /// The records that did not, kept whole with the reason.
-    pub rejected: Vec<Rejected>,
-    /// Where the link's payment listing continues (relative to the base URL); `None` on the
-    /// last page.
-    pub next: Option<String>,
-}
+pub type PaymentsPage = ListPage<Payment>;
 
 /// A link id as a path segment; MKP ids are `plk_` and letters or digits, so anything that
 /// would need escaping is refused rather than sent.
 fn path_segment(id: &str) -> Result<&str, SourceError> {
-    match plain_id(id) {
-        Ok(()) => Ok(id),
-        Err(problem) => Err(SourceError::BadCursor(format!("payment link id {problem}"))),
-    }
+    payments_http::path_segment(id)
+        .map_err(|problem| SourceError::BadCursor(format!("payment link id {problem}")))
 }
 
 /// A whole MKP account as a [`PaymentSource`]: the link list, page by page, and after each
@@ -241,7 +221,7 @@ impl MkpSource {
     async fn links_page(&self, at: Option<&str>) -> Result<Page, SourceError> {
         let fetched = self.client.payment_links_page(at).await?;
         let LinksPage {
-            groups,
+            items: groups,
             rejected,
             next: listing,
         } = fetched.value;
@@ -281,7 +261,7 @@ impl MkpSource {
         };
         // A link queued before its id was checked (a checkpoint of an older version): set it
         // aside, or every later run would fail at the same link.
-        if let Err(problem) = plain_id(&group.id) {
+        if let Err(problem) = payments_http::path_segment(&group.id) {
             tracing::warn!(link = %group.id, "a queued payment link has an id that cannot be sent in a URL; set aside");
             return Ok(skip(vec![set_aside(
                 group,
@@ -320,7 +300,7 @@ impl MkpSource {
             None => after_group,
         };
         Ok(Page {
-            payments: fetched.value.payments,
+            payments: fetched.value.items,
             rejected: fetched.value.rejected,
             groups: Vec::new(),
             next: (!next.is_exhausted()).then_some(next),

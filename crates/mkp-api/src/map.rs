@@ -79,7 +79,7 @@ impl PaymentLink {
     /// The link as a [`Group`], refused (naming the field `id`) when its id could not be sent
     /// as one segment of a URL path: its payments cannot be requested.
     pub fn try_to_group(self) -> Result<Group, MapError> {
-        plain_id(&self.id).map_err(|problem| {
+        payments_http::path_segment(&self.id).map_err(|problem| {
             MapError::new(
                 &self.id,
                 "id",
@@ -87,25 +87,6 @@ impl PaymentLink {
             )
         })?;
         Ok(self.to_group())
-    }
-}
-
-/// Whether `id` can be sent as one segment of a URL path as it is: MKP ids are `plk_` and
-/// letters or digits, so anything that would need escaping (`/`, `..`, `?`, `%`) is refused
-/// rather than sent; the error says why.
-pub(crate) fn plain_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("is empty, so it cannot be sent in a URL path".to_owned());
-    }
-    match id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        None => Ok(()),
-        Some(c) => Err(format!(
-            "`{id}` holds `{}`, which is not a letter, digit, `_` or `-`, so it is not sent in a URL path",
-            c.escape_default()
-        )),
     }
 }
 

@@ -5,7 +5,9 @@
 //!   loopback, follows no redirect, caps response bodies, reports rate-limit headers, and turns
 //!   every failure into a [`SourceError`] the sync engine can act on;
 //! - [`ApiClient::relative_next`]: the guard that keeps next-page links on the configured origin
-//!   and on the listing they continue, resolving relative ones against the request.
+//!   and on the listing they continue, resolving relative ones against the request;
+//! - [`path_segment`]: the guard that lets a provider's id into a URL path only as it is;
+//! - [`ListPage`]: one page of any listing, as a client hands it on.
 //!
 //! Provider knowledge (paths, envelopes, error bodies, advice) stays in the provider crates and
 //! reaches this crate through a [`Provider`] description.
@@ -145,6 +147,55 @@ pub enum ConfigError {
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Client(String),
+}
+
+/// One page of a provider's listing, as a client hands it on: the records that mapped, the ones
+/// that did not (kept whole with the reason), and where the listing continues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPage<T> {
+    /// The records that mapped, in the provider's order.
+    pub items: Vec<T>,
+    /// The records that did not, kept whole with the reason.
+    pub rejected: Vec<payments_model::Rejected>,
+    /// Where the listing continues, relative to the base URL and already checked by
+    /// [`ApiClient::relative_next`]; `None` on the last page.
+    pub next: Option<String>,
+}
+
+impl<T> Default for ListPage<T> {
+    fn default() -> ListPage<T> {
+        ListPage {
+            items: Vec::new(),
+            rejected: Vec::new(),
+            next: None,
+        }
+    }
+}
+
+/// Whether a provider's id can be sent as one segment of a URL path as it is: letters, digits,
+/// `_` and `-` only (both providers' ids are), so anything that would need escaping (`/`, `..`,
+/// `?`, `%`, a space) is refused rather than sent. The error says why, with the id escaped.
+///
+/// ```
+/// assert!(payments_http::path_segment("PP0000000001").is_ok());
+/// let refused = payments_http::path_segment("PP1/../customers").unwrap_err();
+/// assert!(refused.contains("holds `/`"), "{refused}");
+/// ```
+pub fn path_segment(id: &str) -> Result<&str, String> {
+    if id.is_empty() {
+        return Err("is empty, so it cannot be sent in a URL path".to_owned());
+    }
+    match id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        None => Ok(id),
+        Some(c) => Err(format!(
+            "`{}` holds `{}`, which is not a letter, digit, `_` or `-`, so it is not sent in a URL path",
+            id.escape_default(),
+            c.escape_default()
+        )),
+    }
 }
 
 /// A decoded response with what it said about the rate limit.
@@ -579,6 +630,26 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn only_ids_that_need_no_escaping_go_into_a_path() {
+        for id in ["PP0000000001", "plk_00ab", "a-b_c", "9"] {
+            assert_eq!(path_segment(id), Ok(id));
+        }
+        for (id, said) in [
+            ("", "is empty"),
+            ("PP1/../customers", "holds `/`"),
+            ("..", "holds `.`"),
+            ("PP1?limit=1", "holds `?`"),
+            ("PP%2F1", "holds `%`"),
+            ("PP 1", "holds ` `"),
+            ("PP\u{202e}1", "`PP\\u{202e}1` holds `\\u{202e}`"),
+            ("plk_é", "holds `\\u{e9}`"),
+        ] {
+            let refused = path_segment(id).unwrap_err();
+            assert!(refused.contains(said), "{id:?}: {refused}");
+        }
+    }
 
     #[test]
     fn retry_after_reads_seconds_dates_and_reset() {

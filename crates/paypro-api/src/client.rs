@@ -1,7 +1,7 @@
 //! The HTTP client for PayPro's payment list, and [`PayProSource`] over it.
 
 use async_trait::async_trait;
-use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, Provider};
+use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, ListPage, Provider};
 use payments_model::{
     Change, ChangeKind, ChangePage, Cursor, ListingOrder, OnePayment, Page, Payment, PaymentSource,
     RateLimitHeaders, Rejected, SourceError,
@@ -13,7 +13,6 @@ use crate::feed::{
     Chargeback, DecodedPage, Event, EventPayload, Refund, decode_chargebacks_page,
     decode_events_page, decode_payment, decode_refunds_page,
 };
-use crate::map::path_safe;
 
 /// PayPro's production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.paypro.nl";
@@ -154,14 +153,7 @@ impl PayProClient {
         page: Option<&str>,
     ) -> Result<Fetched<EventsPage>, SourceError> {
         let fetched = self.list_page("events", page, decode_events_page).await?;
-        Ok(Fetched {
-            value: EventsPage {
-                events: fetched.value.items,
-                rejected: fetched.value.rejected,
-                next: fetched.value.next,
-            },
-            rate_limit: fetched.rate_limit,
-        })
+        Ok(fetched)
     }
 
     /// `GET /refunds`: the page at `page` (`None`: the first page, the newest refunds), newest
@@ -172,14 +164,7 @@ impl PayProClient {
         page: Option<&str>,
     ) -> Result<Fetched<RefundsPage>, SourceError> {
         let fetched = self.list_page("refunds", page, decode_refunds_page).await?;
-        Ok(Fetched {
-            value: RefundsPage {
-                refunds: fetched.value.items,
-                rejected: fetched.value.rejected,
-                next: fetched.value.next,
-            },
-            rate_limit: fetched.rate_limit,
-        })
+        Ok(fetched)
     }
 
     /// `GET /chargebacks`: the page at `page` (`None`: the first page, the newest
@@ -192,14 +177,7 @@ impl PayProClient {
         let fetched = self
             .list_page("chargebacks", page, decode_chargebacks_page)
             .await?;
-        Ok(Fetched {
-            value: ChargebacksPage {
-                chargebacks: fetched.value.items,
-                rejected: fetched.value.rejected,
-                next: fetched.value.next,
-            },
-            rate_limit: fetched.rate_limit,
-        })
+        Ok(fetched)
     }
 
     /// `GET /payments/{id}`: one payment by PayPro's id (`PP…`), mapped as the listing maps
@@ -215,7 +193,7 @@ impl PayProClient {
         &self,
         id: &str,
     ) -> Result<Fetched<Option<Result<Payment, Rejected>>>, SourceError> {
-        path_safe(id).map_err(|problem| {
+        payments_http::path_segment(id).map_err(|problem| {
             SourceError::Refused(format!("{} payment id {problem}", self.api.provider().name))
         })?;
         let fetched = match self.api.get(&format!("/payments/{id}")).await {
@@ -268,7 +246,7 @@ impl PayProClient {
             .transpose()?;
         Ok(Fetched {
             value: PaymentsPage {
-                payments: mapped.payments,
+                items: mapped.payments,
                 rejected: mapped.rejected,
                 next,
             },
@@ -277,59 +255,19 @@ impl PayProClient {
     }
 }
 
-/// A page of payments, as [`PayProClient::payments_page`] maps it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PaymentsPage {
-    /// The payments that mapped.
-    pub payments: Vec<Payment>,
-    /// The records that did not, kept whole with the reason.
-    pub rejected: Vec<Rejected>,
-    /// Where the listing continues (relative to the base URL, with PayPro's opaque cursor);
-    /// `None` on the last page. A `_links.next` on another origin is refused.
-    pub next: Option<String>,
-}
+/// A page of payments, as [`PayProClient::payments_page`] maps it; `next` carries PayPro's
+/// opaque cursor, and a `_links.next` on another origin is refused.
+pub type PaymentsPage = ListPage<Payment>;
 
-/// A page of one of PayPro's other listings, as [`PayProClient`] reads it.
-struct ListPage<T> {
-    items: Vec<T>,
-    rejected: Vec<Rejected>,
-    next: Option<String>,
-}
+/// A page of events, as [`PayProClient::events_page`] maps it, newest first; `next` leads to
+/// older events, and a `_links.next` on another origin or listing is refused.
+pub type EventsPage = ListPage<Event>;
 
-/// A page of events, as [`PayProClient::events_page`] maps it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EventsPage {
-    /// The events that mapped, newest first.
-    pub events: Vec<Event>,
-    /// The events that did not, kept whole with the reason.
-    pub rejected: Vec<Rejected>,
-    /// Where the feed continues with older events (relative to the base URL, with PayPro's
-    /// opaque cursor); `None` on the last page. A `_links.next` on another origin or listing is
-    /// refused.
-    pub next: Option<String>,
-}
+/// A page of refunds, as [`PayProClient::refunds_page`] maps it, newest first.
+pub type RefundsPage = ListPage<Refund>;
 
-/// A page of refunds, as [`PayProClient::refunds_page`] maps it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RefundsPage {
-    /// The refunds that mapped, newest first.
-    pub refunds: Vec<Refund>,
-    /// The refunds that did not, kept whole with the reason.
-    pub rejected: Vec<Rejected>,
-    /// Where the listing continues (relative to the base URL); `None` on the last page.
-    pub next: Option<String>,
-}
-
-/// A page of chargebacks, as [`PayProClient::chargebacks_page`] maps it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChargebacksPage {
-    /// The chargebacks that mapped, newest first.
-    pub chargebacks: Vec<Chargeback>,
-    /// The chargebacks that did not, kept whole with the reason.
-    pub rejected: Vec<Rejected>,
-    /// Where the listing continues (relative to the base URL); `None` on the last page.
-    pub next: Option<String>,
-}
+/// A page of chargebacks, as [`PayProClient::chargebacks_page`] maps it, newest first.
+pub type ChargebacksPage = ListPage<Chargeback>;
 
 /// PayPro's payments as a [`PaymentSource`], newest first. The cursor is the next page's
 /// address below the base URL (carrying PayPro's opaque `cursor`).
@@ -380,7 +318,7 @@ impl PaymentSource for PayProSource {
             }
         };
         Ok(Page {
-            payments: fetched.value.payments,
+            payments: fetched.value.items,
             rejected: fetched.value.rejected,
             groups: Vec::new(),
             next: self.full_size(&request, fetched.value.next),
@@ -409,7 +347,7 @@ impl PaymentSource for PayProSource {
         };
         let changes = fetched
             .value
-            .events
+            .items
             .into_iter()
             .map(|event| Change {
                 id: event.id,
@@ -452,7 +390,7 @@ impl PaymentSource for PayProSource {
         Ok(ChangePage {
             changes: fetched
                 .value
-                .chargebacks
+                .items
                 .into_iter()
                 .map(|chargeback| Change {
                     id: chargeback.id.clone(),

@@ -14,7 +14,6 @@ use serde::de::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::map::path_safe;
 use crate::wire::{List, ListLinks, PayProChargeback, PayProEvent, PayProPayment, PayProRefund};
 
 /// A refund of a PayPro payment.
@@ -135,7 +134,7 @@ impl PayProRefund {
     pub fn to_refund(self) -> Result<Refund, MapError> {
         let fail = |field: &str, problem: String| MapError::new(&self.id, field, problem);
         let amount = money(self.amount, &self.currency).map_err(|(f, p)| fail(f, p))?;
-        path_safe(&self.payment).map_err(|problem| fail("payment", problem))?;
+        payments_http::path_segment(&self.payment).map_err(|problem| fail("payment", problem))?;
         let created_at =
             required_time(self.created_at.as_deref()).map_err(|p| fail("created_at", p))?;
         let refunded_at =
@@ -160,7 +159,7 @@ impl PayProChargeback {
     pub fn to_chargeback(self) -> Result<Chargeback, MapError> {
         let fail = |field: &str, problem: String| MapError::new(&self.id, field, problem);
         let amount = money(self.amount, &self.currency).map_err(|(f, p)| fail(f, p))?;
-        path_safe(&self.payment).map_err(|problem| fail("payment", problem))?;
+        payments_http::path_segment(&self.payment).map_err(|problem| fail("payment", problem))?;
         let created_at =
             required_time(self.created_at.as_deref()).map_err(|p| fail("created_at", p))?;
         let charged_back_at = optional_time(self.charged_back_at.as_deref())

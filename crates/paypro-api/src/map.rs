@@ -111,23 +111,3 @@ pub fn decode_page(body: &[u8]) -> Result<(ListLinks, Mapped), serde_json::Error
     }
     Ok((list.links, mapped))
 }
-
-/// Whether a PayPro id can be sent as a URL path segment as it is: PayPro's ids are letters
-/// and digits, so anything that would need escaping (`/`, `?`, `%`, spaces) is refused rather
-/// than sent. `Err` says why, naming the id.
-pub(crate) fn path_safe(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("is empty, so it cannot be sent in a URL path".to_owned());
-    }
-    match id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        None => Ok(()),
-        Some(c) => Err(format!(
-            "`{}` holds `{}`, which is not a letter, digit, `_` or `-`, so it is not sent in a URL path",
-            id.escape_default(),
-            c.escape_default()
-        )),
-    }
-}

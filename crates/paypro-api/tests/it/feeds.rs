@@ -39,7 +39,7 @@ async fn walk_events(client: &PayProClient) -> (Vec<Event>, Vec<Option<String>>)
     loop {
         let page = client.events_page(at.as_deref()).await.unwrap().value;
         assert!(page.rejected.is_empty(), "{:?}", page.rejected);
-        events.extend(page.events);
+        events.extend(page.items);
         nexts.push(page.next.clone());
         match page.next {
             Some(next) => at = Some(next),
@@ -133,7 +133,7 @@ async fn a_late_chargeback_on_a_200_day_old_payment_tops_the_feed_and_leaves_the
         .charge_back_paypro_payment(&old.id, old.amount, true)
         .unwrap();
     let after = client.events_page(None).await.unwrap().value;
-    let top = &after.events[0];
+    let top = &after.items[0];
     assert_eq!(top.event_type, "chargeback.created");
     let EventPayload::Chargeback(chargeback) = &top.payload else {
         panic!("{top:?}");
@@ -148,10 +148,10 @@ async fn a_late_chargeback_on_a_200_day_old_payment_tops_the_feed_and_leaves_the
     assert!(chargeback.is_completed());
     assert!(chargeback.charged_back_at.is_some());
     // Below it, the feed as it was: what a reader stopped at is still there to stop at.
-    assert_eq!(after.events[1..], before.events[..99]);
+    assert_eq!(after.items[1..], before.items[..99]);
     // The chargeback listing has it on top; the payment by id is as it was.
     let chargebacks = client.chargebacks_page(None).await.unwrap().value;
-    assert_eq!(&chargebacks.chargebacks[0], chargeback);
+    assert_eq!(&chargebacks.items[0], chargeback);
     let payment = client
         .payment(&old.id)
         .await
@@ -169,7 +169,7 @@ async fn a_late_chargeback_on_a_200_day_old_payment_tops_the_feed_and_leaves_the
         .await
         .unwrap()
         .value
-        .events
+        .items
         .remove(0);
     assert!(
         matches!(&top.payload, EventPayload::Chargeback(c) if !c.is_completed() && c.charged_back_at.is_none())
@@ -194,7 +194,7 @@ async fn a_late_refund_on_a_100_day_old_payment_is_in_the_feeds_and_the_payment(
         .await
         .unwrap()
         .value
-        .events
+        .items
         .remove(0);
     let EventPayload::Refund(refund) = &top.payload else {
         panic!("{top:?}");
@@ -205,7 +205,7 @@ async fn a_late_refund_on_a_100_day_old_payment_is_in_the_feeds_and_the_payment(
     );
     assert_eq!(refund.amount.amount_string(), "0.01");
     let refunds = client.refunds_page(None).await.unwrap().value;
-    assert_eq!(&refunds.refunds[0], refund);
+    assert_eq!(&refunds.items[0], refund);
     let payment = client
         .payment(&old.id)
         .await
@@ -226,7 +226,7 @@ async fn refunds_and_chargebacks_are_listed_to_the_end() {
     loop {
         let page = client.refunds_page(at.as_deref()).await.unwrap().value;
         assert!(page.rejected.is_empty());
-        refunds.extend(page.refunds);
+        refunds.extend(page.items);
         match page.next {
             Some(next) => at = Some(next),
             None => break,
@@ -239,7 +239,7 @@ async fn refunds_and_chargebacks_are_listed_to_the_end() {
     let mut chargebacks = Vec::new();
     loop {
         let page = client.chargebacks_page(at.as_deref()).await.unwrap().value;
-        chargebacks.extend(page.chargebacks);
+        chargebacks.extend(page.items);
         match page.next {
             Some(next) => at = Some(next),
             None => break,
@@ -258,7 +258,7 @@ async fn refunds_and_chargebacks_are_listed_to_the_end() {
 async fn one_payment_by_id_is_found_missing_or_refused_unsent() {
     let sandbox = sandbox_of_days(20).await;
     let client = client(&sandbox.paypro_base_url(), 100);
-    let listed = client.payments_page(None).await.unwrap().value.payments;
+    let listed = client.payments_page(None).await.unwrap().value.items;
     let found = client.payment(&listed[7].source_id).await.unwrap().value;
     assert_eq!(found, Some(Ok(listed[7].clone())));
     assert_eq!(
@@ -295,7 +295,7 @@ async fn a_feed_that_lost_its_oldest_events_ends_early_and_refuses_an_old_cursor
     let (events, nexts) = walk_events(&client).await;
     assert_eq!(events.len(), 30);
     assert_eq!(nexts.len(), 2);
-    assert_eq!(events[..20], first.events[..]);
+    assert_eq!(events[..20], first.items[..]);
     let err = client.events_page(Some(&deep)).await.unwrap_err();
     assert!(
         matches!(&err, SourceError::Invalid { status: 422, message, .. } if message.contains("cursor")),
@@ -331,10 +331,7 @@ async fn a_feed_page_over_the_body_cap_is_refused_unread() {
         SourceError::BodyTooLarge { .. }
     ));
     let small = PayProClient::with_config(config).unwrap().with_limit(10);
-    assert_eq!(
-        small.events_page(None).await.unwrap().value.events.len(),
-        10
-    );
+    assert_eq!(small.events_page(None).await.unwrap().value.items.len(), 10);
 }
 
 /// What the mock server was asked for, path and query.
@@ -397,7 +394,7 @@ async fn feed_pages_return_their_next_cursor_relative_to_the_base_and_refuse_oth
         .await;
     let client = PayProClient::with_config(PayProClient::config(&base, "pp_mock_key")).unwrap();
     let first = client.events_page(None).await.unwrap().value;
-    assert_eq!(first.events.len(), 14);
+    assert_eq!(first.items.len(), 14);
     assert_eq!(
         first.next.as_deref(),
         Some("/events?limit=100&cursor=YWZ0ZXI6RVYwMDAwMDAwMDAwMDAwMDA3")
@@ -407,7 +404,7 @@ async fn feed_pages_return_their_next_cursor_relative_to_the_base_and_refuse_oth
         .await
         .unwrap()
         .value;
-    assert_eq!((last.events.len(), last.rejected.len()), (2, 5));
+    assert_eq!((last.items.len(), last.rejected.len()), (2, 5));
     assert_eq!(last.next, None);
     let err = client.refunds_page(None).await.unwrap_err();
     assert!(
