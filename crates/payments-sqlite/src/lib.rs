@@ -1,4 +1,4 @@
-//! The embedded [`Store`] of `payments-sync`: one SQLite file (bundled SQLite, no system
+//! The embedded [`Store`](payments_sync::Store) of `payments-sync`: one SQLite file (bundled SQLite, no system
 //! library needed), in WAL mode, with a versioned schema.
 //!
 //! Each page is one transaction: upserted payments (all unified fields plus the exact record),
