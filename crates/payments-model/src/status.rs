@@ -262,3 +262,45 @@ pub fn knows_status_word(source: Source, word: &str) -> bool {
         Source::PayPro => paypro_word(word).is_some(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+
+    #[test]
+    fn a_word_is_known_exactly_when_its_table_maps_it_to_a_known_status() {
+        let zero = Money::zero(Currency::EUR);
+        let words = [
+            "pending",
+            "PAID",
+            "failed",
+            "canceled",
+            "cancelled",
+            "chargebacked",
+            "chargeback",
+            "initialized",
+            "open",
+            "processing",
+            "completed",
+            "refunded",
+            "expired",
+            "teleported",
+            "",
+        ];
+        for word in words {
+            assert_eq!(
+                knows_status_word(Source::Mkp, word),
+                !matches!(mkp_status(word), PaymentStatus::Unknown(_)),
+                "mkp {word}"
+            );
+            assert_eq!(
+                knows_status_word(Source::PayPro, word),
+                !matches!(paypro_status(word, &zero, None), PaymentStatus::Unknown(_)),
+                "paypro {word}"
+            );
+        }
+        assert!(knows_status_word(Source::PayPro, "Completed"));
+        assert!(!knows_status_word(Source::Mkp, "open"));
+    }
+}
