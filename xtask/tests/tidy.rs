@@ -557,3 +557,14 @@ fn released_before_rules(path: &Path) -> bool {
         .and_then(|version| version.parse::<u32>().ok())
         .is_some_and(|version| version <= LAST_MIGRATION_BEFORE_RULES)
 }
+
+#[test]
+fn postgres_depends_on_model_and_sync_alone() {
+    check(dependencies(
+        "payments-postgres",
+        NORMAL,
+        |dep| ["payments-model", "payments-sync"].contains(&dep),
+        "of this workspace's crates, payments-postgres depends only on payments-model and payments-sync",
+        "a store receives plain facts through the Store trait and reads back through payments_sync::codec; clients and the sandbox belong in [dev-dependencies]",
+    ));
+}

@@ -188,18 +188,6 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Whether this build's status table still does not know `word` (a later release may).
-fn still_unknown(source: Source, word: &str) -> bool {
-    let status = match source {
-        Source::Mkp => payments_model::mkp_status(word),
-        Source::PayPro => {
-            let zero = payments_model::Money::zero(payments_model::Currency::EUR);
-            payments_model::paypro_status(word, &zero, None)
-        }
-    };
-    matches!(status, payments_model::PaymentStatus::Unknown(_))
-}
-
 /// How many unknown status words the text report lists per source.
 const WORDS_LISTED: usize = 10;
 
@@ -228,11 +216,8 @@ impl SourceReport {
         max_age: Option<Duration>,
     ) -> Result<SourceReport, CliError> {
         let name = source.as_str();
-        let (checkpoint, unreadable_checkpoint) = match store.checkpoint(name).await {
-            Ok(checkpoint) => (checkpoint, None),
-            Err(payments_sync::StoreError::Corrupt { detail, .. }) => (None, Some(detail)),
-            Err(error) => return Err(error.into()),
-        };
+        let (checkpoint, unreadable_checkpoint) =
+            payments_sync::codec::tolerate_unreadable_checkpoint(store.checkpoint(name).await)?;
         // A source that has synced but completed no run within --max-age.
         let stale = max_age.filter(|max_age| {
             checkpoint.as_ref().is_some_and(|checkpoint| {
@@ -252,7 +237,8 @@ impl SourceReport {
                 .unknown_words(name)
                 .await?
                 .into_iter()
-                .filter(|(word, _)| still_unknown(source, word))
+                // Those this build's status table still does not know (a later release may).
+                .filter(|(word, _)| !payments_model::knows_status_word(source, word))
                 .collect(),
             quarantined: store
                 .quarantine(name)

@@ -40,7 +40,7 @@ pub use source::{
     Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OnePayment, Page, PaymentSource,
     RateLimit, RateLimitHeaders, SourceError, TransportKind,
 };
-pub use status::{PaymentStatus, mkp_status, paypro_status};
+pub use status::{PaymentStatus, knows_status_word, mkp_status, paypro_status};
 
 /// Re-exported so that users of the model need not depend on these crates themselves.
 pub use async_trait::async_trait;

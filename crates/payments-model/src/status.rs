@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Money;
+use crate::{Money, Source};
 
 /// Where a payment stands, in one vocabulary for all providers (snake_case in JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -175,8 +175,13 @@ impl<'de> Deserialize<'de> for PaymentStatus {
 ///
 /// Words are compared case-insensitively.
 pub fn mkp_status(word: &str) -> PaymentStatus {
+    mkp_word(word).unwrap_or_else(|| PaymentStatus::Unknown(word.to_owned()))
+}
+
+/// The table of [`mkp_status`]: `None` for a word it does not know.
+fn mkp_word(word: &str) -> Option<PaymentStatus> {
     let is = |known: &str| word.eq_ignore_ascii_case(known);
-    if is("pending") {
+    Some(if is("pending") {
         PaymentStatus::Pending
     } else if is("paid") {
         PaymentStatus::Paid
@@ -187,8 +192,8 @@ pub fn mkp_status(word: &str) -> PaymentStatus {
     } else if is("chargebacked") {
         PaymentStatus::ChargedBack
     } else {
-        PaymentStatus::Unknown(word.to_owned())
-    }
+        return None;
+    })
 }
 
 /// Maps a PayPro payment `state`, taking refunds into account.
@@ -208,13 +213,8 @@ pub fn mkp_status(word: &str) -> PaymentStatus {
 /// A refund larger than the amount is inconsistent input: the mapper flags it as an error
 /// before calling this, so here it simply counts as fully refunded.
 pub fn paypro_status(state: &str, amount: &Money, refunded: Option<&Money>) -> PaymentStatus {
-    let is = |known: &str| state.eq_ignore_ascii_case(known);
-    if is("initialized") || is("open") {
-        PaymentStatus::Open
-    } else if is("pending") || is("processing") {
-        PaymentStatus::Pending
-    } else if is("paid") || is("completed") {
-        match refunded {
+    match paypro_word(state) {
+        Some(PaymentStatus::Paid) => match refunded {
             Some(refunded) if refunded.amount() > rust_decimal::Decimal::ZERO => {
                 if refunded.amount() >= amount.amount() {
                     PaymentStatus::Refunded
@@ -223,7 +223,22 @@ pub fn paypro_status(state: &str, amount: &Money, refunded: Option<&Money>) -> P
                 }
             }
             _ => PaymentStatus::Paid,
-        }
+        },
+        Some(status) => status,
+        None => PaymentStatus::Unknown(state.to_owned()),
+    }
+}
+
+/// The table of [`paypro_status`] before refunds (`paid` and `completed` read as paid): `None`
+/// for a word it does not know.
+fn paypro_word(state: &str) -> Option<PaymentStatus> {
+    let is = |known: &str| state.eq_ignore_ascii_case(known);
+    Some(if is("initialized") || is("open") {
+        PaymentStatus::Open
+    } else if is("pending") || is("processing") {
+        PaymentStatus::Pending
+    } else if is("paid") || is("completed") {
+        PaymentStatus::Paid
     } else if is("refunded") {
         PaymentStatus::Refunded
     } else if is("chargeback") || is("chargebacked") {
@@ -235,6 +250,57 @@ pub fn paypro_status(state: &str, amount: &Money, refunded: Option<&Money>) -> P
     } else if is("failed") {
         PaymentStatus::Failed
     } else {
-        PaymentStatus::Unknown(state.to_owned())
+        return None;
+    })
+}
+
+/// Whether the status table of `source` knows the provider's word `word` ([`mkp_status`],
+/// [`paypro_status`]): a word it does not know maps to [`PaymentStatus::Unknown`].
+pub fn knows_status_word(source: Source, word: &str) -> bool {
+    match source {
+        Source::Mkp => mkp_word(word).is_some(),
+        Source::PayPro => paypro_word(word).is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+
+    #[test]
+    fn a_word_is_known_exactly_when_its_table_maps_it_to_a_known_status() {
+        let zero = Money::zero(Currency::EUR);
+        let words = [
+            "pending",
+            "PAID",
+            "failed",
+            "canceled",
+            "cancelled",
+            "chargebacked",
+            "chargeback",
+            "initialized",
+            "open",
+            "processing",
+            "completed",
+            "refunded",
+            "expired",
+            "teleported",
+            "",
+        ];
+        for word in words {
+            assert_eq!(
+                knows_status_word(Source::Mkp, word),
+                !matches!(mkp_status(word), PaymentStatus::Unknown(_)),
+                "mkp {word}"
+            );
+            assert_eq!(
+                knows_status_word(Source::PayPro, word),
+                !matches!(paypro_status(word, &zero, None), PaymentStatus::Unknown(_)),
+                "paypro {word}"
+            );
+        }
+        assert!(knows_status_word(Source::PayPro, "Completed"));
+        assert!(!knows_status_word(Source::Mkp, "open"));
     }
 }

@@ -18,8 +18,8 @@ mod schedule;
 mod store;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use payments_sync::StoreError;
-use tokio_postgres::NoTls;
+use payments_sync::{StoreError, codec};
+use tokio_postgres::{GenericClient, NoTls};
 
 pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
 pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey};
@@ -137,28 +137,7 @@ impl PgLedger {
     /// The ledger's schema version, `None` when the database has no ledger.
     async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
         let client = self.client().await?;
-        let context = "cannot read the ledger's schema version";
-        let exists: bool = client
-            .query_one("SELECT to_regclass('ledger.meta') IS NOT NULL", &[])
-            .await
-            .map_err(pg_error(context))?
-            .get(0);
-        if !exists {
-            return Ok(None);
-        }
-        let row = client
-            .query_opt(
-                "SELECT value FROM ledger.meta WHERE key = 'schema_version'",
-                &[],
-            )
-            .await
-            .map_err(pg_error(context))?;
-        let Some(row) = row else { return Ok(None) };
-        let text: String = row.get(0);
-        text.parse().map(Some).map_err(|_| StoreError::Corrupt {
-            what: "the ledger's schema version".to_owned(),
-            detail: format!("`{text}` is not a number"),
-        })
+        stored_version(&**client).await
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -169,24 +148,8 @@ impl PgLedger {
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(pg_error(&context))?;
-        let exists: bool = transaction
-            .query_one("SELECT to_regclass('ledger.meta') IS NOT NULL", &[])
-            .await
-            .map_err(pg_error(&context))?
-            .get(0);
-        let version: i64 = if exists {
-            let text: Option<String> = transaction
-                .query_opt(
-                    "SELECT value FROM ledger.meta WHERE key = 'schema_version'",
-                    &[],
-                )
-                .await
-                .map_err(pg_error(&context))?
-                .map(|row| row.get(0));
-            text.and_then(|t| t.parse().ok()).unwrap_or(0)
-        } else {
-            0
-        };
+        // No ledger yet: every migration applies.
+        let version = stored_version(&*transaction).await?.unwrap_or(0);
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 ledger: self.name.clone(),
@@ -210,6 +173,31 @@ impl PgLedger {
         }
         transaction.commit().await.map_err(pg_error(&context))
     }
+}
+
+/// The schema version a database's ledger has, `None` when it has none (no `ledger.meta`, or
+/// no version in it yet).
+async fn stored_version(client: &impl GenericClient) -> Result<Option<i64>, StoreError> {
+    let context = "cannot read the ledger's schema version";
+    let exists: bool = client
+        .query_one("SELECT to_regclass('ledger.meta') IS NOT NULL", &[])
+        .await
+        .map_err(pg_error(context))?
+        .try_get(0)
+        .map_err(pg_error(context))?;
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT value FROM ledger.meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .map_err(pg_error(context))?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = row.try_get(0).map_err(pg_error(context))?;
+    codec::read_schema_version(&text).map(Some)
 }
 
 /// `postgresql://user@host:port/dbname` of a connection config: never its password.

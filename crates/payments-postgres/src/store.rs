@@ -2,18 +2,18 @@
 //! exactly the SQLite store's semantics; every query is keyed by the account.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use futures::{StreamExt, TryStreamExt};
 use payments_model::{Payment, Source};
+use payments_sync::codec::{self, Cell, PaymentRow, RunRow, VersionRow};
 use payments_sync::{
-    Checkpoint, Commit, CommitCounts, Filter, GroupState, Ledger, PaymentStream, Quarantined,
-    RunKind, RunRecord, SourceState, Store, StoreError, Summary, Version,
+    Checkpoint, Commit, Filter, Ledger, PaymentStream, Quarantined, RunRecord, SourceState, Store,
+    StoreError, Version,
 };
-use tokio_postgres::GenericClient;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, Timestamp, ToSql};
+use tokio_postgres::{GenericClient, Row};
 
 use crate::{Lease, PgLedger, pg_error};
 
@@ -63,15 +63,33 @@ impl PgLedger {
     }
 }
 
-fn read_record(value: serde_json::Value) -> Result<Payment, StoreError> {
-    serde_json::from_value(value.clone()).map_err(|e| StoreError::Corrupt {
-        what: "a stored payment".to_owned(),
-        detail: format!("{e}: {value}"),
+/// The value of column `index` of `row`; one that does not read as a `T` is named by `cell`.
+fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize, cell: Cell<'_>) -> Result<T, StoreError> {
+    row.try_get(index).map_err(|e| {
+        let found = row
+            .columns()
+            .get(index)
+            .map_or_else(|| "no column".to_owned(), |c| c.type_().to_string());
+        cell.unreadable(&format!("a value of type {found}"), e)
     })
 }
 
-fn json_error(context: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
-    move |err| StoreError::backend(context, err)
+/// The instant in column `index` of `row`, as the codec's text (`infinity` for one that is no
+/// instant, which then does not read back).
+fn instant(row: &Row, index: usize, cell: Cell<'_>) -> Result<Option<String>, StoreError> {
+    Ok(
+        match get::<Option<Timestamp<DateTime<Utc>>>>(row, index, cell)? {
+            None => None,
+            Some(Timestamp::Value(at)) => Some(codec::instant(at)),
+            Some(Timestamp::PosInfinity) => Some("infinity".to_owned()),
+            Some(Timestamp::NegInfinity) => Some("-infinity".to_owned()),
+        },
+    )
+}
+
+/// [`instant`] of a column that is never null.
+fn instant_required(row: &Row, index: usize, cell: Cell<'_>) -> Result<String, StoreError> {
+    instant(row, index, cell)?.ok_or_else(|| cell.unreadable("NULL", "no instant"))
 }
 
 /// The columns of `ledger.payments` a commit writes, in the order of [`payment_params`].
@@ -80,8 +98,9 @@ const UPSERT: &str =
         provider_status, amount, currency, refunded_amount, created_at, created_at_utc, paid_at,
         payer_name, description, method, processor, processor_reference, payment_link_id,
         customer_id, fail_reason, record, first_seen_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::numeric, $9, $10::text::numeric, $11, $12, $13,
-        $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::numeric, $9, $10::text::numeric, $11,
+        $12::text::timestamptz, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22::text::jsonb, $23,
+        $23)
      ON CONFLICT (account_id, id) DO UPDATE SET source_name = excluded.source_name,
         source = excluded.source, source_id = excluded.source_id, status = excluded.status,
         provider_status = excluded.provider_status, amount = excluded.amount,
@@ -146,38 +165,30 @@ impl PgStore {
                 .execute(&supersede, &[account, &payment.id, &observed])
                 .await
                 .map_err(pg_error(context))?;
-            let record = serde_json::to_value(payment).map_err(json_error(context))?;
-            let amount = payment.amount.amount_string();
-            let refunded = payment.refunded_amount.map(|m| m.amount_string());
-            let created_at = payments_model::format_timestamp(&payment.created_at);
-            let created_at_utc = payment.created_at.with_timezone(&Utc);
-            let paid_at = payment
-                .paid_at
-                .as_ref()
-                .map(payments_model::format_timestamp);
+            let row = PaymentRow::encode(&commit.source, payment)?;
             let params: [&(dyn ToSql + Sync); 23] = [
                 account,
-                &payment.id,
-                &commit.source,
-                &payment.source.as_str(),
-                &payment.source_id,
-                &payment.status.as_str(),
-                &payment.provider_status,
-                &amount,
-                &payment.currency().code(),
-                &refunded,
-                &created_at,
-                &created_at_utc,
-                &paid_at,
-                &payment.payer_name,
-                &payment.description,
-                &payment.method,
-                &payment.processor,
-                &payment.processor_reference,
-                &payment.payment_link_id,
-                &payment.customer_id,
-                &payment.fail_reason,
-                &record,
+                &row.id,
+                &row.source_name,
+                &row.source,
+                &row.source_id,
+                &row.status,
+                &row.provider_status,
+                &row.amount,
+                &row.currency,
+                &row.refunded_amount,
+                &row.created_at,
+                &row.created_at_utc,
+                &row.paid_at,
+                &row.payer_name,
+                &row.description,
+                &row.method,
+                &row.processor,
+                &row.processor_reference,
+                &row.payment_link_id,
+                &row.customer_id,
+                &row.fail_reason,
+                &row.record,
                 &observed,
             ];
             transaction
@@ -213,11 +224,11 @@ impl PgStore {
                 .map_err(pg_error(context))?;
         }
         for (id, state) in &commit.groups {
-            let state_json = serde_json::to_value(state).map_err(json_error(context))?;
+            let state_json = codec::encode_group(state)?;
             transaction
                 .execute(
                     "INSERT INTO ledger.groups (account_id, source_name, id, status, state)
-                     VALUES ($1, $2, $3, $4, $5)
+                     VALUES ($1, $2, $3, $4, $5::text::jsonb)
                      ON CONFLICT (account_id, source_name, id)
                      DO UPDATE SET status = excluded.status, state = excluded.state",
                     &[account, &commit.source, id, &state.status, &state_json],
@@ -236,7 +247,7 @@ impl PgStore {
                 .await
                 .map_err(pg_error(context))?;
         }
-        let checkpoint = serde_json::to_string(&commit.checkpoint).map_err(json_error(context))?;
+        let checkpoint = codec::encode_checkpoint(&commit.checkpoint)?;
         transaction
             .execute(
                 "INSERT INTO ledger.checkpoints (account_id, source_name, checkpoint) VALUES ($1, $2, $3)
@@ -253,7 +264,7 @@ async fn read_checkpoint(
     client: &impl GenericClient,
     account_id: i64,
     source_name: &str,
-) -> Result<Option<Checkpoint>, StoreError> {
+) -> Result<Option<String>, StoreError> {
     let row = client
         .query_opt(
             "SELECT checkpoint FROM ledger.checkpoints WHERE account_id = $1 AND source_name = $2",
@@ -262,11 +273,11 @@ async fn read_checkpoint(
         .await
         .map_err(pg_error("cannot read the checkpoint"))?;
     row.map(|row| {
-        let text: String = row.get(0);
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            what: format!("the checkpoint of {source_name}"),
-            detail: e.to_string(),
-        })
+        get(
+            &row,
+            0,
+            Cell::new(codec::CHECKPOINTS, "checkpoint", source_name),
+        )
     })
     .transpose()
 }
@@ -276,26 +287,20 @@ impl Store for PgStore {
     async fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
         let context = "cannot read the sync state";
         let client = self.ledger.client().await?;
-        let (checkpoint, unreadable_checkpoint) =
-            match read_checkpoint(&**client, self.account_id, source).await {
-                Ok(checkpoint) => (checkpoint, None),
-                Err(StoreError::Corrupt { detail, .. }) => (None, Some(detail)),
-                Err(error) => return Err(error),
-            };
-        let mut groups = HashMap::new();
+        let checkpoint = read_checkpoint(&**client, self.account_id, source).await?;
+        let mut groups = Vec::new();
         for row in client
             .query(
-                "SELECT id, state FROM ledger.groups WHERE account_id = $1 AND source_name = $2",
+                "SELECT id, state::text FROM ledger.groups WHERE account_id = $1 AND source_name = $2",
                 &[&self.account_id, &source],
             )
             .await
             .map_err(pg_error(context))?
         {
-            // A state that does not read back is left out: the engine then knows nothing of
-            // the group and reads it again, which writes a good state.
-            if let Ok(state) = serde_json::from_value::<GroupState>(row.get(1)) {
-                groups.insert(row.get(0), state);
-            }
+            let id: String = get(&row, 0, Cell::new(codec::GROUPS, "id", source))?;
+            let key = format!("group {id} of {source}");
+            let state = get(&row, 1, Cell::new(codec::GROUPS, "state", &key))?;
+            groups.push((id, state));
         }
         let unknown_words = client
             .query(
@@ -304,15 +309,10 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_error(context))?
-            .into_iter()
-            .map(|row| row.get(0))
-            .collect();
-        Ok(SourceState {
-            checkpoint,
-            groups,
-            unreadable_checkpoint,
-            unknown_words,
-        })
+            .iter()
+            .map(|row| get(row, 0, Cell::new(codec::UNKNOWN_WORDS, "word", source)))
+            .collect::<Result<_, _>>()?;
+        codec::source_state(source, checkpoint.as_deref(), groups, unknown_words)
     }
 
     async fn oldest_created(
@@ -325,20 +325,23 @@ impl Store for PgStore {
         let statuses: Vec<&str> = statuses.to_vec();
         let row = client
             .query_opt(
-                "SELECT min(created_at_utc) FROM ledger.payments
-                 WHERE account_id = $1 AND source_name = $2 AND created_at_utc >= $3 AND status = ANY($4)",
+                "SELECT created_at_utc, id FROM ledger.payments
+                 WHERE account_id = $1 AND source_name = $2 AND created_at_utc >= $3 AND status = ANY($4)
+                 ORDER BY created_at_utc LIMIT 1",
                 &[&self.account_id, &source, &since, &statuses],
             )
             .await
             .map_err(pg_error("cannot read the oldest payment"))?;
-        Ok(row
-            .and_then(|row| row.get::<_, Option<DateTime<Utc>>>(0))
-            .map(|at| at.fixed_offset()))
+        let Some(row) = row else { return Ok(None) };
+        let id: String = get(&row, 1, Cell::new(codec::PAYMENTS, "id", source))?;
+        let key = format!("payment {id}");
+        let at = instant_required(&row, 0, Cell::new(codec::PAYMENTS, "created_at_utc", &key))?;
+        codec::read_created_at_utc(&at, &id).map(Some)
     }
 
     async fn quarantined(&self, source: &str) -> Result<HashSet<String>, StoreError> {
         let client = self.ledger.client().await?;
-        Ok(client
+        client
             .query(
                 "SELECT DISTINCT source_id FROM ledger.quarantine
                  WHERE account_id = $1 AND source_name = $2 AND source_id IS NOT NULL",
@@ -346,9 +349,9 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_error("cannot read the quarantine"))?
-            .into_iter()
-            .map(|row| row.get(0))
-            .collect())
+            .iter()
+            .map(|row| get(row, 0, Cell::new(QUARANTINE, "source_id", source)))
+            .collect()
     }
 
     async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError> {
@@ -359,13 +362,14 @@ impl Store for PgStore {
         let mut stored = HashMap::new();
         for row in client
             .query(
-                "SELECT id, record FROM ledger.payments WHERE account_id = $1 AND id = ANY($2)",
+                "SELECT id, record::text FROM ledger.payments WHERE account_id = $1 AND id = ANY($2)",
                 &[&self.account_id, &ids],
             )
             .await
             .map_err(pg_error("cannot read stored payments"))?
         {
-            stored.insert(row.get(0), read_record(row.get(1))?);
+            let (id, payment) = read_payment(&row, codec::PAYMENTS)?;
+            stored.insert(id, payment);
         }
         Ok(stored)
     }
@@ -375,44 +379,34 @@ impl Store for PgStore {
     }
 
     async fn record_run(&self, run: RunRecord) -> Result<(), StoreError> {
-        let summary = &run.summary;
-        let count = |n: u64| n as i64;
-        let kind = summary.run.map(RunKind::as_str);
-        let waited = summary.waited.as_millis() as i64;
-        let (new, changed, unchanged, backwards) = (
-            count(summary.counts.new),
-            count(summary.counts.changed),
-            count(summary.counts.unchanged),
-            count(summary.counts.backwards),
-        );
-        let (pages, requests, quarantined) = (
-            count(summary.pages),
-            count(summary.requests),
-            count(summary.quarantined),
-        );
+        let run = RunRow::encode(&run);
         let client = self.ledger.client().await?;
         let context = "cannot record the run";
         // How the run ended, the same columns whichever row they go to.
         let ended: [&(dyn ToSql + Sync); 13] = [
             &run.finished_at,
-            &kind,
-            &summary.resumed,
-            &pages,
-            &requests,
-            &new,
-            &changed,
-            &unchanged,
-            &backwards,
-            &quarantined,
-            &waited,
+            &run.kind,
+            &run.resumed,
+            &run.pages,
+            &run.requests,
+            &run.new,
+            &run.changed,
+            &run.unchanged,
+            &run.backwards,
+            &run.quarantined,
+            &run.waited_ms,
             &run.error,
-            &summary.feed_incomplete,
+            &run.feed_incomplete,
         ];
         const ENDED: &str = "finished_at, kind, resumed, pages, requests, new, changed, unchanged,
             backwards, quarantined, waited_ms, error, feed_incomplete";
+        // The instants are the codec's text: `finished_at` is the first of the ended columns.
         let marks = |from: usize| {
             (from..from + ended.len())
-                .map(|n| format!("${n}"))
+                .map(|n| match n - from {
+                    0 => format!("${n}::text::timestamptz"),
+                    _ => format!("${n}"),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -436,13 +430,13 @@ impl Store for PgStore {
             }
             None => {
                 let head: [&(dyn ToSql + Sync); 3] =
-                    [&self.account_id, &summary.source_name, &run.started_at];
+                    [&self.account_id, &run.source_name, &run.started_at];
                 let params: Vec<&(dyn ToSql + Sync)> = head.into_iter().chain(ended).collect();
                 client
                     .execute(
                         &format!(
                             "INSERT INTO ledger.runs (account_id, source_name, started_at, {ENDED})
-                             VALUES ($1, $2, $3, {})",
+                             VALUES ($1, $2, $3::text::timestamptz, {})",
                             marks(4)
                         ),
                         &params,
@@ -455,6 +449,17 @@ impl Store for PgStore {
     }
 }
 
+/// The table of quarantined records.
+const QUARANTINE: &str = "quarantine";
+
+/// The payment of a row `(id, record::text)` of `table`.
+fn read_payment(row: &Row, table: &'static str) -> Result<(String, Payment), StoreError> {
+    let id: String = get(row, 0, Cell::new(table, "id", "a payment"))?;
+    let record: String = get(row, 1, Cell::new(table, "record", &format!("payment {id}")))?;
+    let payment = codec::read_record(&record, table, &id)?;
+    Ok((id, payment))
+}
+
 #[async_trait]
 impl Ledger for PgStore {
     fn describe(&self) -> String {
@@ -465,18 +470,20 @@ impl Ledger for PgStore {
         let context = "cannot read payments";
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(self.account_id)];
         let mut sql = match filter.as_of {
-            None => {
-                String::from("SELECT record FROM ledger.payments AS ledger WHERE account_id = $1")
-            }
+            None => String::from(
+                "SELECT id, record::text, false FROM ledger.payments AS ledger WHERE account_id = $1",
+            ),
             // The current rows observed by then, and the versions that were current then.
             Some(at) => {
                 params.push(Box::new(at));
                 String::from(
-                    "SELECT record FROM (
-                        SELECT record, source, status, created_at_utc, id FROM ledger.payments
+                    "SELECT id, record::text, versioned FROM (
+                        SELECT record, source, status, created_at_utc, id, false AS versioned
+                        FROM ledger.payments
                         WHERE account_id = $1 AND updated_at <= $2
                         UNION ALL
-                        SELECT record, source, status, created_at_utc, payment_id FROM ledger.versions
+                        SELECT record, source, status, created_at_utc, payment_id, true
+                        FROM ledger.versions
                         WHERE account_id = $1 AND observed_at <= $2 AND superseded_at > $2
                      ) AS ledger WHERE true",
                 )
@@ -512,7 +519,15 @@ impl Ledger for PgStore {
         // The pooled connection goes back to the pool only once the stream is dropped.
         let stream = rows
             .map_err(pg_error(context))
-            .and_then(|row| async move { read_record(row.get(0)) })
+            .and_then(|row| async move {
+                let versioned: bool = get(&row, 2, Cell::new(codec::VERSIONS, "versioned", ""))?;
+                let table = if versioned {
+                    codec::VERSIONS
+                } else {
+                    codec::PAYMENTS
+                };
+                read_payment(&row, table).map(|(_, payment)| payment)
+            })
             .map(move |item| {
                 let _keep = &client;
                 item
@@ -524,39 +539,53 @@ impl Ledger for PgStore {
         let client = self.ledger.client().await?;
         let rows = client
             .query(
-                "SELECT record, observed_at, superseded_at, status_only, seq AS position FROM ledger.versions
+                "SELECT record::text, observed_at, superseded_at, status_only, seq AS position FROM ledger.versions
                  WHERE account_id = $1 AND payment_id = $2
                  UNION ALL
-                 SELECT record, updated_at, NULL, false, 9223372036854775807 FROM ledger.payments
+                 SELECT record::text, updated_at, NULL, false, 9223372036854775807 FROM ledger.payments
                  WHERE account_id = $1 AND id = $2
                  ORDER BY position",
                 &[&self.account_id, &payment_id],
             )
             .await
             .map_err(pg_error("cannot read the versions of a payment"))?;
-        rows.into_iter()
+        let key = format!("payment {payment_id}");
+        rows.iter()
             .map(|row| {
-                Ok(Version {
-                    payment: read_record(row.get(0))?,
-                    observed_at: row.get(1),
-                    superseded_at: row.get(2),
-                    status_only: row.get(3),
-                })
+                let superseded_at =
+                    instant(row, 2, Cell::new(codec::VERSIONS, "superseded_at", &key))?;
+                let table = if superseded_at.is_some() {
+                    codec::VERSIONS
+                } else {
+                    codec::PAYMENTS
+                };
+                VersionRow {
+                    table,
+                    record: get(row, 0, Cell::new(table, "record", &key))?,
+                    observed_at: instant_required(row, 1, Cell::new(table, "observed_at", &key))?,
+                    superseded_at,
+                    status_only: get(row, 3, Cell::new(table, "status_only", &key))?,
+                }
+                .decode(payment_id)
             })
             .collect()
     }
 
     async fn reconstructed_at(&self, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let client = self.ledger.client().await?;
-        Ok(client
+        let row = client
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM ledger.versions WHERE account_id = $1 AND status_only
                     AND observed_at <= $2 AND superseded_at > $2)",
                 &[&self.account_id, &at],
             )
             .await
-            .map_err(pg_error("cannot read the versions"))?
-            .get(0))
+            .map_err(pg_error("cannot read the versions"))?;
+        get(
+            &row,
+            0,
+            Cell::new(codec::VERSIONS, "status_only", "any version"),
+        )
     }
 
     async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -573,44 +602,42 @@ impl Ledger for PgStore {
             )
             .await
             .map_err(pg_error("cannot read the last run"))?;
-        Ok(row.map(|row| {
-            let count = |index: usize| row.get::<_, i64>(index).max(0) as u64;
-            let kind: Option<String> = row.get(2);
-            RunRecord {
-                started_at: row.get(0),
-                finished_at: row.get(1),
-                summary: Summary {
-                    source_name: source_name.to_owned(),
-                    run: kind.as_deref().and_then(RunKind::parse),
-                    resumed: row.get(3),
-                    pages: count(4),
-                    requests: count(5),
-                    counts: CommitCounts {
-                        new: count(6),
-                        changed: count(7),
-                        unchanged: count(8),
-                        backwards: count(9),
-                    },
-                    quarantined: count(10),
-                    waited: Duration::from_millis(count(11)),
-                    feed_incomplete: row.get(13),
-                    // What the checkpoint keeps (the feed failing, payments to read) is not
-                    // a run's column: `payments status` reads it from the checkpoint.
-                    ..Summary::default()
-                },
-                error: row.get(12),
-            }
-        }))
+        let Some(row) = row else { return Ok(None) };
+        let key = format!("the last run of {source_name}");
+        let cell = |column| Cell::new(codec::RUNS, column, &key);
+        RunRow {
+            source_name: source_name.to_owned(),
+            started_at: instant_required(&row, 0, cell("started_at"))?,
+            finished_at: instant_required(&row, 1, cell("finished_at"))?,
+            kind: get(&row, 2, cell("kind"))?,
+            resumed: get(&row, 3, cell("resumed"))?,
+            pages: get(&row, 4, cell("pages"))?,
+            requests: get(&row, 5, cell("requests"))?,
+            new: get(&row, 6, cell("new"))?,
+            changed: get(&row, 7, cell("changed"))?,
+            unchanged: get(&row, 8, cell("unchanged"))?,
+            backwards: get(&row, 9, cell("backwards"))?,
+            quarantined: get(&row, 10, cell("quarantined"))?,
+            waited_ms: get(&row, 11, cell("waited_ms"))?,
+            error: get(&row, 12, cell("error"))?,
+            feed_incomplete: get(&row, 13, cell("feed_incomplete"))?,
+        }
+        .decode()
+        .map(Some)
     }
 
     async fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError> {
         let client = self.ledger.client().await?;
-        read_checkpoint(&**client, self.account_id, source_name).await
+        read_checkpoint(&**client, self.account_id, source_name)
+            .await?
+            .map(|text| codec::read_checkpoint(&text, source_name))
+            .transpose()
     }
 
     async fn quarantine(&self, source_name: &str) -> Result<Vec<Quarantined>, StoreError> {
         let client = self.ledger.client().await?;
-        Ok(client
+        let cell = |column| Cell::new(QUARANTINE, column, source_name);
+        client
             .query(
                 "SELECT source_id, reason, raw FROM ledger.quarantine
                  WHERE account_id = $1 AND source_name = $2 ORDER BY first_seen_at, raw",
@@ -618,13 +645,15 @@ impl Ledger for PgStore {
             )
             .await
             .map_err(pg_error("cannot read the quarantine"))?
-            .into_iter()
-            .map(|row| Quarantined {
-                source_id: row.get(0),
-                reason: row.get(1),
-                raw: row.get(2),
+            .iter()
+            .map(|row| {
+                Ok(Quarantined {
+                    source_id: get(row, 0, cell("source_id"))?,
+                    reason: get(row, 1, cell("reason"))?,
+                    raw: get(row, 2, cell("raw"))?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn unknown_words(
@@ -632,7 +661,7 @@ impl Ledger for PgStore {
         source_name: &str,
     ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let client = self.ledger.client().await?;
-        Ok(client
+        client
             .query(
                 "SELECT word, first_seen_at FROM ledger.unknown_words
                  WHERE account_id = $1 AND source_name = $2 ORDER BY first_seen_at, word",
@@ -640,14 +669,25 @@ impl Ledger for PgStore {
             )
             .await
             .map_err(pg_error("cannot read the unknown status words"))?
-            .into_iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect())
+            .iter()
+            .map(|row| {
+                let word: String =
+                    get(row, 0, Cell::new(codec::UNKNOWN_WORDS, "word", source_name))?;
+                let key = format!("the word {word:?} of {source_name}");
+                let seen = instant_required(
+                    row,
+                    1,
+                    Cell::new(codec::UNKNOWN_WORDS, "first_seen_at", &key),
+                )?;
+                let seen = codec::read_word_seen(&seen, source_name, &word)?;
+                Ok((word, seen))
+            })
+            .collect()
     }
 
     async fn counts_by_status(&self, source: Source) -> Result<Vec<(String, u64)>, StoreError> {
         let client = self.ledger.client().await?;
-        Ok(client
+        client
             .query(
                 "SELECT status, COUNT(*) FROM ledger.payments WHERE account_id = $1 AND source = $2
                  GROUP BY status ORDER BY status",
@@ -655,8 +695,14 @@ impl Ledger for PgStore {
             )
             .await
             .map_err(pg_error("cannot count payments"))?
-            .into_iter()
-            .map(|row| (row.get(0), row.get::<_, i64>(1).max(0) as u64))
-            .collect())
+            .iter()
+            .map(|row| {
+                let key = format!("the payments of {source}");
+                let status: String = get(row, 0, Cell::new(codec::PAYMENTS, "status", &key))?;
+                let key = format!("the payments of {source} with status {status}");
+                let cell = Cell::new(codec::PAYMENTS, "COUNT(*)", &key);
+                Ok((status, codec::read_count(get(row, 1, cell)?, cell)?))
+            })
+            .collect()
     }
 }

@@ -44,9 +44,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod codec;
 mod feed;
 mod ledger;
 mod limiter;
+mod memory;
 mod pager;
 mod retry;
 mod run;

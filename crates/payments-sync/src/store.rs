@@ -6,13 +6,14 @@
 //! before a commit, so a second store is an addition, not a copy of the engine's rules.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Cursor, Money, Payment, Rejected};
 use serde::{Deserialize, Serialize};
+
+pub use crate::memory::MemoryStore;
 
 use crate::limiter::LimiterSnapshot;
 
@@ -514,6 +515,24 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// A stored value does not read back as what a store writes there (edited by hand, written
+    /// by another program, damaged): named by its table, column and row, never replaced by a
+    /// default.
+    #[error(
+        "the stored {column} of {key} (table {table}) does not read back ({detail}): `{value}`; correct or delete that row, or restore the ledger from a backup"
+    )]
+    Unreadable {
+        /// The table, by its name in every store (`payments`, `runs`, …).
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Which row, in words (`payment paypro:PP1`, `the last run of paypro`).
+        key: String,
+        /// The stored value, control characters escaped, cut when long.
+        value: String,
+        /// Why it does not read back.
+        detail: String,
+    },
     /// The storage backend failed (I/O, a full disk, a lost connection).
     #[error("{context}: {source}")]
     Backend {
@@ -565,177 +584,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records how a run of one source ended (for `payments status`).
     async fn record_run(&self, run: RunRecord) -> Result<(), StoreError>;
-}
-
-/// An in-memory [`Store`], for tests and for library users who keep their own storage.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    inner: Mutex<Memory>,
-}
-
-#[derive(Debug, Default)]
-struct Memory {
-    payments: HashMap<String, (String, Payment)>,
-    /// Every version of each payment, oldest first; the last is the stored payment.
-    versions: HashMap<String, Vec<Version>>,
-    rejected: Vec<(String, Rejected)>,
-    groups: HashMap<String, HashMap<String, GroupState>>,
-    unknown_words: HashMap<String, HashSet<String>>,
-    checkpoints: HashMap<String, Checkpoint>,
-    runs: Vec<RunRecord>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
-    }
-
-    fn inner(&self) -> MutexGuard<'_, Memory> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Every stored payment, sorted by `created_at` then `id`.
-    pub fn payments(&self) -> Vec<Payment> {
-        let mut payments: Vec<Payment> = self
-            .inner()
-            .payments
-            .values()
-            .map(|(_, p)| p.clone())
-            .collect();
-        payments.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        payments
-    }
-
-    /// Every version of a payment, oldest first (the last is the current one).
-    pub fn versions(&self, id: &str) -> Vec<Version> {
-        self.inner().versions.get(id).cloned().unwrap_or_default()
-    }
-
-    /// The quarantined records.
-    pub fn rejected(&self) -> Vec<Rejected> {
-        self.inner()
-            .rejected
-            .iter()
-            .map(|(_, r)| r.clone())
-            .collect()
-    }
-
-    /// The recorded runs, oldest first.
-    pub fn runs(&self) -> Vec<RunRecord> {
-        self.inner().runs.clone()
-    }
-
-    /// A source's checkpoint.
-    pub fn checkpoint(&self, source: &str) -> Option<Checkpoint> {
-        self.inner().checkpoints.get(source).cloned()
-    }
-}
-
-#[async_trait]
-impl Store for MemoryStore {
-    async fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
-        let inner = self.inner();
-        Ok(SourceState {
-            checkpoint: inner.checkpoints.get(source).cloned(),
-            groups: inner.groups.get(source).cloned().unwrap_or_default(),
-            unreadable_checkpoint: None,
-            unknown_words: inner.unknown_words.get(source).cloned().unwrap_or_default(),
-        })
-    }
-
-    async fn oldest_created(
-        &self,
-        source: &str,
-        since: DateTime<Utc>,
-        statuses: &[&str],
-    ) -> Result<Option<DateTime<FixedOffset>>, StoreError> {
-        Ok(self
-            .inner()
-            .payments
-            .values()
-            .filter(|(owner, payment)| {
-                owner == source
-                    && payment.created_at >= since
-                    && statuses.contains(&payment.status.as_str())
-            })
-            .map(|(_, payment)| payment.created_at)
-            .min())
-    }
-
-    async fn quarantined(&self, source: &str) -> Result<HashSet<String>, StoreError> {
-        Ok(self
-            .inner()
-            .rejected
-            .iter()
-            .filter(|(owner, _)| owner == source)
-            .filter_map(|(_, r)| r.source_id.clone())
-            .collect())
-    }
-
-    async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError> {
-        let inner = self.inner();
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| {
-                let (_, payment) = inner.payments.get(&id)?;
-                Some((id, payment.clone()))
-            })
-            .collect())
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let mut inner = self.inner();
-        for payment in commit.payments {
-            let versions = inner.versions.entry(payment.id.clone()).or_default();
-            if let Some(current) = versions.last_mut() {
-                current.superseded_at = Some(commit.observed_at);
-            }
-            versions.push(Version {
-                payment: payment.clone(),
-                observed_at: commit.observed_at,
-                superseded_at: None,
-                status_only: false,
-            });
-            inner
-                .payments
-                .insert(payment.id.clone(), (commit.source.clone(), payment));
-        }
-        inner.rejected.retain(|(owner, r)| {
-            *owner != commit.source
-                || r.source_id
-                    .as_ref()
-                    .is_none_or(|id| !commit.resolved.contains(id))
-        });
-        for rejected in commit.rejected {
-            let seen = inner
-                .rejected
-                .iter()
-                .any(|(owner, r)| *owner == commit.source && r.raw == rejected.raw);
-            if !seen {
-                inner.rejected.push((commit.source.clone(), rejected));
-            }
-        }
-        inner
-            .groups
-            .entry(commit.source.clone())
-            .or_default()
-            .extend(commit.groups);
-        inner
-            .unknown_words
-            .entry(commit.source.clone())
-            .or_default()
-            .extend(commit.unknown_words);
-        inner.checkpoints.insert(commit.source, commit.checkpoint);
-        Ok(())
-    }
-
-    async fn record_run(&self, run: RunRecord) -> Result<(), StoreError> {
-        self.inner().runs.push(run);
-        Ok(())
-    }
 }

@@ -8,16 +8,32 @@
 //! payments_testkit::store_suite!(fresh);
 //! ```
 //!
-//! The second element is a guard kept alive for the test (a temporary directory, a PostgreSQL
-//! cluster). Both stores must pass every test unchanged: they differ in their SQL, never in what
-//! they keep or answer.
+//! The second element is kept alive for the test (holding a temporary directory, a PostgreSQL
+//! cluster) and is the store's [`Tamper`] hook: it writes a raw value where the store keeps one,
+//! by the store's own means (SQL), for the cases of what a value that does not read back means.
+//! Every store (SQLite, PostgreSQL, memory) must pass every test unchanged: they differ in their
+//! SQL, never in what they keep or answer.
 
 use std::sync::Arc;
 
 use futures::TryStreamExt;
 use payments_model::{Payment, PaymentSource, PaymentStatus, Source};
 use payments_sandbox::{Sandbox, SandboxConfig};
-use payments_sync::{Filter, Ledger, MemoryStore, Store, SyncOptions, Syncer};
+use payments_sync::codec::Stored;
+use payments_sync::{
+    CommitCounts, Filter, Ledger, MemoryStore, RunKind, RunRecord, Store, StoreError, Summary,
+    SyncOptions, Syncer,
+};
+
+/// A store's hook for the suite: writes `value` raw where the store keeps `place`, as a ledger
+/// edited by hand or damaged would hold it. The values the suite writes are valid JSON where the
+/// store's column is JSON, and `infinity` for an instant (which a PostgreSQL `timestamptz`
+/// holds).
+#[async_trait::async_trait]
+pub trait Tamper: Send + Sync {
+    /// Writes `value` at `place`; panics when it cannot.
+    async fn write_raw(&self, place: Stored<'_>, value: &str);
+}
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite, each on a store from `$fresh`
 /// (an async fn returning `Option<(Arc<S>, guard)>`; `None` skips the test).
@@ -30,15 +46,22 @@ macro_rules! store_suite {
             as_of_reads_the_ledger_as_it_was_known_then,
             filters_select_by_source_status_and_time,
             quarantined_records_are_kept_once_with_their_reason,
-            ledgers_in_one_store_are_kept_apart_by_source
+            ledgers_in_one_store_are_kept_apart_by_source,
+            an_unreadable_checkpoint_is_said_and_the_next_run_reads_everything,
+            an_unreadable_group_state_is_left_out_and_the_group_read_again,
+            a_stored_instant_that_does_not_read_back_is_a_named_error,
+            a_stored_record_that_does_not_read_back_is_a_named_error,
+            unknown_words_are_kept_once_with_when_first_seen,
+            counts_by_status_count_each_status_of_a_source,
+            a_run_record_reads_back_as_recorded
         );
     };
     (@tests $fresh:path; $($name:ident),*) => {
         $(
             #[tokio::test]
             async fn $name() {
-                if let Some((store, _guard)) = $fresh().await {
-                    $crate::store_suite::$name(store).await;
+                if let Some((store, tamper)) = $fresh().await {
+                    $crate::store_suite::$name(store, &tamper).await;
                 }
             }
         )*
@@ -87,6 +110,7 @@ fn sandbox_config() -> SandboxConfig {
 /// a full rerun finds everything unchanged.
 pub async fn a_sync_matches_the_memory_store_and_a_rerun_changes_nothing<S: Store + Ledger>(
     store: Arc<S>,
+    _: &dyn Tamper,
 ) {
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let memory = Arc::new(MemoryStore::new());
@@ -124,7 +148,10 @@ pub async fn a_sync_matches_the_memory_store_and_a_rerun_changes_nothing<S: Stor
 }
 
 /// Two sources' checkpoints, groups and quarantines stay apart in one store.
-pub async fn ledgers_in_one_store_are_kept_apart_by_source<S: Store + Ledger>(store: Arc<S>) {
+pub async fn ledgers_in_one_store_are_kept_apart_by_source<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
     let sandbox = Sandbox::start(SandboxConfig {
         mkp_links: 5,
         paypro_payments: 30,
@@ -170,6 +197,7 @@ pub async fn ledgers_in_one_store_are_kept_apart_by_source<S: Store + Ledger>(st
 /// See the module's documentation.
 pub async fn every_version_of_a_payment_is_kept_with_when_it_was_observed<S: Store + Ledger>(
     store: Arc<S>,
+    _: &dyn Tamper,
 ) {
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     sync(&store, &sandbox, SyncOptions::default()).await;
@@ -239,7 +267,10 @@ pub async fn every_version_of_a_payment_is_kept_with_when_it_was_observed<S: Sto
 }
 
 /// See the module's documentation.
-pub async fn as_of_reads_the_ledger_as_it_was_known_then<S: Store + Ledger>(store: Arc<S>) {
+pub async fn as_of_reads_the_ledger_as_it_was_known_then<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let before_anything = chrono::Utc::now();
     sync(&store, &sandbox, SyncOptions::default()).await;
@@ -285,7 +316,10 @@ pub async fn as_of_reads_the_ledger_as_it_was_known_then<S: Store + Ledger>(stor
 }
 
 /// See the module's documentation.
-pub async fn filters_select_by_source_status_and_time<S: Store + Ledger>(store: Arc<S>) {
+pub async fn filters_select_by_source_status_and_time<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     sync(&store, &sandbox, SyncOptions::default()).await;
     let everything = all(&*store, &Filter::default()).await;
@@ -340,7 +374,10 @@ pub async fn filters_select_by_source_status_and_time<S: Store + Ledger>(store: 
 }
 
 /// See the module's documentation.
-pub async fn quarantined_records_are_kept_once_with_their_reason<S: Store + Ledger>(store: Arc<S>) {
+pub async fn quarantined_records_are_kept_once_with_their_reason<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
     use payments_model::{Cursor, Page, SourceError};
     /// A source whose single page has one good and one bad record.
     struct OneBadRecord;
@@ -395,4 +432,287 @@ pub async fn quarantined_records_are_kept_once_with_their_reason<S: Store + Ledg
         1,
         "the good record of the page was kept"
     );
+}
+
+fn small_sandbox() -> SandboxConfig {
+    SandboxConfig {
+        mkp_links: 5,
+        paypro_payments: 30,
+        mkp_rate_limit: None,
+        ..SandboxConfig::default()
+    }
+}
+
+/// The `(table, column, key)` of an [`StoreError::Unreadable`], and its message; panics on
+/// any other outcome.
+fn unreadable<T: std::fmt::Debug>(
+    read: Result<T, StoreError>,
+) -> (&'static str, &'static str, String, String) {
+    match read {
+        Err(error @ StoreError::Unreadable { .. }) => {
+            let message = error.to_string();
+            let StoreError::Unreadable {
+                table, column, key, ..
+            } = error
+            else {
+                unreachable!()
+            };
+            (table, column, key, message)
+        }
+        other => panic!("expected a value that does not read back, got {other:?}"),
+    }
+}
+
+/// A checkpoint that does not read back is no checkpoint, with the reason said (the engine then
+/// starts a full run instead of failing every run), and [`Ledger::checkpoint`] names it.
+pub async fn an_unreadable_checkpoint_is_said_and_the_next_run_reads_everything<
+    S: Store + Ledger,
+>(
+    store: Arc<S>,
+    tamper: &dyn Tamper,
+) {
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    tamper
+        .write_raw(Stored::Checkpoint { source: "paypro" }, "{\"cursor\": 12")
+        .await;
+    let state = store.source_state("paypro").await.unwrap();
+    assert_eq!(state.checkpoint, None);
+    let reason = state.unreadable_checkpoint.expect("the reason is said");
+    assert!(reason.contains("line 1"), "{reason}");
+    let read = store.checkpoint("paypro").await;
+    let (table, column, key, message) = unreadable(read);
+    assert_eq!(
+        (table, column, key.as_str()),
+        ("checkpoints", "checkpoint", "paypro")
+    );
+    assert!(message.contains("{\"cursor\": 12"), "the value: {message}");
+    let (checkpoint, why) =
+        payments_sync::codec::tolerate_unreadable_checkpoint(store.checkpoint("paypro").await)
+            .unwrap();
+    assert_eq!((checkpoint, why), (None, Some(reason)));
+    assert!(
+        store
+            .source_state("mkp")
+            .await
+            .unwrap()
+            .checkpoint
+            .is_some()
+    );
+
+    let summaries = sync(&store, &sandbox, SyncOptions::default()).await;
+    let paypro = summaries
+        .iter()
+        .find(|s| s.source_name == "paypro")
+        .unwrap();
+    assert_eq!(paypro.run, Some(RunKind::Full), "{paypro:?}");
+    assert!(store.checkpoint("paypro").await.unwrap().is_some());
+}
+
+/// A group state that does not read back is left out of the source's state (the others are
+/// kept), and the next run reads the group again and writes a good state.
+pub async fn an_unreadable_group_state_is_left_out_and_the_group_read_again<S: Store + Ledger>(
+    store: Arc<S>,
+    tamper: &dyn Tamper,
+) {
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    let before = store.source_state("mkp").await.unwrap().groups;
+    assert_eq!(before.len(), 5);
+    let mut ids: Vec<&String> = before.keys().collect();
+    ids.sort();
+    let spoiled = ids[0].clone();
+    tamper
+        .write_raw(
+            Stored::GroupState {
+                source: "mkp",
+                id: &spoiled,
+            },
+            r#"{"status": 12}"#,
+        )
+        .await;
+    let groups = store.source_state("mkp").await.unwrap().groups;
+    assert_eq!(groups.len(), 4, "only the spoiled state is left out");
+    assert!(!groups.contains_key(&spoiled));
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    let after = store.source_state("mkp").await.unwrap().groups;
+    assert_eq!(after.len(), 5, "read again");
+    assert_eq!(after[&spoiled].status, before[&spoiled].status);
+}
+
+/// A stored instant that does not read back is an error naming the table, the column, the row
+/// and the value, never a default (1970).
+pub async fn a_stored_instant_that_does_not_read_back_is_a_named_error<S: Store + Ledger>(
+    store: Arc<S>,
+    tamper: &dyn Tamper,
+) {
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    assert!(store.last_run("paypro").await.unwrap().is_some());
+    tamper
+        .write_raw(Stored::LastRunStartedAt { source: "paypro" }, "infinity")
+        .await;
+    let (table, column, key, message) = unreadable(store.last_run("paypro").await);
+    assert_eq!((table, column), ("runs", "started_at"));
+    assert!(key.contains("paypro"), "{key}");
+    assert!(
+        message.contains("`infinity`") && message.contains("restore the ledger from a backup"),
+        "{message}"
+    );
+    assert!(
+        store.last_run("mkp").await.unwrap().is_some(),
+        "other rows read"
+    );
+}
+
+/// A stored record that does not read back (a timestamp in it, here) fails the readers of the
+/// payment, naming it.
+pub async fn a_stored_record_that_does_not_read_back_is_a_named_error<S: Store + Ledger>(
+    store: Arc<S>,
+    tamper: &dyn Tamper,
+) {
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    let payment = all(&*store, &Filter::default()).await.remove(0);
+    let mut record = serde_json::to_value(&payment).unwrap();
+    record["created_at"] = "30/06/2024".into();
+    tamper
+        .write_raw(Stored::Record { id: &payment.id }, &record.to_string())
+        .await;
+    let (table, column, key, message) = unreadable(store.stored(vec![payment.id.clone()]).await);
+    assert_eq!((table, column), ("payments", "record"));
+    assert_eq!(key, format!("payment {}", payment.id));
+    assert!(message.contains("30/06/2024"), "{message}");
+    let read: Result<Vec<Payment>, StoreError> = store
+        .payments(&Filter::default())
+        .await
+        .unwrap()
+        .try_collect()
+        .await;
+    let (table, _, key, _) = unreadable(read);
+    assert_eq!(
+        (table, key),
+        ("payments", format!("payment {}", payment.id))
+    );
+    let (_, _, key, _) = unreadable(store.versions(&payment.id).await);
+    assert_eq!(key, format!("payment {}", payment.id));
+}
+
+/// A status word outside the status table is kept once per source, with when it was first seen.
+pub async fn unknown_words_are_kept_once_with_when_first_seen<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    use payments_model::{Cursor, Page, SourceError};
+    /// A source whose single page has a payment in a state no table knows.
+    struct Teleported;
+    #[async_trait::async_trait]
+    impl PaymentSource for Teleported {
+        fn name(&self) -> &str {
+            "paypro"
+        }
+        fn order(&self) -> payments_model::ListingOrder {
+            payments_model::ListingOrder::NewestFirst
+        }
+        async fn page(&self, _: Option<&Cursor>) -> Result<Page, SourceError> {
+            let raw = serde_json::value::RawValue::from_string(
+                r#"{"id":"PPT","amount":100,"currency":"EUR","state":"teleported","created_at":"2024-06-30T12:40:10Z"}"#
+                    .to_owned(),
+            )
+            .unwrap();
+            Ok(Page {
+                payments: paypro_api::map_payments(&[raw]).payments,
+                ..Page::default()
+            })
+        }
+    }
+    let before = chrono::Utc::now();
+    for _ in 0..2 {
+        let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
+        syncer.add_source(Arc::new(Teleported));
+        syncer.run().await.remove(0).unwrap();
+    }
+    let words = store.unknown_words("paypro").await.unwrap();
+    assert_eq!(words.len(), 1, "{words:?}");
+    let (word, seen) = &words[0];
+    assert_eq!(word, "teleported");
+    let first_run = store.last_run("paypro").await.unwrap().unwrap();
+    assert!(
+        before <= *seen && *seen < first_run.started_at,
+        "first seen by the first run"
+    );
+    let state = store.source_state("paypro").await.unwrap();
+    assert_eq!(
+        state.unknown_words,
+        std::collections::HashSet::from(["teleported".to_owned()])
+    );
+    assert!(store.unknown_words("mkp").await.unwrap().is_empty());
+    assert_eq!(
+        store.counts_by_status(Source::PayPro).await.unwrap(),
+        [("unknown".to_owned(), 1)]
+    );
+}
+
+/// Payments per status word, for one source, sorted by word: as many as the ledger holds.
+pub async fn counts_by_status_count_each_status_of_a_source<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    sync(&store, &sandbox, SyncOptions::default()).await;
+    let everything = all(&*store, &Filter::default()).await;
+    for source in Source::ALL {
+        let mut expected = std::collections::BTreeMap::<String, u64>::new();
+        for payment in everything.iter().filter(|p| p.source == source) {
+            *expected
+                .entry(payment.status.as_str().to_owned())
+                .or_default() += 1;
+        }
+        let counts = store.counts_by_status(source).await.unwrap();
+        assert_eq!(counts, expected.into_iter().collect::<Vec<_>>(), "{source}");
+        assert!(counts.len() > 1, "{source}: several statuses");
+    }
+}
+
+/// A recorded run reads back with every field a run's row keeps; the last one recorded is the
+/// last run.
+pub async fn a_run_record_reads_back_as_recorded<S: Store + Ledger>(store: Arc<S>, _: &dyn Tamper) {
+    use chrono::TimeZone;
+    let at = |seconds: i64, micros: u32| chrono::Utc.timestamp_opt(seconds, micros * 1000).unwrap();
+    let run = RunRecord {
+        started_at: at(1_719_751_210, 123_456),
+        finished_at: at(1_719_751_275, 654_321),
+        summary: Summary {
+            source_name: "paypro".to_owned(),
+            run: Some(RunKind::DeepSweep),
+            resumed: true,
+            pages: 7,
+            requests: 11,
+            counts: CommitCounts {
+                new: 600,
+                changed: 3,
+                unchanged: 97,
+                backwards: 1,
+            },
+            quarantined: 2,
+            waited: std::time::Duration::from_millis(1_234),
+            feed_incomplete: true,
+            ..Summary::default()
+        },
+        error: Some("paypro: the feed\nfailed `badly`".to_owned()),
+    };
+    store.record_run(run.clone()).await.unwrap();
+    assert_eq!(store.last_run("paypro").await.unwrap(), Some(run.clone()));
+    let next = RunRecord {
+        started_at: at(1_719_751_300, 0),
+        finished_at: at(1_719_751_301, 0),
+        summary: Summary {
+            source_name: "paypro".to_owned(),
+            ..Summary::default()
+        },
+        error: None,
+    };
+    store.record_run(next.clone()).await.unwrap();
+    assert_eq!(store.last_run("paypro").await.unwrap(), Some(next));
+    assert_eq!(store.last_run("mkp").await.unwrap(), None);
 }

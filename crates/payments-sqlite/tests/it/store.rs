@@ -8,7 +8,8 @@ use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::Ledger;
 use payments_sync::SyncOptions;
 
-use payments_testkit::store_suite::sync;
+use payments_sync::codec::Stored;
+use payments_testkit::store_suite::{Tamper, sync};
 
 fn all(store: &SqliteStore, filter: &Filter) -> Vec<Payment> {
     let mut payments = Vec::new();
@@ -327,11 +328,45 @@ async fn a_version_5_ledger_keeps_its_status_history_as_versions() {
     );
 }
 
+/// The SQLite file of a suite's test, which the suite's hook writes raw values into by SQL.
+struct File {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+#[async_trait::async_trait]
+impl Tamper for File {
+    async fn write_raw(&self, place: Stored<'_>, value: &str) {
+        let connection = rusqlite::Connection::open(&self.path).unwrap();
+        let changed = match place {
+            Stored::Checkpoint { source } => connection.execute(
+                "UPDATE checkpoints SET checkpoint = ?2 WHERE source_name = ?1",
+                (source, value),
+            ),
+            Stored::GroupState { source, id } => connection.execute(
+                "UPDATE groups SET state = ?3 WHERE source_name = ?1 AND id = ?2",
+                (source, id, value),
+            ),
+            Stored::LastRunStartedAt { source } => connection.execute(
+                "UPDATE runs SET started_at = ?2
+                 WHERE seq = (SELECT MAX(seq) FROM runs WHERE source_name = ?1)",
+                (source, value),
+            ),
+            Stored::Record { id } => {
+                connection.execute("UPDATE payments SET record = ?2 WHERE id = ?1", (id, value))
+            }
+            other => panic!("no hook for {other:?}"),
+        };
+        assert_eq!(changed.unwrap(), 1, "{place:?}");
+    }
+}
+
 /// The shared store suite on a fresh SQLite file.
-async fn fresh() -> Option<(Arc<SqliteStore>, tempfile::TempDir)> {
+async fn fresh() -> Option<(Arc<SqliteStore>, File)> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("p.db")).unwrap();
-    Some((Arc::new(store), dir))
+    let path = dir.path().join("p.db");
+    let store = SqliteStore::open(&path).unwrap();
+    Some((Arc::new(store), File { path, _dir: dir }))
 }
 
 mod suite {

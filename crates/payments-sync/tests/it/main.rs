@@ -5,5 +5,6 @@ mod feed;
 mod healing;
 mod limiter;
 mod retry;
+mod suite;
 mod sync;
 mod trust;
