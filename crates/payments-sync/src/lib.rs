@@ -47,6 +47,7 @@
 mod feed;
 mod ledger;
 mod limiter;
+mod options;
 mod pager;
 mod retry;
 mod run;
@@ -62,6 +63,9 @@ use payments_model::{Cursor, SourceError};
 pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
 pub use ledger::{Filter, Ledger, PaymentStream, Quarantined};
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
+pub use options::{
+    DEFAULT_REVERIFY_BUDGET, FEED_SHARE, MAX_READ_BY_ID_WAIT, READ_BY_ID_SHARE, SyncOptions,
+};
 pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
@@ -70,9 +74,7 @@ pub use store::{
     PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord,
     SourceState, StatedChargeback, Store, StoreError, Summary, ToRead, Version,
 };
-pub use syncer::{
-    DEFAULT_REVERIFY_BUDGET, FEED_SHARE, MAX_READ_BY_ID_WAIT, READ_BY_ID_SHARE, SyncOptions, Syncer,
-};
+pub use syncer::Syncer;
 
 /// Why a source's run stopped. The checkpoint keeps the last committed page, so the next run
 /// resumes where this one stopped.

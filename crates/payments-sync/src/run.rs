@@ -12,11 +12,11 @@ use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, Rejected};
 
 use crate::limiter::LimiterSnapshot;
+use crate::options::SyncOptions;
 use crate::store::{
     Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PendingChargeback,
     RunKind, SourceState, Summary, ToRead,
 };
-use crate::syncer::SyncOptions;
 
 /// The unified statuses a payer's action can still change: what an incremental run re-reads.
 pub(crate) fn unsettled_words() -> Vec<&'static str> {
