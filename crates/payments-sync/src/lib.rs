@@ -44,6 +44,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod chargebacks;
 mod feed;
 mod ledger;
 mod limiter;
@@ -53,6 +54,9 @@ mod retry;
 mod run;
 mod store;
 mod syncer;
+#[cfg(test)]
+mod test_data;
+mod to_read;
 
 use std::fmt;
 use std::sync::Arc;

@@ -74,11 +74,126 @@ impl SyncOptions {
             .min(MAX_READ_BY_ID_WAIT)
     }
 
+    /// How long one read by id may take before it is cut off (a read that hangs is put off like
+    /// one that would wait too long): [`SyncOptions::read_by_id_wait`], at least a second.
+    pub(crate) fn read_by_id_cut_off(&self) -> Duration {
+        self.read_by_id_wait().max(Duration::from_secs(1))
+    }
+
     /// The defaults, but re-reading everything (`payments sync --full`).
     pub fn full() -> SyncOptions {
         SyncOptions {
             full: true,
             ..SyncOptions::default()
+        }
+    }
+}
+
+/// A run's time budget ([`SyncOptions::max_duration`]) and the change feed's share of it
+/// ([`FEED_SHARE`]), asked with the time elapsed since the run started (the driver keeps the
+/// clock; `None` answers: the run has no budget).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeBudget {
+    run: Option<Duration>,
+}
+
+impl TimeBudget {
+    /// The budget `options` give a run.
+    pub(crate) fn of(options: &SyncOptions) -> TimeBudget {
+        TimeBudget {
+            run: options.max_duration,
+        }
+    }
+
+    /// The whole run's budget, when it has one.
+    pub(crate) fn run(&self) -> Option<Duration> {
+        self.run
+    }
+
+    /// How long the run may still take, `elapsed` after it started; zero once it is out of
+    /// time ([`SyncError::OutOfTime`](crate::SyncError::OutOfTime)).
+    pub(crate) fn run_left(&self, elapsed: Duration) -> Option<Duration> {
+        self.run.map(|budget| budget.saturating_sub(elapsed))
+    }
+
+    /// The change feed's share of the run: its pages, and the payments it named read by id.
+    pub(crate) fn feed_share(&self) -> Option<Duration> {
+        self.run.map(|budget| budget.mul_f64(FEED_SHARE))
+    }
+
+    /// How long the change feed may still take, `elapsed` after the run started; zero once its
+    /// share is spent.
+    pub(crate) fn feed_left(&self, elapsed: Duration) -> Option<Duration> {
+        self.feed_share().map(|share| share.saturating_sub(elapsed))
+    }
+
+    /// Whether the change feed's share is spent, `elapsed` after the run started: what it named
+    /// and is not read yet is left for the next run, so that the walk has the rest.
+    pub(crate) fn feed_share_spent(&self, elapsed: Duration) -> bool {
+        self.feed_left(elapsed) == Some(Duration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_feed_has_its_share_of_the_run_and_the_run_its_budget() {
+        let options = SyncOptions {
+            max_duration: Some(secs(240)),
+            ..SyncOptions::default()
+        };
+        let budget = TimeBudget::of(&options);
+        assert_eq!(budget.run(), Some(secs(240)));
+        assert_eq!(budget.feed_share(), Some(secs(120)));
+        // (elapsed, the run's time left, the feed's left, the feed's share spent)
+        for (elapsed, run_left, feed_left, spent) in [
+            (0, 240, 120, false),
+            (119, 121, 1, false),
+            (120, 120, 0, true),
+            (239, 1, 0, true),
+            (240, 0, 0, true),
+            (300, 0, 0, true),
+        ] {
+            let elapsed = secs(elapsed);
+            assert_eq!(
+                budget.run_left(elapsed),
+                Some(secs(run_left)),
+                "{elapsed:?}"
+            );
+            assert_eq!(
+                budget.feed_left(elapsed),
+                Some(secs(feed_left)),
+                "{elapsed:?}"
+            );
+            assert_eq!(budget.feed_share_spent(elapsed), spent, "{elapsed:?}");
+        }
+        let unbounded = TimeBudget::of(&SyncOptions::default());
+        assert_eq!(unbounded.run_left(secs(100_000)), None);
+        assert_eq!(unbounded.feed_left(secs(100_000)), None);
+        assert!(!unbounded.feed_share_spent(secs(100_000)));
+    }
+
+    #[test]
+    fn a_read_by_id_waits_a_small_share_of_the_run_and_is_cut_off_after_at_least_a_second() {
+        // (the run's budget, the read's wait, its cut-off)
+        for (budget, wait, cut_off) in [
+            (None, MAX_READ_BY_ID_WAIT, MAX_READ_BY_ID_WAIT),
+            (Some(secs(3600)), MAX_READ_BY_ID_WAIT, MAX_READ_BY_ID_WAIT),
+            (Some(secs(200)), secs(10), secs(10)),
+            (Some(secs(10)), Duration::from_millis(500), secs(1)),
+        ] {
+            let options = SyncOptions {
+                max_duration: budget,
+                ..SyncOptions::default()
+            };
+            assert_eq!(options.read_by_id_wait(), wait, "{budget:?}");
+            assert_eq!(options.read_by_id_cut_off(), cut_off, "{budget:?}");
         }
     }
 }
