@@ -368,7 +368,7 @@ mod tests {
     );
 
     fn failure() -> ReadAnswer {
-        ReadAnswer::Failed("PayPro failed (HTTP 503)".into())
+        ReadAnswer::Failed("a provider failed (HTTP 503)".into())
     }
 
     #[test]
@@ -533,7 +533,7 @@ mod tests {
         assert!(
             facts.rejected[0]
                 .reason
-                .contains("PayPro failed (HTTP 503)")
+                .contains("a provider failed (HTTP 503)")
         );
     }
 
@@ -545,7 +545,7 @@ mod tests {
             error,
         };
         let server = || SourceError::Server {
-            provider: "PayPro",
+            provider: "a provider",
             status: 503,
             retry_after: None,
             excerpt: "down".into(),
@@ -559,7 +559,7 @@ mod tests {
             ),
             (
                 Err(error(server())),
-                "failed: PayPro failed (HTTP 503): down",
+                "failed: a provider failed (HTTP 503): down",
             ),
             (
                 Err(SyncError::RetriesExhausted {
@@ -568,7 +568,7 @@ mod tests {
                     attempts: 3,
                     last: server(),
                 }),
-                "failed: PayPro failed (HTTP 503): down",
+                "failed: a provider failed (HTTP 503): down",
             ),
         ];
         for (result, expected) in cases {
