@@ -568,3 +568,174 @@ fn postgres_depends_on_model_and_sync_alone() {
         "a store receives plain facts through the Store trait and reads back through payments_sync::codec; clients and the sandbox belong in [dev-dependencies]",
     ));
 }
+
+/// No module of `payments-sync` imports a module that imports it, directly or through others:
+/// data flows one way through the engine (the pager fetches, the run decides, the store keeps),
+/// so its modules form a graph without cycles. An import is a `use crate::…` or a
+/// `crate::module::…` path in the code (comments aside) of `crates/payments-sync/src/*.rs`. The
+/// crate root (`lib.rs`) is exempt, and so are the items it defines (`SyncError`, `Event`,
+/// `StopSignal`, …): every module may use them.
+#[test]
+fn sync_modules_import_no_cycle() {
+    use std::collections::{BTreeMap, VecDeque};
+
+    /// The code of a file, comments blanked out (lines and their ends; newlines kept so that
+    /// offsets still tell lines).
+    fn code_of(text: &str) -> String {
+        let mut code = String::with_capacity(text.len());
+        for line in text.lines() {
+            let mut in_string = false;
+            let mut previous = ' ';
+            let mut end = line.len();
+            for (at, c) in line.char_indices() {
+                match c {
+                    '"' if previous != '\\' && previous != '\'' => in_string = !in_string,
+                    '/' if !in_string && previous == '/' => {
+                        end = at - 1;
+                        break;
+                    }
+                    _ => {}
+                }
+                previous = c;
+            }
+            code.push_str(&line[..end]);
+            code.push('\n');
+        }
+        code
+    }
+
+    /// The identifier at the start of `text` (after blanks).
+    fn leading_ident(text: &str) -> &str {
+        let text = text.trim_start();
+        let end = text
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(text.len());
+        &text[..end]
+    }
+
+    /// The first names of every path after each `crate::` in `code`, with their offsets:
+    /// `crate::feed::Step` gives `feed`, `crate::{Event, run::SourceRun}` gives `Event`, `run`.
+    fn crate_paths(code: &str) -> Vec<(usize, String)> {
+        let mut found = Vec::new();
+        for (at, _) in code.match_indices("crate::") {
+            let before = code[..at].chars().next_back().unwrap_or(' ');
+            if before.is_alphanumeric() || before == '_' || before == '$' {
+                continue;
+            }
+            let rest = code[at + "crate::".len()..].trim_start();
+            if let Some(group) = rest.strip_prefix('{') {
+                let mut depth = 1;
+                let mut item_start = 0;
+                for (i, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' | ',' if depth == 1 => {
+                            found.push((at, leading_ident(&group[item_start..i]).to_owned()));
+                            item_start = i + 1;
+                            if c == '}' {
+                                break;
+                            }
+                        }
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                }
+            } else {
+                found.push((at, leading_ident(rest).to_owned()));
+            }
+        }
+        found
+    }
+
+    let src = root().join("crates/payments-sync/src");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap_or_else(|err| panic!("reading {}: {err}", src.display()))
+        .map(|entry| entry.expect("reading a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "rs"))
+        .collect();
+    files.sort();
+    let module_of = |path: &Path| {
+        path.file_stem()
+            .and_then(|stem| stem.to_str())
+            .expect("a file name")
+            .to_owned()
+    };
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|path| module_of(path))
+        .filter(|module| module != "lib")
+        .collect();
+    assert!(
+        modules.len() > 1,
+        "no modules found in {}: the test reads the wrong place",
+        src.display()
+    );
+    // Each module's imports of other modules, with the line of the first.
+    let mut imports: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for path in &files {
+        let module = module_of(path);
+        if module == "lib" {
+            continue;
+        }
+        let code = code_of(&read(path));
+        let edges = imports.entry(module.clone()).or_default();
+        for (at, name) in crate_paths(&code) {
+            if modules.contains(&name) && name != module {
+                let line = code[..at].matches('\n').count() + 1;
+                edges.entry(name).or_insert(line);
+            }
+        }
+    }
+    // The shortest way back to each module from what it imports, when there is one.
+    let mut cycles = BTreeSet::new();
+    for start in &modules {
+        let mut came_from: BTreeMap<&String, &String> = BTreeMap::new();
+        let mut queue: VecDeque<&String> = VecDeque::from([start]);
+        let mut back = None;
+        while let Some(module) = queue.pop_front() {
+            for next in imports.get(module).into_iter().flat_map(BTreeMap::keys) {
+                if next == start {
+                    back = Some(module);
+                    break;
+                }
+                if !came_from.contains_key(next) {
+                    came_from.insert(next, module);
+                    queue.push_back(next);
+                }
+            }
+            if back.is_some() {
+                break;
+            }
+        }
+        let Some(mut module) = back else {
+            continue;
+        };
+        let mut cycle = vec![start.clone()];
+        while module != start {
+            cycle.push(module.clone());
+            module = came_from[module];
+        }
+        cycle[1..].reverse();
+        // One cycle, whichever module it is found from: it starts at its least module.
+        let least = (0..cycle.len())
+            .min_by_key(|&i| &cycle[i])
+            .expect("a cycle has modules");
+        cycle.rotate_left(least);
+        cycles.insert(cycle);
+    }
+    check(cycles.into_iter().map(|cycle| {
+        let steps: Vec<String> = cycle
+            .iter()
+            .zip(cycle.iter().cycle().skip(1))
+            .map(|(from, to)| format!("{from}.rs:{} uses `{to}`", imports[from][to]))
+            .collect();
+        format!(
+            "{}: the modules {} import each other in a cycle ({}); a module of the engine uses \
+             only modules below it and the crate root: move what they share into a module of \
+             its own (as options.rs holds SyncOptions) and import it from there",
+            rel(&src),
+            cycle.join(" → "),
+            steps.join(", ")
+        )
+    }));
+}

@@ -1,16 +1,18 @@
 //! The change feed's policy, without I/O: what a read of the feed takes from each change, where
-//! a read stops, which payments are to be read by id and when a failed read is tried again,
-//! and how a stated chargeback is applied or set aside.
+//! a read stops and which page it reads next, whether it found a gap, and what a read gives to
+//! commit ([`FeedFacts`]).
 //!
-//! The async driver (`syncer.rs`) fetches; everything it decides about the feed is decided here.
+//! The rest of the feed's policy is in `chargebacks.rs` (which word on a chargeback wins, how
+//! far the provider's list of them is read) and `to_read.rs` (the payments the feed names,
+//! queued to be read by id). The async driver (`syncer.rs`) fetches; everything it decides
+//! about the feed is decided in these modules, from plain data and the time it passes in.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Change, ChangeKind, Payment, Rejected};
+use chrono::{DateTime, FixedOffset};
+use payments_model::{Change, ChangeKind, ChangePage, Cursor, Payment, Rejected};
 
-use crate::store::{FeedPosition, PendingChargeback, StatedChargeback, ToRead};
+use crate::store::{FeedPosition, StatedChargeback};
 
 /// The most pages of a change feed one run reads; a feed further behind than that is treated
 /// as one that lost its oldest changes.
@@ -37,9 +39,6 @@ const SAME_TIME: chrono::Duration = chrono::Duration::minutes(1);
 /// The most change ids a position keeps to recognise what it already took.
 const MAX_RECENT: usize = 300;
 
-/// The most pages of a provider's chargebacks one run reads (10,000 chargebacks).
-pub(crate) const MAX_CHARGEBACK_PAGES: usize = 100;
-
 /// What a run takes from a change feed, one change at a time, newest first.
 #[derive(Default)]
 pub(crate) struct FeedRead {
@@ -64,6 +63,33 @@ pub(crate) struct FeedRead {
     /// after it: a change the provider listed below it, though newer (below one stamped in the
     /// future, say), so the read goes on.
     newer_below: bool,
+    /// Pages taken so far ([`FeedRead::take_page`]).
+    pages_read: usize,
+}
+
+/// What a read of the change feed, or of the payments it named, gives to commit.
+#[derive(Debug, Default)]
+pub(crate) struct FeedFacts {
+    /// Payments read afresh (by id, or stored ones with a chargeback applied).
+    pub(crate) payments: Vec<Payment>,
+    /// Unified ids of those whose chargeback the provider stated (none, or its amount): a
+    /// stored chargeback is not carried forward onto them.
+    pub(crate) stated: HashSet<String>,
+    /// Records and chargebacks set aside, with their reasons.
+    pub(crate) rejected: Vec<Rejected>,
+    /// Provider ids (of payments, of chargebacks) that read correctly: their quarantine, if
+    /// any, is resolved.
+    pub(crate) readable: Vec<String>,
+    /// The feed's new position.
+    pub(crate) position: Option<FeedPosition>,
+}
+
+/// Whether a read of the feed (`None`: it failed) shows a gap: it read, but did not reach back
+/// to the last change applied (the provider lost its oldest changes, or the ledger is more
+/// than [`MAX_FEED_PAGES`] pages behind). The run then re-verifies the whole listing and reads
+/// the gap's chargebacks from their own list. A feed that failed shows none: it is read again.
+pub(crate) fn shows_gap(read: Option<&FeedRead>) -> bool {
+    read.is_some_and(|read| !read.reached)
 }
 
 /// Where a read of the feed is after one change.
@@ -76,13 +102,50 @@ pub(crate) enum Step {
 }
 
 impl FeedRead {
+    /// Takes one page of the feed (newest first), read back towards `last` as
+    /// [`FeedRead::step`] says, and returns where the next page to read is: `None` once the read
+    /// is over (it reached far enough, the feed ends, or [`MAX_FEED_PAGES`] pages were read).
+    pub(crate) fn take_page(
+        &mut self,
+        page: ChangePage,
+        last: Option<&FeedPosition>,
+        now: DateTime<FixedOffset>,
+        walk_reads: impl Fn(DateTime<FixedOffset>) -> bool,
+    ) -> Option<Cursor> {
+        // The first read reaches wherever the feed stands; a later one must find the last
+        // change applied (or pass its time).
+        self.reached |= last.is_none();
+        self.pages_read += 1;
+        self.rejected.extend(page.rejected);
+        for change in page.changes {
+            if self.step(change, last, now, &walk_reads) == Step::Stop {
+                return None;
+            }
+        }
+        match page.next {
+            Some(next) if self.next_page(last.is_none()) && self.pages_read < MAX_FEED_PAGES => {
+                Some(next)
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the chargebacks of a gap in the feed (read from the provider's list of them, newest
+    /// first): each of their payments is read by id, and the feed's word on a chargeback, when it
+    /// said one, stays the latest.
+    pub(crate) fn take_gap(&mut self, chargebacks: Vec<Change>) {
+        for change in chargebacks {
+            self.take(change, |_| false);
+        }
+    }
+
     /// Takes one change (newest first), read back towards `last`, the position of the last
     /// read (`None`: the first read, which only notes where the feed stands). A change among
     /// `last`'s recent ones was taken before; any other is taken, also one found below the
     /// position (inserted late). A payment a change carries is as it was then, which may be
     /// older than what the ledger holds: one the run's walk reads anyway is left to it, any
     /// other is read again by id (its current state, never a stale one).
-    pub(crate) fn step(
+    fn step(
         &mut self,
         change: Change,
         last: Option<&FeedPosition>,
@@ -132,7 +195,7 @@ impl FeedRead {
     }
 
     /// Whether the read goes on to the next page, after one was read to its end.
-    pub(crate) fn next_page(&mut self, first_read: bool) -> bool {
+    fn next_page(&mut self, first_read: bool) -> bool {
         if first_read {
             // One page, with something on it (a page over the body cap comes back empty, with
             // a next link to the same page asked for smaller).
@@ -160,12 +223,8 @@ impl FeedRead {
         Some(position)
     }
 
-    /// Takes one change without reading it back to a position (the chargebacks of a gap).
-    pub(crate) fn take(
-        &mut self,
-        change: Change,
-        walk_reads: impl Fn(DateTime<FixedOffset>) -> bool,
-    ) {
+    /// Takes one change without reading it back to a position.
+    fn take(&mut self, change: Change, walk_reads: impl Fn(DateTime<FixedOffset>) -> bool) {
         match change.kind {
             ChangeKind::Payment(payment) => {
                 if !walk_reads(payment.created_at) {
@@ -198,216 +257,10 @@ impl FeedRead {
     }
 }
 
-/// The latest chargeback of each payment in `chargebacks` (newest first), with the payment's
-/// provider and unified ids.
-pub(crate) fn latest_chargebacks(
-    chargebacks: Vec<Change>,
-) -> HashMap<String, (String, StatedChargeback)> {
-    let mut latest = HashMap::new();
-    for change in chargebacks {
-        if let ChangeKind::ChargedBack {
-            source_id,
-            payment_id,
-            amount,
-            completed,
-            chargeback_id,
-            record,
-        } = change.kind
-        {
-            latest.entry(payment_id).or_insert((
-                source_id,
-                StatedChargeback {
-                    id: chargeback_id,
-                    completed_amount: completed.then_some(amount),
-                    record,
-                },
-            ));
-        }
-    }
-    latest
-}
-
-/// How long a chargeback may stay not completed before it is no longer looked for (the list is
-/// then read back no further than this).
-pub(crate) const PENDING_FOR: chrono::Duration = chrono::Duration::days(180);
-
-/// The most chargebacks not completed that a checkpoint keeps (the oldest go first).
-const MAX_PENDING: usize = 1000;
-
-/// Notes what `changes` (chargebacks, newest first, as read now) say of chargebacks not completed
-/// yet: one seen completed is no longer pending, one seen not completed is; one older than
-/// [`PENDING_FOR`] is no longer looked for.
-pub(crate) fn note_pending(
-    pending: &mut Vec<PendingChargeback>,
-    changes: &[Change],
-    now: DateTime<FixedOffset>,
-) {
-    for change in changes {
-        let ChangeKind::ChargedBack {
-            source_id,
-            completed,
-            chargeback_id,
-            ..
-        } = &change.kind
-        else {
-            continue;
-        };
-        pending.retain(|p| p.id != *chargeback_id);
-        if !completed {
-            pending.push(PendingChargeback {
-                id: chargeback_id.clone(),
-                payment: source_id.clone(),
-                at: change.at,
-            });
-        }
-    }
-    pending.retain(|p| p.at >= now - PENDING_FOR);
-    pending.sort_by_key(|p| std::cmp::Reverse(p.at));
-    pending.truncate(MAX_PENDING);
-}
-
-/// Applies a stated chargeback to a payment read afresh: a completed one is recorded if it fits
-/// the payment (else it is set aside, whole, with the reason, and the payment is unchanged); one
-/// that is not completed leaves the payment as its provider shows it.
-pub(crate) fn apply(payment: &mut Payment, stated: &StatedChargeback) -> Result<(), Rejected> {
-    let Some(amount) = stated.completed_amount else {
-        payment.charged_back_amount = None;
-        return Ok(());
-    };
-    if payment.charged_back_amount == Some(amount) {
-        return Ok(());
-    }
-    payment.charge_back(amount).map_err(|reason| Rejected {
-        source_id: Some(stated.id.clone()),
-        reason,
-        raw: stated.record.clone(),
-    })
-}
-
-/// Adds payments to read by id to `queue`, or updates them: a newer statement of a payment's
-/// chargeback replaces the older one; its attempts and backoff stay.
-pub(crate) fn enqueue(
-    queue: &mut Vec<ToRead>,
-    payments: impl IntoIterator<Item = (String, Option<StatedChargeback>)>,
-    now: DateTime<Utc>,
-) {
-    let mut at: HashMap<String, usize> = queue
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| (entry.source_id.clone(), i))
-        .collect();
-    for (source_id, chargeback) in payments {
-        match at.get(&source_id) {
-            Some(&i) => {
-                if chargeback.is_some() {
-                    queue[i].chargeback = chargeback;
-                }
-            }
-            None => {
-                at.insert(source_id.clone(), queue.len());
-                queue.push(queued(source_id, chargeback, now));
-            }
-        }
-    }
-}
-
-fn queued(source_id: String, chargeback: Option<StatedChargeback>, now: DateTime<Utc>) -> ToRead {
-    ToRead {
-        source_id,
-        chargeback,
-        queued_at: now,
-        attempts: 0,
-        failing_since: None,
-        last_error: None,
-        not_before: None,
-    }
-}
-
-/// The provider ids in `queue` due for a read at `now`, in the order to read them: never tried
-/// first (oldest first), then failed ones by when they became due, so that one payment that
-/// keeps failing cannot hold the others back.
-pub(crate) fn due(queue: &[ToRead], now: DateTime<Utc>) -> Vec<String> {
-    // A backoff is never longer than an hour: one set further ahead (a clock that was ahead,
-    // a checkpoint edited by hand) is over an hour from now.
-    let longest = chrono::Duration::hours(1);
-    let mut due: Vec<&ToRead> = queue
-        .iter()
-        .filter(|entry| {
-            entry
-                .not_before
-                .is_none_or(|at| at <= now || at - now > longest)
-        })
-        .collect();
-    due.sort_by_key(|entry| (entry.attempts > 0, entry.not_before, entry.queued_at));
-    due.into_iter()
-        .map(|entry| entry.source_id.clone())
-        .collect()
-}
-
-/// How many failed reads of a payment the feed named make it give up on reading it by id: with
-/// [`backoff`], about four hours of runs. It is then quarantined ([`give_up`]).
-pub(crate) const MAX_ATTEMPTS: u32 = 10;
-
-/// What is kept of a queued payment that is no longer read by id, with `reason`: the chargeback
-/// the feed stated, under the chargeback's own id (so that no read of the payment resolves it;
-/// a later read of that chargeback that applies does), or else the entry under the payment's id
-/// (which a later read of the payment resolves).
-pub(crate) fn give_up(entry: ToRead, reason: &str) -> Vec<Rejected> {
-    let reason = format!(
-        "the change feed names payment {}, but it could not be read by id: {reason}",
-        entry.source_id
-    );
-    match entry.chargeback {
-        Some(stated) => vec![Rejected {
-            source_id: Some(stated.id),
-            reason,
-            raw: stated.record,
-        }],
-        None => vec![Rejected {
-            source_id: Some(entry.source_id.clone()),
-            reason,
-            raw: serde_json::to_string(&entry).unwrap_or_default(),
-        }],
-    }
-}
-
-/// Records a failed read of a queued payment: it is tried again after [`backoff`].
-pub(crate) fn failed(entry: &mut ToRead, error: String, now: DateTime<Utc>) {
-    entry.attempts = entry.attempts.saturating_add(1);
-    entry.failing_since.get_or_insert(now);
-    entry.last_error = Some(error);
-    entry.not_before = chrono::Duration::from_std(backoff(entry.attempts))
-        .ok()
-        .and_then(|wait| now.checked_add_signed(wait));
-}
-
-/// How long after its `attempts`th failed read a payment is read again: at the next run after
-/// the first failure, then after 1, 2, 4 … minutes, at most an hour.
-pub(crate) fn backoff(attempts: u32) -> Duration {
-    match attempts {
-        0 | 1 => Duration::ZERO,
-        n => Duration::from_secs(60 << (n - 2).min(6)).min(Duration::from_secs(3600)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use payments_model::{Currency, Money, PaymentStatus, Source};
-
-    fn at(text: &str) -> DateTime<FixedOffset> {
-        DateTime::parse_from_rfc3339(text).unwrap()
-    }
-
-    fn touched(id: &str, when: &str, payment: &str) -> Change {
-        Change {
-            id: id.to_owned(),
-            at: at(when),
-            kind: ChangeKind::Touched {
-                source_id: payment.to_owned(),
-            },
-        }
-    }
+    use crate::test_data::{at, carried, change_page, charged_back, payment, touched};
 
     fn position(id: &str, when: &str, recent: &[&str]) -> FeedPosition {
         FeedPosition {
@@ -417,22 +270,22 @@ mod tests {
         }
     }
 
-    /// Reads `pages` as the driver does; the payments to read and the new position.
+    /// Reads `pages` (each continuing to the next) as the driver does, page by page while
+    /// [`FeedRead::take_page`] says where the next one is: the payments to read, the read, and
+    /// how many pages were read.
     fn read(
         pages: Vec<Vec<Change>>,
         last: Option<&FeedPosition>,
     ) -> (Vec<String>, FeedRead, usize) {
         let now = at("2026-12-02T12:00:00Z");
         let mut read = FeedRead::default();
+        let count = pages.len();
         let mut pages_read = 0;
-        'pages: for page in pages {
+        for (n, changes) in pages.into_iter().enumerate() {
             pages_read += 1;
-            for change in page {
-                if read.step(change, last, now, |_| false) == Step::Stop {
-                    break 'pages;
-                }
-            }
-            if !read.next_page(last.is_none()) {
+            let next = (n + 1 < count).then(|| format!("page {}", n + 1));
+            let page = change_page(changes, next.as_deref());
+            if read.take_page(page, last, now, |_| false).is_none() {
                 break;
             }
         }
@@ -532,117 +385,108 @@ mod tests {
     }
 
     #[test]
-    fn failed_reads_back_off_up_to_an_hour_and_never_hold_the_others_back() {
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_secs(60));
-        assert_eq!(backoff(4), Duration::from_secs(240));
-        assert_eq!(backoff(30), Duration::from_secs(3600));
-        let now = Utc::now();
-        let mut queue = Vec::new();
-        enqueue(
-            &mut queue,
-            [("PPstuck".into(), None), ("PPnext".into(), None)],
-            now,
-        );
-        failed(&mut queue[0], "503".into(), now);
-        assert_eq!(due(&queue, now), ["PPnext", "PPstuck"]);
-        failed(&mut queue[0], "503".into(), now);
-        assert_eq!(queue[0].attempts, 2);
-        assert_eq!(due(&queue, now), ["PPnext"], "backing off");
-        let later = now + chrono::Duration::minutes(2);
-        assert_eq!(due(&queue, later), ["PPnext", "PPstuck"]);
-        let stated = StatedChargeback {
-            id: "PC1".into(),
-            completed_amount: None,
-            record: "{}".into(),
-        };
-        enqueue(
-            &mut queue,
-            [("PPstuck".into(), Some(stated.clone()))],
-            later,
-        );
-        assert_eq!(queue.len(), 2);
-        assert_eq!(queue[0].chargeback, Some(stated));
-        assert_eq!(queue[0].attempts, 2, "a new statement keeps the backoff");
+    fn a_feed_further_behind_than_its_page_limit_is_a_gap() {
+        let last = position("E0", "2026-12-01T11:00:00Z", &[]);
+        let pages: Vec<Vec<Change>> = (0..MAX_FEED_PAGES + 5)
+            .map(|n| vec![touched(&format!("N{n}"), "2026-12-02T11:00:00Z", "PPa")])
+            .collect();
+        let (_, read, pages_read) = read(pages, Some(&last));
+        assert_eq!(pages_read, MAX_FEED_PAGES);
+        assert!(shows_gap(Some(&read)));
     }
 
     #[test]
-    fn a_chargeback_is_pending_until_seen_completed_or_half_a_year_old() {
-        let chargeback = |id: &str, when: &str, completed| Change {
-            id: format!("event of {id}"),
-            at: at(when),
-            kind: ChangeKind::ChargedBack {
-                source_id: format!("payment of {id}"),
-                payment_id: format!("unified payment of {id}"),
-                amount: Money::from_minor(100, Currency::EUR),
-                completed,
-                chargeback_id: id.to_owned(),
-                record: "{}".to_owned(),
-            },
-        };
-        let now = at("2026-12-02T12:00:00Z");
-        let mut pending = Vec::new();
-        note_pending(
-            &mut pending,
-            &[
-                chargeback("C3", "2026-12-01T10:00:00Z", false),
-                chargeback("C2", "2026-11-01T10:00:00Z", false),
-                chargeback("C1", "2026-01-01T10:00:00Z", false),
-            ],
-            now,
-        );
-        let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["C3", "C2"], "C1 is older than half a year");
-        assert_eq!(pending[1].payment, "payment of C2");
-        note_pending(
-            &mut pending,
-            &[chargeback("C2", "2026-11-01T10:00:00Z", true)],
-            now,
-        );
-        let ids: Vec<&str> = pending.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["C3"], "C2 completed");
-    }
-
-    #[test]
-    fn a_chargeback_that_does_not_fit_is_set_aside_whole_and_the_payment_is_unchanged() {
-        let eur = |minor| Money::from_minor(minor, Currency::EUR);
-        // Any source: the rule is the model's, whoever the provider.
-        let source = Source::ALL[0];
-        let payment = Payment {
-            id: source.payment_id("P1"),
-            source,
-            source_id: "P1".into(),
-            status: PaymentStatus::Paid,
-            provider_status: "completed".into(),
-            amount: eur(1295),
-            refunded_amount: None,
-            created_at: at("2026-01-01T10:00:00+01:00"),
-            paid_at: None,
-            payer_name: None,
-            description: None,
-            method: None,
-            processor: "a processor".into(),
-            processor_reference: None,
-            payment_link_id: None,
-            customer_id: None,
-            fail_reason: None,
-            charged_back_amount: None,
-        };
-        let stated = |minor, currency| StatedChargeback {
-            id: "PC1".into(),
-            completed_amount: Some(Money::from_minor(minor, currency)),
-            record: r#"{"id":"PC1"}"#.into(),
-        };
-        let usd = Currency::from_code("USD").unwrap();
-        for bad in [stated(100_000_000, Currency::EUR), stated(500, usd)] {
-            let mut read = payment.clone();
-            let rejected = apply(&mut read, &bad).unwrap_err();
-            assert_eq!(read, payment);
-            assert_eq!(rejected.source_id.as_deref(), Some("PC1"));
-            assert_eq!(rejected.raw, r#"{"id":"PC1"}"#);
+    fn a_gap_is_a_read_that_did_not_reach_back_and_a_failed_read_is_none() {
+        let last = position("E1", "2026-12-02T11:00:00Z", &[]);
+        let reached = vec![vec![
+            touched("E2", "2026-12-02T11:30:00Z", "PPa"),
+            touched("E1", "2026-12-02T11:00:00Z", "PPb"),
+        ]];
+        let short = vec![vec![touched("E2", "2026-12-02T11:30:00Z", "PPa")]];
+        for (what, pages, last, gap) in [
+            (
+                "reached the last change applied",
+                reached.clone(),
+                Some(&last),
+                false,
+            ),
+            ("ended above it", short.clone(), Some(&last), true),
+            ("a first read, wherever it ends", short, None, false),
+        ] {
+            let (_, read, _) = read(pages, last);
+            assert_eq!(shows_gap(Some(&read)), gap, "a read that {what}");
         }
-        let mut read = payment.clone();
-        apply(&mut read, &stated(1295, Currency::EUR)).unwrap();
-        assert_eq!(read.status, PaymentStatus::ChargedBack);
+        assert!(
+            !shows_gap(None),
+            "a feed that failed is read again, not a gap"
+        );
+    }
+
+    #[test]
+    fn a_payment_the_walk_reads_is_left_to_it_and_any_other_is_read_by_id() {
+        let last = position("E0", "2026-12-02T11:00:00Z", &[]);
+        let recent = payment("PPrecent", "2026-12-02T10:00:00Z");
+        let old = payment("PPold", "2025-01-01T10:00:00Z");
+        let page = change_page(
+            vec![
+                carried("E2", "2026-12-02T11:40:00Z", recent),
+                carried("E1", "2026-12-02T11:30:00Z", old),
+                touched("E0", "2026-12-02T11:00:00Z", "PPzero"),
+            ],
+            None,
+        );
+        let walk_reads =
+            |created_at: DateTime<FixedOffset>| created_at >= at("2026-12-01T00:00:00Z");
+        let mut read = FeedRead::default();
+        let next = read.take_page(page, Some(&last), at("2026-12-02T12:00:00Z"), walk_reads);
+        assert_eq!(next, None);
+        assert_eq!(read.to_read, HashSet::from(["PPold".to_owned()]));
+    }
+
+    #[test]
+    fn the_first_word_on_a_payments_chargeback_newest_first_is_the_latest() {
+        let mut read = FeedRead::default();
+        let page = change_page(
+            vec![
+                charged_back("PC2", "2026-12-02T11:30:00Z", "PPa", 500, false),
+                charged_back("PC1", "2026-12-02T11:00:00Z", "PPa", 700, true),
+            ],
+            None,
+        );
+        read.take_page(page, None, at("2026-12-02T12:00:00Z"), |_| false);
+        assert!(
+            read.chargebacks.is_empty(),
+            "a first read only notes where it stands"
+        );
+        let last = position("E0", "2026-12-02T10:00:00Z", &[]);
+        let mut read = FeedRead::default();
+        let page = change_page(
+            vec![
+                charged_back("PC2", "2026-12-02T11:30:00Z", "PPa", 500, false),
+                charged_back("PC1", "2026-12-02T11:00:00Z", "PPa", 700, true),
+            ],
+            None,
+        );
+        read.take_page(page, Some(&last), at("2026-12-02T12:00:00Z"), |_| false);
+        assert_eq!(read.chargebacks["PPa"].id, "PC2");
+        assert_eq!(read.chargebacks["PPa"].completed_amount, None);
+        // A gap's chargebacks, from the provider's list, come after the feed's own word.
+        read.take_gap(vec![charged_back(
+            "PC9",
+            "2026-12-02T09:00:00Z",
+            "PPa",
+            900,
+            true,
+        )]);
+        read.take_gap(vec![charged_back(
+            "PC8",
+            "2026-12-02T09:00:00Z",
+            "PPb",
+            800,
+            true,
+        )]);
+        assert_eq!(read.chargebacks["PPa"].id, "PC2");
+        assert_eq!(read.chargebacks["PPb"].id, "PC8");
+        assert!(read.to_read.contains("PPb"));
     }
 }

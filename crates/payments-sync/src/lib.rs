@@ -44,16 +44,21 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod chargebacks;
 pub mod codec;
 mod feed;
 mod ledger;
 mod limiter;
 mod memory;
+mod options;
 mod pager;
 mod retry;
 mod run;
 mod store;
 mod syncer;
+#[cfg(test)]
+mod test_data;
+mod to_read;
 
 use std::fmt;
 use std::sync::Arc;
@@ -64,17 +69,19 @@ use payments_model::{Cursor, SourceError};
 pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
 pub use ledger::{Filter, Ledger, PaymentStream, Quarantined};
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
+pub use memory::MemoryStore;
+pub use options::{
+    DEFAULT_REVERIFY_BUDGET, FEED_SHARE, MAX_READ_BY_ID_WAIT, READ_BY_ID_SHARE, SyncOptions,
+};
 pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{
-    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, MemoryStore,
-    PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord,
-    SourceState, StatedChargeback, Store, StoreError, Summary, ToRead, Version,
+    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PERSISTENT_FOR,
+    PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord, SourceState,
+    StatedChargeback, Store, StoreError, Summary, ToRead, Version,
 };
-pub use syncer::{
-    DEFAULT_REVERIFY_BUDGET, FEED_SHARE, MAX_READ_BY_ID_WAIT, READ_BY_ID_SHARE, SyncOptions, Syncer,
-};
+pub use syncer::Syncer;
 
 /// Why a source's run stopped. The checkpoint keeps the last committed page, so the next run
 /// resumes where this one stopped.

@@ -369,3 +369,99 @@ pub fn payments<'s>(
         futures::stream::iter(items)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use payments_model::ListingOrder;
+
+    use super::*;
+    use crate::test_data::{listing, page, payment};
+
+    /// A source that lists literal pages, each at its cursor's `listing` (`None`: the first).
+    struct Literal(HashMap<Option<String>, Page>);
+
+    #[async_trait::async_trait]
+    impl PaymentSource for Literal {
+        fn name(&self) -> &str {
+            "literal pages"
+        }
+
+        fn order(&self) -> ListingOrder {
+            ListingOrder::NewestFirst
+        }
+
+        async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {
+            let at = cursor.and_then(|c| c.listing.clone());
+            Ok(self.0.get(&at).cloned().unwrap_or_default())
+        }
+    }
+
+    /// Three pages: the first, then `p2`, then `p3`.
+    fn three_pages() -> Literal {
+        Literal(HashMap::from([
+            (
+                None,
+                page(
+                    vec![payment("P3", "2026-12-02T11:00:00Z")],
+                    Some(listing("p2")),
+                ),
+            ),
+            (
+                Some("p2".into()),
+                page(
+                    vec![payment("P2", "2026-12-02T10:00:00Z")],
+                    Some(listing("p3")),
+                ),
+            ),
+            (
+                Some("p3".into()),
+                page(vec![payment("P1", "2026-12-02T09:00:00Z")], None),
+            ),
+        ]))
+    }
+
+    #[tokio::test]
+    async fn a_cursor_fetched_twice_in_a_walk_is_refused_until_a_new_walk() {
+        let source = three_pages();
+        let mut pager = Pager::new(&source, PagerOptions::default());
+        pager.fetch(None).await.unwrap();
+        pager.fetch(Some(&listing("p2"))).await.unwrap();
+        match pager.fetch(Some(&listing("p2"))).await {
+            Err(SyncError::RepeatingCursor { at, .. }) => assert_eq!(at, Some(listing("p2"))),
+            other => panic!("a repeated cursor was fetched: {other:?}"),
+        }
+        assert!(
+            matches!(
+                pager.fetch(None).await,
+                Err(SyncError::RepeatingCursor { at: None, .. })
+            ),
+            "the first page repeats too"
+        );
+        assert_eq!(pager.requests(), 2, "a repeat sends nothing");
+        pager.new_walk();
+        let again = pager.fetch(Some(&listing("p2"))).await.unwrap();
+        assert_eq!(again.payments[0].source_id, "P2");
+    }
+
+    #[tokio::test]
+    async fn the_page_budget_stops_a_run_at_its_limit_across_walks() {
+        let source = three_pages();
+        let options = PagerOptions {
+            max_pages: Some(2),
+            ..PagerOptions::default()
+        };
+        let mut pager = Pager::new(&source, options);
+        pager.fetch(None).await.unwrap();
+        pager.new_walk();
+        pager.fetch(Some(&listing("p2"))).await.unwrap();
+        match pager.fetch(Some(&listing("p3"))).await {
+            Err(SyncError::PageBudget { pages, at, .. }) => {
+                assert_eq!((pages, at), (2, Some(listing("p3"))));
+            }
+            other => panic!("a page past the budget was fetched: {other:?}"),
+        }
+        assert_eq!(pager.requests(), 2);
+    }
+}

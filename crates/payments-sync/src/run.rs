@@ -9,14 +9,16 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, Rejected};
+use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, SourceError};
 
+use crate::SyncError;
+use crate::feed::FeedFacts;
 use crate::limiter::LimiterSnapshot;
+use crate::options::SyncOptions;
 use crate::store::{
     Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PendingChargeback,
     RunKind, SourceState, Summary, ToRead,
 };
-use crate::syncer::SyncOptions;
 
 /// The unified statuses a payer's action can still change: what an incremental run re-reads.
 pub(crate) fn unsettled_words() -> Vec<&'static str> {
@@ -46,23 +48,38 @@ pub(crate) struct SourceRun {
     unknown_words: HashSet<String>,
     /// Provider ids of the source's quarantined records, to resolve when they map again.
     quarantined: HashSet<String>,
+    /// Whether this run restarted its walk already (a refused resume point restarts it once).
+    restarted: bool,
 }
 
-/// What a read of the change feed, or of the payments it named, gives to commit.
-#[derive(Default)]
-pub(crate) struct FeedFacts {
-    /// Payments read afresh (by id, or stored ones with a chargeback applied).
-    pub(crate) payments: Vec<Payment>,
-    /// Unified ids of those whose chargeback the provider stated (none, or its amount): a
-    /// stored chargeback is not carried forward onto them.
-    pub(crate) stated: HashSet<String>,
-    /// Records and chargebacks set aside, with their reasons.
-    pub(crate) rejected: Vec<Rejected>,
-    /// Provider ids (of payments, of chargebacks) that read correctly: their quarantine, if
-    /// any, is resolved.
-    pub(crate) readable: Vec<String>,
-    /// The feed's new position.
-    pub(crate) position: Option<FeedPosition>,
+/// How a run reads its source's change feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FeedPlan {
+    /// The source has no change feed.
+    NoFeed,
+    /// The feed is read from the position in the checkpoint, before the walk.
+    Follow,
+    /// The feed was never read, but a walk of an earlier run stored the payments: the first
+    /// read comes before this run's walk (within the feed's share of the run), so that the walk
+    /// cannot crowd it out of every run.
+    FirstReadBeforeWalk,
+    /// The feed was never read and no walk was completed: the first read comes after this
+    /// run's walk has stored the payments.
+    FirstReadAfterWalk,
+}
+
+/// What the walk does after the fetch of its next page failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterFailure {
+    /// The provider refused the resume point (an expired cursor, a vanished page): every later
+    /// run would fail there too, so the walk starts again from its first page (once a run).
+    RestartWalk,
+    /// The provider repeats a cursor: resuming there would meet the same loop on every later
+    /// run, so the walk ends here; what was read is kept, and the checkpoint (committed alone,
+    /// [`SourceRun::checkpoint_only`]) makes the next run start the walk afresh.
+    EndWalkAfresh,
+    /// The run fails; the next one resumes from the last committed page.
+    Fail,
 }
 
 /// A page turned into the facts of one commit, before it is compared with what is stored.
@@ -139,7 +156,39 @@ impl SourceRun {
             new_walk: false,
             unknown_words: state.unknown_words,
             quarantined,
+            restarted: false,
         }
+    }
+
+    /// Decides how this run reads the source's change feed (`has_change_feed`: whether it has
+    /// one). Until the feed is read once, a run's time goes to that, not to re-verification.
+    pub(crate) fn plan_feed(&mut self, has_change_feed: bool) -> FeedPlan {
+        if !has_change_feed {
+            return FeedPlan::NoFeed;
+        }
+        if self.checkpoint.feed.is_some() {
+            return FeedPlan::Follow;
+        }
+        self.reverify_left = 0;
+        match self.checkpoint.last_completed_at {
+            Some(_) => FeedPlan::FirstReadBeforeWalk,
+            None => FeedPlan::FirstReadAfterWalk,
+        }
+    }
+
+    /// Decides what the walk does after the fetch of its next page failed with `error` at
+    /// `now` (see [`AfterFailure`]), and moves the walk accordingly.
+    pub(crate) fn fetch_failed(&mut self, error: &SyncError, now: DateTime<Utc>) -> AfterFailure {
+        if !self.restarted && refuses_resume_point(error) {
+            self.restarted = true;
+            self.restart(now);
+            return AfterFailure::RestartWalk;
+        }
+        if matches!(error, SyncError::RepeatingCursor { .. }) {
+            self.restart(now);
+            return AfterFailure::EndWalkAfresh;
+        }
+        AfterFailure::Fail
     }
 
     /// Whether the next fetch starts a walk of its own, once: the pager must then forget the
@@ -148,13 +197,13 @@ impl SourceRun {
         std::mem::take(&mut self.new_walk)
     }
 
-    /// Starts the walk again from its first page, keeping the run's kind and horizon (its resume
-    /// point was refused).
-    pub(crate) fn restart(&mut self) {
+    /// Starts the walk again from its first page at `now`, keeping the run's kind and horizon
+    /// (its resume point was refused, or it repeats).
+    fn restart(&mut self, now: DateTime<Utc>) {
         if self.reverifying {
             // The re-verification walk's resume point was refused: it starts over from the top.
             self.checkpoint.reverify_cursor = None;
-            self.checkpoint.reverify_started_at = Some(Utc::now());
+            self.checkpoint.reverify_started_at = Some(now);
         }
         self.checkpoint.cursor = None;
         self.finished = false;
@@ -181,8 +230,8 @@ impl SourceRun {
     }
 
     /// Takes the page fetched at [`SourceRun::cursor`]: decides where to go next (the policy),
-    /// folds the states of the groups it lists or reads, and returns the facts to commit with
-    /// the new checkpoint.
+    /// folds the states of the groups it lists or reads, resolves the quarantine of what reads
+    /// again, and returns the facts to commit with the new checkpoint.
     pub(crate) fn advance(
         &mut self,
         page: Page,
@@ -191,75 +240,25 @@ impl SourceRun {
     ) -> Prepared {
         let unknown_words = self.first_unknown_words(&page.payments);
         let fetched_at = self.checkpoint.cursor.take();
-        let next = if self.reverifying {
-            // The re-verification walk reads on past any horizon, within its budget.
-            self.reverify_left = self.reverify_left.saturating_sub(1);
-            page.next.clone().filter(|next| !next.is_exhausted())
-        } else {
-            self.policy
-                .next_cursor(&page, &self.groups, &self.quarantined)
-        };
-        let mut resolved: Vec<String> = Vec::new();
-        let mut groups: Vec<(String, GroupState)> = Vec::new();
-        for listed in &page.groups {
-            let state = self.groups.entry(listed.id.clone()).or_default();
-            state.status.clone_from(&listed.status);
-            state.listed_at = Some(observed_at);
-            groups.push((listed.id.clone(), state.clone()));
+        // Decided on what the run knew before this page (the groups it lists are noted after).
+        let next = self.next_cursor(&page);
+        let mut groups = self.note_listed(&page.groups, observed_at);
+        let mut resolved = Vec::new();
+        if let Some(cursor) = &fetched_at {
+            groups.extend(self.fold_group_page(
+                cursor,
+                &page,
+                next.as_ref(),
+                observed_at,
+                &mut resolved,
+            ));
         }
-        if let Some(cursor) = &fetched_at
-            && let Some(group) = cursor.groups.first()
-        {
-            let set_aside = page
-                .rejected
-                .iter()
-                .any(|r| r.source_id.as_deref() == Some(group.id.as_str()));
-            let state = self.groups.entry(group.id.clone()).or_default();
-            if set_aside {
-                // The source set the group aside (its payments could not be read): what is
-                // known of it stays as it was, and its quarantine makes every run read it again.
-            } else if cursor.group_page.is_none() {
-                if self.quarantined.remove(&group.id) {
-                    resolved.push(group.id.clone());
-                }
-                // The first page of the group's payments: its state is folded afresh.
-                *state = GroupState {
-                    status: group.status.clone(),
-                    listed_at: state.listed_at,
-                    ..GroupState::default()
-                };
-            }
-            for payment in &page.payments {
-                fold_group_state(state, payment);
-            }
-            if !set_aside {
-                state.pages += 1;
-            }
-            if !set_aside && !page.rejected.is_empty() {
-                state.holds_quarantined = true;
-            }
-            let walk_goes_on = next
-                .as_ref()
-                .and_then(|c| c.groups.first())
-                .is_some_and(|g| g.id == group.id);
-            if !set_aside && !walk_goes_on {
-                state.verified_at = Some(observed_at);
-            }
-            if !set_aside {
-                groups.push((group.id.clone(), state.clone()));
-            }
-        }
-        if limiter.is_some() {
-            self.checkpoint.rate_limit_seen = limiter;
+        if let Some(snapshot) = limiter {
+            self.checkpoint.rate_limit_seen = Some(snapshot);
         }
         self.move_on(next, observed_at);
         self.summary.quarantined += page.rejected.len() as u64;
-        resolved.extend(
-            page.payments
-                .iter()
-                .filter(|p| self.quarantined.remove(&p.source_id))
-                .map(|p| p.source_id.clone()),
-        );
+        resolved.extend(self.resolve_quarantined(&page.payments));
         Prepared {
             payments: page.payments.len(),
             chargebacks_stated: HashSet::new(),
@@ -276,7 +275,98 @@ impl SourceRun {
         }
     }
 
-    /// A commit of the checkpoint alone (after [`SourceRun::restart`]).
+    /// Where the walk goes after `page`: in the re-verification walk, on past any horizon while
+    /// its budget lasts (this page spends one of it); else as the incremental policy says.
+    fn next_cursor(&mut self, page: &Page) -> Option<Cursor> {
+        if self.reverifying {
+            self.reverify_left = self.reverify_left.saturating_sub(1);
+            return page.next.clone().filter(|next| !next.is_exhausted());
+        }
+        self.policy
+            .next_cursor(page, &self.groups, &self.quarantined)
+    }
+
+    /// Notes the groups a page lists (their status, when they were listed), and returns their
+    /// states to commit.
+    fn note_listed(
+        &mut self,
+        listed: &[Group],
+        observed_at: DateTime<Utc>,
+    ) -> Vec<(String, GroupState)> {
+        listed
+            .iter()
+            .map(|group| {
+                let state = self.groups.entry(group.id.clone()).or_default();
+                state.status.clone_from(&group.status);
+                state.listed_at = Some(observed_at);
+                (group.id.clone(), state.clone())
+            })
+            .collect()
+    }
+
+    /// Folds a page of the payments of the group `cursor` points at (its first) into the
+    /// group's state, and returns the state to commit: afresh from the group's first page (a
+    /// quarantine of the group is then resolved, into `resolved`), verified once its last page is
+    /// read (the walk does not go on in it, `next`). `None` for no group, or one the source set
+    /// aside.
+    fn fold_group_page(
+        &mut self,
+        cursor: &Cursor,
+        page: &Page,
+        next: Option<&Cursor>,
+        observed_at: DateTime<Utc>,
+        resolved: &mut Vec<String>,
+    ) -> Option<(String, GroupState)> {
+        let group = cursor.groups.first()?;
+        let set_aside = page
+            .rejected
+            .iter()
+            .any(|r| r.source_id.as_deref() == Some(group.id.as_str()));
+        let state = self.groups.entry(group.id.clone()).or_default();
+        if cursor.group_page.is_none() && !set_aside {
+            if self.quarantined.remove(&group.id) {
+                resolved.push(group.id.clone());
+            }
+            // The first page of the group's payments: its state is folded afresh.
+            *state = GroupState {
+                status: group.status.clone(),
+                listed_at: state.listed_at,
+                ..GroupState::default()
+            };
+        }
+        for payment in &page.payments {
+            fold_group_state(state, payment);
+        }
+        if set_aside {
+            // The source set the group aside (its payments could not be read): nothing of it
+            // is committed, so what the ledger knows of it stays as it was, and its quarantine
+            // makes every run read it again.
+            return None;
+        }
+        state.pages += 1;
+        if !page.rejected.is_empty() {
+            state.holds_quarantined = true;
+        }
+        let walk_goes_on = next
+            .and_then(|c| c.groups.first())
+            .is_some_and(|g| g.id == group.id);
+        if !walk_goes_on {
+            state.verified_at = Some(observed_at);
+        }
+        Some((group.id.clone(), state.clone()))
+    }
+
+    /// The provider ids of the quarantined records among `payments` (they map now): their
+    /// quarantine is resolved.
+    fn resolve_quarantined(&mut self, payments: &[Payment]) -> Vec<String> {
+        payments
+            .iter()
+            .filter(|p| self.quarantined.remove(&p.source_id))
+            .map(|p| p.source_id.clone())
+            .collect()
+    }
+
+    /// A commit of the checkpoint alone (when the walk ends afresh, [`AfterFailure::EndWalkAfresh`]).
     pub(crate) fn checkpoint_only(&self, observed_at: DateTime<Utc>) -> Commit {
         Commit {
             source: self.summary.source_name.clone(),
@@ -308,16 +398,6 @@ impl SourceRun {
         // A feed that shows nothing at all (its events expired) gives no new position: the next
         // run reads it afresh (noting where it stands) instead of falling back again.
         self.checkpoint.feed = None;
-    }
-
-    /// Whether a run of this source completed its walk before this one.
-    pub(crate) fn walked_before(&self) -> bool {
-        self.checkpoint.last_completed_at.is_some()
-    }
-
-    /// This run spends nothing on re-verification (its time goes to a first read of the feed).
-    pub(crate) fn skip_re_verification(&mut self) {
-        self.reverify_left = 0;
     }
 
     /// Whether this run's walk reads a payment created at `created_at` anyway (a full walk, or
@@ -705,5 +785,555 @@ impl Policy {
             || since(known.newest_unsettled_at, self.unsettled_since)
             || since(known.newest_payment_at, self.lookback_start)
             || self.reverify.contains(&group.id)
+    }
+}
+
+/// Whether `error` says the provider no longer accepts a resume point (an expired cursor, a page
+/// that is gone): the walk can start again from the top.
+fn refuses_resume_point(error: &SyncError) -> bool {
+    matches!(
+        error,
+        SyncError::Source {
+            at: Some(_),
+            error: SourceError::Invalid { .. }
+                | SourceError::NotFound { .. }
+                | SourceError::BadCursor(_),
+            ..
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use payments_model::{Page, SourceError};
+
+    use super::*;
+    use crate::test_data::{group, listing, page, payment, rejected, utc};
+
+    /// When the runs of these tests happen.
+    const NOW: &str = "2026-12-02T12:00:00Z";
+
+    /// The checkpoint of a `run` that started and completed at `started`, resting (no cursor).
+    fn checkpoint(run: RunKind, started: &str) -> Checkpoint {
+        Checkpoint {
+            cursor: None,
+            run,
+            run_started_at: utc(started),
+            horizon: None,
+            lookback_secs: 24 * 3600,
+            last_completed_at: Some(utc(started)),
+            reverify_cursor: None,
+            reverify_started_at: None,
+            verified_through: None,
+            feed: None,
+            rate_limit_seen: None,
+            to_read: Vec::new(),
+            feed_failing: None,
+            pending_chargebacks: Vec::new(),
+        }
+    }
+
+    /// What a store would answer for a source with `checkpoint` and `groups`.
+    fn state(checkpoint: Option<Checkpoint>, groups: Vec<(&str, GroupState)>) -> SourceState {
+        SourceState {
+            checkpoint,
+            groups: groups
+                .into_iter()
+                .map(|(id, state)| (id.to_owned(), state))
+                .collect(),
+            unreadable_checkpoint: None,
+            unknown_words: HashSet::new(),
+        }
+    }
+
+    /// A run planned at [`NOW`] with the default options.
+    fn planned(order: ListingOrder, state: SourceState, quarantined: &[&str]) -> SourceRun {
+        planned_with(order, state, quarantined, &SyncOptions::default())
+    }
+
+    fn planned_with(
+        order: ListingOrder,
+        state: SourceState,
+        quarantined: &[&str],
+        options: &SyncOptions,
+    ) -> SourceRun {
+        let quarantined = quarantined.iter().map(|id| (*id).to_owned()).collect();
+        SourceRun::plan(
+            "a source",
+            order,
+            state,
+            quarantined,
+            None,
+            options,
+            utc(NOW),
+        )
+    }
+
+    /// A run that resumes an interrupted incremental run at `cursor`.
+    fn resumed_at(order: ListingOrder, cursor: Cursor, quarantined: &[&str]) -> SourceRun {
+        let mut interrupted = checkpoint(RunKind::Incremental, "2026-12-02T11:55:00Z");
+        interrupted.cursor = Some(cursor);
+        let run = planned(order, state(Some(interrupted), Vec::new()), quarantined);
+        assert!(run.summary().resumed);
+        run
+    }
+
+    /// A cursor at the first group of `groups` (its first page for `group_page` `None`).
+    fn at_group(groups: &[&str], group_page: Option<&str>) -> Cursor {
+        Cursor {
+            listing: None,
+            groups: groups.iter().map(|id| group(id, "closed", false)).collect(),
+            group_page: group_page.map(str::to_owned),
+        }
+    }
+
+    fn refused(at: Option<Cursor>, error: SourceError) -> SyncError {
+        SyncError::Source {
+            source_name: "a source".into(),
+            at,
+            error,
+        }
+    }
+
+    fn not_found() -> SourceError {
+        SourceError::NotFound {
+            provider: "a provider",
+            what: "page".into(),
+        }
+    }
+
+    #[test]
+    fn a_refused_resume_point_restarts_the_walk_once_and_a_repeating_cursor_ends_it_afresh() {
+        let at = || Some(listing("p3"));
+        let cases: Vec<(&str, SyncError, AfterFailure)> = vec![
+            (
+                "a page gone",
+                refused(at(), not_found()),
+                AfterFailure::RestartWalk,
+            ),
+            (
+                "a cursor refused as invalid",
+                refused(
+                    at(),
+                    SourceError::Invalid {
+                        provider: "a provider",
+                        status: 422,
+                        message: "expired".into(),
+                    },
+                ),
+                AfterFailure::RestartWalk,
+            ),
+            (
+                "a cursor that does not read",
+                refused(at(), SourceError::BadCursor("garbled".into())),
+                AfterFailure::RestartWalk,
+            ),
+            (
+                "the first page gone (nothing to restart)",
+                refused(None, not_found()),
+                AfterFailure::Fail,
+            ),
+            (
+                "a key refused",
+                refused(
+                    at(),
+                    SourceError::Auth {
+                        provider: "a provider",
+                        status: 401,
+                        advice: "set the key".into(),
+                    },
+                ),
+                AfterFailure::Fail,
+            ),
+            (
+                "a repeating cursor",
+                SyncError::RepeatingCursor {
+                    source_name: "a source".into(),
+                    at: at(),
+                },
+                AfterFailure::EndWalkAfresh,
+            ),
+            (
+                "retries spent",
+                SyncError::RetriesExhausted {
+                    source_name: "a source".into(),
+                    at: at(),
+                    attempts: 5,
+                    last: not_found(),
+                },
+                AfterFailure::Fail,
+            ),
+        ];
+        for (what, error, expected) in cases {
+            let mut run = resumed_at(ListingOrder::NewestFirst, listing("p3"), &[]);
+            let after = run.fetch_failed(&error, utc(NOW));
+            assert_eq!(after, expected, "{what}");
+            let from_the_top = expected != AfterFailure::Fail;
+            assert_eq!(run.cursor().is_none(), from_the_top, "{what}");
+            assert_eq!(
+                run.checkpoint_only(utc(NOW)).checkpoint.cursor.is_none(),
+                from_the_top,
+                "{what}: the checkpoint committed alone"
+            );
+            if expected == AfterFailure::RestartWalk {
+                // Once a run: a walk whose first page is refused too fails.
+                let again = refused(Some(listing("p1")), not_found());
+                assert_eq!(
+                    run.fetch_failed(&again, utc(NOW)),
+                    AfterFailure::Fail,
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_resume_point_of_the_re_verification_walk_starts_it_over_at_now() {
+        let mut last = checkpoint(RunKind::Incremental, "2026-12-02T11:55:00Z");
+        last.reverify_cursor = Some(listing("r5"));
+        last.reverify_started_at = Some(utc("2026-11-20T00:00:00Z"));
+        let mut run = planned(
+            ListingOrder::NewestFirst,
+            state(Some(last), Vec::new()),
+            &[],
+        );
+        run.advance(
+            page(vec![payment("P1", "2026-12-02T11:00:00Z")], None),
+            None,
+            utc(NOW),
+        );
+        assert_eq!(
+            run.cursor(),
+            Some(&listing("r5")),
+            "the re-verification walk resumes"
+        );
+        assert!(run.take_new_walk());
+        let now = utc("2026-12-02T12:01:00Z");
+        let error = refused(Some(listing("r5")), not_found());
+        assert_eq!(run.fetch_failed(&error, now), AfterFailure::RestartWalk);
+        let checkpoint = run.checkpoint_only(now).checkpoint;
+        assert_eq!(checkpoint.cursor, None);
+        assert_eq!(checkpoint.reverify_cursor, None);
+        assert_eq!(checkpoint.reverify_started_at, Some(now));
+    }
+
+    #[test]
+    fn a_group_the_source_set_aside_keeps_what_is_known_of_it() {
+        let observed_at = utc(NOW);
+        // (what, the page of the group's payments, committed, pages, verified, holds quarantined)
+        let cases = [
+            (
+                "read",
+                Page {
+                    payments: vec![payment("P1", "2026-12-01T10:00:00Z")],
+                    ..Page::default()
+                },
+                true,
+                1,
+                true,
+                false,
+            ),
+            (
+                "read with a payment set aside",
+                Page {
+                    payments: vec![payment("P1", "2026-12-01T10:00:00Z")],
+                    rejected: vec![rejected("P2")],
+                    ..Page::default()
+                },
+                true,
+                1,
+                true,
+                true,
+            ),
+            (
+                "set aside",
+                Page {
+                    rejected: vec![rejected("g1")],
+                    ..Page::default()
+                },
+                false,
+                0,
+                false,
+                false,
+            ),
+        ];
+        for (what, page, committed, pages, verified, holds_quarantined) in cases {
+            let mut run = resumed_at(ListingOrder::Groups, at_group(&["g1"], None), &[]);
+            let prepared = run.advance(page, None, observed_at);
+            let states: HashMap<String, GroupState> = prepared.commit.groups.into_iter().collect();
+            assert_eq!(states.contains_key("g1"), committed, "{what}");
+            let state = &run.groups["g1"];
+            assert_eq!(state.pages, pages, "{what}");
+            assert_eq!(state.verified_at.is_some(), verified, "{what}");
+            assert_eq!(state.holds_quarantined, holds_quarantined, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_group_is_verified_once_its_last_page_is_read() {
+        let mut run = resumed_at(ListingOrder::Groups, at_group(&["g1", "g2"], None), &[]);
+        let goes_on = Cursor {
+            group_page: Some("g1 page 2".into()),
+            ..at_group(&["g1", "g2"], None)
+        };
+        run.advance(page(Vec::new(), Some(goes_on)), None, utc(NOW));
+        assert_eq!(run.groups["g1"].verified_at, None, "g1 goes on");
+        run.advance(
+            page(Vec::new(), Some(at_group(&["g2"], None))),
+            None,
+            utc(NOW),
+        );
+        assert_eq!(run.groups["g1"].verified_at, Some(utc(NOW)));
+        assert_eq!(run.groups["g1"].pages, 2);
+    }
+
+    #[test]
+    fn a_quarantined_record_that_reads_now_is_resolved() {
+        let quarantined = ["P1", "P2", "g1"];
+        let mut run = resumed_at(ListingOrder::NewestFirst, listing("p2"), &quarantined);
+        let prepared = run.advance(
+            Page {
+                payments: vec![payment("P1", "2026-12-02T11:00:00Z")],
+                rejected: vec![rejected("P2")],
+                next: Some(listing("p3")),
+                ..Page::default()
+            },
+            None,
+            utc(NOW),
+        );
+        assert_eq!(prepared.commit.resolved, ["P1"], "P2 still does not map");
+        assert_eq!(run.summary().quarantined, 1);
+        // A group's quarantine is resolved by a read of its first page that is not set aside.
+        for (what, group_page, page_rejects, resolved) in [
+            ("its first page", None, None, true),
+            ("a later page", Some("page 2"), None, false),
+            ("its first page, set aside again", None, Some("g1"), false),
+        ] {
+            let mut run = resumed_at(
+                ListingOrder::Groups,
+                at_group(&["g1"], group_page),
+                &quarantined,
+            );
+            let page = Page {
+                rejected: page_rejects.map(rejected).into_iter().collect(),
+                ..Page::default()
+            };
+            let prepared = run.advance(page, None, utc(NOW));
+            assert_eq!(
+                prepared.commit.resolved.contains(&"g1".to_owned()),
+                resolved,
+                "{what}"
+            );
+        }
+        // What the change feed reads (a payment, a chargeback) resolves its quarantine too.
+        let prepared = run.feed_read(
+            FeedFacts {
+                readable: vec!["P2".into(), "PC9".into()],
+                ..FeedFacts::default()
+            },
+            utc(NOW),
+        );
+        assert_eq!(prepared.commit.resolved, ["P2"]);
+    }
+
+    #[test]
+    fn the_groups_to_re_verify_are_those_verified_longest_ago_that_fit_the_budget() {
+        let verified = |at: Option<&str>, pages: u32| GroupState {
+            verified_at: at.map(utc),
+            listed_at: Some(utc("2026-12-02T11:55:00Z")),
+            pages,
+            ..GroupState::default()
+        };
+        let groups: HashMap<String, GroupState> = [
+            ("never", verified(None, 1)),
+            ("oldest", verified(Some("2026-11-01T00:00:00Z"), 2)),
+            ("older", verified(Some("2026-11-15T00:00:00Z"), 5)),
+            ("newer", verified(Some("2026-12-01T00:00:00Z"), 1)),
+            ("quarantined", verified(None, 1)),
+            (
+                "gone",
+                GroupState {
+                    listed_at: Some(utc("2026-11-01T00:00:00Z")),
+                    ..verified(None, 1)
+                },
+            ),
+        ]
+        .into_iter()
+        .map(|(id, state)| (id.to_owned(), state))
+        .collect();
+        let quarantined = HashSet::from(["quarantined".to_owned()]);
+        let last_run = Some(utc("2026-12-02T11:55:00Z"));
+        for (budget, expected) in [
+            (0, vec![]),
+            (1, vec!["never"]),
+            (3, vec!["never", "oldest"]),
+            // The next one costs 5: it waits for a run with room for it.
+            (7, vec!["never", "oldest"]),
+            (8, vec!["never", "oldest", "older"]),
+            (100, vec!["never", "oldest", "older", "newer"]),
+        ] {
+            let mut chosen: Vec<String> =
+                verified_longest_ago(&groups, &quarantined, last_run, budget)
+                    .into_iter()
+                    .collect();
+            chosen.sort();
+            let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+            expected.sort();
+            assert_eq!(chosen, expected, "a budget of {budget}");
+        }
+        let expensive = HashMap::from([("big".to_owned(), verified(None, 50))]);
+        assert_eq!(
+            verified_longest_ago(&expensive, &HashSet::new(), last_run, 10).len(),
+            1,
+            "one group is read even when it alone costs more than the budget"
+        );
+    }
+
+    #[test]
+    fn the_re_verification_walk_reads_its_budget_of_pages_past_the_horizon_and_resumes_there() {
+        let options = SyncOptions {
+            reverify_budget: 2,
+            ..SyncOptions::default()
+        };
+        let last = checkpoint(RunKind::Incremental, "2026-12-02T11:55:00Z");
+        let mut run = planned_with(
+            ListingOrder::NewestFirst,
+            state(Some(last), Vec::new()),
+            &[],
+            &options,
+        );
+        let old = || vec![payment("P0", "2025-01-01T00:00:00Z")];
+        // The main walk stops past its horizon (a day back).
+        run.advance(page(old(), Some(listing("p2"))), None, utc(NOW));
+        assert!(!run.is_finished());
+        assert_eq!(
+            run.cursor(),
+            None,
+            "the re-verification walk starts at the top"
+        );
+        assert!(run.take_new_walk());
+        run.advance(page(old(), Some(listing("r2"))), None, utc(NOW));
+        assert_eq!(
+            run.cursor(),
+            Some(&listing("r2")),
+            "past the horizon, within its budget"
+        );
+        run.advance(page(old(), Some(listing("r3"))), None, utc(NOW));
+        assert!(run.is_finished(), "the budget is spent");
+        let checkpoint = run.checkpoint_only(utc(NOW)).checkpoint;
+        assert_eq!(checkpoint.reverify_cursor, Some(listing("r3")));
+        assert_eq!(checkpoint.verified_through, None, "not at the end yet");
+        // The next run resumes there, and reaching the end verifies everything since it began.
+        let mut run = planned_with(
+            ListingOrder::NewestFirst,
+            state(Some(checkpoint), Vec::new()),
+            &[],
+            &options,
+        );
+        run.advance(page(Vec::new(), None), None, utc(NOW));
+        assert_eq!(run.cursor(), Some(&listing("r3")));
+        run.advance(page(old(), None), None, utc(NOW));
+        let checkpoint = run.checkpoint_only(utc(NOW)).checkpoint;
+        assert!(run.is_finished());
+        assert_eq!(checkpoint.reverify_cursor, None);
+        assert_eq!(checkpoint.verified_through, Some(utc(NOW)));
+    }
+
+    #[test]
+    fn an_incremental_newest_first_walk_stops_past_its_horizon() {
+        let last = checkpoint(RunKind::Incremental, "2026-12-02T11:55:00Z");
+        let options = SyncOptions {
+            reverify_budget: 0,
+            ..SyncOptions::default()
+        };
+        let mut run = planned_with(
+            ListingOrder::NewestFirst,
+            state(Some(last), Vec::new()),
+            &[],
+            &options,
+        );
+        run.advance(
+            page(
+                vec![payment("P2", "2026-12-02T10:00:00Z")],
+                Some(listing("p2")),
+            ),
+            None,
+            utc(NOW),
+        );
+        assert_eq!(
+            run.cursor(),
+            Some(&listing("p2")),
+            "within the lookback of a day"
+        );
+        run.advance(
+            page(
+                vec![payment("P1", "2026-11-30T10:00:00Z")],
+                Some(listing("p3")),
+            ),
+            None,
+            utc(NOW),
+        );
+        assert!(
+            run.is_finished(),
+            "a page reaching past the horizon is the last"
+        );
+    }
+
+    #[test]
+    fn a_feed_never_read_is_read_first_after_a_walk_and_takes_the_re_verification_budget() {
+        let with_position = || {
+            let mut c = checkpoint(RunKind::Incremental, "2026-12-02T11:55:00Z");
+            c.feed = Some(FeedPosition {
+                id: "E1".into(),
+                at: crate::test_data::at("2026-12-02T11:50:00Z"),
+                recent: Vec::new(),
+            });
+            Some(c)
+        };
+        let never_walked = || {
+            let mut c = checkpoint(RunKind::Full, "2026-12-02T11:55:00Z");
+            c.last_completed_at = None;
+            Some(c)
+        };
+        for (what, has_feed, checkpoint, plan, re_verifies) in [
+            ("no feed", false, with_position(), FeedPlan::NoFeed, true),
+            (
+                "a feed read before",
+                true,
+                with_position(),
+                FeedPlan::Follow,
+                true,
+            ),
+            (
+                "a feed never read, walked before",
+                true,
+                Some(checkpoint(RunKind::Incremental, "2026-12-02T11:55:00Z")),
+                FeedPlan::FirstReadBeforeWalk,
+                false,
+            ),
+            (
+                "a feed never read, never walked",
+                true,
+                never_walked(),
+                FeedPlan::FirstReadAfterWalk,
+                false,
+            ),
+            (
+                "a first run",
+                true,
+                None,
+                FeedPlan::FirstReadAfterWalk,
+                false,
+            ),
+        ] {
+            let mut run = planned(
+                ListingOrder::NewestFirst,
+                state(checkpoint, Vec::new()),
+                &[],
+            );
+            assert_eq!(run.plan_feed(has_feed), plan, "{what}");
+            let incremental = run.summary().run == Some(RunKind::Incremental);
+            assert_eq!(run.reverify_left > 0, re_verifies && incremental, "{what}");
+        }
     }
 }

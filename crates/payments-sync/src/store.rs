@@ -1,5 +1,5 @@
 //! Where a sync writes: the [`Store`] trait, the plain facts it receives and answers with, and
-//! [`MemoryStore`], an in-memory implementation.
+//! [`MemoryStore`](crate::MemoryStore), an in-memory implementation.
 //!
 //! A store keeps what the engine tells it and answers plain questions. Every rule (what changed,
 //! what "unsettled" means, which payments belong to which group) is decided by the engine
@@ -12,8 +12,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Cursor, Money, Payment, Rejected};
 use serde::{Deserialize, Serialize};
-
-pub use crate::memory::MemoryStore;
 
 use crate::limiter::LimiterSnapshot;
 

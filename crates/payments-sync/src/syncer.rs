@@ -2,99 +2,22 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::Utc;
 use payments_model::{
-    Change, Cursor, ListingOrder, Page, Payment, PaymentSource, RateLimit, Rejected, SourceError,
+    Change, Cursor, ListingOrder, Page, PaymentSource, RateLimit, Rejected, SourceError,
 };
 use tokio::time::Instant;
 
-use crate::feed::{self, FeedRead, MAX_CHARGEBACK_PAGES, MAX_FEED_PAGES, Step};
+use crate::chargebacks::{self, ChargebackList, Checked};
+use crate::feed::{self, FeedFacts, FeedRead};
 use crate::limiter::Limiter;
+use crate::options::{SyncOptions, TimeBudget};
 use crate::pager::{Pager, PagerOptions};
-use crate::retry::RetryPolicy;
-use crate::run::{FeedFacts, Prepared, SourceRun, before, unsettled_words};
-use crate::store::{CommitCounts, RunRecord, StatedChargeback, Store, StoreError, Summary, ToRead};
+use crate::run::{AfterFailure, FeedPlan, Prepared, SourceRun, before, unsettled_words};
+use crate::store::{CommitCounts, RunRecord, Store, StoreError, Summary};
+use crate::to_read::{self, ReadAnswer, Taken};
 use crate::{Event, Events, StopSignal, SyncError};
-
-/// How a run decides what to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncOptions {
-    /// Re-read everything, whatever the checkpoints say.
-    pub full: bool,
-    /// The short lookback of incremental runs (a day by default).
-    pub lookback: Duration,
-    /// Unsettled payments created within this window (7 days) are re-read by every run, even
-    /// past the lookback; older ones are left to re-verification, so that one abandoned `open`
-    /// payment cannot make every run re-read months of pages.
-    pub unsettled_window: Duration,
-    /// Continuous re-verification: what every incremental run reads beyond what can have
-    /// changed, so that every payment ever seen is read again within a bounded time, smoothly,
-    /// without a daily spike. For a newest-first source (PayPro) it is pages of a walk over the
-    /// whole listing that resumes where the last run left it; for a source of groups (MKP) it
-    /// is the groups verified longest ago, as many as fit (each costs the pages its last read
-    /// took; one group is read even when it alone costs more). 0 turns it off.
-    pub reverify_budget: u32,
-    /// Retries.
-    pub retry: RetryPolicy,
-    /// The most pages one run of one source may read.
-    pub max_pages: Option<u64>,
-    /// The longest one run may take: past it, the run stops at the next page boundary with its
-    /// checkpoint ([`SyncError::OutOfTime`]), so a scheduled run never overlaps the next one.
-    pub max_duration: Option<Duration>,
-}
-
-/// The default [`SyncOptions::reverify_budget`]: 10 requests a run. From cron every five
-/// minutes that re-reads 2,880 MKP links or 288,000 PayPro payments a day, and keeps an
-/// incremental MKP run of a thousand links (67 pages of links) within MKP's 60 a minute plus
-/// one window's wait.
-pub const DEFAULT_REVERIFY_BUDGET: u32 = 10;
-
-impl Default for SyncOptions {
-    fn default() -> SyncOptions {
-        SyncOptions {
-            full: false,
-            lookback: Duration::from_secs(24 * 3600),
-            unsettled_window: Duration::from_secs(7 * 24 * 3600),
-            reverify_budget: DEFAULT_REVERIFY_BUDGET,
-            retry: RetryPolicy::default(),
-            max_pages: None,
-            max_duration: None,
-        }
-    }
-}
-
-/// The share of a run's time ([`SyncOptions::max_duration`]) that reading the payments the
-/// change feed names may take; the rest is the walk's.
-pub const FEED_SHARE: f64 = 0.5;
-
-/// The share of a run's time that one read by id may spend waiting on retries before it is put
-/// off to a later run; at most [`MAX_READ_BY_ID_WAIT`].
-pub const READ_BY_ID_SHARE: f64 = 0.05;
-
-/// The longest one read by id may wait on retries (also without a time budget).
-pub const MAX_READ_BY_ID_WAIT: Duration = Duration::from_secs(30);
-
-impl SyncOptions {
-    /// How long one read by id may wait on retries before it is put off: a small share of the
-    /// run's time ([`READ_BY_ID_SHARE`]), at most [`MAX_READ_BY_ID_WAIT`].
-    pub fn read_by_id_wait(&self) -> Duration {
-        self.max_duration
-            .map_or(MAX_READ_BY_ID_WAIT, |budget| {
-                budget.mul_f64(READ_BY_ID_SHARE)
-            })
-            .min(MAX_READ_BY_ID_WAIT)
-    }
-
-    /// The defaults, but re-reading everything (`payments sync --full`).
-    pub fn full() -> SyncOptions {
-        SyncOptions {
-            full: true,
-            ..SyncOptions::default()
-        }
-    }
-}
 
 /// What a source runs with: the source, and the limiter pacing its credential.
 #[derive(Clone)]
@@ -167,11 +90,8 @@ impl<S: Store> Syncer<S> {
                     options: self.options.clone(),
                     events: self.events.clone(),
                     stop: self.stop.clone(),
-                    deadline: self.options.max_duration.map(|d| Instant::now() + d),
-                    feed_deadline: self
-                        .options
-                        .max_duration
-                        .map(|d| Instant::now() + d.mul_f64(FEED_SHARE)),
+                    budget: TimeBudget::of(&self.options),
+                    started: Instant::now(),
                 };
                 tokio::spawn(run.run())
             })
@@ -194,10 +114,10 @@ struct SourceTask<S: Store> {
     options: SyncOptions,
     events: Events,
     stop: StopSignal,
-    deadline: Option<Instant>,
-    /// Past this, the payments the change feed named are left for the next run, so that the
-    /// walk has its share of the run's time.
-    feed_deadline: Option<Instant>,
+    /// The run's time budget and the change feed's share of it.
+    budget: TimeBudget,
+    /// When the run started, for its time budget.
+    started: Instant,
 }
 
 impl<S: Store> SourceTask<S> {
@@ -256,18 +176,13 @@ impl<S: Store> SourceTask<S> {
         // learns every chargeback from the provider's list (the walk stored their payments). A
         // ledger that has walked before (the first read did not fit after it) reads it first,
         // so that the walk cannot take the time it needs on every run.
-        let never_read = source.has_change_feed() && run.feed_position().is_none();
-        let first_read_after_walk = never_read && !run.walked_before();
-        if never_read {
-            // Until the feed is read once, a run's time goes to that, not to re-verification.
-            run.skip_re_verification();
-        }
-        if source.has_change_feed() && !first_read_after_walk {
+        let feed_plan = run.plan_feed(source.has_change_feed());
+        if matches!(feed_plan, FeedPlan::Follow | FeedPlan::FirstReadBeforeWalk) {
             let followed = async {
-                if never_read {
-                    self.first_feed_read(&mut pager, &mut run, true).await?;
-                } else {
+                if feed_plan == FeedPlan::Follow {
                     self.follow_feed(&mut pager, &mut run).await?;
+                } else {
+                    self.first_feed_read(&mut pager, &mut run, true).await?;
                 }
                 self.read_named(&mut pager, &mut run).await
             };
@@ -277,32 +192,29 @@ impl<S: Store> SourceTask<S> {
             }
             pager.new_walk();
         }
-        let mut restarted = false;
         let mut fetched = self.fetch(&mut pager, run.cursor().cloned()).await;
         let result = loop {
             let page = match fetched {
                 Ok(page) => page,
-                Err(error) if !restarted && refuses_resume_point(&error) => {
-                    // An expired cursor or a vanished page: every later run would fail here
-                    // too, so this walk starts again from the top (once per run).
-                    tracing::warn!(%error, "the provider refused the resume point; restarting this walk from the first page");
-                    restarted = true;
-                    run.restart();
-                    pager.new_walk();
-                    fetched = self.fetch(&mut pager, None).await;
-                    continue;
-                }
-                Err(error @ SyncError::RepeatingCursor { .. }) => {
-                    // Resuming at this cursor would meet the same loop on every later run: what
-                    // was read is kept, and the next run starts this walk afresh.
-                    tracing::warn!(%error, "the walk ends here; the next run starts it from the first page");
-                    run.restart();
-                    if let Err(store) = self.store.commit(run.checkpoint_only(Utc::now())).await {
-                        tracing::warn!(%store, "the checkpoint could not be reset");
+                Err(error) => {
+                    let now = Utc::now();
+                    match run.fetch_failed(&error, now) {
+                        AfterFailure::RestartWalk => {
+                            tracing::warn!(%error, "the provider refused the resume point; restarting this walk from the first page");
+                            pager.new_walk();
+                            fetched = self.fetch(&mut pager, None).await;
+                            continue;
+                        }
+                        AfterFailure::EndWalkAfresh => {
+                            tracing::warn!(%error, "the walk ends here; the next run starts it from the first page");
+                            if let Err(store) = self.store.commit(run.checkpoint_only(now)).await {
+                                tracing::warn!(%store, "the checkpoint could not be reset");
+                            }
+                            break Err(error);
+                        }
+                        AfterFailure::Fail => break Err(error),
                     }
-                    break Err(error);
                 }
-                Err(error) => break Err(error),
             };
             let observed_at = Utc::now();
             let snapshot = limiter.as_ref().and_then(|l| l.snapshot(observed_at));
@@ -340,7 +252,7 @@ impl<S: Store> SourceTask<S> {
             }
         };
         let result = match result {
-            Ok(()) if first_read_after_walk => {
+            Ok(()) if feed_plan == FeedPlan::FirstReadAfterWalk => {
                 pager.new_walk();
                 match self.first_feed_read(&mut pager, &mut run, false).await {
                     Ok(()) => self.read_named(&mut pager, &mut run).await,
@@ -394,34 +306,31 @@ impl<S: Store> SourceTask<S> {
     ) -> Result<(), SyncError> {
         let now = Utc::now();
         // The feed's pages get the feed's share of the run, so that the walk always runs.
-        let read = self.within_feed_share(self.read_feed(pager, run)).await;
-        let mut read = match read {
-            Ok(read) => read,
+        let read = match self.within_feed_share(self.read_feed(pager, run)).await {
+            Ok(read) => Some(read),
             Err(error) if error.is_stop() => {
                 return Err(error);
             }
             Err(error) => {
                 tracing::warn!(%error, "the change feed could not be read; the newest chargebacks and the walk are read all the same, and the next run reads the feed again");
                 run.feed_trouble(error.to_string());
-                FeedRead::default()
+                None
             }
         };
+        let gap = feed::shows_gap(read.as_ref());
+        let mut read = read.unwrap_or_default();
         let mut position = read.position();
-        if run.summary().feed_error.is_none() && !read.reached {
+        if gap {
             let last = run.feed_position().cloned();
             let at = last.as_ref().map(|p| p.id.clone()).unwrap_or_default();
             tracing::warn!(last_applied = %at, "the change feed no longer reaches the last change applied; the whole listing is read again and the chargebacks since then instead");
             run.fall_back_to_a_whole_walk(now);
             // The listing does not show chargebacks: those of the gap come from their own list.
-            let gap = self
-                .read_chargebacks(pager, last.map(|p| p.at), MAX_CHARGEBACK_PAGES)
-                .await;
-            match gap {
+            let since = ChargebackList::since(last.map(|p| p.at));
+            match self.read_chargebacks(pager, since).await {
                 Ok((changes, mut rejected)) => {
                     read.rejected.append(&mut rejected);
-                    for change in changes {
-                        read.take(change, |_| false);
-                    }
+                    read.take_gap(changes);
                 }
                 Err(error) if error.is_stop() => {
                     return Err(error);
@@ -439,13 +348,11 @@ impl<S: Store> SourceTask<S> {
         if read.ignored > 0 {
             tracing::debug!(ignored = read.ignored, "changes of other kinds ignored");
         }
-        // The newest chargebacks as they stand now: one that completed (or was undone) since
-        // its event said otherwise changes no event, so the list's first page is read each run.
-        let back_to = run.pending_chargebacks().iter().map(|p| p.at).min();
-        let newest = match self.newest_chargebacks(pager, back_to).await {
+        let newest = ChargebackList::newest(chargebacks::back_to(run.pending_chargebacks()));
+        let newest = match self.read_chargebacks(pager, newest).await {
             Ok((changes, mut rejected)) => {
                 read.rejected.append(&mut rejected);
-                feed::note_pending(run.pending_chargebacks(), &changes, now.fixed_offset());
+                chargebacks::note_pending(run.pending_chargebacks(), &changes, now.fixed_offset());
                 changes
             }
             Err(error) if error.is_stop() => {
@@ -457,30 +364,11 @@ impl<S: Store> SourceTask<S> {
                 Vec::new()
             }
         };
-        // A payment read by id below gets the list's word with its read.
-        let queued: HashSet<String> = read
-            .to_read
-            .iter()
-            .cloned()
-            .chain(run.queue().iter().map(|entry| entry.source_id.clone()))
-            .collect();
-        let mut checked = self.charge_back_stored(newest, &queued).await?;
-        for (source_id, stated) in std::mem::take(&mut checked.to_read) {
-            // The list's word is newer than the event's.
-            read.chargebacks.insert(source_id.clone(), stated);
-            read.to_read.insert(source_id);
-        }
-        let mut queued: Vec<String> = read.to_read.into_iter().collect();
-        queued.sort();
-        let named = queued.into_iter().map(|source_id| {
-            let stated = read.chargebacks.remove(&source_id);
-            (source_id, stated)
-        });
-        feed::enqueue(run.queue(), named, now);
-        checked.facts.position = position;
-        checked.facts.rejected.append(&mut read.rejected);
+        let by_id = to_read::read_by_id(&read, run.queue());
+        let checked = self.charge_back_stored(newest, &by_id).await?;
+        let facts = to_read::enqueue_read(run.queue(), read, position, checked, now);
         run.settle_feed_health(now);
-        self.commit_feed(run, checked.facts).await
+        self.commit_feed(run, facts).await
     }
 
     /// Runs `work` within the feed's share of the run's time; past it, a failure saying so.
@@ -488,17 +376,13 @@ impl<S: Store> SourceTask<S> {
         &self,
         work: impl std::future::Future<Output = Result<T, SyncError>>,
     ) -> Result<T, SyncError> {
-        let Some(end) = self.feed_deadline else {
+        let Some(left) = self.budget.feed_left(self.started.elapsed()) else {
             return work.await;
         };
-        match tokio::time::timeout_at(end, work).await {
+        match tokio::time::timeout(left, work).await {
             Ok(done) => done,
             Err(_) => {
-                let share = self
-                    .options
-                    .max_duration
-                    .unwrap_or_default()
-                    .mul_f64(FEED_SHARE);
+                let share = self.budget.feed_share().unwrap_or_default();
                 Err(SyncError::Source {
                     source_name: self.setup.source.name().to_owned(),
                     at: None,
@@ -515,35 +399,29 @@ impl<S: Store> SourceTask<S> {
         }
     }
 
-    /// The first page of the provider's chargebacks (newest first), and the pages after it back
-    /// to `back_to` (at most [`MAX_PENDING_PAGES`] more), each bounded like a read by id (a list
-    /// that fails costs little); a page over the body cap is asked for again smaller.
-    async fn newest_chargebacks(
+    /// Reads the provider's chargebacks (newest first) as far as `list` says, and returns them
+    /// with the entries that could not be read (to quarantine). The newest chargebacks, read each
+    /// run, are bounded like a read by id (a list that fails costs little).
+    async fn read_chargebacks(
         &self,
         pager: &mut Pager<'_>,
-        back_to: Option<DateTime<FixedOffset>>,
+        mut list: ChargebackList,
     ) -> Result<(Vec<Change>, Vec<Rejected>), SyncError> {
         let mut at: Option<Cursor> = None;
-        let (mut changes, mut rejected) = (Vec::new(), Vec::new());
-        for _ in 0..MAX_SMALLER_PAGES + MAX_PENDING_PAGES {
-            let page = self
-                .guarded(pager.chargebacks_within(at.as_ref(), self.options.read_by_id_wait()))
-                .await?;
-            rejected.extend(page.rejected);
-            let oldest = page.changes.last().map(|change| change.at);
-            let empty = page.changes.is_empty();
-            changes.extend(page.changes);
-            match page.next {
-                // A page with nothing on it and a next link: the same page asked for smaller.
-                Some(next) if empty && changes.is_empty() => at = Some(next),
-                // On, back to the oldest chargeback not completed when last seen.
-                Some(next) if back_to.is_some_and(|to| oldest.is_some_and(|o| o >= to)) => {
-                    at = Some(next);
+        loop {
+            let page = match list.bounded() {
+                true => {
+                    let wait = self.options.read_by_id_wait();
+                    self.guarded(pager.chargebacks_within(at.as_ref(), wait))
+                        .await?
                 }
-                _ => break,
+                false => self.guarded(pager.chargebacks(at.as_ref())).await?,
+            };
+            match list.take_page(page) {
+                Some(next) => at = Some(next),
+                None => return Ok(list.finish()),
             }
         }
-        Ok((changes, rejected))
     }
 
     /// Reads the payments the change feed named (the queue in the checkpoint) by id, those due
@@ -555,29 +433,27 @@ impl<S: Store> SourceTask<S> {
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
     ) -> Result<(), SyncError> {
-        let due = feed::due(run.queue(), Utc::now());
+        let due = to_read::due(run.queue(), Utc::now());
         if due.is_empty() {
             return Ok(());
         }
         let max_wait = self.options.read_by_id_wait();
+        let cut_off = self.options.read_by_id_cut_off();
         let mut facts = FeedFacts::default();
         let mut in_batch = 0;
         let mut stopped = None;
         for source_id in due {
-            if self.feed_deadline.is_some_and(|end| Instant::now() >= end) {
+            if self.budget.feed_share_spent(self.started.elapsed()) {
                 tracing::info!(
                     left = run.queue().len(),
                     "the change feed's share of this run's time is spent; the next run reads the rest of the payments it named"
                 );
                 break;
             }
-            // A read that hangs is cut off like one that would wait too long.
-            let limit = max_wait.max(Duration::from_secs(1));
-            let read = tokio::time::timeout(limit, pager.payment_within(&source_id, max_wait));
+            let read = tokio::time::timeout(cut_off, pager.payment_within(&source_id, max_wait));
             let answer = match self.guarded(async { Ok(read.await) }).await {
-                Ok(Ok(Ok(answer))) => Ok(answer.payment),
-                Ok(Ok(Err(error))) => Err(error),
-                Ok(Err(_elapsed)) => Err(SyncError::Source {
+                Ok(Ok(answer)) => ReadAnswer::of(answer.map(|answer| answer.payment)),
+                Ok(Err(_elapsed)) => ReadAnswer::of(Err(SyncError::Source {
                     source_name: self.setup.source.name().to_owned(),
                     at: None,
                     error: SourceError::Transport {
@@ -585,53 +461,19 @@ impl<S: Store> SourceTask<S> {
                         kind: payments_model::TransportKind::Timeout,
                         message: format!(
                             "no answer within {:.1} s, a read by id's share of the run",
-                            limit.as_secs_f64()
+                            cut_off.as_secs_f64()
                         ),
                     },
-                }),
+                })),
                 Err(stop) => {
                     stopped = Some(stop);
                     break;
                 }
             };
-            let queue = run.queue();
-            let Some(at) = queue.iter().position(|e| e.source_id == source_id) else {
+            let taken =
+                to_read::take_answer(run.queue(), &mut facts, &source_id, answer, Utc::now());
+            if taken == Taken::NotQueued {
                 continue;
-            };
-            let failure = match answer {
-                Ok(Some(read)) => {
-                    take_read(&mut facts, queue.remove(at), read);
-                    None
-                }
-                Ok(None) => Some(
-                    "the provider does not know this payment (404); it is asked for again in case that passes"
-                        .to_owned(),
-                ),
-                Err(SyncError::Source {
-                    error: error @ SourceError::Refused(_),
-                    ..
-                }) => {
-                    // An id that cannot be asked for never will be: set aside at once, named.
-                    let entry = queue.remove(at);
-                    tracing::warn!(payment = %source_id, %error, "a payment the change feed names cannot be asked for; it is quarantined");
-                    facts.rejected.extend(feed::give_up(entry, &error.to_string()));
-                    None
-                }
-                Err(
-                    SyncError::Source { error, .. } | SyncError::RetriesExhausted { last: error, .. },
-                ) => Some(error.to_string()),
-                Err(error) => Some(error.to_string()),
-            };
-            if let Some(error) = failure {
-                let entry = &mut queue[at];
-                feed::failed(entry, error.clone(), Utc::now());
-                if entry.attempts >= feed::MAX_ATTEMPTS {
-                    let entry = queue.remove(at);
-                    tracing::warn!(payment = %source_id, attempts = entry.attempts, %error, "a payment the change feed names could not be read in all its attempts; it is quarantined with what the feed said of it");
-                    facts.rejected.extend(feed::give_up(entry, &error));
-                } else {
-                    tracing::warn!(payment = %source_id, attempts = entry.attempts, %error, "a payment the change feed names could not be read; it is put off, and later runs read it again");
-                }
             }
             in_batch += 1;
             if in_batch == READ_BY_ID_BATCH {
@@ -660,7 +502,7 @@ impl<S: Store> SourceTask<S> {
         let read = async {
             let read = self.read_feed(pager, run).await?;
             let chargebacks = self
-                .read_chargebacks(pager, None, MAX_CHARGEBACK_PAGES)
+                .read_chargebacks(pager, ChargebackList::since(None))
                 .await?;
             Ok::<_, SyncError>((read, chargebacks))
         };
@@ -681,108 +523,38 @@ impl<S: Store> SourceTask<S> {
                 return self.commit_feed(run, FeedFacts::default()).await;
             }
         };
-        feed::note_pending(
-            run.pending_chargebacks(),
-            &chargebacks,
-            Utc::now().fixed_offset(),
-        );
-        let mut checked = self
+        let now = Utc::now();
+        chargebacks::note_pending(run.pending_chargebacks(), &chargebacks, now.fixed_offset());
+        let checked = self
             .charge_back_stored(chargebacks, &HashSet::new())
             .await?;
-        let undone = std::mem::take(&mut checked.to_read);
-        feed::enqueue(
-            run.queue(),
-            undone.into_iter().map(|(id, stated)| (id, Some(stated))),
-            Utc::now(),
-        );
-        checked.facts.position = read.position();
-        checked.facts.rejected.append(&mut read.rejected);
-        checked.facts.rejected.append(&mut rejected);
-        run.settle_feed_health(Utc::now());
-        self.commit_feed(run, checked.facts).await
+        let position = read.position();
+        read.rejected.append(&mut rejected);
+        let facts = to_read::enqueue_read(run.queue(), read, position, checked, now);
+        run.settle_feed_health(now);
+        self.commit_feed(run, facts).await
     }
 
     /// Checks the stored payments against the latest chargeback of each in `chargebacks`
-    /// (newest first): one that completed with an amount the ledger does not have is applied
-    /// (or, when it does not fit the payment, set aside with its reason); a payment whose known
-    /// chargeback is no longer completed is to be read again to learn its status. A payment in
-    /// `queued` (read by id anyway) only gets the list's word, to apply with its read.
+    /// (newest first), as [`chargebacks::check_stored`] says; a payment in `read_by_id`
+    /// (provider ids) only gets the list's word, to apply with its read.
     async fn charge_back_stored(
         &self,
         chargebacks: Vec<Change>,
-        queued: &HashSet<String>,
+        read_by_id: &HashSet<String>,
     ) -> Result<Checked, SyncError> {
-        let mut latest = feed::latest_chargebacks(chargebacks);
+        let latest = chargebacks::latest_chargebacks(chargebacks);
         let stored = self
             .store
             .stored(latest.keys().cloned().collect())
             .await
             .map_err(SyncError::Store)?;
-        let mut checked = Checked::default();
-        let mut stored: Vec<Payment> = stored.into_values().collect();
-        stored.sort_by(|a, b| a.id.cmp(&b.id));
-        for mut payment in stored {
-            let Some((source_id, stated)) = latest.remove(&payment.id) else {
-                continue;
-            };
-            if queued.contains(&source_id) {
-                checked.to_read.push((source_id, stated));
-                continue;
-            }
-            match stated.completed_amount {
-                Some(amount) if payment.charged_back_amount != Some(amount) => {
-                    match feed::apply(&mut payment, &stated) {
-                        Ok(()) => {
-                            checked.facts.readable.push(stated.id.clone());
-                            checked.facts.stated.insert(payment.id.clone());
-                            checked.facts.payments.push(payment);
-                        }
-                        Err(rejected) => {
-                            tracing::warn!(chargeback = %stated.id, reason = %rejected.reason, "a chargeback that does not fit its payment is quarantined; the payment keeps its last good state");
-                            checked.facts.rejected.push(rejected);
-                        }
-                    }
-                }
-                Some(_) => checked.facts.readable.push(stated.id.clone()),
-                None if payment.charged_back_amount.is_some() => {
-                    checked.to_read.push((source_id, stated));
-                }
-                None => {}
-            }
-        }
-        Ok(checked)
+        Ok(chargebacks::check_stored(latest, stored, read_by_id))
     }
 
-    /// The provider's chargebacks, newest first, back to `since` (all of them for `None`), at
-    /// most `max_pages` pages, and the entries that could not be read (to quarantine).
-    async fn read_chargebacks(
-        &self,
-        pager: &mut Pager<'_>,
-        since: Option<DateTime<FixedOffset>>,
-        max_pages: usize,
-    ) -> Result<(Vec<Change>, Vec<Rejected>), SyncError> {
-        let mut changes = Vec::new();
-        let mut rejected = Vec::new();
-        let mut at: Option<Cursor> = None;
-        for _ in 0..max_pages {
-            let page = self.guarded(pager.chargebacks(at.as_ref())).await?;
-            rejected.extend(page.rejected);
-            for change in page.changes {
-                if since.is_some_and(|since| change.at < since) {
-                    return Ok((changes, rejected));
-                }
-                changes.push(change);
-            }
-            match page.next {
-                Some(next) => at = Some(next),
-                None => break,
-            }
-        }
-        Ok((changes, rejected))
-    }
-
-    /// The changes since the last one applied, and a little past it (see [`FeedRead::step`];
-    /// the first page only, on the first read, which notes where the feed stands).
+    /// The changes since the last one applied, and a little past it, page by page as
+    /// [`FeedRead::take_page`] says (the first page only, on the first read, which notes where
+    /// the feed stands).
     async fn read_feed(
         &self,
         pager: &mut Pager<'_>,
@@ -792,26 +564,15 @@ impl<S: Store> SourceTask<S> {
         let now = Utc::now().fixed_offset();
         let mut read = FeedRead::default();
         let mut at: Option<Cursor> = None;
-        'pages: for _ in 0..MAX_FEED_PAGES {
+        loop {
             let page = self.guarded(pager.changes(at.as_ref())).await?;
-            read.rejected.extend(page.rejected);
-            for change in page.changes {
-                let step = read.step(change, last.as_ref(), now, |created_at| {
-                    run.walk_reads(created_at)
-                });
-                if step == Step::Stop {
-                    break 'pages;
-                }
-            }
-            match page.next {
-                Some(next) if read.next_page(last.is_none()) => at = Some(next),
-                _ => break,
+            match read.take_page(page, last.as_ref(), now, |created_at| {
+                run.walk_reads(created_at)
+            }) {
+                Some(next) => at = Some(next),
+                None => return Ok(read),
             }
         }
-        // The first read reaches wherever it stands; a later one must have found the last
-        // change applied (or passed its time).
-        read.reached |= last.is_none();
-        Ok(read)
     }
 
     /// Runs `work` unless the run is asked to stop or runs out of time first.
@@ -821,8 +582,8 @@ impl<S: Store> SourceTask<S> {
     ) -> Result<T, SyncError> {
         let name = self.setup.source.name().to_owned();
         let out_of_time = async {
-            match self.deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
+            match self.budget.run_left(self.started.elapsed()) {
+                Some(left) => tokio::time::sleep(left).await,
                 None => std::future::pending().await,
             }
         };
@@ -831,7 +592,7 @@ impl<S: Store> SourceTask<S> {
             reason = self.stop.raised() => Err(SyncError::Interrupted { source_name: name, reason }),
             () = out_of_time => Err(SyncError::OutOfTime {
                 source_name: name,
-                budget: self.options.max_duration.unwrap_or_default(),
+                budget: self.budget.run().unwrap_or_default(),
             }),
             answer = work => answer,
         }
@@ -893,74 +654,5 @@ impl<S: Store> SourceTask<S> {
     }
 }
 
-/// How many times a page is asked for again smaller (over the body cap) before it counts as
-/// empty.
-const MAX_SMALLER_PAGES: usize = 8;
-
-/// The most pages of the provider's chargebacks a run reads, past the first, to reach back to
-/// the oldest chargeback not completed when last seen.
-const MAX_PENDING_PAGES: usize = 10;
-
 /// How many payments read by id are committed together.
 const READ_BY_ID_BATCH: usize = 20;
-
-/// What checking stored payments against the provider's chargebacks gives.
-#[derive(Default)]
-struct Checked {
-    /// The payments with a chargeback applied, chargebacks set aside, and those that read.
-    facts: FeedFacts,
-    /// Payments whose chargeback is no longer completed, to read again, with that word.
-    to_read: Vec<(String, StatedChargeback)>,
-}
-
-/// Takes the answer to a read by id of a queued payment into `facts`: the payment read afresh,
-/// with the chargeback the feed stated applied (or set aside when it does not fit: the payment
-/// then keeps the chargeback the ledger knew); a record that cannot be mapped is quarantined,
-/// and so is the chargeback the feed stated of it.
-fn take_read(facts: &mut FeedFacts, entry: ToRead, answer: Result<Payment, Rejected>) {
-    match answer {
-        Ok(mut payment) => {
-            facts.readable.push(payment.source_id.clone());
-            if let Some(stated) = &entry.chargeback {
-                match feed::apply(&mut payment, stated) {
-                    Ok(()) => {
-                        facts.readable.push(stated.id.clone());
-                        facts.stated.insert(payment.id.clone());
-                    }
-                    Err(rejected) => {
-                        tracing::warn!(chargeback = %stated.id, reason = %rejected.reason, "a chargeback that does not fit its payment is quarantined; the payment keeps its last good state");
-                        facts.rejected.push(rejected);
-                    }
-                }
-            }
-            facts.payments.push(payment);
-        }
-        Err(record) => {
-            let reason = record.reason.clone();
-            facts.rejected.push(record);
-            // The record is quarantined under the payment's id, which a later read that maps
-            // resolves; what the feed said of its chargeback is kept under the chargeback's.
-            if entry.chargeback.is_some() {
-                facts.rejected.extend(feed::give_up(
-                    entry,
-                    &format!("its payment's record cannot be read: {reason}"),
-                ));
-            }
-        }
-    }
-}
-
-/// Whether `error` says the provider no longer accepts a resume point (an expired cursor, a page
-/// that is gone): the walk can start again from the top.
-fn refuses_resume_point(error: &SyncError) -> bool {
-    matches!(
-        error,
-        SyncError::Source {
-            at: Some(_),
-            error: SourceError::Invalid { .. }
-                | SourceError::NotFound { .. }
-                | SourceError::BadCursor(_),
-            ..
-        }
-    )
-}
