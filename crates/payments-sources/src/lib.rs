@@ -41,15 +41,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mkp_api::{MkpClient, MkpSource};
 use payments_http::{ClientConfig, ConfigError};
-use payments_model::{
-    ChangePage, Cursor, ListingOrder, OnePayment, Page, PaymentSource, RateLimit, SourceError,
-};
+use payments_model::{ChangePage, Cursor, ListingOrder, OnePayment, Page, RateLimit, SourceError};
 use paypro_api::{PayProClient, PayProSource};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-pub use payments_model::Source;
+pub use payments_model::{PaymentSource, Source};
 
 /// How long after a run a source is due again, unless its spec says otherwise: 5 minutes.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(300);
