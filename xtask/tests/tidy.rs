@@ -558,6 +558,19 @@ fn released_before_rules(path: &Path) -> bool {
         .is_some_and(|version| version <= LAST_MIGRATION_BEFORE_RULES)
 }
 
+// The source registry and the fleet (issue 19: one place for every rule).
+
+#[test]
+fn sources_registry_depends_on_model_http_and_providers_alone() {
+    check(dependencies(
+        "payments-sources",
+        NORMAL,
+        |dep| ["payments-model", "payments-http", "mkp-api", "paypro-api"].contains(&dep),
+        "of this workspace's crates, payments-sources depends only on payments-model, payments-http and the provider crates: it sits above the providers and below everything that builds a source",
+        "keep engine and store code out of the registry; a caller that needs both depends on both",
+    ));
+}
+
 #[test]
 fn postgres_depends_on_model_and_sync_alone() {
     check(dependencies(
@@ -738,4 +751,75 @@ fn sync_modules_import_no_cycle() {
             steps.join(", ")
         )
     }));
+}
+
+#[test]
+fn fleet_depends_on_the_libraries_alone() {
+    check(dependencies(
+        "payments-fleet",
+        NORMAL,
+        |dep| {
+            [
+                "payments-model",
+                "payments-sync",
+                "payments-postgres",
+                "payments-sources",
+            ]
+            .contains(&dep)
+        },
+        "of this workspace's crates, payments-fleet depends only on payments-sync, payments-postgres and payments-sources (and the model); it builds sources through the registry, never a provider crate",
+        "build the source from its SourceSpec (payments-sources), or move the code into the crate it belongs to",
+    ));
+}
+
+/// ARCHITECTURE.md: "the binary holds no sync or storage logic". It reaches providers through
+/// the registry alone, and the fleet's queue through payments-fleet alone.
+#[test]
+fn binary_holds_no_sync_or_storage_logic() {
+    check(dependencies(
+        "payments-cli",
+        NORMAL,
+        |dep| !["mkp-api", "paypro-api", "payments-http"].contains(&dep),
+        "payments-cli depends on no provider crate: every source is built by payments-sources",
+        "build the source from a payments_sources::SourceSpec; a provider's default (base URL, rate limit) is data of the registry",
+    ));
+    const SOURCE_BUILDING: &[&str] = &[
+        "RateLimit::per",
+        "RateLimit {",
+        "MkpClient",
+        "PayProClient",
+        "MkpSource",
+        "PayProSource",
+        "\"mkp\"",
+        "\"paypro\"",
+    ];
+    const QUEUE: &[&str] = &[".lease_due(", ".renew(", ".release(", "leased_store("];
+    check(scan(
+        &["payments-cli"],
+        |line| {
+            SOURCE_BUILDING
+                .iter()
+                .find(|word| contains_token(line, word))
+                .copied()
+        },
+        "the binary builds no source itself and matches no provider by name (a third provider must need no change here)",
+        "describe the source as a payments_sources::SourceSpec and build it with `build(key)`; turn a stored source name into a provider with `Source::from_word` in payments-fleet",
+    ));
+    check(scan(
+        &["payments-cli"],
+        |line| QUEUE.iter().find(|word| line.contains(*word)).copied(),
+        "the binary holds no fleet logic: leasing, renewing and releasing are payments-fleet's `Worker`",
+        "call payments_fleet::Worker (round, sync, run) and keep only flags and printing in payments-cli",
+    ));
+}
+
+/// Whether `word` is in `line` as a whole token: not preceded by a character of an identifier
+/// (`RateLimit {` is in `RateLimit { limit, .. }`, not in `ZeroRateLimit { .. }`).
+fn contains_token(line: &str, word: &str) -> bool {
+    line.match_indices(word).any(|(at, _)| {
+        !line[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }

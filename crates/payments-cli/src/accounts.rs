@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use payments_fleet::{OptionsError, spec_of};
 use payments_postgres::{
     AccountError, KeyError, MASTER_KEY_VARIABLE, MasterKey, NewAccount, PgLedger, SourceOptions,
 };
+use payments_sources::{Source, SpecError};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -198,45 +200,54 @@ async fn add(args: AddArgs) -> Result<Exit, CliError> {
             .filter(|k| !k.trim().is_empty())
             .map(SecretString::from)
     };
-    let every_secs = Some(args.every.as_secs().max(1));
-    let mut sources = Vec::new();
-    if let Some(api_key) = key(&args.mkp_key_env) {
-        let source = crate::sync::mkp_source(
-            args.mkp_base_url
-                .as_deref()
-                .unwrap_or(mkp_api::DEFAULT_BASE_URL),
-            "check",
+    let every_secs = Some(args.every.as_secs());
+    // Each provider's flags: its key's variable, its base URL and the flag that gave it, and
+    // its rate limit.
+    let providers = [
+        (
+            Source::Mkp,
+            &args.mkp_key_env,
+            &args.mkp_base_url,
+            "--mkp-base-url",
+            args.mkp_rate_limit,
+            args.mkp_rate_window,
+        ),
+        (
+            Source::PayPro,
+            &args.paypro_key_env,
+            &args.paypro_base_url,
+            "--paypro-base-url",
             None,
-        )
-        .map_err(|e| CliError::config(format!("--mkp-base-url: {e}")))?;
-        sources.push((
-            source.name().to_owned(),
-            api_key,
-            SourceOptions {
-                base_url: args.mkp_base_url.clone(),
-                rate_limit: args.mkp_rate_limit,
-                rate_window_secs: args.mkp_rate_window,
-                every_secs,
-            },
-        ));
-    }
-    if let Some(api_key) = key(&args.paypro_key_env) {
-        let source = crate::sync::paypro_source(
-            args.paypro_base_url
-                .as_deref()
-                .unwrap_or(paypro_api::DEFAULT_BASE_URL),
-            "check",
-        )
-        .map_err(|e| CliError::config(format!("--paypro-base-url: {e}")))?;
-        sources.push((
-            source.name().to_owned(),
-            api_key,
-            SourceOptions {
-                base_url: args.paypro_base_url.clone(),
-                every_secs,
-                ..SourceOptions::default()
-            },
-        ));
+            None,
+        ),
+    ];
+    let mut sources = Vec::new();
+    for (provider, key_env, base_url, base_url_flag, rate_limit, rate_window_secs) in providers {
+        let Some(api_key) = key(key_env) else {
+            continue;
+        };
+        let options = SourceOptions {
+            base_url: base_url.clone(),
+            rate_limit,
+            rate_window_secs,
+            every_secs,
+        };
+        // Stored as given; checked as the worker will read it, by the registry's one rule.
+        let flag = |error: &OptionsError| match error {
+            OptionsError::Spec(SpecError::ShortEvery { .. } | SpecError::Fraction { .. }) => {
+                "--every"
+            }
+            OptionsError::Spec(
+                SpecError::ZeroRateLimit { .. }
+                | SpecError::ShortWindow { .. }
+                | SpecError::PartialRateLimit { .. },
+            ) => "--mkp-rate-limit",
+            _ => base_url_flag,
+        };
+        spec_of(provider.as_str(), &options)
+            .and_then(|spec| Ok(spec.validate()?))
+            .map_err(|e| CliError::config(format!("{}: {e}", flag(&e))))?;
+        sources.push((provider.as_str().to_owned(), api_key, options));
     }
     if sources.is_empty() {
         return Err(CliError::config(format!(

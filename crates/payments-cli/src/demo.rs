@@ -4,14 +4,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use payments_model::RateLimit;
 use payments_model::{Payment, Source};
 use payments_sandbox::{Faults, RateLimitWindow, Sandbox, SandboxConfig};
+use payments_sources::{RateLimitSpec, SourceSpec};
 use payments_sqlite::{Filter, SqliteStore};
 use payments_sync::{Ledger, Quarantined, SyncOptions};
+use secrecy::SecretString;
 
 use crate::outcome::{CliError, Exit, printable};
-use crate::sync::{mkp_source, paypro_source, sync_into};
+use crate::sync::sync_into;
 
 /// Shows the tool working without a key or a network.
 ///
@@ -84,13 +85,27 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
         .await
         .map_err(|e| CliError::failed(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
     let config = sandbox.config();
-    let refused = |e: String| CliError::failed(format!("the sandbox's address is refused: {e}"));
-    let rate = RateLimit::per(DEMO_RATE.limit, DEMO_RATE.window);
+    let refused = |e| CliError::failed(format!("the sandbox's address is refused: {e}"));
+    let specs = [
+        (
+            SourceSpec::new(Source::Mkp)
+                .with_base_url(sandbox.mkp_base_url())
+                .with_rate_limit(RateLimitSpec::Per {
+                    limit: DEMO_RATE.limit,
+                    window: DEMO_RATE.window,
+                }),
+            SecretString::from(config.mkp_key.clone()),
+        ),
+        (
+            SourceSpec::new(Source::PayPro).with_base_url(sandbox.paypro_base_url()),
+            SecretString::from(config.paypro_key.clone()),
+        ),
+    ];
     let sources = || -> Result<Vec<_>, CliError> {
-        Ok(vec![
-            mkp_source(&sandbox.mkp_base_url(), &config.mkp_key, Some(rate)).map_err(refused)?,
-            paypro_source(&sandbox.paypro_base_url(), &config.paypro_key).map_err(refused)?,
-        ])
+        specs
+            .iter()
+            .map(|(spec, key)| spec.build(key).map_err(refused))
+            .collect()
     };
     let store = SqliteStore::open(&path)
         .map_err(|e| CliError::config(format!("{e}; pass --db with a path you can write")))?;

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use mkp_api::{MkpClient, MkpSource};
-use payments_model::PaymentSource;
-use payments_model::RateLimit;
+use payments_sources::{
+    PaymentSource, RateLimitSpec, Source, SourceSpec, SpecError, default_base_url,
+};
 use payments_sqlite::SqliteStore;
 use payments_sync::{
     Event, Events, StopReason, StopSignal, Summary, SyncError, SyncOptions, Syncer,
 };
-use paypro_api::{PayProClient, PayProSource};
+use secrecy::SecretString;
 
 use crate::DbArgs;
 use crate::duration::parse_duration;
@@ -64,10 +64,10 @@ pub(crate) struct SyncArgs {
     )]
     paypro_api_key: Option<String>,
     /// The MKP API.
-    #[arg(long, env = "MKP_BASE_URL", default_value = mkp_api::DEFAULT_BASE_URL, value_name = "URL")]
+    #[arg(long, env = "MKP_BASE_URL", default_value = default_base_url(Source::Mkp), value_name = "URL")]
     mkp_base_url: String,
     /// The PayPro API.
-    #[arg(long, env = "PAYPRO_BASE_URL", default_value = paypro_api::DEFAULT_BASE_URL, value_name = "URL")]
+    #[arg(long, env = "PAYPRO_BASE_URL", default_value = default_base_url(Source::PayPro), value_name = "URL")]
     paypro_base_url: String,
     /// MKP requests allowed per rate-limit window, when your key's contract differs from
     /// MKP's documented 60 per rolling minute.
@@ -103,30 +103,52 @@ enum SourceArg {
     Paypro,
 }
 
-/// MKP at `base_url` with `api_key`, paced by the limit MKP documents unless `rate` overrides
-/// it; the error says what is wrong with the URL.
-pub(crate) fn mkp_source(
-    base_url: &str,
-    api_key: &str,
-    rate: Option<RateLimit>,
-) -> Result<Arc<dyn PaymentSource>, String> {
-    let client =
-        MkpClient::with_config(MkpClient::config(base_url, api_key)).map_err(|e| e.to_string())?;
-    let source = MkpSource::new(client);
-    Ok(Arc::new(match rate {
-        Some(rate) => source.with_rate_limit(Some(rate)),
-        None => source,
-    }))
+impl From<SourceArg> for Source {
+    fn from(source: SourceArg) -> Source {
+        match source {
+            SourceArg::Mkp => Source::Mkp,
+            SourceArg::Paypro => Source::PayPro,
+        }
+    }
 }
 
-/// PayPro at `base_url` with `api_key`; the error says what is wrong with the URL.
-pub(crate) fn paypro_source(
-    base_url: &str,
-    api_key: &str,
-) -> Result<Arc<dyn PaymentSource>, String> {
-    let client = PayProClient::with_config(PayProClient::config(base_url, api_key))
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(PayProSource::new(client)))
+/// What the flags say about one provider's source.
+struct ProviderFlags<'a> {
+    provider: Source,
+    key: &'a Option<String>,
+    base_url: &'a str,
+    /// The variable (and flag) the base URL comes from, named in its errors.
+    base_url_variable: &'static str,
+    rate_limit: Option<u32>,
+    rate_window: Option<u64>,
+    /// What to say when a rate-limit flag is refused.
+    rate_refused: &'static str,
+    /// What to say when `--source` names it without a key.
+    needs_key: &'static str,
+}
+
+impl ProviderFlags<'_> {
+    /// The source the flags describe, reached with `api_key`, built by the registry (which
+    /// checks the spec first).
+    fn source(&self, api_key: String) -> Result<Arc<dyn PaymentSource>, CliError> {
+        let refused = |error: SpecError| match error {
+            SpecError::ZeroRateLimit { .. }
+            | SpecError::ShortWindow { .. }
+            | SpecError::PartialRateLimit { .. } => CliError::config(self.rate_refused),
+            other => CliError::config(format!("{}: {other}", self.base_url_variable)),
+        };
+        let rate_limit = RateLimitSpec::overriding(
+            self.provider,
+            self.rate_limit,
+            self.rate_window.map(Duration::from_secs),
+        )
+        .map_err(refused)?;
+        SourceSpec::new(self.provider)
+            .with_base_url(self.base_url)
+            .with_rate_limit(rate_limit)
+            .build(&SecretString::from(api_key))
+            .map_err(refused)
+    }
 }
 
 impl SyncArgs {
@@ -140,54 +162,46 @@ impl SyncArgs {
         }
     }
 
-    /// The MKP rate limit the flags ask for, if they override MKP's documented one.
-    fn mkp_rate(&self) -> Result<Option<RateLimit>, CliError> {
-        if self.mkp_rate_limit.is_none() && self.mkp_rate_window.is_none() {
-            return Ok(None);
-        }
-        let limit = self.mkp_rate_limit.unwrap_or(mkp_api::RATE_LIMIT.limit);
-        let window = self
-            .mkp_rate_window
-            .map_or(mkp_api::RATE_LIMIT.window, Duration::from_secs);
-        if limit == 0 || window.is_zero() {
-            return Err(CliError::config(
-                "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
-            ));
-        }
-        Ok(Some(RateLimit::per(limit, window)))
+    /// Each provider's flags, in the order their sources run and their errors are reported.
+    fn providers(&self) -> [ProviderFlags<'_>; 2] {
+        [
+            ProviderFlags {
+                provider: Source::Mkp,
+                key: &self.mkp_api_key,
+                base_url: &self.mkp_base_url,
+                base_url_variable: "MKP_BASE_URL",
+                rate_limit: self.mkp_rate_limit,
+                rate_window: self.mkp_rate_window,
+                rate_refused: "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
+                needs_key: "--source mkp needs a key: set MKP_API_KEY to a MijnKlantportaal API key with the paymentlinks.read scope",
+            },
+            ProviderFlags {
+                provider: Source::PayPro,
+                key: &self.paypro_api_key,
+                base_url: &self.paypro_base_url,
+                base_url_variable: "PAYPRO_BASE_URL",
+                rate_limit: None,
+                rate_window: None,
+                rate_refused: "",
+                needs_key: "--source paypro needs a key: set PAYPRO_API_KEY to your PayPro API key",
+            },
+        ]
     }
 
     fn configured(&self) -> Result<Vec<Arc<dyn PaymentSource>>, CliError> {
         let key = |key: &Option<String>| key.clone().filter(|k| !k.trim().is_empty());
-        let wanted = |source: SourceArg| self.sources.is_empty() || self.sources.contains(&source);
+        let named = |provider: Source| self.sources.iter().any(|s| Source::from(*s) == provider);
         let mut configured = Vec::new();
-        match key(&self.mkp_api_key) {
-            Some(api_key) if wanted(SourceArg::Mkp) => {
-                configured.push(
-                    mkp_source(&self.mkp_base_url, &api_key, self.mkp_rate()?)
-                        .map_err(|e| CliError::config(format!("MKP_BASE_URL: {e}")))?,
-                );
+        for flags in self.providers() {
+            match key(flags.key) {
+                Some(api_key) if self.sources.is_empty() || named(flags.provider) => {
+                    configured.push(flags.source(api_key)?);
+                }
+                None if named(flags.provider) => {
+                    return Err(CliError::config(flags.needs_key));
+                }
+                _ => {}
             }
-            None if self.sources.contains(&SourceArg::Mkp) => {
-                return Err(CliError::config(
-                    "--source mkp needs a key: set MKP_API_KEY to a MijnKlantportaal API key with the paymentlinks.read scope",
-                ));
-            }
-            _ => {}
-        }
-        match key(&self.paypro_api_key) {
-            Some(api_key) if wanted(SourceArg::Paypro) => {
-                configured.push(
-                    paypro_source(&self.paypro_base_url, &api_key)
-                        .map_err(|e| CliError::config(format!("PAYPRO_BASE_URL: {e}")))?,
-                );
-            }
-            None if self.sources.contains(&SourceArg::Paypro) => {
-                return Err(CliError::config(
-                    "--source paypro needs a key: set PAYPRO_API_KEY to your PayPro API key",
-                ));
-            }
-            _ => {}
         }
         if configured.is_empty() {
             let demo = if cfg!(feature = "sandbox") {

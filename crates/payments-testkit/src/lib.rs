@@ -10,13 +10,15 @@ pub mod store_suite;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use mkp_api::{MkpClient, MkpSource, map_links, map_payments};
-use payments_model::{Payment, PaymentSource, RateLimit};
+use mkp_api::{map_links, map_payments};
+use payments_model::{Payment, PaymentSource, Source};
 use payments_sandbox::{Sandbox, Spoiled};
-use paypro_api::{PayProClient, PayProSource};
+use payments_sources::{BuildOptions, RateLimitSpec, SourceSpec};
+use secrecy::SecretString;
 use serde_json::value::RawValue;
 
-/// An MKP source reading `sandbox` with its key, declaring the sandbox's rate limit.
+/// An MKP source reading `sandbox` with its key, declaring the sandbox's rate limit (none, when
+/// the sandbox has none).
 pub fn mkp(sandbox: &Sandbox) -> Arc<dyn PaymentSource> {
     mkp_with_body_cap(sandbox, None)
 }
@@ -27,18 +29,21 @@ pub fn mkp_with_body_cap(
     sandbox: &Sandbox,
     max_body_bytes: Option<usize>,
 ) -> Arc<dyn PaymentSource> {
-    let mut config = MkpClient::config(&sandbox.mkp_base_url(), sandbox.config().mkp_key.as_str());
-    if let Some(cap) = max_body_bytes {
-        config.max_body_bytes = cap;
-    }
-    let rate = sandbox
-        .config()
-        .mkp_rate_limit
-        .map(|window| RateLimit::per(window.limit, window.window));
-    Arc::new(
-        MkpSource::new(MkpClient::with_config(config).expect("the sandbox's MKP address is valid"))
-            .with_rate_limit(rate),
+    let rate_limit = match sandbox.config().mkp_rate_limit {
+        Some(window) => RateLimitSpec::Per {
+            limit: window.limit,
+            window: window.window,
+        },
+        None => RateLimitSpec::Unlimited,
+    };
+    let spec = SourceSpec::new(Source::Mkp)
+        .with_base_url(sandbox.mkp_base_url())
+        .with_rate_limit(rate_limit);
+    spec.build_with(
+        &SecretString::from(sandbox.config().mkp_key.clone()),
+        BuildOptions::max_body_bytes(max_body_bytes),
     )
+    .expect("the sandbox's MKP spec is valid")
 }
 
 /// A PayPro source reading `sandbox` with its key.
@@ -52,16 +57,12 @@ pub fn paypro_with_body_cap(
     sandbox: &Sandbox,
     max_body_bytes: Option<usize>,
 ) -> Arc<dyn PaymentSource> {
-    let mut config = PayProClient::config(
-        &sandbox.paypro_base_url(),
-        sandbox.config().paypro_key.as_str(),
-    );
-    if let Some(cap) = max_body_bytes {
-        config.max_body_bytes = cap;
-    }
-    Arc::new(PayProSource::new(
-        PayProClient::with_config(config).expect("the sandbox's PayPro address is valid"),
-    ))
+    let spec = SourceSpec::new(Source::PayPro).with_base_url(sandbox.paypro_base_url());
+    spec.build_with(
+        &SecretString::from(sandbox.config().paypro_key.clone()),
+        BuildOptions::max_body_bytes(max_body_bytes),
+    )
+    .expect("the sandbox's PayPro spec is valid")
 }
 
 /// A record as the raw JSON a provider page holds.

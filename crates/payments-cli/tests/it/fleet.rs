@@ -426,3 +426,118 @@ fn a_worker_stopped_by_sigterm_mid_run_releases_its_lease_at_once_for_the_next_w
     });
     assert_eq!(stored, payments_testkit::data_set(&sandbox));
 }
+
+/// The worker's printing, byte for byte: one line per run, a summary on stdout and an error on
+/// stderr (escaped), and a failed run is due again after a minute while a completed one waits
+/// for its `every`.
+#[test]
+fn a_worker_prints_one_line_per_run_and_retries_a_failure_after_a_minute() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("printing");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime
+        .block_on(Sandbox::start(SandboxConfig {
+            seed: 11,
+            mkp_links: 0,
+            paypro_payments: 30,
+            mkp_rate_limit: None,
+            ..SandboxConfig::default()
+        }))
+        .unwrap();
+    let master = MasterKey::generate();
+    let ledger = runtime.block_on(PgLedger::connect(&url, 2)).unwrap();
+    let every = |secs| SourceOptions {
+        every_secs: Some(secs),
+        ..SourceOptions::default()
+    };
+    runtime
+        .block_on(ledger.add_account(
+            NewAccount {
+                name: "acme".to_owned(),
+                sources: vec![
+                    (
+                        "mkp".to_owned(),
+                        SecretString::from("mkp_key".to_owned()),
+                        // Stored by a library user, unchecked: the worker's build refuses it.
+                        SourceOptions {
+                            base_url: Some("https://exa\u{7}mple.com".to_owned()),
+                            ..every(3_600)
+                        },
+                    ),
+                    (
+                        "paypro".to_owned(),
+                        SecretString::from(sandbox.config().paypro_key.clone()),
+                        SourceOptions {
+                            base_url: Some(sandbox.paypro_base_url()),
+                            ..every(3_600)
+                        },
+                    ),
+                ],
+            },
+            &master,
+        ))
+        .unwrap();
+    let output = payments()
+        .args(["worker", "--until-idle", "--concurrency", "1"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .env("PAYMENTS_MASTER_KEY", master.to_base64())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "a run failed");
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(
+        lines[0],
+        "acme/paypro: paypro: full run, 1 pages, 3 requests; 30 new, 0 changed, 0 unchanged, 0 quarantined"
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.lines().any(|line| line
+            == "error: acme/mkp: base URL `https://exa\\x07mple.com` is not usable: invalid international domain name"
+            || line
+                == "error: acme/mkp: base URL `https://exa\\x07mple.com` is not usable: invalid domain character"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{7}'), "{stderr}");
+
+    let (client, connection) = runtime
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+    let due: Vec<(String, f64)> = runtime
+        .block_on(client.query(
+            "SELECT source_name, extract(epoch FROM next_run_at - now())::float8
+             FROM ledger.account_sources ORDER BY source_name",
+            &[],
+        ))
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[0].0, "mkp");
+    assert!(
+        (30.0..=60.0).contains(&due[0].1),
+        "a failure is tried again after a minute: {due:?}"
+    );
+    assert!(
+        (3_500.0..=3_600.0).contains(&due[1].1),
+        "a completed run waits for its every: {due:?}"
+    );
+    // The failed run is recorded with its message.
+    let error: Option<String> = runtime
+        .block_on(client.query_one(
+            "SELECT error FROM ledger.runs WHERE source_name = 'mkp'",
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert!(
+        error
+            .unwrap()
+            .starts_with("base URL `https://exa\u{7}mple.com` is not usable")
+    );
+}
