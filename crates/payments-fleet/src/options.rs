@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use payments_postgres::SourceOptions;
-use payments_sources::{DEFAULT_EVERY, RateLimitSpec, Source, SourceSpec, SpecError};
+use payments_sources::{DEFAULT_EVERY, MIN_EVERY, RateLimitSpec, Source, SourceSpec, SpecError};
 
 /// Why stored options do not make a spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +29,11 @@ pub enum OptionsError {
 /// with `options`: absent fields take the registry's defaults, and a partial rate limit is
 /// completed from the provider's documented one ([`RateLimitSpec::overriding`]). The spec is
 /// not validated here: [`SourceSpec::build`] and [`SourceSpec::validate`] do that.
+///
+/// One tolerance, for accounts stored before the registry: `payments accounts add` then took
+/// any `--every` and the worker ran it at least every [`MIN_EVERY`]. A stored `every_secs`
+/// below that reads as [`MIN_EVERY`], so such an account keeps syncing as it did (there is no
+/// command to change a stored account short of removing it, ledger and all).
 pub fn spec_of(source_name: &str, options: &SourceOptions) -> Result<SourceSpec, OptionsError> {
     let provider = Source::from_word(source_name)
         .ok_or_else(|| OptionsError::UnknownSource(source_name.to_owned()))?;
@@ -39,9 +44,9 @@ pub fn spec_of(source_name: &str, options: &SourceOptions) -> Result<SourceSpec,
             options.rate_limit,
             options.rate_window_secs.map(Duration::from_secs),
         )?,
-        every: options
-            .every_secs
-            .map_or(DEFAULT_EVERY, Duration::from_secs),
+        every: options.every_secs.map_or(DEFAULT_EVERY, |secs| {
+            Duration::from_secs(secs).max(MIN_EVERY)
+        }),
         ..SourceSpec::new(provider)
     })
 }
@@ -89,7 +94,18 @@ mod tests {
     #[test]
     fn stored_options_read_as_specs() {
         let secs = Duration::from_secs;
-        let table: [(&str, &str, SourceSpec); 5] = [
+        let table: [(&str, &str, SourceSpec); 7] = [
+            // Stored by a version that took any --every and ran it every 10 s at least.
+            (
+                "paypro",
+                r#"{"every_secs": 1}"#,
+                SourceSpec::new(Source::PayPro).with_every(secs(10)),
+            ),
+            (
+                "paypro",
+                r#"{"every_secs": 0}"#,
+                SourceSpec::new(Source::PayPro).with_every(secs(10)),
+            ),
             ("paypro", "{}", SourceSpec::new(Source::PayPro)),
             (
                 "mkp",
