@@ -244,8 +244,10 @@ async fn add(args: AddArgs) -> Result<Exit, CliError> {
             ) => "--mkp-rate-limit",
             _ => base_url_flag,
         };
+        // `every` as given: reading a stored one tolerates what older versions stored, a new
+        // one keeps the rule.
         spec_of(provider.as_str(), &options)
-            .and_then(|spec| Ok(spec.validate()?))
+            .and_then(|spec| Ok(spec.with_every(args.every).validate()?))
             .map_err(|e| CliError::config(format!("{}: {e}", flag(&e))))?;
         sources.push((provider.as_str().to_owned(), api_key, options));
     }

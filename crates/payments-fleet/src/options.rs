@@ -20,6 +20,9 @@ pub enum OptionsError {
     /// one).
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The stored options do not read back; the message names them.
+    #[error("{0}")]
+    Unreadable(String),
     /// The spec asks for what an account's stored options cannot hold.
     #[error("{0}")]
     NotStorable(&'static str),

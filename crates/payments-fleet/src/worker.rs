@@ -222,7 +222,10 @@ impl Worker {
     pub async fn sync(&self, lease: Lease) -> Result<(), RunError> {
         let store = Arc::new(self.ledger.leased_store(&lease));
         let started_at = Utc::now();
-        let spec = spec_of(&lease.source_name, &lease.options);
+        let spec = match &lease.options {
+            Ok(options) => spec_of(&lease.source_name, options),
+            Err(unreadable) => Err(OptionsError::Unreadable(unreadable.clone())),
+        };
         let every = spec.as_ref().map_or(Duration::ZERO, |spec| spec.every);
         let outcome = match self.source(&lease, spec) {
             Ok(source) => self.run_leased(&lease, store.clone(), source).await,

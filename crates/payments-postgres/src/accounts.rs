@@ -209,15 +209,7 @@ impl PgLedger {
                 });
             }
             if let Some(source) = row.get::<_, Option<String>>(4) {
-                let options: Option<serde_json::Value> = row.get(5);
-                let options = options
-                    .map(serde_json::from_value)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt {
-                        what: format!("the options of {source}"),
-                        detail: e.to_string(),
-                    })?
-                    .unwrap_or_default();
+                let options = read_options(&source, row.get(5))?;
                 if let Some(account) = accounts.last_mut() {
                     account.sources.push((source, options));
                 }
@@ -248,4 +240,21 @@ impl PgLedger {
             .map_err(pg_error("cannot change the account"))?;
         Ok(changed > 0)
     }
+}
+
+/// The options stored for `source`, read back: none stored are the defaults, and options that do
+/// not read back (a hand edit, a newer version's format) are a named error, never the defaults
+/// (which would send the key to the provider's public URL, paced by its documented limit).
+pub(crate) fn read_options(
+    source: &str,
+    stored: Option<serde_json::Value>,
+) -> Result<SourceOptions, StoreError> {
+    stored
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            what: format!("the options of {source}"),
+            detail: format!("{e}; correct them in ledger.account_sources, or remove the source"),
+        })
+        .map(Option::unwrap_or_default)
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use payments_sync::StoreError;
 use secrecy::SecretString;
 
+use crate::accounts::read_options;
 use crate::{KeyError, MasterKey, PgLedger, SourceOptions, pg_error};
 
 /// One source of one account, held by one worker until the lease expires (renewed while it
@@ -24,8 +25,9 @@ pub struct Lease {
     pub worker: String,
     /// The run row this lease's run completes.
     pub run_seq: i64,
-    /// How the source is synced.
-    pub options: SourceOptions,
+    /// How the source is synced, or why its stored options do not read back (the run then
+    /// fails, naming them, and the source stays due like any failed run).
+    pub options: Result<SourceOptions, String>,
     /// The sealed API key.
     sealed_key: Vec<u8>,
 }
@@ -93,12 +95,11 @@ impl PgLedger {
             .map_err(pg_error(context))?
             .get(0);
         transaction.commit().await.map_err(pg_error(context))?;
-        let options: serde_json::Value = row.get(3);
+        let options = read_options(&source_name, row.get(3)).map_err(|e| e.to_string());
         Ok(Some(Lease {
             account_id,
             account_name: row.get(1),
-            // Options this version cannot read are left at their defaults, not a stuck source.
-            options: serde_json::from_value(options).unwrap_or_default(),
+            options,
             source_name,
             worker: worker.to_owned(),
             run_seq,

@@ -45,8 +45,15 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
         ]),
         0,
     ));
-    // Refused: the same name again; a wrong master key; no key at all.
+    // Refused: the same name again; a wrong master key; no key at all; a run more often than
+    // every 10 s (stored ones are read as 10 s, new ones are told the rule).
     let duplicate = run(&mut cli(&["accounts", "add", "acme-bv"]), 2);
+    let often = run(&mut cli(&["accounts", "add", "often", "--every", "5s"]), 2);
+    assert!(
+        text(&often.stderr).contains("--every: ") && text(&often.stderr).contains("at least 10s"),
+        "{}",
+        text(&often.stderr)
+    );
     assert!(text(&duplicate.stderr).contains("already an account `acme-bv`"));
     let wrong = run(
         cli(&["accounts", "add", "other"]).env(

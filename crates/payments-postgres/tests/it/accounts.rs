@@ -266,3 +266,44 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
     assert!(due > Utc::now() + chrono::Duration::minutes(59), "{due}");
     assert!(ledger.lease_due("w10", ttl).await.unwrap().is_none());
 }
+
+/// Stored options that do not read back (a hand edit, a newer version's format) are a named
+/// error for the worker's lease as for the account list, never the defaults: those would send
+/// the key to the provider's public URL at its documented rate instead of the stored ones.
+#[tokio::test]
+async fn stored_options_that_do_not_read_back_are_named_never_the_defaults() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("unreadable_options");
+    let ledger = PgLedger::connect(&url, 2).await.unwrap();
+    let master = MasterKey::generate();
+    ledger
+        .add_account(new_account("acme", KEY), &master)
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            r#"UPDATE ledger.account_sources SET options = '{"base_url": "https://mkp.staging.example/v1", "rate_limit": 5000000000}'"#,
+            &[],
+        )
+        .await
+        .unwrap();
+    let listed = ledger.accounts().await.unwrap_err();
+    assert!(matches!(listed, StoreError::Corrupt { .. }), "{listed:?}");
+    let lease = ledger
+        .lease_due("w1", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("a source is due");
+    let unreadable = lease.options.expect_err("the options do not read back");
+    assert!(
+        unreadable.contains(&format!("the options of {}", lease.source_name))
+            && unreadable.contains("5000000000"),
+        "{unreadable}"
+    );
+}
