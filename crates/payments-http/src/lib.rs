@@ -238,33 +238,42 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The one rule for a provider's base URL: it parses, is `https://` (plain `http://` only on
+/// loopback, for the sandbox, so that no key travels unencrypted), has a host, and has no query
+/// or fragment. [`ApiClient::new`] keeps it, and so does a source registry before any client
+/// is built.
+pub fn check_base_url(base_url: &str) -> Result<Url, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadUrl {
+        url: base_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::PlainHttp {
+                url: base_url.to_owned(),
+            });
+        }
+        other => return Err(bad(&format!("the scheme must be https, not `{other}`"))),
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(bad("it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
 impl ApiClient {
     /// A client for `provider` at `config.base_url`, refusing plain http off loopback.
     pub fn new(
         provider: &'static Provider,
         config: ClientConfig,
     ) -> Result<ApiClient, ConfigError> {
-        let bad = |reason: &str| ConfigError::BadUrl {
-            url: config.base_url.clone(),
-            reason: reason.to_owned(),
-        };
-        let mut base = Url::parse(&config.base_url).map_err(|e| bad(&e.to_string()))?;
-        match base.scheme() {
-            "https" => {}
-            "http" if is_loopback(&base) => {}
-            "http" => {
-                return Err(ConfigError::PlainHttp {
-                    url: config.base_url.clone(),
-                });
-            }
-            other => return Err(bad(&format!("the scheme must be https, not `{other}`"))),
-        }
-        if base.cannot_be_a_base() || base.host().is_none() {
-            return Err(bad("it has no host"));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(bad("it must not have a query or fragment"));
-        }
+        let mut base = check_base_url(&config.base_url)?;
         let base_path = base.path().trim_end_matches('/').to_owned();
         base.set_path(&base_path);
         let http = reqwest::Client::builder()

@@ -45,7 +45,6 @@ use payments_model::{ChangePage, Cursor, ListingOrder, OnePayment, Page, RateLim
 use paypro_api::{PayProClient, PayProSource};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 pub use payments_model::{PaymentSource, Source};
 
@@ -267,7 +266,7 @@ pub enum SpecError {
         value: Duration,
     },
     /// The base URL does not parse, is not http(s), has no host, or has a query or fragment.
-    /// (The same words as `payments_http::ConfigError::BadUrl`.)
+    /// (From `payments_http::check_base_url`, the one rule.)
     #[error("base URL `{url}` is not usable: {reason}")]
     BadUrl {
         /// The URL given.
@@ -463,27 +462,7 @@ impl SourceSpec {
 
 /// The rule `payments_http::ApiClient` keeps for a base URL, checked before any client is built.
 fn check_base_url(base_url: &str) -> Result<(), SpecError> {
-    let bad = |reason: &str| SpecError::BadUrl {
-        url: base_url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let url = Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if payments_http::is_loopback(&url) => {}
-        "http" => {
-            return Err(SpecError::PlainHttp {
-                url: base_url.to_owned(),
-            });
-        }
-        other => return Err(bad(&format!("the scheme must be https, not `{other}`"))),
-    }
-    if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(bad("it has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("it must not have a query or fragment"));
-    }
+    payments_http::check_base_url(base_url)?;
     Ok(())
 }
 
