@@ -125,7 +125,7 @@ impl ClientConfig {
 }
 
 /// Why a client could not be set up.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The base URL does not parse or cannot be a base.

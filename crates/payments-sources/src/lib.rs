@@ -265,23 +265,11 @@ pub enum SpecError {
         /// The duration asked for.
         value: Duration,
     },
-    /// The base URL does not parse, is not http(s), has no host, or has a query or fragment.
-    /// (From `payments_http::check_base_url`, the one rule.)
-    #[error("base URL `{url}` is not usable: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The base URL is plain `http://` on a host that is not loopback.
-    #[error(
-        "base URL `{url}` uses plain http, which would send the API key unencrypted; use https:// (plain http is allowed only on loopback, for the sandbox)"
-    )]
-    PlainHttp {
-        /// The URL given.
-        url: String,
-    },
+    /// The base URL breaks `payments_http::check_base_url` (it does not parse, is plain http
+    /// off loopback, has no host, or has a query or fragment), or the HTTP client could not be
+    /// built: the client's own error, in its own words.
+    #[error(transparent)]
+    Client(#[from] ConfigError),
     /// `every` is shorter than [`MIN_EVERY`].
     #[error(
         "the source would be synced every {every:?}; make it at least 10s (each run spends requests of the key's rate limit), 5m by default"
@@ -295,9 +283,6 @@ pub enum SpecError {
         "the webhook secret reference is not a name: give the name under which the secret is kept (1 to 64 capital letters, digits and `_`, starting with a letter, such as PAYPRO_WEBHOOK_SECRET), never the secret itself"
     )]
     BadSecretRef,
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client: {0}")]
-    Client(String),
 }
 
 /// `; MKP documents 60 requests per 60 seconds`, or nothing for a provider without a limit.
@@ -312,17 +297,6 @@ fn documented(provider: Source) -> String {
             )
         })
         .unwrap_or_default()
-}
-
-impl From<ConfigError> for SpecError {
-    fn from(error: ConfigError) -> SpecError {
-        match error {
-            ConfigError::BadUrl { url, reason } => SpecError::BadUrl { url, reason },
-            ConfigError::PlainHttp { url } => SpecError::PlainHttp { url },
-            ConfigError::Client(reason) => SpecError::Client(reason),
-            other => SpecError::Client(other.to_string()),
-        }
-    }
 }
 
 /// What building a source may tune beyond its spec: client limits that are no part of what a
@@ -395,7 +369,7 @@ impl SourceSpec {
     /// - a rate limit allows at least 1 request per window ([`SpecError::ZeroRateLimit`]), in
     ///   a window of at least [`MIN_WINDOW`] ([`SpecError::ShortWindow`]) in whole seconds;
     /// - the base URL parses, is `https://` (or `http://` on loopback, for a sandbox), has a
-    ///   host and no query or fragment ([`SpecError::BadUrl`], [`SpecError::PlainHttp`]);
+    ///   host and no query or fragment ([`SpecError::Client`]);
     /// - `every` is at least [`MIN_EVERY`] ([`SpecError::ShortEvery`]), in whole seconds;
     /// - a webhook secret reference is a name ([`SpecError::BadSecretRef`]).
     pub fn validate(&self) -> Result<(), SpecError> {
