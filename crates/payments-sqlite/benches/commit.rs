@@ -40,20 +40,8 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(SqliteStore::open(dir.path().join("bench.db")).expect("a database"));
     let checkpoint = Checkpoint {
-        cursor: None,
-        run: RunKind::Full,
-        run_started_at: Utc::now(),
-        horizon: None,
         lookback_secs: 86_400,
-        last_completed_at: None,
-        reverify_cursor: None,
-        reverify_started_at: None,
-        verified_through: None,
-        feed: None,
-        rate_limit_seen: None,
-        to_read: Vec::new(),
-        feed_failing: None,
-        pending_chargebacks: Vec::new(),
+        ..Checkpoint::started(RunKind::Full, Utc::now())
     };
     let mut next = 0u64;
     let mut group = c.benchmark_group("sqlite_commit");

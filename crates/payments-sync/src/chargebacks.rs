@@ -268,7 +268,7 @@ pub(crate) fn check_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use payments_model::{Currency, Money, PaymentStatus, Source};
+    use payments_model::{Currency, Money, PaymentStatus};
 
     fn at(text: &str) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339(text).unwrap()
@@ -313,29 +313,7 @@ mod tests {
 
     #[test]
     fn a_chargeback_that_does_not_fit_is_set_aside_whole_and_the_payment_is_unchanged() {
-        let eur = |minor| Money::from_minor(minor, Currency::EUR);
-        // Any source: the rule is the model's, whoever the provider.
-        let source = Source::ALL[0];
-        let payment = Payment {
-            id: source.payment_id("P1"),
-            source,
-            source_id: "P1".into(),
-            status: PaymentStatus::Paid,
-            provider_status: "completed".into(),
-            amount: eur(1295),
-            refunded_amount: None,
-            created_at: at("2026-01-01T10:00:00+01:00"),
-            paid_at: None,
-            payer_name: None,
-            description: None,
-            method: None,
-            processor: "a processor".into(),
-            processor_reference: None,
-            payment_link_id: None,
-            customer_id: None,
-            fail_reason: None,
-            charged_back_amount: None,
-        };
+        let payment = crate::test_data::payment("P1", "2026-01-01T10:00:00+01:00");
         let stated = |minor, currency| StatedChargeback {
             id: "PC1".into(),
             completed_amount: Some(Money::from_minor(minor, currency)),

@@ -816,20 +816,9 @@ mod tests {
     /// The checkpoint of a `run` that started and completed at `started`, resting (no cursor).
     fn checkpoint(run: RunKind, started: &str) -> Checkpoint {
         Checkpoint {
-            cursor: None,
-            run,
-            run_started_at: utc(started),
-            horizon: None,
             lookback_secs: 24 * 3600,
             last_completed_at: Some(utc(started)),
-            reverify_cursor: None,
-            reverify_started_at: None,
-            verified_through: None,
-            feed: None,
-            rate_limit_seen: None,
-            to_read: Vec::new(),
-            feed_failing: None,
-            pending_chargebacks: Vec::new(),
+            ..Checkpoint::started(run, utc(started))
         }
     }
 

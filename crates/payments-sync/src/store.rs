@@ -188,6 +188,29 @@ fn persistent(times: u32, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
 }
 
 impl Checkpoint {
+    /// The checkpoint of a `run` started at `at`, before its first page: no cursor, horizon or
+    /// lookback, nothing completed or verified yet, no feed position, nothing queued. For a
+    /// caller that seeds a ledger by [`Store::commit`] (a test, a benchmark, an import), with
+    /// `..Checkpoint::started(run, at)` for the fields it does not set.
+    pub fn started(run: RunKind, at: DateTime<Utc>) -> Checkpoint {
+        Checkpoint {
+            cursor: None,
+            run,
+            run_started_at: at,
+            horizon: None,
+            lookback_secs: 0,
+            last_completed_at: None,
+            reverify_cursor: None,
+            reverify_started_at: None,
+            verified_through: None,
+            feed: None,
+            rate_limit_seen: None,
+            to_read: Vec::new(),
+            feed_failing: None,
+            pending_chargebacks: Vec::new(),
+        }
+    }
+
     /// Whether a run was interrupted (or failed) and resumes from `cursor`.
     pub fn in_progress(&self) -> bool {
         self.cursor.is_some()

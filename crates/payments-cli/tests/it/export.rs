@@ -49,20 +49,9 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
             groups: Vec::new(),
             unknown_words: Vec::new(),
             checkpoint: Checkpoint {
-                cursor: None,
-                run: RunKind::Full,
-                run_started_at: Utc::now(),
-                horizon: None,
                 lookback_secs: 86_400,
                 last_completed_at: Some(Utc::now()),
-                reverify_cursor: None,
-                reverify_started_at: None,
-                verified_through: None,
-                feed: None,
-                rate_limit_seen: None,
-                to_read: Vec::new(),
-                feed_failing: None,
-                pending_chargebacks: Vec::new(),
+                ..Checkpoint::started(RunKind::Full, Utc::now())
             },
         })
         .await

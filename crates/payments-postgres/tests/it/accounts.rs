@@ -193,22 +193,7 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
     );
     assert!(!ledger.renew(&lease, ttl).await.unwrap());
     let stale = ledger.leased_store(&lease);
-    let checkpoint = payments_sync::Checkpoint {
-        cursor: None,
-        run: payments_sync::RunKind::Full,
-        run_started_at: Utc::now(),
-        horizon: None,
-        lookback_secs: 0,
-        last_completed_at: None,
-        reverify_cursor: None,
-        reverify_started_at: None,
-        verified_through: None,
-        feed: None,
-        rate_limit_seen: None,
-        to_read: Vec::new(),
-        feed_failing: None,
-        pending_chargebacks: Vec::new(),
-    };
+    let checkpoint = payments_sync::Checkpoint::started(payments_sync::RunKind::Full, Utc::now());
     let commit = Commit {
         source: "mkp".to_owned(),
         observed_at: Utc::now(),
