@@ -25,20 +25,22 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod hint;
 mod mapping;
 mod money;
 mod payment;
 mod source;
 mod status;
 
+pub use hint::{Delivery, Hint};
 pub use mapping::{
     MapError, Mapped, PageText, Rejected, decode_records, map_all, map_records, record_id, tolerant,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{
-    Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OnePayment, Page, PaymentSource,
-    RateLimit, RateLimitHeaders, SourceError, TransportKind,
+    Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OneGroup, OnePayment, Page,
+    PaymentSource, RateLimit, RateLimitHeaders, SourceError, TransportKind,
 };
 pub use status::{PaymentStatus, knows_status_word, mkp_status, paypro_status};
 

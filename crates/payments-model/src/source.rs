@@ -65,6 +65,23 @@ pub trait PaymentSource: Send + Sync {
     async fn payment(&self, _source_id: &str) -> Result<OnePayment, SourceError> {
         Ok(OnePayment::default())
     }
+
+    /// Fetches one group (an MKP payment link) by the provider's id, as the provider reports it
+    /// now: `None` when the provider does not know it (or the source has no groups). Its
+    /// payments are then read from a [`Cursor`] with no listing and this group alone in
+    /// [`Cursor::groups`]. At most one request.
+    async fn group(&self, _group_id: &str) -> Result<OneGroup, SourceError> {
+        Ok(OneGroup::default())
+    }
+}
+
+/// One group asked for by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OneGroup {
+    /// The group (or its record, when it cannot be read); `None` when it is unknown.
+    pub group: Option<Result<Group, Rejected>>,
+    /// What the response said about the rate limit.
+    pub rate_limit: RateLimitHeaders,
 }
 
 /// A page of a change feed, newest first.

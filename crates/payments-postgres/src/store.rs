@@ -247,15 +247,17 @@ impl PgStore {
                 .await
                 .map_err(pg_error(context))?;
         }
-        let checkpoint = codec::encode_checkpoint(&commit.checkpoint)?;
-        transaction
-            .execute(
-                "INSERT INTO ledger.checkpoints (account_id, source_name, checkpoint) VALUES ($1, $2, $3)
-                 ON CONFLICT (account_id, source_name) DO UPDATE SET checkpoint = excluded.checkpoint",
-                &[account, &commit.source, &checkpoint],
-            )
-            .await
-            .map_err(pg_error(context))?;
+        if let Some(checkpoint) = &commit.checkpoint {
+            let checkpoint = codec::encode_checkpoint(checkpoint)?;
+            transaction
+                .execute(
+                    "INSERT INTO ledger.checkpoints (account_id, source_name, checkpoint) VALUES ($1, $2, $3)
+                     ON CONFLICT (account_id, source_name) DO UPDATE SET checkpoint = excluded.checkpoint",
+                    &[account, &commit.source, &checkpoint],
+                )
+                .await
+                .map_err(pg_error(context))?;
+        }
         transaction.commit().await.map_err(pg_error(context))
     }
 }

@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
                             resolved: Vec::new(),
                             groups: Vec::new(),
                             unknown_words: Vec::new(),
-                            checkpoint: checkpoint.clone(),
+                            checkpoint: Some(checkpoint.clone()),
                         })
                         .await
                 })

@@ -261,12 +261,14 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
                 .execute(params![commit.source, word, observed])
                 .map_err(store_error(context))?;
         }
-        transaction
-            .execute(
-                "INSERT INTO checkpoints (source_name, checkpoint) VALUES (?, ?) ON CONFLICT DO UPDATE SET checkpoint = excluded.checkpoint",
-                params![commit.source, codec::encode_checkpoint(&commit.checkpoint)?],
-            )
-            .map_err(store_error(context))?;
+        if let Some(checkpoint) = &commit.checkpoint {
+            transaction
+                .execute(
+                    "INSERT INTO checkpoints (source_name, checkpoint) VALUES (?, ?) ON CONFLICT DO UPDATE SET checkpoint = excluded.checkpoint",
+                    params![commit.source, codec::encode_checkpoint(checkpoint)?],
+                )
+                .map_err(store_error(context))?;
+        }
     }
     transaction.commit().map_err(store_error(context))?;
     Ok(())

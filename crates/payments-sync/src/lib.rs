@@ -47,6 +47,7 @@
 mod chargebacks;
 pub mod codec;
 mod feed;
+mod inbox;
 mod ledger;
 mod limiter;
 mod memory;
@@ -67,6 +68,7 @@ use std::time::Duration;
 use payments_model::{Cursor, SourceError};
 
 pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
+pub use inbox::{Inbox, KEEP_DELIVERIES, Receipt, Received};
 pub use ledger::{Filter, Ledger, PaymentStream, Quarantined};
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
 pub use memory::MemoryStore;

@@ -264,7 +264,11 @@ impl Store for MemoryStore {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let checkpoint = codec::encode_checkpoint(&commit.checkpoint)?;
+        let checkpoint = commit
+            .checkpoint
+            .as_ref()
+            .map(codec::encode_checkpoint)
+            .transpose()?;
 
         let mut inner = self.inner();
         for (id, row) in rows {
@@ -313,7 +317,9 @@ impl Store for MemoryStore {
                 .entry((commit.source.clone(), word))
                 .or_insert_with(|| observed.clone());
         }
-        inner.checkpoints.insert(commit.source, checkpoint);
+        if let Some(checkpoint) = checkpoint {
+            inner.checkpoints.insert(commit.source, checkpoint);
+        }
         Ok(())
     }
 

@@ -270,7 +270,7 @@ impl SourceRun {
                 resolved,
                 groups,
                 unknown_words,
-                checkpoint: self.checkpoint.clone(),
+                checkpoint: Some(self.checkpoint.clone()),
             },
         }
     }
@@ -376,7 +376,7 @@ impl SourceRun {
             resolved: Vec::new(),
             groups: Vec::new(),
             unknown_words: Vec::new(),
-            checkpoint: self.checkpoint.clone(),
+            checkpoint: Some(self.checkpoint.clone()),
         }
     }
 
@@ -960,7 +960,11 @@ mod tests {
             let from_the_top = expected != AfterFailure::Fail;
             assert_eq!(run.cursor().is_none(), from_the_top, "{what}");
             assert_eq!(
-                run.checkpoint_only(utc(NOW)).checkpoint.cursor.is_none(),
+                run.checkpoint_only(utc(NOW))
+                    .checkpoint
+                    .unwrap()
+                    .cursor
+                    .is_none(),
                 from_the_top,
                 "{what}: the checkpoint committed alone"
             );
@@ -1000,7 +1004,7 @@ mod tests {
         let now = utc("2026-12-02T12:01:00Z");
         let error = refused(Some(listing("r5")), not_found());
         assert_eq!(run.fetch_failed(&error, now), AfterFailure::RestartWalk);
-        let checkpoint = run.checkpoint_only(now).checkpoint;
+        let checkpoint = run.checkpoint_only(now).checkpoint.unwrap();
         assert_eq!(checkpoint.cursor, None);
         assert_eq!(checkpoint.reverify_cursor, None);
         assert_eq!(checkpoint.reverify_started_at, Some(now));
@@ -1209,7 +1213,7 @@ mod tests {
         );
         run.advance(page(old(), Some(listing("r3"))), None, utc(NOW));
         assert!(run.is_finished(), "the budget is spent");
-        let checkpoint = run.checkpoint_only(utc(NOW)).checkpoint;
+        let checkpoint = run.checkpoint_only(utc(NOW)).checkpoint.unwrap();
         assert_eq!(checkpoint.reverify_cursor, Some(listing("r3")));
         assert_eq!(checkpoint.verified_through, None, "not at the end yet");
         // The next run resumes there, and reaching the end verifies everything since it began.
@@ -1222,7 +1226,7 @@ mod tests {
         run.advance(page(Vec::new(), None), None, utc(NOW));
         assert_eq!(run.cursor(), Some(&listing("r3")));
         run.advance(page(old(), None), None, utc(NOW));
-        let checkpoint = run.checkpoint_only(utc(NOW)).checkpoint;
+        let checkpoint = run.checkpoint_only(utc(NOW)).checkpoint.unwrap();
         assert!(run.is_finished());
         assert_eq!(checkpoint.reverify_cursor, None);
         assert_eq!(checkpoint.verified_through, Some(utc(NOW)));

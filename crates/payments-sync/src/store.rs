@@ -366,8 +366,9 @@ pub struct Commit {
     /// Status words outside the status table seen for the first time in this ledger, to keep
     /// (see [`SourceState::unknown_words`]).
     pub unknown_words: Vec<String>,
-    /// The source's new checkpoint.
-    pub checkpoint: Checkpoint,
+    /// The source's new checkpoint; `None` leaves the stored one as it is (a read a webhook
+    /// asked for, which runs beside the source's run and must not move its checkpoint).
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// What a commit changed.

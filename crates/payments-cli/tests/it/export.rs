@@ -48,11 +48,11 @@ async fn ledger_with(dir: &std::path::Path, payments: Vec<Payment>) -> std::path
             resolved: Vec::new(),
             groups: Vec::new(),
             unknown_words: Vec::new(),
-            checkpoint: Checkpoint {
+            checkpoint: Some(Checkpoint {
                 lookback_secs: 86_400,
                 last_completed_at: Some(Utc::now()),
                 ..Checkpoint::started(RunKind::Full, Utc::now())
-            },
+            }),
         })
         .await
         .unwrap();
@@ -301,7 +301,7 @@ async fn status_shows_control_characters_from_provider_data_instead_of_obeying_t
             resolved: Vec::new(),
             groups: Vec::new(),
             unknown_words: Vec::new(),
-            checkpoint,
+            checkpoint: Some(checkpoint),
         })
         .await
         .unwrap();

@@ -202,7 +202,7 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         resolved: Vec::new(),
         groups: Vec::new(),
         unknown_words: vec!["word".to_owned()],
-        checkpoint,
+        checkpoint: Some(checkpoint),
     };
     let refused = stale.commit(commit.clone()).await.unwrap_err();
     assert!(matches!(refused, StoreError::Locked { .. }), "{refused}");

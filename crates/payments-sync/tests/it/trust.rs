@@ -222,7 +222,7 @@ async fn put_checkpoint(store: &MemoryStore, checkpoint: payments_sync::Checkpoi
             resolved: Vec::new(),
             groups: Vec::new(),
             unknown_words: Vec::new(),
-            checkpoint,
+            checkpoint: Some(checkpoint),
         })
         .await
         .unwrap();
