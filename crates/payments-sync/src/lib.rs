@@ -47,6 +47,7 @@
 mod chargebacks;
 pub mod codec;
 mod feed;
+mod hints;
 mod inbox;
 mod ledger;
 mod limiter;
@@ -55,6 +56,7 @@ mod options;
 mod pager;
 mod retry;
 mod run;
+mod service;
 mod store;
 mod syncer;
 #[cfg(test)]
@@ -68,6 +70,7 @@ use std::time::Duration;
 use payments_model::{Cursor, SourceError};
 
 pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
+pub use hints::HintsRead;
 pub use inbox::{Inbox, KEEP_DELIVERIES, Receipt, Received};
 pub use ledger::{Filter, Ledger, PaymentStream, Quarantined};
 pub use limiter::{Limiter, LimiterSnapshot, Ticket};
@@ -78,6 +81,7 @@ pub use options::{
 pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
+pub use service::{HintError, RUN_AGAIN_AFTER_FAILURE, Service, ServiceEvent};
 pub use store::{
     Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PERSISTENT_FOR,
     PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord, SourceState,
@@ -304,6 +308,11 @@ pub enum Event {
         source_name: String,
         /// How long.
         waited: Duration,
+    },
+    /// A request is sent to the provider (retries included).
+    Request {
+        /// The source.
+        source_name: String,
     },
     /// A request failed and will be retried.
     Retry {

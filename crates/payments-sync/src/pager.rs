@@ -5,11 +5,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::future::BoxFuture;
 use payments_model::{
-    Change, ChangePage, Cursor, OnePayment, Page, Payment, PaymentSource, RateLimitHeaders,
-    SourceError,
+    Change, ChangePage, Cursor, OneGroup, OnePayment, Page, Payment, PaymentSource,
+    RateLimitHeaders, SourceError,
 };
 
 use crate::limiter::Limiter;
@@ -34,6 +35,12 @@ impl Answer for ChangePage {
 }
 
 impl Answer for OnePayment {
+    fn rate_limit(&self) -> &RateLimitHeaders {
+        &self.rate_limit
+    }
+}
+
+impl Answer for OneGroup {
     fn rate_limit(&self) -> &RateLimitHeaders {
         &self.rate_limit
     }
@@ -66,6 +73,7 @@ pub struct Pager<'s> {
     requests: u64,
     pages: u64,
     waited: Duration,
+    sent_at: Option<DateTime<Utc>>,
 }
 
 impl<'s> Pager<'s> {
@@ -83,6 +91,7 @@ impl<'s> Pager<'s> {
             requests: 0,
             pages: 0,
             waited: Duration::ZERO,
+            sent_at: None,
         }
     }
 
@@ -100,6 +109,13 @@ impl<'s> Pager<'s> {
     /// Time spent waiting for the limiter and for retries.
     pub fn waited(&self) -> Duration {
         self.waited
+    }
+
+    /// When the last request left (after its wait for the limiter): the state an answer shows
+    /// is at least this recent, so it is the answer's ordering stamp ([`crate::Commit`]'s
+    /// `observed_at`). `None` before the first request.
+    pub fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.sent_at
     }
 
     /// Fetches the page at `at` (`None`: the first page), retrying what can be retried. A
@@ -188,6 +204,19 @@ impl<'s> Pager<'s> {
         .await
     }
 
+    /// Fetches one group (an MKP link) by the provider's id, with the same retries and pacing,
+    /// giving up once its retries would have waited more than `max_wait` in all.
+    pub async fn group_within(
+        &mut self,
+        group_id: &str,
+        max_wait: Duration,
+    ) -> Result<OneGroup, SyncError> {
+        self.call(None, Some(max_wait), |source| {
+            Box::pin(source.group(group_id))
+        })
+        .await
+    }
+
     /// Makes `request` until it answers or retrying stops, as [`RetryPolicy::decide`] says
     /// (within the run's wait budget, or `max_wait` for this request alone when given); a
     /// failure names `at`, where the walk can resume.
@@ -261,6 +290,10 @@ impl<'s> Pager<'s> {
         let source: &'a dyn PaymentSource = self.source;
         let Some(limiter) = self.limiter.clone() else {
             self.requests += 1;
+            self.sent_at = Some(Utc::now());
+            self.options.events.emit(Event::Request {
+                source_name: self.source.name().to_owned(),
+            });
             return request(source).await;
         };
         let ahead = limiter.wait_ahead();
@@ -279,6 +312,10 @@ impl<'s> Pager<'s> {
             });
         }
         self.requests += 1;
+        self.sent_at = Some(Utc::now());
+        self.options.events.emit(Event::Request {
+            source_name: self.source.name().to_owned(),
+        });
         let answer = request(source).await;
         limiter.answered(ticket);
         let remaining = match &answer {

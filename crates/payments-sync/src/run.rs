@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, SourceError};
+use payments_model::{
+    Cursor, Group, ListingOrder, Page, Payment, PaymentStatus, Rejected, SourceError,
+};
 
 use crate::SyncError;
 use crate::feed::FeedFacts;
@@ -578,6 +580,33 @@ impl SourceRun {
 }
 
 impl Prepared {
+    /// What a read that a webhook asked for commits ([`crate::Syncer::read_hints`]): the
+    /// payments and records read at `observed_at`, and the quarantines they resolve. It runs
+    /// beside the source's run, so it commits no checkpoint and no group state: those are the
+    /// run's.
+    pub(crate) fn read(
+        source: &str,
+        observed_at: DateTime<Utc>,
+        payments: Vec<Payment>,
+        rejected: Vec<Rejected>,
+        resolved: Vec<String>,
+    ) -> Prepared {
+        Prepared {
+            payments: payments.len(),
+            chargebacks_stated: HashSet::new(),
+            commit: Commit {
+                source: source.to_owned(),
+                observed_at,
+                payments,
+                rejected,
+                resolved,
+                groups: Vec::new(),
+                unknown_words: Vec::new(),
+                checkpoint: None,
+            },
+        }
+    }
+
     /// The ids of the page's payments, to look up what is stored.
     pub(crate) fn ids(&self) -> Vec<String> {
         self.commit.payments.iter().map(|p| p.id.clone()).collect()

@@ -2,15 +2,17 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use payments_model::{
-    Change, Cursor, ListingOrder, Page, PaymentSource, RateLimit, Rejected, SourceError,
+    Change, Cursor, Hint, ListingOrder, Page, PaymentSource, RateLimit, Rejected, SourceError,
 };
 use tokio::time::Instant;
 
 use crate::chargebacks::{self, ChargebackList, Checked};
 use crate::feed::{self, FeedFacts, FeedRead};
+use crate::hints::{HintReader, HintsRead};
 use crate::limiter::Limiter;
 use crate::options::{SyncOptions, TimeBudget};
 use crate::pager::{Pager, PagerOptions};
@@ -19,11 +21,15 @@ use crate::store::{CommitCounts, RunRecord, Store, StoreError, Summary};
 use crate::to_read::{self, ReadAnswer, Taken};
 use crate::{Event, Events, StopSignal, SyncError};
 
-/// What a source runs with: the source, and the limiter pacing its credential.
+/// What a source runs with: the source, and the limiter pacing its credential, one for every
+/// run and every read a webhook asks for, so that they share the credential's rate limit.
 #[derive(Clone)]
 struct SourceSetup {
     source: Arc<dyn PaymentSource>,
-    rate_limit: Option<RateLimit>,
+    limiter: Option<Arc<Limiter>>,
+    /// Whether the limiter has been started from what the ledger kept of the last process's
+    /// requests (once: after that, it knows better itself).
+    restored: Arc<AtomicBool>,
 }
 
 /// Drives one or more sources into a [`Store`]: each source in a task of its own, the pages of
@@ -67,7 +73,11 @@ impl<S: Store> Syncer<S> {
         source: Arc<dyn PaymentSource>,
         rate_limit: Option<RateLimit>,
     ) -> &mut Self {
-        self.sources.push(SourceSetup { source, rate_limit });
+        self.sources.push(SourceSetup {
+            source,
+            limiter: rate_limit.map(|rate| Arc::new(Limiter::new(rate))),
+            restored: Arc::new(AtomicBool::new(false)),
+        });
         self
     }
 
@@ -77,24 +87,31 @@ impl<S: Store> Syncer<S> {
         self
     }
 
+    /// The store it writes into.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The signal that stops its runs.
+    pub fn stop_signal(&self) -> &StopSignal {
+        &self.stop
+    }
+
+    /// The names of the sources, in the order added.
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .map(|setup| setup.source.name().to_owned())
+            .collect()
+    }
+
     /// Runs every source once, each in a task of its own so that one source's paging or
     /// commits never hold up another's; one result per source, in the order added.
     pub async fn run(&self) -> Vec<Result<Summary, SyncError>> {
         let tasks: Vec<_> = self
             .sources
             .iter()
-            .map(|setup| {
-                let run = SourceTask {
-                    store: self.store.clone(),
-                    setup: setup.clone(),
-                    options: self.options.clone(),
-                    events: self.events.clone(),
-                    stop: self.stop.clone(),
-                    budget: TimeBudget::of(&self.options),
-                    started: Instant::now(),
-                };
-                tokio::spawn(run.run())
-            })
+            .map(|setup| tokio::spawn(self.task(setup).run()))
             .collect();
         let mut results = Vec::with_capacity(tasks.len());
         for task in futures::future::join_all(tasks).await {
@@ -104,6 +121,61 @@ impl<S: Store> Syncer<S> {
             }
         }
         results
+    }
+
+    /// Runs the source named `source_name` once, as [`Syncer::run`] runs each; `None` when no
+    /// source has that name.
+    pub async fn run_source(&self, source_name: &str) -> Option<Result<Summary, SyncError>> {
+        let setup = self.setup(source_name)?;
+        Some(self.task(setup).run().await)
+    }
+
+    /// Reads again what `hints` name for the source `source_name` (webhooks said it changed)
+    /// and commits what it reads, with versions: each distinct payment or group once, through
+    /// the credential's limiter (shared with the source's runs), beside a run of the source
+    /// if one is going (a read never moves the checkpoint, and the store keeps the newer of two
+    /// states). `None` when no source has that name. A hint for the change feed
+    /// ([`Hint::Feed`]) is not read here: [`HintsRead::feed`] says to run the source.
+    pub async fn read_hints(
+        &self,
+        source_name: &str,
+        hints: &[Hint],
+    ) -> Option<Result<HintsRead, SyncError>> {
+        let setup = self.setup(source_name)?;
+        let mut pager = Pager::new(
+            setup.source.as_ref(),
+            PagerOptions {
+                retry: self.options.retry,
+                limiter: setup.limiter.clone(),
+                max_pages: self.options.max_pages,
+                events: self.events.clone(),
+            },
+        );
+        let reader = HintReader {
+            store: self.store.as_ref(),
+            source: setup.source.as_ref(),
+            options: &self.options,
+            stop: &self.stop,
+        };
+        Some(reader.read(&mut pager, hints).await)
+    }
+
+    fn setup(&self, source_name: &str) -> Option<&SourceSetup> {
+        self.sources
+            .iter()
+            .find(|setup| setup.source.name() == source_name)
+    }
+
+    fn task(&self, setup: &SourceSetup) -> SourceTask<S> {
+        SourceTask {
+            store: self.store.clone(),
+            setup: setup.clone(),
+            options: self.options.clone(),
+            events: self.events.clone(),
+            stop: self.stop.clone(),
+            budget: TimeBudget::of(&self.options),
+            started: Instant::now(),
+        }
     }
 }
 
@@ -156,11 +228,9 @@ impl<S: Store> SourceTask<S> {
             Err(error) => return (summary, Err(error)),
         };
         tracing::info!(run = ?run.summary().run, resumed = run.summary().resumed, "start");
-        let limiter = self
-            .setup
-            .rate_limit
-            .map(|rate| Arc::new(Limiter::new(rate)));
-        if let (Some(limiter), Some(snapshot)) = (&limiter, run.limiter_snapshot()) {
+        let limiter = self.setup.limiter.clone();
+        let first_run = !self.setup.restored.swap(true, Ordering::SeqCst);
+        if first_run && let (Some(limiter), Some(snapshot)) = (&limiter, run.limiter_snapshot()) {
             limiter.restore(snapshot, Utc::now());
         }
         let mut pager = Pager::new(
@@ -216,8 +286,10 @@ impl<S: Store> SourceTask<S> {
                     }
                 }
             };
-            let observed_at = Utc::now();
-            let snapshot = limiter.as_ref().and_then(|l| l.snapshot(observed_at));
+            // The page's ordering stamp: when its request left (a slow answer shows a state
+            // no newer than that).
+            let observed_at = pager.sent_at().unwrap_or_else(Utc::now);
+            let snapshot = limiter.as_ref().and_then(|l| l.snapshot(Utc::now()));
             let prepared = run.advance(page, snapshot, observed_at);
             let payments = prepared.payments as u64;
             let next = run.cursor().cloned();
@@ -368,7 +440,7 @@ impl<S: Store> SourceTask<S> {
         let checked = self.charge_back_stored(newest, &by_id).await?;
         let facts = to_read::enqueue_read(run.queue(), read, position, checked, now);
         run.settle_feed_health(now);
-        self.commit_feed(run, facts).await
+        self.commit_feed(run, facts, Utc::now()).await
     }
 
     /// Runs `work` within the feed's share of the run's time; past it, a failure saying so.
@@ -441,6 +513,8 @@ impl<S: Store> SourceTask<S> {
         let cut_off = self.options.read_by_id_cut_off();
         let mut facts = FeedFacts::default();
         let mut in_batch = 0;
+        // A batch's ordering stamp is its oldest read's: no read in it is older than that.
+        let mut batch_sent: Option<DateTime<Utc>> = None;
         let mut stopped = None;
         for source_id in due {
             if self.budget.feed_share_spent(self.started.elapsed()) {
@@ -470,18 +544,23 @@ impl<S: Store> SourceTask<S> {
                     break;
                 }
             };
+            let sent = pager.sent_at().unwrap_or_else(Utc::now);
             let taken =
                 to_read::take_answer(run.queue(), &mut facts, &source_id, answer, Utc::now());
             if taken == Taken::NotQueued {
                 continue;
             }
+            batch_sent = Some(batch_sent.map_or(sent, |oldest| oldest.min(sent)));
             in_batch += 1;
             if in_batch == READ_BY_ID_BATCH {
                 in_batch = 0;
-                self.commit_feed(run, std::mem::take(&mut facts)).await?;
+                let stamp = batch_sent.take().unwrap_or_else(Utc::now);
+                self.commit_feed(run, std::mem::take(&mut facts), stamp)
+                    .await?;
             }
         }
-        self.commit_feed(run, facts).await?;
+        let stamp = batch_sent.unwrap_or_else(Utc::now);
+        self.commit_feed(run, facts, stamp).await?;
         match stopped {
             Some(stop) => Err(stop),
             None => Ok(()),
@@ -520,7 +599,9 @@ impl<S: Store> SourceTask<S> {
                 tracing::warn!(%error, "the change feed and the provider's chargebacks could not be read for the first time; the next run reads them again");
                 run.feed_trouble(error.to_string());
                 run.settle_feed_health(Utc::now());
-                return self.commit_feed(run, FeedFacts::default()).await;
+                return self
+                    .commit_feed(run, FeedFacts::default(), Utc::now())
+                    .await;
             }
         };
         let now = Utc::now();
@@ -532,7 +613,7 @@ impl<S: Store> SourceTask<S> {
         read.rejected.append(&mut rejected);
         let facts = to_read::enqueue_read(run.queue(), read, position, checked, now);
         run.settle_feed_health(now);
-        self.commit_feed(run, facts).await
+        self.commit_feed(run, facts, Utc::now()).await
     }
 
     /// Checks the stored payments against the latest chargeback of each in `chargebacks`
@@ -637,9 +718,15 @@ impl<S: Store> SourceTask<S> {
     }
 
     /// Commits what a read of the change feed (or of the payments it named) gives, with the
-    /// run's checkpoint as it stands (its queue and feed health included).
-    async fn commit_feed(&self, run: &mut SourceRun, facts: FeedFacts) -> Result<(), SyncError> {
-        let prepared = run.feed_read(facts, Utc::now());
+    /// run's checkpoint as it stands (its queue and feed health included), stamped
+    /// `observed_at`.
+    async fn commit_feed(
+        &self,
+        run: &mut SourceRun,
+        facts: FeedFacts,
+        observed_at: DateTime<Utc>,
+    ) -> Result<(), SyncError> {
+        let prepared = run.feed_read(facts, observed_at);
         let counts = self.commit(prepared).await.map_err(SyncError::Store)?;
         run.feed_committed(counts);
         Ok(())
