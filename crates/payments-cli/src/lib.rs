@@ -21,6 +21,7 @@ mod logs;
 mod outcome;
 #[cfg(feature = "sandbox")]
 mod sandbox;
+mod serve;
 mod show;
 mod status;
 mod sync;
@@ -58,6 +59,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Sync(sync::SyncArgs),
+    Serve(serve::ServeArgs),
     Export(export::ExportArgs),
     Status(status::StatusArgs),
     Show(show::ShowArgs),
@@ -185,6 +187,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sync(args) => sync::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Show(args) => show::run(args).await,

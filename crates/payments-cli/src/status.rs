@@ -68,9 +68,33 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
         None => Vec::new(),
     };
     let store = args.ledger.open_existing().await?;
+    let (reports, exit) = gather(&*store, args.max_age, &schedule).await?;
+    let report = if args.json {
+        format!(
+            "{}\n",
+            json_report(&*store, &reports, exit, args.quarantine_limit)
+        )
+    } else {
+        let mut text = format!("database: {}\n", printable(&store.describe()));
+        for source in &reports {
+            text.push('\n');
+            text.push_str(&source.human(args.quarantine_limit));
+        }
+        text
+    };
+    print_report(&report, "the status")?;
+    Ok(exit)
+}
+
+/// Each source's report, and what they mean together for monitoring (the exit code).
+async fn gather(
+    store: &dyn Ledger,
+    max_age: Option<Duration>,
+    schedule: &[Scheduled],
+) -> Result<(Vec<SourceReport>, Exit), CliError> {
     let mut reports = Vec::new();
     for source in Source::ALL {
-        let mut report = SourceReport::gather(&*store, source, args.max_age).await?;
+        let mut report = SourceReport::gather(store, source, max_age).await?;
         report.scheduled = schedule
             .iter()
             .find(|s| s.source_name == source.as_str())
@@ -85,27 +109,32 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
             (Exit::Quarantined, _) | (_, Exit::Quarantined) => Exit::Quarantined,
             _ => Exit::Done,
         });
-    let report = if args.json {
-        let sources: Vec<Value> = reports
-            .iter()
-            .map(|r| r.json(args.quarantine_limit))
-            .collect();
-        let report = json!({
-            "database": store.describe(),
-            "exit_code": exit as u8,
-            "sources": sources,
-        });
-        format!("{report}\n")
-    } else {
-        let mut text = format!("database: {}\n", printable(&store.describe()));
-        for source in &reports {
-            text.push('\n');
-            text.push_str(&source.human(args.quarantine_limit));
-        }
-        text
-    };
-    print_report(&report, "the status")?;
-    Ok(exit)
+    Ok((reports, exit))
+}
+
+/// The object `status --json` prints.
+fn json_report(
+    store: &dyn Ledger,
+    reports: &[SourceReport],
+    exit: Exit,
+    quarantine_limit: usize,
+) -> Value {
+    let sources: Vec<Value> = reports.iter().map(|r| r.json(quarantine_limit)).collect();
+    json!({
+        "database": store.describe(),
+        "exit_code": exit as u8,
+        "sources": sources,
+    })
+}
+
+/// What `payments serve` answers at `/healthz`: the facts of `status --json` (ten quarantined
+/// records a source), and whether no source is failing, with `max_age` as `status --max-age`.
+pub(crate) async fn health(
+    store: &dyn Ledger,
+    max_age: Duration,
+) -> Result<(bool, Value), CliError> {
+    let (reports, exit) = gather(store, Some(max_age), &[]).await?;
+    Ok((exit != Exit::Failed, json_report(store, &reports, exit, 10)))
 }
 
 /// `payments status --postgres URL` without --account: a line per account-source, and exit 1

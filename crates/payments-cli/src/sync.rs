@@ -217,6 +217,21 @@ impl SyncArgs {
     }
 }
 
+impl SyncArgs {
+    /// What `payments serve` runs with: the ledger, the sources and the options of a run
+    /// (`--full` is refused: every scheduled run would read everything).
+    pub(crate) fn for_serve(
+        &self,
+    ) -> Result<(&DbArgs, Vec<Arc<dyn PaymentSource>>, SyncOptions), CliError> {
+        if self.full {
+            return Err(CliError::config(
+                "`payments serve` runs incremental runs on a schedule; run `payments sync --full` once instead of --full here",
+            ));
+        }
+        Ok((&self.db, self.configured()?, self.options()))
+    }
+}
+
 pub(crate) async fn run(args: SyncArgs) -> Result<Exit, CliError> {
     let sources = args.configured()?;
     let store = Arc::new(args.db.open()?);
