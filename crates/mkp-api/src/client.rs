@@ -8,9 +8,11 @@ use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, ListP
 use std::time::Duration;
 
 use payments_model::{
-    Cursor, Group, ListingOrder, Page, Payment, PaymentSource, RateLimit, Rejected, SourceError,
+    Cursor, Group, ListingOrder, OneGroup, Page, PageText, Payment, PaymentSource, RateLimit,
+    RateLimitHeaders, Rejected, SourceError,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::wire::PaymentLink;
 use crate::{decode_links_page, decode_payments_page};
@@ -122,6 +124,51 @@ impl MkpClient {
         })
     }
 
+    /// `GET /payment-links/{id}`: one link read into a group as the link listing reads it
+    /// (`None`: MKP does not know it, 404), or the link set aside whole with the reason when it
+    /// cannot be read or its id could not be sent in a URL path. A link id that could not be sent
+    /// in a URL path is refused without a request; a readable answer about another link is
+    /// refused.
+    pub async fn link_group(
+        &self,
+        link_id: &str,
+    ) -> Result<Fetched<Option<Result<Group, Rejected>>>, SourceError> {
+        payments_http::path_segment(link_id).map_err(|problem| {
+            SourceError::Refused(format!("{} payment link id {problem}", MKP.name))
+        })?;
+        let fetched = match self.api.get(&format!("/payment-links/{link_id}")).await {
+            Ok(fetched) => fetched,
+            Err(SourceError::NotFound { .. }) => {
+                return Ok(Fetched {
+                    value: None,
+                    rate_limit: RateLimitHeaders::default(),
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        let value = decode_link(&fetched.value)
+            .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        // A link set aside is returned as it is: its id may be the very thing wrong with it.
+        if let Ok(group) = &value
+            && group.id != link_id
+        {
+            let answered = &group.id;
+            return Err(SourceError::BadResponse {
+                provider: MKP.name,
+                status: 200,
+                problem: format!(
+                    "asked for payment link `{link_id}`, the answer is payment link `{}`",
+                    answered.escape_default()
+                ),
+                excerpt: String::new(),
+            });
+        }
+        Ok(Fetched {
+            value: Some(value),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
     /// `GET /payment-links/{id}/payments`: one page of the payments made through `link`
     /// (`None`: the first page), mapped with the link's description, with where the listing
     /// continues. A record that cannot be mapped is set aside whole with its reason.
@@ -155,6 +202,40 @@ impl MkpClient {
     ) -> Result<Option<String>, SourceError> {
         next.map(|next| self.api.relative_next(request, next))
             .transpose()
+    }
+}
+
+/// The body of `GET /payment-links/{id}`, the link on its own or wrapped as `{"data": …}` (the
+/// docs do not say which), read as [`decode_links_page`] reads a listed link: the group, or the
+/// link set aside whole with the reason.
+fn decode_link(body: &[u8]) -> Result<Result<Group, Rejected>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(default)]
+        id: Option<serde::de::IgnoredAny>,
+        #[serde(default, borrow)]
+        data: Option<&'a RawValue>,
+    }
+    let text = PageText::new(body);
+    let raw: &RawValue = text.parse()?;
+    let link = match serde_json::from_str::<Head<'_>>(raw.get()) {
+        Ok(Head {
+            id: None,
+            data: Some(data),
+        }) if data.get().trim_start().starts_with('{') => data,
+        _ => raw,
+    };
+    let (mut groups, mut rejected) =
+        text.decode_records(std::slice::from_ref(&link), PaymentLink::try_to_group);
+    match (groups.pop(), rejected.pop()) {
+        (Some(group), _) => Ok(Ok(group)),
+        (None, Some(mut rejected)) => {
+            rejected.reason = format!("payment link {}", rejected.reason);
+            Ok(Err(rejected))
+        }
+        (None, None) => Err(serde::de::Error::custom(
+            "the payment link was neither read nor set aside",
+        )),
     }
 }
 
@@ -331,6 +412,14 @@ impl PaymentSource for MkpSource {
 
     fn rate_limit(&self) -> Option<RateLimit> {
         self.rate_limit
+    }
+
+    async fn group(&self, group_id: &str) -> Result<OneGroup, SourceError> {
+        let fetched = self.client.link_group(group_id).await?;
+        Ok(OneGroup {
+            group: fetched.value,
+            rate_limit: fetched.rate_limit,
+        })
     }
 
     async fn page(&self, cursor: Option<&Cursor>) -> Result<Page, SourceError> {

@@ -32,6 +32,7 @@
 
 mod client;
 mod map;
+pub mod webhook;
 mod wire;
 
 pub use client::{

@@ -7,7 +7,9 @@
 //! - [`ApiClient::relative_next`]: the guard that keeps next-page links on the configured origin
 //!   and on the listing they continue, resolving relative ones against the request;
 //! - [`path_segment`]: the guard that lets a provider's id into a URL path only as it is;
-//! - [`ListPage`]: one page of any listing, as a client hands it on.
+//! - [`ListPage`]: one page of any listing, as a client hands it on;
+//! - [`WebhookSecret`], [`WebhookError`] and [`digest_key`]: what both providers' webhook
+//!   checks share (HMAC-SHA256 over raw bytes, compared in constant time).
 //!
 //! Provider knowledge (paths, envelopes, error bodies, advice) stays in the provider crates and
 //! reaches this crate through a [`Provider`] description.
@@ -41,6 +43,10 @@
 //! # Ok::<(), payments_http::ConfigError>(())
 //! ```
 #![forbid(unsafe_code)]
+
+mod webhook;
+
+pub use webhook::{EmptySecret, WebhookError, WebhookSecret, digest_key};
 
 use std::fmt;
 use std::time::{Duration, SystemTime};

@@ -210,7 +210,7 @@ impl<P> PayProEvent<P> {
 
 /// What a payload is, by its own `type` or, when it says none, by the event type's prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PayloadKind {
+pub(crate) enum PayloadKind {
     Payment,
     Refund,
     Chargeback,
@@ -218,7 +218,7 @@ enum PayloadKind {
 }
 
 /// Reads only what tells a payload's kind, without failing on anything else.
-fn payload_kind(event: &str) -> PayloadKind {
+pub(crate) fn payload_kind(event: &str) -> PayloadKind {
     #[derive(Deserialize)]
     struct Head<'a> {
         #[serde(default, deserialize_with = "payments_model::tolerant::text")]

@@ -9,6 +9,8 @@
 //! a [`Refund`], a [`Chargeback`], or [`EventPayload::Other`]), [`PayProClient::refunds_page`],
 //! [`PayProClient::chargebacks_page`], and one payment by id with [`PayProClient::payment`].
 //!
+//! Its webhooks are verified and read as hints by [`webhook::verify`].
+//!
 //! # Examples
 //!
 //! ```
@@ -49,6 +51,7 @@
 mod client;
 mod feed;
 mod map;
+pub mod webhook;
 mod wire;
 
 pub use client::{

@@ -425,3 +425,51 @@ async fn a_link_list_page_over_the_cap_is_refused_naming_the_cap_and_the_page() 
     );
     assert!(!err.is_retryable(), "the same request gets the same body");
 }
+
+#[tokio::test]
+async fn a_group_is_read_by_id_and_an_unknown_one_is_none() {
+    let sandbox = sandbox(5, Faults::default()).await;
+    let source = source(&sandbox);
+    let link = &sandbox.mkp_links()[3];
+    let (expected, rejected) = map_links(&[raw(link)]);
+    assert!(rejected.is_empty());
+    let one = source.group(&link.id).await.unwrap();
+    assert_eq!(one.group, Some(Ok(expected[0].clone())));
+
+    let unknown = source.group("plk_000999deadbeef").await.unwrap();
+    assert_eq!(unknown.group, None);
+
+    let before = sandbox.requests().len();
+    let err = source.group("plk_1/../x").await.unwrap_err();
+    assert!(matches!(err, SourceError::Refused(_)), "{err:?}");
+    assert_eq!(sandbox.requests().len(), before, "no request for a bad id");
+
+    let paths: Vec<_> = sandbox
+        .requests()
+        .into_iter()
+        .map(|r| (r.path_and_query, r.status))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            (format!("/mkp/v1/payment-links/{}", link.id), 200),
+            ("/mkp/v1/payment-links/plk_000999deadbeef".to_owned(), 404),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_group_that_cannot_be_read_is_set_aside_whole() {
+    let sandbox = sandbox(3, Faults::default()).await;
+    sandbox.set_content_faults(payments_sandbox::ContentFaults {
+        mkp_path_id_every: Some(1),
+        ..payments_sandbox::ContentFaults::default()
+    });
+    let link = &sandbox.mkp_links()[0];
+    let one = source(&sandbox).group(&link.id).await.unwrap();
+    let Some(Err(rejected)) = one.group else {
+        panic!("{:?}", one.group)
+    };
+    assert!(rejected.reason.starts_with("payment link "), "{rejected:?}");
+    assert!(rejected.raw.contains(&link.id), "{rejected:?}");
+}
