@@ -273,7 +273,7 @@ fn refused(error: &WebhookError) -> &'static str {
     match error {
         WebhookError::StaleTimestamp { .. } | WebhookError::BadTimestamp => "refused_timestamp",
         WebhookError::NotJson { .. } | WebhookError::Unreadable { .. } => "refused_body",
-        WebhookError::NoSecretConfigured => "refused_no_secret",
+        WebhookError::NoSecretConfigured { .. } => "refused_no_secret",
         _ => "refused_signature",
     }
 }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use payments_http::WebhookSecret;
 use payments_model::Delivery;
 use payments_sync::{HintError, Inbox, Receipt, Service, StopSignal, Store};
 use tokio::net::TcpListener;
