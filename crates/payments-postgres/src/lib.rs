@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod inbox;
 mod keys;
 mod lease;
 mod schedule;
@@ -31,7 +32,7 @@ pub use store::PgStore;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
-const MIGRATIONS: [&str; 1] = [include_str!("schema-1.sql")];
+const MIGRATIONS: [&str; 2] = [include_str!("schema-1.sql"), include_str!("schema-2.sql")];
 
 /// The advisory lock key under which migrations run, so that workers starting together migrate
 /// once ("PAYL").

@@ -20,8 +20,8 @@ use crate::{Lease, PgLedger, pg_error};
 /// One account's ledger in a [`PgLedger`].
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    ledger: PgLedger,
-    account_id: i64,
+    pub(crate) ledger: PgLedger,
+    pub(crate) account_id: i64,
     /// `postgresql://user@host:port/dbname account NAME`, for messages.
     name: String,
     /// Set for a store made from a lease: commits land only while it is held, and the run row
@@ -64,7 +64,11 @@ impl PgLedger {
 }
 
 /// The value of column `index` of `row`; one that does not read as a `T` is named by `cell`.
-fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize, cell: Cell<'_>) -> Result<T, StoreError> {
+pub(crate) fn get<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    cell: Cell<'_>,
+) -> Result<T, StoreError> {
     row.try_get(index).map_err(|e| {
         let found = row
             .columns()
@@ -76,7 +80,11 @@ fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize, cell: Cell<'_>) -> Result
 
 /// The instant in column `index` of `row`, as the codec's text (`infinity` for one that is no
 /// instant, which then does not read back).
-fn instant(row: &Row, index: usize, cell: Cell<'_>) -> Result<Option<String>, StoreError> {
+pub(crate) fn instant(
+    row: &Row,
+    index: usize,
+    cell: Cell<'_>,
+) -> Result<Option<String>, StoreError> {
     Ok(
         match get::<Option<Timestamp<DateTime<Utc>>>>(row, index, cell)? {
             None => None,
@@ -88,19 +96,37 @@ fn instant(row: &Row, index: usize, cell: Cell<'_>) -> Result<Option<String>, St
 }
 
 /// [`instant`] of a column that is never null.
-fn instant_required(row: &Row, index: usize, cell: Cell<'_>) -> Result<String, StoreError> {
+pub(crate) fn instant_required(
+    row: &Row,
+    index: usize,
+    cell: Cell<'_>,
+) -> Result<String, StoreError> {
     instant(row, index, cell)?.ok_or_else(|| cell.unreadable("NULL", "no instant"))
 }
 
-/// The columns of `ledger.payments` a commit writes, in the order of [`payment_params`].
-const UPSERT: &str =
-    "INSERT INTO ledger.payments (account_id, id, source_name, source, source_id, status,
+/// The columns of `ledger.payments` a commit writes, in the order of its parameters.
+macro_rules! insert_payment {
+    () => {
+        "INSERT INTO ledger.payments (account_id, id, source_name, source, source_id, status,
         provider_status, amount, currency, refunded_amount, created_at, created_at_utc, paid_at,
         payer_name, description, method, processor, processor_reference, payment_link_id,
         customer_id, fail_reason, record, first_seen_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::numeric, $9, $10::text::numeric, $11,
         $12::text::timestamptz, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22::text::jsonb, $23,
-        $23)
+        $23)"
+    };
+}
+
+/// A payment not stored yet, unless a commit beside this one stored it meanwhile.
+const INSERT: &str = concat!(
+    insert_payment!(),
+    " ON CONFLICT (account_id, id) DO NOTHING"
+);
+
+/// A payment, replacing the stored one.
+const UPSERT: &str = concat!(
+    insert_payment!(),
+    "
      ON CONFLICT (account_id, id) DO UPDATE SET source_name = excluded.source_name,
         source = excluded.source, source_id = excluded.source_id, status = excluded.status,
         provider_status = excluded.provider_status, amount = excluded.amount,
@@ -111,7 +137,14 @@ const UPSERT: &str =
         processor = excluded.processor, processor_reference = excluded.processor_reference,
         payment_link_id = excluded.payment_link_id, customer_id = excluded.customer_id,
         fail_reason = excluded.fail_reason, record = excluded.record,
-        updated_at = excluded.updated_at";
+        updated_at = excluded.updated_at"
+);
+
+/// The ordering stamp of the stored payments of a commit: when each current version was
+/// observed. Locked, in id order (two commits of the same payments wait for each other instead
+/// of deadlocking), so that no commit beside this one replaces them before it ends.
+const STAMPS: &str = "SELECT id, updated_at FROM ledger.payments
+     WHERE account_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE";
 
 /// A stored payment that a commit replaces is kept as a version first.
 const SUPERSEDE: &str =
@@ -160,11 +193,25 @@ impl PgStore {
             .prepare(UPSERT)
             .await
             .map_err(pg_error(context))?;
+        let insert = transaction
+            .prepare(INSERT)
+            .await
+            .map_err(pg_error(context))?;
+        let stamps = transaction
+            .prepare(STAMPS)
+            .await
+            .map_err(pg_error(context))?;
+        let ids: Vec<&str> = commit.payments.iter().map(|p| p.id.as_str()).collect();
+        let mut stored = HashMap::new();
+        for row in transaction
+            .query(&stamps, &[account, &ids])
+            .await
+            .map_err(pg_error(context))?
+        {
+            let (id, at) = read_stamp(&row)?;
+            stored.insert(id, at);
+        }
         for payment in &commit.payments {
-            transaction
-                .execute(&supersede, &[account, &payment.id, &observed])
-                .await
-                .map_err(pg_error(context))?;
             let row = PaymentRow::encode(&commit.source, payment)?;
             let params: [&(dyn ToSql + Sync); 23] = [
                 account,
@@ -191,10 +238,40 @@ impl PgStore {
                 &row.record,
                 &observed,
             ];
-            transaction
-                .execute(&upsert, &params)
-                .await
-                .map_err(pg_error(context))?;
+            let mut stamp = stored.remove(&payment.id);
+            loop {
+                match stamp {
+                    Some(at) => {
+                        if codec::replaces(&at, &payment.id, observed)? {
+                            transaction
+                                .execute(&supersede, &[account, &payment.id, &observed])
+                                .await
+                                .map_err(pg_error(context))?;
+                            transaction
+                                .execute(&upsert, &params)
+                                .await
+                                .map_err(pg_error(context))?;
+                        }
+                        // Otherwise stored from a later fetch: it stays current.
+                        break;
+                    }
+                    None => {
+                        let inserted = transaction
+                            .execute(&insert, &params)
+                            .await
+                            .map_err(pg_error(context))?;
+                        if inserted == 1 {
+                            break;
+                        }
+                        // A commit beside this one stored it meanwhile: compare with that.
+                        let row = transaction
+                            .query_one(&stamps, &[account, &vec![payment.id.as_str()]])
+                            .await
+                            .map_err(pg_error(context))?;
+                        stamp = Some(read_stamp(&row)?.1);
+                    }
+                }
+            }
         }
         for rejected in &commit.rejected {
             transaction
@@ -453,6 +530,15 @@ impl Store for PgStore {
 
 /// The table of quarantined records.
 const QUARANTINE: &str = "quarantine";
+
+/// A row `(id, updated_at)` of [`STAMPS`]: the payment's id and when its current version was
+/// observed, as the codec's instant.
+fn read_stamp(row: &Row) -> Result<(String, String), StoreError> {
+    let id: String = get(row, 0, Cell::new(codec::PAYMENTS, "id", "a payment"))?;
+    let key = format!("payment {id}");
+    let at = instant_required(row, 1, Cell::new(codec::PAYMENTS, "updated_at", &key))?;
+    Ok((id, at))
+}
 
 /// The payment of a row `(id, record::text)` of `table`.
 fn read_payment(row: &Row, table: &'static str) -> Result<(String, Payment), StoreError> {

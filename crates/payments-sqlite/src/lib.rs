@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod inbox;
 mod ledger;
 mod schema;
 mod store;

@@ -163,6 +163,10 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
     let transaction = connection.transaction().map_err(store_error(context))?;
     let observed = codec::instant(commit.observed_at);
     {
+        // The ordering stamp: when the stored current version was first observed.
+        let mut stamp = transaction
+            .prepare_cached("SELECT updated_at FROM payments WHERE id = ?")
+            .map_err(store_error(context))?;
         // A stored payment that the commit replaces is kept as a version first.
         let mut supersede = transaction
             .prepare_cached(
@@ -187,9 +191,19 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
             )
             .map_err(store_error(context))?;
         for payment in &commit.payments {
-            supersede
-                .execute(params![payment.id, observed])
+            let stored: Option<String> = stamp
+                .query_row([&payment.id], |row| row.get(0))
+                .optional()
                 .map_err(store_error(context))?;
+            if let Some(stored) = stored {
+                if !codec::replaces(&stored, &payment.id, commit.observed_at)? {
+                    // Stored from a later fetch: it stays current.
+                    continue;
+                }
+                supersede
+                    .execute(params![payment.id, observed])
+                    .map_err(store_error(context))?;
+            }
             let row = PaymentRow::encode(&commit.source, payment)?;
             upsert
                 .execute(params![

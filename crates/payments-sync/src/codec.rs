@@ -10,6 +10,10 @@
 //!   [`source_state`] reads them back with the one rule for each that does not read back.
 //! - An instant is fixed-width UTC text ([`instant`]), so that text order is time order, in a
 //!   store without a type for it.
+//! - A webhook delivery in the inbox reads back from an [`InboxRow`]; its hints are JSON text
+//!   ([`encode_hints`], [`read_hints`]).
+//! - The ordering stamp, [`replaces`]: whether a commit replaces a stored payment, by when each
+//!   was fetched.
 //!
 //! A stored value that does not read back is never replaced by a default: it is a
 //! [`StoreError::Unreadable`] naming the table, the column, the row and the value, except where a
@@ -20,8 +24,9 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use payments_model::Payment;
+use payments_model::{Delivery, Hint, Payment};
 
+use crate::inbox::Received;
 use crate::store::{
     Checkpoint, CommitCounts, GroupState, RunKind, RunRecord, SourceState, StoreError, Summary,
     Version,
@@ -41,6 +46,8 @@ pub const GROUPS: &str = "groups";
 pub const UNKNOWN_WORDS: &str = "unknown_words";
 /// The table of facts about the ledger itself (its schema version).
 pub const META: &str = "meta";
+/// The table of webhook deliveries (the ledger's inbox).
+pub const INBOX: &str = "inbox";
 
 /// One stored value: the table, the column and the row it is in, for naming it when it does
 /// not read back.
@@ -207,6 +214,18 @@ impl<'a> PaymentRow<'a> {
 pub fn read_record(record: &str, table: &'static str, id: &str) -> Result<Payment, StoreError> {
     serde_json::from_str(record)
         .map_err(|e| Cell::new(table, "record", &payment_key(id)).unreadable(record, e))
+}
+
+/// The ordering stamp: whether a commit of a page fetched at `observed_at` replaces the stored
+/// current version of the payment `id`, which was fetched at `stored` (its `updated_at`, an
+/// [`instant`]). It does unless the stored one was fetched later: a commit never replaces a
+/// state fetched after its own. Both are compared as instants at the precision the stores keep
+/// (microseconds; `observed_at` is cut to it as [`instant`] and a `timestamptz` cut it), so a
+/// commit of the same instant as the stored one replaces it, as every commit did before.
+pub fn replaces(stored: &str, id: &str, observed_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    use chrono::SubsecRound;
+    let stored = read_instant(stored, Cell::new(PAYMENTS, "updated_at", &payment_key(id)))?;
+    Ok(stored <= observed_at.trunc_subsecs(6))
 }
 
 /// Reads back the `created_at_utc` column of a payment (an [`instant`]), with the provider's
@@ -450,6 +469,57 @@ pub fn read_word_seen(
     )
 }
 
+/// The hints of a delivery as stored: JSON text (`[{"read":"payment","id":"PP1"}]`).
+pub fn encode_hints(hints: &[Hint]) -> Result<String, StoreError> {
+    serde_json::to_string(hints).map_err(encode_error("a delivery's hints"))
+}
+
+/// The key of a delivery's row in messages.
+fn delivery_key(source_name: &str, key: &str) -> String {
+    format!("delivery {key} of {source_name}")
+}
+
+/// Reads back the stored hints of the delivery `key` of `source_name`.
+pub fn read_hints(text: &str, source_name: &str, key: &str) -> Result<Vec<Hint>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| Cell::new(INBOX, "hints", &delivery_key(source_name, key)).unreadable(text, e))
+}
+
+/// A delivery as the inbox stores it, not yet processed: the columns [`InboxRow::decode`]
+/// reads back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRow {
+    /// The inbox's own id for it.
+    pub id: i64,
+    /// The source it came for.
+    pub source_name: String,
+    /// The delivery's key (unique per source).
+    pub key: String,
+    /// The provider's word for what happened.
+    pub kind: String,
+    /// Its hints ([`encode_hints`]).
+    pub hints: String,
+    /// When it was received (an [`instant`]).
+    pub received_at: String,
+}
+
+impl InboxRow {
+    /// Reads the delivery back.
+    pub fn decode(&self) -> Result<Received, StoreError> {
+        let key = delivery_key(&self.source_name, &self.key);
+        Ok(Received {
+            id: self.id,
+            source: self.source_name.clone(),
+            delivery: Delivery {
+                key: self.key.clone(),
+                kind: self.kind.clone(),
+                hints: read_hints(&self.hints, &self.source_name, &self.key)?,
+            },
+            received_at: read_instant(&self.received_at, Cell::new(INBOX, "received_at", &key))?,
+        })
+    }
+}
+
 /// Reads back the ledger's schema version (in [`META`]).
 pub fn read_schema_version(text: &str) -> Result<i64, StoreError> {
     text.parse()
@@ -483,5 +553,12 @@ pub enum Stored<'a> {
     Record {
         /// The payment's unified id.
         id: &'a str,
+    },
+    /// The hints of a delivery in the inbox (JSON).
+    Hints {
+        /// The source it came for.
+        source: &'a str,
+        /// The delivery's key.
+        key: &'a str,
     },
 }

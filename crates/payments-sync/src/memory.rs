@@ -6,9 +6,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Payment, Rejected, Source};
+use payments_model::{Delivery, Payment, Rejected, Source};
 
-use crate::codec::{self, PaymentRow, RunRow, Stored, VersionRow};
+use crate::codec::{self, InboxRow, PaymentRow, RunRow, Stored, VersionRow};
+use crate::inbox::{Inbox, Receipt, Received};
 use crate::ledger::{Filter, Ledger, PaymentStream, Quarantined};
 use crate::store::{Checkpoint, Commit, RunRecord, SourceState, Store, StoreError, Version};
 
@@ -35,6 +36,17 @@ struct Rows {
     unknown_words: BTreeMap<(String, String), String>,
     checkpoints: HashMap<String, String>,
     runs: Vec<RunRow>,
+    /// The webhook deliveries, in the order received.
+    inbox: Vec<InboxEntry>,
+    /// The id of the last delivery received (ids are never reused).
+    inbox_last_id: i64,
+}
+
+/// A delivery in the inbox, and when it was processed (an instant).
+#[derive(Debug)]
+struct InboxEntry {
+    row: InboxRow,
+    processed_at: Option<String>,
 }
 
 /// The columns of a payment this store selects, sorts and counts by, and its record.
@@ -146,6 +158,11 @@ impl MemoryStore {
                 .find(|run| run.source_name == source)
                 .map(|run| &mut run.started_at),
             Stored::Record { id } => inner.payments.get_mut(id).map(|row| &mut row.record),
+            Stored::Hints { source, key } => inner
+                .inbox
+                .iter_mut()
+                .find(|entry| entry.row.source_name == source && entry.row.key == key)
+                .map(|entry| &mut entry.row.hints),
         };
         match slot {
             Some(slot) => {
@@ -272,6 +289,12 @@ impl Store for MemoryStore {
 
         let mut inner = self.inner();
         for (id, row) in rows {
+            // The ordering stamp: a payment stored from a later fetch stays current.
+            if let Some(stored) = inner.payments.get(&id)
+                && !codec::replaces(&stored.updated_at, &id, commit.observed_at)?
+            {
+                continue;
+            }
             // A stored payment that the commit replaces is kept as a version first.
             if let Some(stored) = inner.payments.insert(id.clone(), row) {
                 inner.versions.push(SupersededRow {
@@ -326,6 +349,75 @@ impl Store for MemoryStore {
     async fn record_run(&self, run: RunRecord) -> Result<(), StoreError> {
         self.inner().runs.push(RunRow::encode(&run));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Inbox for MemoryStore {
+    async fn receive(
+        &self,
+        source: &str,
+        delivery: &Delivery,
+        at: DateTime<Utc>,
+    ) -> Result<Receipt, StoreError> {
+        let hints = codec::encode_hints(&delivery.hints)?;
+        let mut inner = self.inner();
+        if inner
+            .inbox
+            .iter()
+            .any(|entry| entry.row.source_name == source && entry.row.key == delivery.key)
+        {
+            return Ok(Receipt::Duplicate);
+        }
+        inner.inbox_last_id += 1;
+        let id = inner.inbox_last_id;
+        inner.inbox.push(InboxEntry {
+            row: InboxRow {
+                id,
+                source_name: source.to_owned(),
+                key: delivery.key.clone(),
+                kind: delivery.kind.clone(),
+                hints,
+                received_at: codec::instant(at),
+            },
+            processed_at: None,
+        });
+        Ok(Receipt::New)
+    }
+
+    async fn pending(&self, source: &str) -> Result<Vec<Received>, StoreError> {
+        let inner = self.inner();
+        let mut rows: Vec<&InboxRow> = inner
+            .inbox
+            .iter()
+            .filter(|entry| entry.row.source_name == source && entry.processed_at.is_none())
+            .map(|entry| &entry.row)
+            .collect();
+        rows.sort_by(|a, b| (&a.received_at, a.id).cmp(&(&b.received_at, b.id)));
+        rows.into_iter().map(InboxRow::decode).collect()
+    }
+
+    async fn processed(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let at = codec::instant(at);
+        for entry in self.inner().inbox.iter_mut() {
+            if ids.contains(&entry.row.id) && entry.processed_at.is_none() {
+                entry.processed_at = Some(at.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = codec::instant(before);
+        let mut inner = self.inner();
+        let count = inner.inbox.len();
+        inner.inbox.retain(|entry| {
+            entry
+                .processed_at
+                .as_ref()
+                .is_none_or(|processed| *processed >= before)
+        });
+        Ok((count - inner.inbox.len()) as u64)
     }
 }
 

@@ -351,7 +351,9 @@ pub struct SourceState {
 pub struct Commit {
     /// The source's checkpoint key.
     pub source: String,
-    /// When the page was fetched (the time of every change it shows).
+    /// When the page was fetched (the time of every change it shows): the stamp each of its
+    /// payments is stored with. A commit does not replace a payment stored with a later stamp
+    /// (see [`Store::commit`]).
     pub observed_at: DateTime<Utc>,
     /// New and changed payments, to store by `id`. A changed one supersedes the stored version,
     /// which the store keeps (see [`Version`]).
@@ -602,6 +604,18 @@ pub trait Store: Send + Sync + 'static {
     async fn stored(&self, ids: Vec<String>) -> Result<HashMap<String, Payment>, StoreError>;
 
     /// Commits one page's facts atomically.
+    ///
+    /// **The ordering stamp.** Every committed state carries when its response was fetched
+    /// ([`Commit::observed_at`], kept as the current version's `observed_at`), and a commit never
+    /// replaces a state fetched later: for each payment of the commit, when the stored current
+    /// version of the same id was observed strictly later than `commit.observed_at`, the commit
+    /// leaves it current and records no version of its own for that payment. A payment not
+    /// stored, or stored with an earlier or equal observed time, is written (the stored one kept
+    /// as a version superseded at `observed_at`). Times are compared as instants at the
+    /// precision the stores keep (microseconds), in the commit's own transaction
+    /// ([`codec::replaces`](crate::codec::replaces)). The rest of the commit (quarantine, groups,
+    /// unknown words, the checkpoint when it has one) lands as it is. So polls, feeds and reads
+    /// a webhook asked for can commit in any order.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
     /// Records how a run of one source ended (for `payments status`).
