@@ -222,7 +222,7 @@ impl Health for LedgerHealth {
             Ok((healthy, body)) => HealthReport { healthy, body },
             Err(error) => HealthReport {
                 healthy: false,
-                body: json!({ "error": printable(&error.to_string()) }),
+                body: json!({ "error": printable(&error.message) }),
             },
         }
     }
