@@ -102,11 +102,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, CliError> {
         .with_events(Events::to(move |event| counted.on_sync(event)))
         .with_stop(stop.clone());
     let counted = metrics.clone();
-    let service =
-        Arc::new(Service::new(syncer, args.every).with_report(move |event| {
-            counted.on_service(event);
-            report(event);
-        }));
+    let service = Arc::new(Service::new(syncer, args.every).with_report(move |event| {
+        counted.on_service(event);
+        report(event);
+    }));
     if paypro.is_none() && names.iter().any(|name| name == "paypro") {
         eprintln!(
             "PAYPRO_WEBHOOK_SECRET is not set: PayPro's webhooks are refused (401), and PayPro is read every {} only",

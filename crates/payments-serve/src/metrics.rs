@@ -241,7 +241,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("payments_webhooks_received_total{source=\"paypro\",result=\"accepted\"} 1"),
+            text.contains(
+                "payments_webhooks_received_total{source=\"paypro\",result=\"accepted\"} 1"
+            ),
             "{text}"
         );
         assert!(

@@ -81,7 +81,9 @@ pub use options::{
 pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
-pub use service::{HintError, RUN_AGAIN_AFTER_FAILURE, Service, ServiceEvent};
+pub use service::{
+    HintError, REREAD_AT_MOST_EVERY, RUN_AGAIN_AFTER_FAILURE, Service, ServiceEvent,
+};
 pub use store::{
     Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PERSISTENT_FOR,
     PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord, SourceState,

@@ -5,16 +5,16 @@
 //! them processed. A delivery whose read fails is healed by the source's next run, which is
 //! then started at once; a lost webhook is healed by the next scheduled run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use payments_model::{Delivery, Hint};
 use tokio::sync::Notify;
 
-use crate::inbox::{Inbox, KEEP_DELIVERIES, Receipt};
+use crate::inbox::{Inbox, KEEP_DELIVERIES, Receipt, Received};
 use crate::store::{Store, StoreError, Summary};
 use crate::{HintsRead, SyncError, Syncer};
 
@@ -27,6 +27,15 @@ const INBOX_RETRY: Duration = Duration::from_secs(1);
 
 /// How often processed deliveries older than [`KEEP_DELIVERIES`] are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A payment or group is read again at most this often: the webhooks for it that arrive in
+/// between wait for the next read, which answers them all (the first is read at once). A storm
+/// of webhooks for a few things costs a read of each a second, not one per webhook.
+pub const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the reader remembers when it last read a payment or group: a delivery received
+/// before that read started is answered by it, and is not read again.
+const REMEMBER_READS: Duration = Duration::from_secs(600);
 
 /// What a [`Service`] reports, for logs and metrics.
 #[derive(Debug)]
@@ -182,8 +191,9 @@ impl<S: Store + Inbox> Service<S> {
     }
 }
 
-/// Runs `name` now, then every `every` (sooner after a failure, at once when woken), until
-/// stopped.
+/// Runs `name` every `every` (sooner after a failure, at once when woken), until stopped. The
+/// first run is due `every` after the last run the ledger completed (at once when it has none,
+/// or an unfinished one), so that a restart does not poll what was just polled.
 async fn runs<S: Store + Inbox>(
     syncer: Arc<Syncer<S>>,
     name: String,
@@ -192,6 +202,14 @@ async fn runs<S: Store + Inbox>(
     report: Arc<Report>,
 ) {
     let stop = syncer.stop_signal().clone();
+    let first = first_run_in(syncer.store().as_ref(), &name, every).await;
+    if !first.is_zero() {
+        tokio::select! {
+            _ = stop.raised() => return,
+            () = tokio::time::sleep(first) => {}
+            () = wake.run.notified() => {}
+        }
+    }
     while stop.reason().is_none() {
         let Some(result) = syncer.run_source(&name).await else {
             return;
@@ -215,6 +233,21 @@ async fn runs<S: Store + Inbox>(
     }
 }
 
+/// How long until the first run of `name` is due: `every` after the ledger's last completed run,
+/// or now when it has none, has an unfinished one or cannot say.
+async fn first_run_in<S: Store>(store: &S, name: &str, every: Duration) -> Duration {
+    let Ok(state) = store.source_state(name).await else {
+        return Duration::ZERO;
+    };
+    match state.checkpoint {
+        Some(checkpoint) if !checkpoint.in_progress() => checkpoint
+            .last_completed_at
+            .and_then(|at| (Utc::now() - at).to_std().ok())
+            .map_or(Duration::ZERO, |ago| every.saturating_sub(ago)),
+        _ => Duration::ZERO,
+    }
+}
+
 /// Reads the deliveries of `name` as they arrive (those pending at the start first), until
 /// stopped.
 async fn reads<S: Store + Inbox>(
@@ -226,6 +259,7 @@ async fn reads<S: Store + Inbox>(
     let stop = syncer.stop_signal().clone();
     let store = syncer.store().clone();
     let mut pruned_at: Option<tokio::time::Instant> = None;
+    let mut last_read: HashMap<Hint, DateTime<Utc>> = HashMap::new();
     while stop.reason().is_none() {
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             pruned_at = Some(tokio::time::Instant::now());
@@ -235,11 +269,12 @@ async fn reads<S: Store + Inbox>(
                 tracing::warn!(source = %name, %error, "processed webhook deliveries could not be pruned; tried again in an hour");
             }
         }
-        let outcome = read_pending(&syncer, &name, &wake, report.as_ref()).await;
+        let outcome = read_pending(&syncer, &name, &wake, report.as_ref(), &mut last_read).await;
         let wait = match outcome {
             Pending::Stopped => return,
             Pending::Read => continue,
             Pending::Empty => None,
+            Pending::Deferred(until) => Some(until),
             Pending::Failed => Some(INBOX_RETRY),
         };
         tokio::select! {
@@ -260,6 +295,8 @@ enum Pending {
     Read,
     /// None pending.
     Empty,
+    /// Those pending wait for their payment or group to be read again (in this long).
+    Deferred(Duration),
     /// The inbox or the store failed: try again shortly.
     Failed,
     /// The service is stopping.
@@ -274,6 +311,7 @@ async fn read_pending<S: Store + Inbox>(
     name: &str,
     wake: &Wake,
     report: &Report,
+    last_read: &mut HashMap<Hint, DateTime<Utc>>,
 ) -> Pending {
     let store = syncer.store();
     let failed = |error: &(dyn std::error::Error + Send + Sync)| {
@@ -289,17 +327,46 @@ async fn read_pending<S: Store + Inbox>(
         Ok(pending) => pending,
         Err(error) => return failed(&error),
     };
-    let hints: Vec<Hint> = pending
-        .iter()
-        .flat_map(|received| received.delivery.hints.iter().cloned())
-        .collect();
+    // A hint whose last read started after its delivery was received is answered by that read;
+    // one read less than REREAD_AT_MOST_EVERY ago waits for the next read.
+    let started = Utc::now();
+    let reread_every = chrono::Duration::from_std(REREAD_AT_MOST_EVERY).unwrap_or_default();
+    let mut hints: BTreeSet<Hint> = BTreeSet::new();
+    let mut answered: Vec<&Received> = Vec::new();
+    let mut deferred: Option<DateTime<Utc>> = None;
+    for received in &pending {
+        let mut waits = false;
+        for hint in &received.delivery.hints {
+            match last_read.get(hint) {
+                Some(at) if *at > received.received_at => {}
+                Some(at) if started - *at < reread_every => {
+                    waits = true;
+                    let due = *at + reread_every;
+                    deferred = Some(deferred.map_or(due, |d| d.min(due)));
+                }
+                _ => {
+                    hints.insert(hint.clone());
+                }
+            }
+        }
+        if !waits {
+            answered.push(received);
+        }
+    }
+    if answered.is_empty() {
+        let until = deferred.map_or(Duration::ZERO, |due| {
+            (due - started).to_std().unwrap_or_default()
+        });
+        return Pending::Deferred(until);
+    }
+    let hints: Vec<Hint> = hints.into_iter().collect();
     let read = match syncer.read_hints(name, &hints).await {
         None => return Pending::Stopped,
         Some(Ok(read)) => read,
         Some(Err(error)) if error.is_stop() => return Pending::Stopped,
         Some(Err(error)) => return failed(&error),
     };
-    let ids: Vec<i64> = pending.iter().map(|received| received.id).collect();
+    let ids: Vec<i64> = answered.iter().map(|received| received.id).collect();
     let now = Utc::now();
     if let Err(error) = store.processed(&ids, now).await {
         // Read and committed, but still pending: the next pass reads them again (a read too
@@ -309,7 +376,14 @@ async fn read_pending<S: Store + Inbox>(
     if read.feed || !read.failed.is_empty() {
         wake.run.notify_one();
     }
-    let latencies: Vec<Duration> = pending
+    let forget = started - chrono::Duration::from_std(REMEMBER_READS).unwrap_or_default();
+    last_read.retain(|_, at| *at > forget);
+    for hint in hints {
+        if !read.failed.iter().any(|(failed, _)| *failed == hint) && hint != Hint::Feed {
+            last_read.insert(hint, started);
+        }
+    }
+    let latencies: Vec<Duration> = answered
         .iter()
         .map(|received| (now - received.received_at).to_std().unwrap_or_default())
         .collect();
