@@ -146,8 +146,8 @@ impl MkpClient {
             }
             Err(error) => return Err(error),
         };
-        let value = decode_link(&fetched.value)
-            .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        let value =
+            decode_link(&fetched.value).map_err(|e| self.api.decode_error(&e, &fetched.value))?;
         // A link set aside is returned as it is: its id may be the very thing wrong with it.
         if let Ok(group) = &value
             && group.id != link_id

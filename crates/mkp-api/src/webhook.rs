@@ -93,11 +93,9 @@ pub fn verify(
     body: &[u8],
 ) -> Result<Delivery, WebhookError> {
     if let Some(secret) = secret {
-        let signature = signature
-            .map(str::trim)
-            .ok_or(WebhookError::Unsigned {
-                header: SIGNATURE_HEADER,
-            })?;
+        let signature = signature.map(str::trim).ok_or(WebhookError::Unsigned {
+            header: SIGNATURE_HEADER,
+        })?;
         // Both checks run, so the time taken does not say which form was tried.
         let equal = secret.is(signature);
         let signed = secret.verify_hex(&[body], signature).is_ok();
@@ -278,7 +276,8 @@ mod tests {
         let delivery = verify(None, None, body).unwrap();
         assert_eq!(delivery.key, "evt_1");
         assert_eq!(delivery.kind, "payment-link-expired");
-        let body = br#"{"webhook_event_id":"wbh_9","event_type":"payment-link-created","id":"plk_a"}"#;
+        let body =
+            br#"{"webhook_event_id":"wbh_9","event_type":"payment-link-created","id":"plk_a"}"#;
         let delivery = verify(None, None, body).unwrap();
         assert_eq!(delivery.key, "wbh_9");
         assert_eq!(delivery.kind, "payment-link-created");

@@ -87,7 +87,12 @@ pub(crate) struct SandboxArgs {
     #[arg(long, value_name = "SECRET", requires = "webhook_url", value_parser = parse_secret)]
     webhook_secret: Option<Secret>,
     /// Share of webhooks lost (0 to 1).
-    #[arg(long, default_value_t = 0.0, value_name = "RATE", requires = "webhook_url")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "RATE",
+        requires = "webhook_url"
+    )]
     webhook_drop_rate: f64,
     /// Send each webhook N times.
     #[arg(long, default_value_t = 1, value_name = "N", requires = "webhook_url")]
@@ -99,7 +104,12 @@ pub(crate) struct SandboxArgs {
     #[arg(long, default_value_t = 0, value_name = "MS", requires = "webhook_url")]
     webhook_delay_ms: u64,
     /// Share of webhooks sent with a wrong signature (0 to 1).
-    #[arg(long, default_value_t = 0.0, value_name = "RATE", requires = "webhook_url")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "RATE",
+        requires = "webhook_url"
+    )]
     webhook_mis_sign_rate: f64,
     /// Every MS milliseconds, make a change (pay or refund a PayPro payment, or pay an MKP
     /// payment), so that a demo sees webhooks flow.

@@ -106,14 +106,12 @@ pub struct WebhookAttempt {
 
 /// A change to announce, as the data set made it.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // a few at a time, moved once into the channel
 pub(crate) enum Outgoing {
     /// The event just added to PayPro's feed.
     PayPro(PayProEvent),
     /// An MKP link, as served after the change, and the webhook's type.
-    Mkp {
-        kind: &'static str,
-        link: MkpLink,
-    },
+    Mkp { kind: &'static str, link: MkpLink },
 }
 
 /// The sending side, kept in the data set: every change is handed to it without waiting.
@@ -272,7 +270,9 @@ async fn deliver(
                             .header("PayPro-Timestamp", timestamp)
                             .header("PayPro-Signature", signature)
                     }
-                    Api::Mkp => request.header("X-Webhook-Signature", hmac_hex(&key, &[body.as_bytes()])),
+                    Api::Mkp => {
+                        request.header("X-Webhook-Signature", hmac_hex(&key, &[body.as_bytes()]))
+                    }
                 };
             }
             match request.send().await {

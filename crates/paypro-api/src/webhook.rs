@@ -283,7 +283,13 @@ mod tests {
         );
         let other = WebhookSecret::new("whsec_other").unwrap();
         assert_eq!(
-            verify(Some(&other), Some(&timestamp), Some(&signature), &body, now()),
+            verify(
+                Some(&other),
+                Some(&timestamp),
+                Some(&signature),
+                &body,
+                now()
+            ),
             Err(WebhookError::BadSignature)
         );
     }
@@ -294,7 +300,16 @@ mod tests {
         let signature = sign(&secret(), NOW, &body);
         let timestamp = NOW.to_string();
         let upper = signature.to_uppercase();
-        assert!(verify(Some(&secret()), Some(&timestamp), Some(&upper), &body, now()).is_ok());
+        assert!(
+            verify(
+                Some(&secret()),
+                Some(&timestamp),
+                Some(&upper),
+                &body,
+                now()
+            )
+            .is_ok()
+        );
         for bad in [
             format!("{}g", &signature[..63]),
             signature[..62].to_owned(),
@@ -331,7 +346,14 @@ mod tests {
     #[test]
     fn a_timestamp_is_whole_unix_seconds() {
         let body = paid();
-        for timestamp in ["", "1724140800.5", "-1724140800", " 1724140800", "1e9", "now"] {
+        for timestamp in [
+            "",
+            "1724140800.5",
+            "-1724140800",
+            " 1724140800",
+            "1e9",
+            "now",
+        ] {
             let signature = secret().sign_hex(&[timestamp.as_bytes(), b".", &body]);
             assert_eq!(
                 verify(
@@ -399,7 +421,10 @@ mod tests {
             vec![Hint::Payment { id: "PP9".into() }]
         );
         for other in [
-            event("payout.paid", r#"{"id":"PO1","type":"payout","amount":100}"#),
+            event(
+                "payout.paid",
+                r#"{"id":"PO1","type":"payout","amount":100}"#,
+            ),
             event("customer.created", r#"{"id":"CU1","type":"customer"}"#),
             event("something.new", r#"{"id":"XX1"}"#),
             event("payout.created", "null"),
@@ -460,8 +485,22 @@ mod tests {
             deliver(body.as_bytes(), NOW).unwrap_err(),
             deliver(body.as_bytes(), NOW - 601).unwrap_err(),
             deliver(format!("{body} {marker}").as_bytes(), NOW).unwrap_err(),
-            verify(Some(&secret()), Some(&timestamp), Some("00"), body.as_bytes(), now()).unwrap_err(),
-            verify(None, Some(&timestamp), Some(&signature), body.as_bytes(), now()).unwrap_err(),
+            verify(
+                Some(&secret()),
+                Some(&timestamp),
+                Some("00"),
+                body.as_bytes(),
+                now(),
+            )
+            .unwrap_err(),
+            verify(
+                None,
+                Some(&timestamp),
+                Some(&signature),
+                body.as_bytes(),
+                now(),
+            )
+            .unwrap_err(),
         ];
         for error in errors {
             for shown in [error.to_string(), format!("{error:?}")] {
