@@ -516,6 +516,8 @@ pub(crate) struct Overlay {
 pub(crate) struct Data {
     pub(crate) generator: Generator,
     pub(crate) overlay: Overlay,
+    /// Where changes are announced as webhooks, when they are.
+    pub(crate) outbox: Option<crate::webhooks::Outbox>,
 }
 
 impl Data {

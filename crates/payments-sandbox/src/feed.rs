@@ -389,6 +389,9 @@ impl Data {
             payload,
             created_at: utc(now),
         });
+        if let (Some(outbox), Some(event)) = (&self.outbox, self.overlay.paypro_events.last()) {
+            outbox.send(crate::webhooks::Outgoing::PayPro(event.clone()));
+        }
         id
     }
 

@@ -28,6 +28,11 @@
 //!   ([`Sandbox::add_paypro_chargeback`], [`Sandbox::correct_paypro_chargeback`]); provider text
 //!   with control characters ([`Sandbox::set_paypro_text`], [`Sandbox::set_mkp_text`]); payment
 //!   ids with any characters ([`Sandbox::insert_paypro_payment_with_id`]).
+//! - Webhooks ([`Sandbox::set_webhooks`], [`WebhookDelivery`]): each announced change is POSTed
+//!   to a receiver, signed as each provider signs (PayPro's `PayPro-Timestamp` and
+//!   `PayPro-Signature`, MKP's `X-Webhook-Signature`), from a background task, with losses,
+//!   redeliveries, reordering, delay and wrong signatures on request; every attempt is logged
+//!   ([`Sandbox::webhook_deliveries`]).
 //!
 //! # Examples
 //!
@@ -47,6 +52,7 @@
 mod data;
 mod feed;
 mod server;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +69,10 @@ pub use data::{
     PayProPayment, PayProRefund, default_anchor,
 };
 
+pub use webhooks::{WebhookAttempt, WebhookDelivery};
+
 use data::{Data, Generator, Overlay};
+use webhooks::{Deliveries, Outgoing};
 
 /// Which API a request was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -440,6 +449,8 @@ pub(crate) struct Shared {
     log: Mutex<Vec<LoggedRequest>>,
     /// The endpoint faults in the order added, each with how many requests it answered.
     endpoint_faults: Mutex<Vec<(EndpointFault, u64)>>,
+    /// The webhook deliveries made, and how many changes wait to be delivered.
+    deliveries: Arc<Deliveries>,
 }
 
 impl Shared {
@@ -537,6 +548,7 @@ impl Sandbox {
                 mkp_link_spacing: config.mkp_link_spacing.as_secs().min(MAX_SPACING) as i64,
             },
             overlay: Overlay::default(),
+            outbox: None,
         };
         let shared = Arc::new(Shared {
             faults: RwLock::new(config.faults.clone()),
@@ -547,6 +559,7 @@ impl Sandbox {
             limiter: Mutex::new(server::Window::new()),
             log: Mutex::new(Vec::new()),
             endpoint_faults: Mutex::new(Vec::new()),
+            deliveries: Arc::new(Deliveries::default()),
         });
         let (shutdown, stopped) = watch::channel(false);
         tokio::spawn(server::serve(
@@ -701,20 +714,144 @@ impl Sandbox {
             .collect()
     }
 
-    /// Changes an MKP payment's status word.
+    /// Changes an MKP payment's status word. With webhooks on ([`Sandbox::set_webhooks`]), a
+    /// payment made `paid` is announced as `payment-link-paid` for its link; MKP documents no
+    /// webhook for other payment changes, so they stay silent.
     pub fn set_mkp_payment_status(&self, payment_id: &str, status: &str) {
         let mut data = self.shared.data.write().expect("data lock");
         data.overlay
             .mkp_payment_status
             .insert(payment_id.to_owned(), status.to_owned());
+        if status == "paid"
+            && let Some(j) = mkp_link_of_payment(payment_id)
+            && j < data.link_count()
+        {
+            announce_mkp(&data, "payment-link-paid", j);
+        }
     }
 
     /// Changes an MKP link's status word (a link that is no longer `open` loses its checkout URL).
+    /// With webhooks on, `paid` is announced as `payment-link-paid` and `expired` as
+    /// `payment-link-expired` (MKP documents no webhook for the others).
     pub fn set_mkp_link_status(&self, link_id: &str, status: &str) {
         let mut data = self.shared.data.write().expect("data lock");
         data.overlay
             .mkp_link_status
             .insert(link_id.to_owned(), status.to_owned());
+        let kind = match status {
+            "paid" => "payment-link-paid",
+            "expired" => "payment-link-expired",
+            _ => return,
+        };
+        if let Some(j) = data.generator.mkp_link_index(link_id) {
+            announce_mkp(&data, kind, j);
+        }
+    }
+
+    /// Delivers webhooks for the changes made from now on, as `config` says (`None`: no more);
+    /// deliveries already waiting are still made. Every change that adds an event to PayPro's
+    /// `/events` (paying, refunding, charging back, inserting a payment, also the inserts of
+    /// [`Faults::insert_every`]) is POSTed as that event, signed, to
+    /// [`WebhookDelivery::paypro_url`]; MKP's `payment-link-paid` and `payment-link-expired`
+    /// (see [`Sandbox::set_mkp_payment_status`], [`Sandbox::set_mkp_link_status`]) to
+    /// [`WebhookDelivery::mkp_url`] as `{"type": …, "data": <the link>}`. Changes no provider
+    /// announces stay silent ([`Sandbox::set_paypro_state`], [`Sandbox::set_paypro_amount`],
+    /// [`Sandbox::add_mkp_payment`], [`Sandbox::complete_paypro_chargeback`]). Deliveries are
+    /// made by a background task, in order unless [`WebhookDelivery::reorder`]; each attempt is
+    /// logged ([`Sandbox::webhook_deliveries`]). Must be called within a Tokio runtime.
+    pub fn set_webhooks(&self, config: Option<WebhookDelivery>) {
+        let outbox = config.map(|config| {
+            webhooks::start(
+                config,
+                self.shared.config.seed,
+                format!("http://{}", self.addr),
+                self.shared.deliveries.clone(),
+            )
+        });
+        self.shared.data.write().expect("data lock").outbox = outbox;
+    }
+
+    /// Every webhook delivery attempt so far, in the order made (a dropped one too, marked).
+    pub fn webhook_deliveries(&self) -> Vec<WebhookAttempt> {
+        self.shared
+            .deliveries
+            .log
+            .lock()
+            .expect("webhook log lock")
+            .clone()
+    }
+
+    /// Waits until every change made so far has been delivered (or dropped), at most `timeout`;
+    /// whether it was.
+    pub async fn wait_for_webhooks(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.shared.deliveries.pending.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Delivers PayPro's event `event_id` (any event of `/events`, generated or added) again, as
+    /// a redelivery would; `false` when there is no such event or webhooks are off.
+    pub fn deliver_paypro_event(&self, event_id: &str) -> bool {
+        let data = self.shared.data.read().expect("data lock");
+        let Some(outbox) = &data.outbox else {
+            return false;
+        };
+        let Some(event) = data
+            .paypro_events_after(None, usize::MAX)
+            .and_then(|events| events.into_iter().find(|event| event.id == event_id))
+        else {
+            return false;
+        };
+        outbox.send(Outgoing::PayPro(event));
+        true
+    }
+
+    /// Makes change number `n` of a demo's steady trickle, chosen from the seed and `n`: pays
+    /// an unpaid PayPro payment, refunds part of a paid one, or pays a new payment through an
+    /// open MKP link. Says what it did; `None` when the chosen change was not possible.
+    pub fn churn(&self, n: u64) -> Option<String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.shared.config.seed ^ 0xC4_0C4);
+        rng.set_stream(7);
+        rng.set_word_pos(u128::from(n) * 4);
+        let choice = rng.next_u64() % 3;
+        let pick = rng.next_u64();
+        if choice < 2 {
+            let payment = {
+                let data = self.shared.data.read().expect("data lock");
+                let count = data.paypro_count();
+                (count > 0).then(|| data.paypro_at((pick % count as u64) as usize))?
+            };
+            if payment.paid_at.is_none() {
+                let event = self.pay_paypro_payment(&payment.id)?;
+                return Some(format!("paid PayPro payment {} ({event})", payment.id));
+            }
+            let left = payment.amount - payment.refunded_amount;
+            let amount = (left / 4).max(1).min(left);
+            let refund = self.refund_paypro_payment(&payment.id, amount)?;
+            return Some(format!(
+                "refunded {amount} cents of PayPro payment {} ({refund})",
+                payment.id
+            ));
+        }
+        let link = {
+            let data = self.shared.data.read().expect("data lock");
+            let open: Vec<MkpLink> = (0..data.link_count())
+                .map(|j| data.link(j))
+                .filter(|link| link.status == "open")
+                .collect();
+            (!open.is_empty()).then(|| open[(pick % open.len() as u64) as usize].clone())?
+        };
+        let payment = self.add_mkp_payment(&link.id)?;
+        self.set_mkp_payment_status(&payment, "paid");
+        Some(format!(
+            "paid MKP payment {payment} through link {}",
+            link.id
+        ))
     }
 
     /// Adds a pending payment, created now, to a link; `None` for an unknown link.
@@ -956,8 +1093,28 @@ impl Sandbox {
     }
 }
 
+/// The index of the link an MKP payment id (`plp_{link:06}…`, `plp_new{link:06}…`) belongs to.
+fn mkp_link_of_payment(payment_id: &str) -> Option<usize> {
+    let rest = payment_id.strip_prefix("plp_")?;
+    let rest = rest.strip_prefix("new").unwrap_or(rest);
+    rest.get(..6)?.parse().ok()
+}
+
+/// Announces link `j`, as served now, as an MKP webhook of `kind`, when webhooks are on.
+fn announce_mkp(data: &Data, kind: &'static str, j: usize) {
+    if let Some(outbox) = &data.outbox {
+        outbox.send(Outgoing::Mkp {
+            kind,
+            link: data.link(j),
+        });
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        if let Ok(mut data) = self.shared.data.write() {
+            data.outbox = None;
+        }
         let _ = self.shutdown.send(true);
     }
 }

@@ -891,7 +891,7 @@ fn links_of(here: &str, listing: &str, id: &str, payment: &str) -> Value {
 }
 
 /// An event as served: with its `_links`, and its payload's.
-fn event_value(event: &PayProEvent, here: &str) -> Value {
+pub(crate) fn event_value(event: &PayProEvent, here: &str) -> Value {
     let mut value = serde_json::to_value(event).expect("sandbox records serialize");
     value["_links"] = json!({ "self": format!("{here}/paypro/events/{}", event.id) });
     value["payload"]["_links"] = match &event.payload {

@@ -4,3 +4,4 @@ mod behaviour;
 mod content;
 mod endpoint_faults;
 mod feeds;
+mod webhooks;
