@@ -21,8 +21,8 @@ use payments_model::{Payment, PaymentSource, PaymentStatus, Source};
 use payments_sandbox::{Sandbox, SandboxConfig};
 use payments_sync::codec::Stored;
 use payments_sync::{
-    CommitCounts, Filter, Ledger, MemoryStore, RunKind, RunRecord, Store, StoreError, Summary,
-    SyncOptions, Syncer,
+    CommitCounts, Filter, Inbox, Ledger, MemoryStore, Receipt, RunKind, RunRecord, Store,
+    StoreError, Summary, SyncOptions, Syncer,
 };
 
 /// A store's hook for the suite: writes `value` raw where the store keeps `place`, as a ledger
@@ -53,7 +53,12 @@ macro_rules! store_suite {
             a_stored_record_that_does_not_read_back_is_a_named_error,
             unknown_words_are_kept_once_with_when_first_seen,
             counts_by_status_count_each_status_of_a_source,
-            a_run_record_reads_back_as_recorded
+            a_run_record_reads_back_as_recorded,
+            a_redelivery_is_one_entry_and_keys_are_per_source,
+            pending_deliveries_are_oldest_first_without_the_processed,
+            prune_deletes_only_processed_deliveries_older_than_the_cut,
+            hints_read_back_exactly_and_unreadable_ones_are_a_named_error,
+            a_commit_never_replaces_a_payment_fetched_later
         );
     };
     (@tests $fresh:path; $($name:ident),*) => {
@@ -715,4 +720,430 @@ pub async fn a_run_record_reads_back_as_recorded<S: Store + Ledger>(store: Arc<S
     store.record_run(next.clone()).await.unwrap();
     assert_eq!(store.last_run("paypro").await.unwrap(), Some(next));
     assert_eq!(store.last_run("mkp").await.unwrap(), None);
+}
+
+/// An instant of the inbox and stamp cases: `2024-07-01T10:00:00Z` plus `micros`.
+fn instant(micros: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc.timestamp_opt(1_719_828_000, 0).unwrap() + chrono::Duration::microseconds(micros)
+}
+
+/// A delivery known by `key`, naming the payment `PP` + key.
+fn delivery(key: &str) -> payments_model::Delivery {
+    payments_model::Delivery {
+        key: key.to_owned(),
+        kind: "payment.paid".to_owned(),
+        hints: vec![payments_model::Hint::Payment {
+            id: format!("PP{key}"),
+        }],
+    }
+}
+
+/// The keys of `source`'s pending deliveries, in the order the inbox gives them.
+async fn pending_keys<S: Inbox>(store: &S, source: &str) -> Vec<String> {
+    store
+        .pending(source)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|received| received.delivery.key)
+        .collect()
+}
+
+/// A delivery received twice (processed or not) is one entry, the second receipt a duplicate
+/// that changes nothing; the same key for another source is another delivery.
+pub async fn a_redelivery_is_one_entry_and_keys_are_per_source<S: Store + Ledger + Inbox>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    let first = delivery("EV1");
+    assert_eq!(
+        store.receive("paypro", &first, instant(0)).await.unwrap(),
+        Receipt::New
+    );
+    // A redelivery has the same key; what it says is not stored again.
+    let again = payments_model::Delivery {
+        kind: "payment.refunded".to_owned(),
+        hints: vec![payments_model::Hint::Feed],
+        ..first.clone()
+    };
+    assert_eq!(
+        store.receive("paypro", &again, instant(5)).await.unwrap(),
+        Receipt::Duplicate
+    );
+    let pending = store.pending("paypro").await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(
+        (
+            &pending[0].source,
+            &pending[0].delivery,
+            pending[0].received_at
+        ),
+        (&"paypro".to_owned(), &first, instant(0)),
+        "the first delivery is kept as it was received"
+    );
+    assert_eq!(
+        store.receive("mkp", &first, instant(7)).await.unwrap(),
+        Receipt::New,
+        "the same key for another source"
+    );
+    let mkp = store.pending("mkp").await.unwrap();
+    assert_eq!(mkp.len(), 1);
+    assert_ne!(mkp[0].id, pending[0].id);
+    assert_eq!(pending_keys(&*store, "paypro").await, ["EV1"]);
+    // Processed, it is still known: a redelivery after processing costs nothing either.
+    store
+        .processed(&[pending[0].id], instant(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.receive("paypro", &first, instant(20)).await.unwrap(),
+        Receipt::Duplicate
+    );
+    assert!(store.pending("paypro").await.unwrap().is_empty());
+    assert_eq!(pending_keys(&*store, "mkp").await, ["EV1"]);
+}
+
+/// Pending deliveries are the unprocessed ones, oldest received first (to the microsecond; the
+/// inbox's order among those received at the same instant), each read back as received.
+pub async fn pending_deliveries_are_oldest_first_without_the_processed<
+    S: Store + Ledger + Inbox,
+>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    // Received out of order, with fractions of a second of every width.
+    let received = [
+        ("late", 1_500_000),
+        ("whole", 1_000_000),
+        ("early", 250),
+        ("same", 1_000_000),
+        ("earliest", 1),
+        ("tenth", 100_000),
+    ];
+    for (key, micros) in received {
+        assert_eq!(
+            store
+                .receive("paypro", &delivery(key), instant(micros))
+                .await
+                .unwrap(),
+            Receipt::New
+        );
+    }
+    let pending = store.pending("paypro").await.unwrap();
+    let order: Vec<(&str, chrono::DateTime<chrono::Utc>)> = pending
+        .iter()
+        .map(|r| (r.delivery.key.as_str(), r.received_at))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("earliest", instant(1)),
+            ("early", instant(250)),
+            ("tenth", instant(100_000)),
+            ("whole", instant(1_000_000)),
+            ("same", instant(1_000_000)),
+            ("late", instant(1_500_000)),
+        ]
+    );
+    assert!(
+        pending
+            .iter()
+            .all(|r| r.delivery == delivery(&r.delivery.key))
+    );
+    let id = |key: &str| pending.iter().find(|r| r.delivery.key == key).unwrap().id;
+    store
+        .processed(&[id("whole"), id("earliest"), i64::MAX], instant(2_000_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending_keys(&*store, "paypro").await,
+        ["early", "tenth", "same", "late"],
+        "the processed ones are left out, an id not in the inbox is ignored"
+    );
+    assert!(store.pending("mkp").await.unwrap().is_empty());
+    store.processed(&[], instant(3_000_000)).await.unwrap();
+    assert_eq!(pending_keys(&*store, "paypro").await.len(), 4);
+}
+
+/// Pruning deletes the deliveries processed before the cut, never a pending one nor one
+/// processed at or after it; a redelivery of a pruned one is new again.
+pub async fn prune_deletes_only_processed_deliveries_older_than_the_cut<
+    S: Store + Ledger + Inbox,
+>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    for key in ["old", "cut", "open"] {
+        store
+            .receive("paypro", &delivery(key), instant(0))
+            .await
+            .unwrap();
+    }
+    store
+        .receive("mkp", &delivery("old"), instant(0))
+        .await
+        .unwrap();
+    let id = |pending: &[payments_sync::Received], key: &str| {
+        pending.iter().find(|r| r.delivery.key == key).unwrap().id
+    };
+    let pending = store.pending("paypro").await.unwrap();
+    store
+        .processed(&[id(&pending, "old")], instant(1_000))
+        .await
+        .unwrap();
+    store
+        .processed(&[id(&pending, "cut")], instant(2_000))
+        .await
+        .unwrap();
+    let mkp = store.pending("mkp").await.unwrap();
+    store
+        .processed(&[id(&mkp, "old")], instant(1_999))
+        .await
+        .unwrap();
+    // Processed again later: it was processed at its first time.
+    store
+        .processed(&[id(&pending, "old")], instant(5_000))
+        .await
+        .unwrap();
+
+    assert_eq!(store.prune(instant(1_000)).await.unwrap(), 0, "none before");
+    assert_eq!(
+        store.prune(instant(2_000)).await.unwrap(),
+        2,
+        "old, of both"
+    );
+    assert_eq!(pending_keys(&*store, "paypro").await, ["open"]);
+    assert_eq!(
+        store
+            .receive("paypro", &delivery("old"), instant(3_000))
+            .await
+            .unwrap(),
+        Receipt::New,
+        "pruned: a redelivery is new again"
+    );
+    assert_eq!(
+        store
+            .receive("paypro", &delivery("cut"), instant(3_000))
+            .await
+            .unwrap(),
+        Receipt::Duplicate,
+        "processed at the cut: kept"
+    );
+    assert_eq!(
+        store.prune(instant(1_000_000_000)).await.unwrap(),
+        1,
+        "cut, and never a pending one"
+    );
+    assert_eq!(pending_keys(&*store, "paypro").await, ["open", "old"]);
+    assert_eq!(
+        store
+            .receive("paypro", &delivery("cut"), instant(4_000))
+            .await
+            .unwrap(),
+        Receipt::New
+    );
+}
+
+/// A delivery's hints read back exactly, of every kind (none, a payment, a group, the feed);
+/// stored hints that do not read back are an error naming the inbox, the column and the row.
+pub async fn hints_read_back_exactly_and_unreadable_ones_are_a_named_error<
+    S: Store + Ledger + Inbox,
+>(
+    store: Arc<S>,
+    tamper: &dyn Tamper,
+) {
+    use payments_model::{Delivery, Hint};
+    let every = Delivery {
+        key: "sha256:9f86d081884c7d65".to_owned(),
+        kind: "payment-link-paid".to_owned(),
+        hints: vec![
+            Hint::Group {
+                id: "plk_1 \"quoted\" é".to_owned(),
+            },
+            Hint::Payment {
+                id: "PP1".to_owned(),
+            },
+            Hint::Feed,
+            Hint::Payment {
+                id: "PP1".to_owned(),
+            },
+        ],
+    };
+    let nothing = Delivery {
+        key: "EV2".to_owned(),
+        kind: String::new(),
+        hints: Vec::new(),
+    };
+    for (n, delivery) in [&every, &nothing].into_iter().enumerate() {
+        store
+            .receive("paypro", delivery, instant(n as i64))
+            .await
+            .unwrap();
+    }
+    store.receive("mkp", &every, instant(0)).await.unwrap();
+    let read: Vec<Delivery> = store
+        .pending("paypro")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.delivery)
+        .collect();
+    assert_eq!(read, [every.clone(), nothing]);
+
+    tamper
+        .write_raw(
+            Stored::Hints {
+                source: "paypro",
+                key: "EV2",
+            },
+            r#"[{"read":"teleport"}]"#,
+        )
+        .await;
+    let (table, column, key, message) = unreadable(store.pending("paypro").await);
+    assert_eq!((table, column), ("inbox", "hints"));
+    assert!(key.contains("EV2") && key.contains("paypro"), "{key}");
+    assert!(message.contains("teleport"), "the value: {message}");
+    let mkp = store.pending("mkp").await.unwrap();
+    assert_eq!(mkp.len(), 1, "other rows read");
+    assert_eq!(mkp[0].delivery, every);
+}
+
+/// The ordering stamp: a commit never replaces a payment stored from a later fetch (to the
+/// microsecond), and the rest of that commit lands; a commit fetched later replaces it and
+/// keeps it as a version. A commit without a checkpoint leaves the stored one as it is.
+pub async fn a_commit_never_replaces_a_payment_fetched_later<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    use payments_sync::{Checkpoint, Commit, GroupState};
+    let version = |state: &str| {
+        let raw = serde_json::value::RawValue::from_string(format!(
+            r#"{{"id":"PPS","amount":1250,"currency":"EUR","state":"{state}","created_at":"2024-06-30T12:40:10Z"}}"#
+        ))
+        .unwrap();
+        paypro_api::map_payments(&[raw]).payments.remove(0)
+    };
+    let (a, b, c) = (version("open"), version("paid"), version("chargeback"));
+    assert!(a != b && b != c);
+    let id = b.id.clone();
+    let commit = |payments: Vec<Payment>, micros: i64| Commit {
+        source: "paypro".to_owned(),
+        observed_at: instant(micros),
+        payments,
+        rejected: Vec::new(),
+        resolved: Vec::new(),
+        groups: Vec::new(),
+        unknown_words: Vec::new(),
+        checkpoint: None,
+    };
+    // Fetched at t1 < t2 < t3, a millisecond apart, with fractions of a microsecond cut.
+    let (t1, t2, t3) = (123_456, 124_456, 125_456);
+    let checkpoint = Checkpoint::started(RunKind::Full, instant(t2));
+    store
+        .commit(Commit {
+            checkpoint: Some(checkpoint.clone()),
+            ..commit(vec![b.clone()], t2)
+        })
+        .await
+        .unwrap();
+
+    // Version A, fetched earlier, committed later (a slow read beside the run), with other facts.
+    let rejected = paypro_api::map_payments(&[serde_json::value::RawValue::from_string(
+        r#"{"id":"PPBAD","amount":100,"currency":"EUR","state":"paid","created_at":"30/06/2024"}"#
+            .to_owned(),
+    )
+    .unwrap()])
+    .rejected;
+    assert_eq!(rejected.len(), 1);
+    store
+        .commit(Commit {
+            rejected,
+            groups: vec![("plk_s".to_owned(), GroupState::default())],
+            unknown_words: vec!["teleported".to_owned()],
+            ..commit(vec![a.clone()], t1)
+        })
+        .await
+        .unwrap();
+    // A microsecond earlier is earlier too.
+    let just_before = instant(t2 - 1) + chrono::Duration::nanoseconds(999);
+    store
+        .commit(Commit {
+            observed_at: just_before,
+            ..commit(vec![a.clone()], 0)
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(store.stored(vec![id.clone()]).await.unwrap()[&id], b);
+    let versions = store.versions(&id).await.unwrap();
+    assert_eq!(versions.len(), 1, "no version A: {versions:?}");
+    assert_eq!(
+        (
+            &versions[0].payment,
+            versions[0].observed_at,
+            versions[0].superseded_at
+        ),
+        (&b, instant(t2), None)
+    );
+    assert_eq!(
+        all(&*store, &Filter::default()).await,
+        std::slice::from_ref(&b)
+    );
+    let as_of = |micros| Filter {
+        as_of: Some(instant(micros)),
+        ..Filter::default()
+    };
+    assert!(
+        all(&*store, &as_of(t1)).await.is_empty(),
+        "A was never the ledger's knowledge"
+    );
+    assert_eq!(all(&*store, &as_of(t2)).await, std::slice::from_ref(&b));
+    // The rest of the commit landed; its checkpoint was none, so the stored one stays.
+    assert_eq!(store.quarantine("paypro").await.unwrap().len(), 1);
+    assert!(
+        store
+            .source_state("paypro")
+            .await
+            .unwrap()
+            .groups
+            .contains_key("plk_s")
+    );
+    assert_eq!(
+        store.unknown_words("paypro").await.unwrap(),
+        [("teleported".to_owned(), instant(t1))]
+    );
+    assert_eq!(
+        store.checkpoint("paypro").await.unwrap(),
+        Some(checkpoint.clone())
+    );
+
+    // Version C, fetched later, replaces B, which is kept as a version.
+    store.commit(commit(vec![c.clone()], t3)).await.unwrap();
+    assert_eq!(store.stored(vec![id.clone()]).await.unwrap()[&id], c);
+    let versions: Vec<_> = store
+        .versions(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.payment, v.observed_at, v.superseded_at))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (b.clone(), instant(t2), Some(instant(t3))),
+            (c.clone(), instant(t3), None)
+        ]
+    );
+    assert_eq!(
+        all(&*store, &Filter::default()).await,
+        std::slice::from_ref(&c)
+    );
+    assert_eq!(all(&*store, &as_of(t3 - 1)).await, [b]);
+    assert_eq!(store.checkpoint("paypro").await.unwrap(), Some(checkpoint));
+    // A commit of the same instant as the stored one replaces it, as before the stamp.
+    let again = version("paid");
+    store.commit(commit(vec![again.clone()], t3)).await.unwrap();
+    assert_eq!(store.stored(vec![id.clone()]).await.unwrap()[&id], again);
+    assert_eq!(store.versions(&id).await.unwrap().len(), 3);
 }

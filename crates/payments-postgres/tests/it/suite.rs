@@ -61,6 +61,15 @@ impl Tamper for Database {
                     )
                     .await
             }
+            Stored::Hints { source, key } => {
+                client
+                    .execute(
+                        "UPDATE ledger.inbox SET hints = $4
+                         WHERE account_id = $1 AND source_name = $2 AND key = $3",
+                        &[account, &source, &key, &value],
+                    )
+                    .await
+            }
             other => panic!("no hook for {other:?}"),
         };
         assert_eq!(changed.unwrap(), 1, "{place:?}");

@@ -124,12 +124,13 @@ fn a_file_that_is_not_a_ledger_is_refused_untouched() {
 }
 
 /// The released migrations, in order.
-const RELEASED_SCHEMAS: [&str; 5] = [
+const RELEASED_SCHEMAS: [&str; 6] = [
     include_str!("../../src/schema-1.sql"),
     include_str!("../../src/schema-2.sql"),
     include_str!("../../src/schema-3.sql"),
     include_str!("../../src/schema-4.sql"),
     include_str!("../../src/schema-5.sql"),
+    include_str!("../../src/schema-6.sql"),
 ];
 
 /// A ledger as schema `version` wrote it: its migrations, and the payments and checkpoints of a
@@ -196,6 +197,100 @@ async fn a_version_1_database_is_migrated_with_its_payments_intact() {
             .pages,
         2
     );
+}
+
+#[tokio::test]
+async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_works() {
+    use payments_model::{Delivery, Hint};
+    use payments_sync::{Inbox, Receipt};
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = old_ledger(dir.path(), &sandbox, 6, |_| String::new()).await;
+    let refused = SqliteStore::open_read_only(&path).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("schema version 6 of an older release"),
+        "{refused}"
+    );
+    let migrated = Arc::new(SqliteStore::open(&path).unwrap());
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!((version, payments_sqlite::SCHEMA_VERSION), (7, 7));
+    assert_eq!(
+        all(&migrated, &Filter::default()),
+        payments_testkit::data_set(&sandbox),
+        "the payments are kept"
+    );
+    let delivery = Delivery {
+        key: "EV1".to_owned(),
+        kind: "payment.paid".to_owned(),
+        hints: vec![Hint::Payment {
+            id: "PP1".to_owned(),
+        }],
+    };
+    let at = chrono::Utc::now();
+    assert_eq!(
+        migrated.receive("paypro", &delivery, at).await.unwrap(),
+        Receipt::New
+    );
+    assert_eq!(
+        migrated.receive("paypro", &delivery, at).await.unwrap(),
+        Receipt::Duplicate
+    );
+    let pending = migrated.pending("paypro").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].delivery, delivery);
+    drop(migrated);
+    SqliteStore::open_read_only(&path).unwrap();
+}
+
+/// A delivery is received while a sync of the same ledger commits pages from another task: it
+/// takes the store's connection in turn, not the sync lock, and both finish.
+#[tokio::test]
+async fn a_delivery_is_received_while_a_sync_commits() {
+    use payments_model::Delivery;
+    use payments_sync::{Inbox, Receipt};
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("p.db")).unwrap());
+    let _lock = store.lock_for_sync().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let syncing = async {
+        let summaries = sync(&store, &sandbox, SyncOptions::default()).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        summaries
+    };
+    let receiving = async {
+        let (mut received, mut while_syncing) = (0, 0);
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let delivery = Delivery {
+                key: format!("EV{received}"),
+                kind: "payment.paid".to_owned(),
+                hints: Vec::new(),
+            };
+            let receipt = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                store.receive("paypro", &delivery, chrono::Utc::now()),
+            )
+            .await
+            .expect("receiving does not wait for the sync to end")
+            .unwrap();
+            assert_eq!(receipt, Receipt::New);
+            received += 1;
+            if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                while_syncing += 1;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        (received, while_syncing)
+    };
+    let (summaries, (received, while_syncing)) = tokio::join!(syncing, receiving);
+    assert!(summaries.iter().any(|s| s.pages > 1), "{summaries:?}");
+    assert!(while_syncing > 0, "received while the sync committed");
+    assert_eq!(store.pending("paypro").await.unwrap().len(), received);
 }
 
 #[tokio::test]
@@ -355,6 +450,10 @@ impl Tamper for File {
             Stored::Record { id } => {
                 connection.execute("UPDATE payments SET record = ?2 WHERE id = ?1", (id, value))
             }
+            Stored::Hints { source, key } => connection.execute(
+                "UPDATE inbox SET hints = ?3 WHERE source_name = ?1 AND key = ?2",
+                (source, key, value),
+            ),
             other => panic!("no hook for {other:?}"),
         };
         assert_eq!(changed.unwrap(), 1, "{place:?}");
