@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use payments_serve::{
     App, Health, HealthReport, LedgerInlet, Metrics, WebhookSecret, ledger_router,
 };
+use payments_sources::Source;
 use payments_sqlite::SqliteStore;
 use payments_sync::{Events, Service, ServiceEvent, StopSignal, Syncer};
 use serde_json::json;
@@ -106,7 +107,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, CliError> {
         counted.on_service(event);
         report(event);
     }));
-    if paypro.is_none() && names.iter().any(|name| name == "paypro") {
+    if paypro.is_none() && names.iter().any(|name| name == Source::PayPro.as_str()) {
         eprintln!(
             "PAYPRO_WEBHOOK_SECRET is not set: PayPro's webhooks are refused (401), and PayPro is read every {} only",
             humantime(args.every)
