@@ -3,6 +3,7 @@
 mod faults;
 mod feed;
 mod healing;
+mod hints;
 mod limiter;
 mod retry;
 mod suite;
