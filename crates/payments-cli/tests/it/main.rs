@@ -14,6 +14,8 @@ mod healing;
 mod help;
 mod kill;
 mod logs;
+#[cfg(unix)]
+mod serve;
 mod status;
 #[cfg(unix)]
 mod terminal;
