@@ -500,3 +500,62 @@ async fn a_hint_for_the_feed_is_stored_and_read_by_the_run_it_starts() {
     }
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_30_percent_of_webhooks_lost_every_change_is_in_the_ledger_after_the_next_run() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        paypro_payments: 60,
+        ..small()
+    })
+    .await
+    .unwrap();
+    let mut harness = Harness::start(vec![payments_testkit::paypro(&sandbox)], None).await;
+    harness.first_runs(&["paypro"]).await;
+    sandbox.set_webhooks(Some(payments_sandbox::WebhookDelivery {
+        paypro_url: Some(format!("{}/webhooks/paypro", harness.url)),
+        paypro_secret: Some(SECRET.to_owned()),
+        drop_rate: 0.3,
+        ..payments_sandbox::WebhookDelivery::default()
+    }));
+    let paid: Vec<String> = unpaid(&sandbox).into_iter().take(20).collect();
+    for id in &paid {
+        sandbox.pay_paypro_payment(id).unwrap();
+    }
+    assert!(sandbox.wait_for_webhooks(Duration::from_secs(20)).await);
+    let dropped = sandbox
+        .webhook_deliveries()
+        .iter()
+        .filter(|attempt| attempt.dropped)
+        .count();
+    assert!(dropped > 0, "the knob drops some of 20");
+    // Wait until what was delivered is read.
+    while !harness.store.pending("paypro").await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut missing = 0;
+    for id in &paid {
+        if stored_status(&harness.store, id).await != Some(PaymentStatus::Paid) {
+            missing += 1;
+        }
+    }
+    assert!(
+        missing > 0 && missing <= dropped,
+        "{missing} missing, {dropped} lost"
+    );
+    let store = harness.store.clone();
+    harness.stop().await;
+
+    // The next run heals what the lost webhooks did not bring.
+    let mut syncer = Syncer::new(store.clone(), SyncOptions::default());
+    syncer.add_source(payments_testkit::paypro(&sandbox));
+    for result in syncer.run().await {
+        result.unwrap();
+    }
+    for id in &paid {
+        assert_eq!(
+            stored_status(&store, id).await,
+            Some(PaymentStatus::Paid),
+            "{id}"
+        );
+    }
+}
