@@ -121,6 +121,7 @@ pub fn ledger_router(app: App) -> Router {
     Router::new()
         .route("/webhooks/{provider}", post(ledger_webhook))
         .merge(common())
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
 
@@ -129,6 +130,7 @@ pub fn fleet_router(app: App) -> Router {
     Router::new()
         .route("/webhooks/{account}/{provider}", post(fleet_webhook))
         .merge(common())
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
 
@@ -136,6 +138,16 @@ fn common() -> Router<App> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+}
+
+/// A method other than a route's (a GET of a webhook route): 405, logged once.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    tracing::warn!(method = %method, path = %uri.path(), status = 405, "request refused: the route takes another method");
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route takes another method (webhooks: POST; /healthz and /metrics: GET)\n",
+    )
+        .into_response()
 }
 
 async fn ledger_webhook(
