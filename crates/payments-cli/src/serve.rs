@@ -113,6 +113,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, CliError> {
             humantime(args.every)
         );
     }
+    if mkp.is_none() && names.iter().any(|name| name == Source::Mkp.as_str()) {
+        eprintln!(
+            "MKP_WEBHOOK_SECRET is not set: MKP's webhooks are taken unsigned, so anyone who can reach --listen can make this process read links (each costs MKP requests); set it to the webhook's secret"
+        );
+    }
     let app = App {
         inlet: Arc::new(LedgerInlet::new(service.clone(), paypro, mkp)),
         health: Arc::new(LedgerHealth {
