@@ -103,13 +103,11 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     );
     let http = match args.listen {
         Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|e| {
-                    CliError::config(format!(
-                        "cannot listen on {address}: {e}; choose another --listen address"
-                    ))
-                })?;
+            let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                CliError::config(format!(
+                    "cannot listen on {address}: {e}; choose another --listen address"
+                ))
+            })?;
             let address = listener.local_addr().unwrap_or(address);
             let app = App {
                 inlet: Arc::new(worker.inlet()),
