@@ -222,13 +222,13 @@ mod tests {
     fn a_sealed_webhook_secret_opens_only_as_a_webhook_secret_of_its_account_and_source() {
         let master = MasterKey::generate();
         let secret = SecretString::from("whsec_recognisable");
-        let sealed = master.seal_webhook_secret(&secret, "acme", "paypro");
+        let sealed = master.seal_webhook_secret(&secret, "acme", "listing");
         assert!(!String::from_utf8_lossy(&sealed).contains("recognisable"));
         let opened = master
-            .open_webhook_secret(&sealed, "acme", "paypro")
+            .open_webhook_secret(&sealed, "acme", "listing")
             .unwrap();
         assert_eq!(opened.expose_secret(), "whsec_recognisable");
-        assert!(master.open_webhook_secret(&sealed, "acme", "mkp").is_err());
-        assert!(master.open_api_key(&sealed, "acme", "paypro").is_err());
+        assert!(master.open_webhook_secret(&sealed, "acme", "feed").is_err());
+        assert!(master.open_api_key(&sealed, "acme", "listing").is_err());
     }
 }
