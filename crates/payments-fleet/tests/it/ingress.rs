@@ -149,6 +149,19 @@ async fn completed_runs(db: &tokio_postgres::Client) -> i64 {
     .get(0)
 }
 
+/// The first run completed and its lease released (its next due time written).
+async fn first_run_released(db: &tokio_postgres::Client) -> bool {
+    let leased: i64 = db
+        .query_one(
+            "SELECT count(*) FROM ledger.account_sources WHERE leased_by IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    completed_runs(db).await == 1 && leased == 0
+}
+
 async fn next_run_at(db: &tokio_postgres::Client, account_id: i64) -> DateTime<Utc> {
     db.query_one(
         "SELECT next_run_at FROM ledger.account_sources WHERE account_id = $1",
@@ -209,7 +222,10 @@ async fn a_signed_webhook_on_a_worker_s_port_is_committed_after_one_read_by_id_a
 
     let stop = StopSignal::new();
     let base = worker(&url, &master.to_base64(), "w1", &stop).await;
-    until("the first run", || async { completed_runs(&db).await == 1 }).await;
+    until("the first run released", || async {
+        first_run_released(&db).await
+    })
+    .await;
     let scheduled = next_run_at(&db, account).await;
 
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
@@ -313,7 +329,10 @@ async fn webhooks_sent_alternately_to_two_workers_are_each_committed_once() {
         worker(&url, &master.to_base64(), "w1", &stop).await,
         worker(&url, &master.to_base64(), "w2", &stop).await,
     ];
-    until("the first run", || async { completed_runs(&db).await == 1 }).await;
+    until("the first run released", || async {
+        first_run_released(&db).await
+    })
+    .await;
 
     let ids: Vec<String> = unpaid(&sandbox).into_iter().take(6).collect();
     for (index, id) in ids.iter().enumerate() {
