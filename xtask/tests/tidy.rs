@@ -790,10 +790,11 @@ fn fleet_depends_on_the_libraries_alone() {
                 "payments-sync",
                 "payments-postgres",
                 "payments-sources",
+                "payments-serve",
             ]
             .contains(&dep)
         },
-        "of this workspace's crates, payments-fleet depends only on payments-sync, payments-postgres and payments-sources (and the model); it builds sources through the registry, never a provider crate",
+        "of this workspace's crates, payments-fleet depends only on payments-sync, payments-postgres, payments-sources and payments-serve (its ingress; and the model); it builds sources through the registry, never a provider crate",
         "build the source from its SourceSpec (payments-sources), or move the code into the crate it belongs to",
     ));
 }

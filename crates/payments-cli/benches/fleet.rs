@@ -99,6 +99,7 @@ async fn add_accounts(url: &str, sandboxes: &[Sandbox], master: &MasterKey) {
         ledger
             .add_account(
                 NewAccount {
+                    webhook_secrets: Vec::new(),
                     name: format!("business-{index:04}"),
                     sources: vec![
                         (

@@ -17,7 +17,8 @@ use crate::outcome::{CliError, Exit, print_report, printable};
 ///
 /// Each account is a business with its own sources and API keys. The keys are sealed in the
 /// database with the master key in PAYMENTS_MASTER_KEY (`payments accounts master-key` makes
-/// one); they are never printed.
+/// one); they are never printed. The webhook secrets in PAYPRO_WEBHOOK_SECRET and
+/// MKP_WEBHOOK_SECRET, when set, are sealed beside the keys for `payments worker --listen`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct AccountsArgs {
@@ -257,20 +258,35 @@ async fn add(args: AddArgs) -> Result<Exit, CliError> {
             args.mkp_key_env, args.paypro_key_env
         )));
     }
+    // The webhook secrets, from the environment alone as the keys are; sealed like them.
+    let webhook_secrets: Vec<(String, SecretString)> = [
+        (Source::Mkp, "MKP_WEBHOOK_SECRET"),
+        (Source::PayPro, "PAYPRO_WEBHOOK_SECRET"),
+    ]
+    .into_iter()
+    .filter_map(|(provider, variable)| Some((provider.as_str().to_owned(), key(variable)?)))
+    .collect();
+    let signed: Vec<String> = webhook_secrets.iter().map(|(s, _)| s.clone()).collect();
     let ledger = args.db.connect().await?;
     let account = ledger
         .add_account(
             NewAccount {
                 name: args.name,
                 sources,
+                webhook_secrets,
             },
             &master,
         )
         .await
         .map_err(account_error)?;
     let names: Vec<&str> = account.sources.iter().map(|(s, _)| s.as_str()).collect();
+    let webhooks = if signed.is_empty() {
+        String::new()
+    } else {
+        format!(" (webhook secret sealed for {})", signed.join(" and "))
+    };
     println!(
-        "added the account {} with {}; a worker syncs it as soon as it is due",
+        "added the account {} with {}{webhooks}; a worker syncs it as soon as it is due",
         printable(&account.name),
         names.join(" and ")
     );

@@ -217,12 +217,13 @@ impl SyncArgs {
     }
 }
 
+/// The ledger, the sources and the options of a run, as `payments serve` runs them.
+type ServeSetup<'a> = (&'a DbArgs, Vec<Arc<dyn PaymentSource>>, SyncOptions);
+
 impl SyncArgs {
     /// What `payments serve` runs with: the ledger, the sources and the options of a run
     /// (`--full` is refused: every scheduled run would read everything).
-    pub(crate) fn for_serve(
-        &self,
-    ) -> Result<(&DbArgs, Vec<Arc<dyn PaymentSource>>, SyncOptions), CliError> {
+    pub(crate) fn for_serve(&self) -> Result<ServeSetup<'_>, CliError> {
         if self.full {
             return Err(CliError::config(
                 "`payments serve` runs incremental runs on a schedule; run `payments sync --full` once instead of --full here",

@@ -1,10 +1,12 @@
 //! `payments worker`: one of a fleet of workers that keep the accounts of a PostgreSQL ledger
 //! current.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use payments_fleet::{Event, Worker, WorkerOptions, worker_name};
+use payments_serve::{App, Metrics, fleet_router};
 use payments_sync::{StopSignal, SyncOptions};
 
 use crate::duration::parse_duration;
@@ -51,6 +53,11 @@ pub(crate) struct WorkerArgs {
     /// benchmark) instead of waiting for the next due time.
     #[arg(long)]
     until_idle: bool,
+    /// Take every account's webhooks on this address (POST /webhooks/ACCOUNT/PROVIDER, with
+    /// the secrets `payments accounts add` sealed), and serve /healthz and /metrics. Put TLS in
+    /// front; any worker takes any account's webhook and wakes the fleet.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
 }
 
 /// Printed after the options as written, line for line; each line fits in 80 columns.
@@ -58,7 +65,8 @@ const EXAMPLES: &str = r#"Examples:
   export PAYMENTS_POSTGRES=postgresql://payments@db.internal/ledgers
   export PAYMENTS_MASTER_KEY=...   # from `payments accounts master-key`
   payments worker --concurrency 16
-  payments worker --until-idle      # one round, then exit"#;
+  payments worker --until-idle      # one round, then exit
+  payments worker --listen 127.0.0.1:8080   # and take webhooks"#;
 
 pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     if args.lease_ttl < Duration::from_secs(2) {
@@ -87,9 +95,41 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
             ..SyncOptions::default()
         },
     };
-    let worker = Arc::new(Worker::new(ledger, master, options, stop.clone()).with_events(print));
+    let metrics = Arc::new(Metrics::new());
+    let worker = Arc::new(
+        Worker::new(ledger, master, options, stop.clone())
+            .with_events(print)
+            .with_metrics(metrics.clone()),
+    );
+    let http = match args.listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                CliError::config(format!(
+                    "cannot listen on {address}: {e}; choose another --listen address"
+                ))
+            })?;
+            let address = listener.local_addr().unwrap_or(address);
+            let app = App {
+                inlet: Arc::new(worker.inlet()),
+                health: Arc::new(worker.health()),
+                metrics,
+            };
+            println!(
+                "listening on http://{address}: webhooks at /webhooks/ACCOUNT/PROVIDER, /healthz, /metrics"
+            );
+            Some(tokio::spawn(payments_serve::serve(
+                listener,
+                fleet_router(app),
+                stop.clone(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(worker = %worker.options().name, "started");
     worker.clone().run().await;
+    if let Some(http) = http {
+        http.abort();
+    }
     signals.abort();
     Ok(match stop.reason() {
         Some(reason) => Exit::stopped_by(reason),

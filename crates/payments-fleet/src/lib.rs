@@ -14,14 +14,20 @@
 //! - [`Worker::run`] repeats rounds until the worker is stopped (or, with
 //!   [`WorkerOptions::until_idle`], until nothing is due), sleeping while nothing is.
 //!
+//! - [`FleetInlet`] and [`FleetHealth`] are what `payments worker --listen` serves: any
+//!   account's webhooks into its inbox (the fleet is woken by `LISTEN payments_hints`, and the
+//!   lease holder reads them first), and `/healthz`.
+//!
 //! The worker prints nothing: it reports each run's end and each failure of the queue as an
 //! [`Event`], so that `payments worker` prints them its own way.
 #![forbid(unsafe_code)]
 
+mod ingress;
 mod options;
 mod schedule;
 mod worker;
 
+pub use ingress::{FleetHealth, FleetInlet};
 pub use options::{OptionsError, options_of, spec_of};
 pub use schedule::{RETRY_AFTER_FAILURE, RunEnd, next_due};
 pub use worker::{Event, RunError, Worker, WorkerOptions, worker_name};

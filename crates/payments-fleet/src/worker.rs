@@ -1,14 +1,17 @@
 //! The worker: rounds of leases, one run per lease with its lease renewed, and the release.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-use payments_postgres::{KeyError, Lease, MasterKey, PgLedger, PgStore};
+use chrono::{DateTime, Utc};
+use payments_postgres::{HintListener, HintsSeen, KeyError, Lease, MasterKey, PgLedger, PgStore};
+use payments_serve::Metrics;
 use payments_sources::PaymentSource;
 use payments_sync::{
-    RunRecord, StopReason, StopSignal, Store, StoreError, Summary, SyncError, SyncOptions, Syncer,
+    Events, HintsRead, Inbox, InboxRead, LastReads, RunRecord, StopReason, StopSignal, Store,
+    StoreError, Summary, SyncError, SyncOptions, Syncer, read_inbox,
 };
 use tokio::task::JoinSet;
 
@@ -73,6 +76,29 @@ pub enum Event<'a> {
         /// Why.
         error: &'a StoreError,
     },
+    /// Webhook hints of a leased account-source were read (before its run, if one is due).
+    HintsRead {
+        /// The lease (`account_name`, `source_name`).
+        lease: &'a Lease,
+        /// What the reads did.
+        read: &'a HintsRead,
+        /// For each delivery answered, from its receipt to the commit of its reads.
+        latencies: &'a [Duration],
+    },
+    /// The hints of a leased account-source could not be read; its next lease tries again.
+    HintsFailed {
+        /// The lease.
+        lease: &'a Lease,
+        /// Why.
+        error: &'a (dyn std::error::Error + Send + Sync),
+    },
+    /// The connection that listens for hints dropped, or could not be opened; the worker
+    /// listens again with backoff (meanwhile a hinted account-source is leased at the next
+    /// round anyway).
+    ListenFailed {
+        /// Why.
+        error: Option<&'a StoreError>,
+    },
     /// A lease was not released; it expires on its own, and the source is due again then.
     ReleaseFailed {
         /// The lease.
@@ -87,13 +113,29 @@ type Report = dyn Fn(&Event<'_>) + Send + Sync;
 /// One worker of a fleet. See the crate docs.
 pub struct Worker {
     ledger: PgLedger,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     options: WorkerOptions,
     stop: StopSignal,
     report: Box<Report>,
     /// Runs of this worker that failed.
     failed: AtomicUsize,
+    /// Counted as runs and reads go, when given.
+    metrics: Option<Arc<Metrics>>,
+    /// When each payment or group of each account-source was last read by this worker, for
+    /// the inbox's rule ([`read_inbox`]).
+    last_reads: Mutex<HashMap<(i64, String), LastReads>>,
 }
+
+/// How long a worker waits before it listens again after its listening connection dropped,
+/// at first; doubled on each failure up to [`LISTEN_BACKOFF_MAX`].
+const LISTEN_BACKOFF: Duration = Duration::from_millis(200);
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How long deliveries whose read failed wait before their account-source is leased again.
+const HINTS_RETRY: Duration = Duration::from_secs(1);
+
+/// How many passes over one account-source's inbox a lease makes at most.
+const INBOX_PASSES: usize = 8;
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,12 +167,31 @@ impl Worker {
     ) -> Worker {
         Worker {
             ledger,
-            master,
+            master: Arc::new(master),
             options,
             stop,
             report: Box::new(|_| {}),
             failed: AtomicUsize::new(0),
+            metrics: None,
+            last_reads: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This worker, counting its runs, requests and hint reads in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The inlet for `payments worker --listen`: webhooks for any account of this worker's
+    /// ledger, verified with the secrets that open with its master key.
+    pub fn inlet(&self) -> crate::FleetInlet {
+        crate::FleetInlet::new(self.ledger.clone(), self.master.clone())
+    }
+
+    /// The `/healthz` of this worker's ledger.
+    pub fn health(&self) -> crate::FleetHealth {
+        crate::FleetHealth::new(self.ledger.clone())
     }
 
     /// This worker, reporting what it does to `report`.
@@ -154,7 +215,31 @@ impl Worker {
     /// panics resumes the panic here.
     pub async fn run(self: Arc<Self>) {
         let mut running = JoinSet::new();
+        // Idle workers are woken by `NOTIFY payments_hints`; without the listening connection
+        // they still find hinted account-sources at each round.
+        let mut listener: Option<HintListener> = None;
+        let mut backoff = LISTEN_BACKOFF;
+        let mut listen_at = Some(tokio::time::Instant::now());
         loop {
+            if listener.is_none()
+                && !self.options.until_idle
+                && listen_at.is_some_and(|at| at <= tokio::time::Instant::now())
+            {
+                match self.ledger.listen_hints().await {
+                    Ok(listening) => {
+                        listener = Some(listening);
+                        listen_at = None;
+                        backoff = LISTEN_BACKOFF;
+                    }
+                    Err(error) => {
+                        (self.report)(&Event::ListenFailed {
+                            error: Some(&error),
+                        });
+                        listen_at = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+                    }
+                }
+            }
             self.round(&mut running).await;
             if self.stop.reason().is_some() && running.is_empty() {
                 break;
@@ -163,7 +248,10 @@ impl Worker {
                 // Nothing was leased: nothing is due that another worker does not hold.
                 break;
             }
-            let sleep = self.idle_sleep().await;
+            let mut sleep = self.idle_sleep().await;
+            if let Some(at) = listen_at {
+                sleep = sleep.min(at.saturating_duration_since(tokio::time::Instant::now()));
+            }
             tokio::select! {
                 finished = running.join_next(), if !running.is_empty() => {
                     if let Some(Err(error)) = finished && error.is_panic() {
@@ -172,6 +260,20 @@ impl Worker {
                 }
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.stop.raised() => {}
+                notified = async {
+                    match listener.as_mut() {
+                        Some(listening) => listening.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if notified.is_none() {
+                        // Dropped: listen again after a backoff, and do a round meanwhile.
+                        (self.report)(&Event::ListenFailed { error: None });
+                        listener = None;
+                        listen_at = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+                    }
+                }
             }
         }
     }
@@ -217,8 +319,11 @@ impl Worker {
         }
     }
 
-    /// Syncs the leased source once, renewing the lease meanwhile, reports how the run ended,
-    /// and releases the lease with the source's next due time ([`next_due`]).
+    /// Works one lease: reads the account-source's pending webhook hints first, then syncs it
+    /// once if its scheduled run is due ([`Lease::due`]; or a hint asked for the feed, or a
+    /// read failed), renewing the lease meanwhile, reports how it went, and releases the lease:
+    /// with the source's next due time ([`next_due`]) after a run, leaving the schedule as it
+    /// was after hints alone.
     pub async fn sync(&self, lease: Lease) -> Result<(), RunError> {
         let store = Arc::new(self.ledger.leased_store(&lease));
         let started_at = Utc::now();
@@ -227,7 +332,7 @@ impl Worker {
             Err(unreadable) => Err(OptionsError::Unreadable(unreadable.clone())),
         };
         let every = spec.as_ref().map_or(Duration::ZERO, |spec| spec.every);
-        let outcome = match self.source(&lease, spec) {
+        let (outcome, seen) = match self.source(&lease, spec) {
             Ok(source) => self.run_leased(&lease, store.clone(), source).await,
             Err(error) => {
                 let record = RunRecord {
@@ -246,8 +351,27 @@ impl Worker {
                         lease.source_name
                     );
                 }
-                Err(error)
+                // Its hints cannot be read either: the next run after the failure heals them.
+                let pending = store
+                    .pending(&lease.source_name)
+                    .await
+                    .map(|pending| pending.iter().map(|received| received.id).collect())
+                    .unwrap_or_default();
+                let seen = HintsSeen {
+                    pending,
+                    again_at: None,
+                };
+                (Some(Err(error)), seen)
             }
+        };
+        let Some(outcome) = outcome else {
+            if let Err(error) = self.ledger.release_hinted(&lease, None, &seen).await {
+                (self.report)(&Event::ReleaseFailed {
+                    lease: &lease,
+                    error: &error,
+                });
+            }
+            return Ok(());
         };
         let end = match &outcome {
             Ok(_) => RunEnd::Completed,
@@ -257,12 +381,19 @@ impl Worker {
         if end == RunEnd::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.run_counted(&lease.source_name, run_outcome(&outcome));
+        }
         (self.report)(&Event::RunEnded {
             lease: &lease,
             outcome: &outcome,
         });
         let next_run_at = Utc::now() + chrono::Duration::from_std(next).unwrap_or_default();
-        if let Err(error) = self.ledger.release(&lease, next_run_at).await {
+        if let Err(error) = self
+            .ledger
+            .release_hinted(&lease, Some(next_run_at), &seen)
+            .await
+        {
             (self.report)(&Event::ReleaseFailed {
                 lease: &lease,
                 error: &error,
@@ -281,14 +412,15 @@ impl Worker {
         Ok(spec?.build(&key).map_err(OptionsError::from)?)
     }
 
-    /// One run of the source, stopped at a page boundary when the worker stops or the lease is
-    /// lost.
+    /// The lease's work on the source: its pending hints ([`read_inbox`], a few passes), then
+    /// a run when one is due, stopped at a page boundary when the worker stops or the lease is
+    /// lost. `None` when no run was due; and what the hint reads saw, for the release.
     async fn run_leased(
         &self,
         lease: &Lease,
         store: Arc<PgStore>,
         source: Arc<dyn PaymentSource>,
-    ) -> Result<Summary, RunError> {
+    ) -> (Option<Result<Summary, RunError>>, HintsSeen) {
         let run_stop = StopSignal::new();
         let renewer = tokio::spawn(renew(
             self.ledger.clone(),
@@ -298,14 +430,105 @@ impl Worker {
             run_stop.clone(),
         ));
         let mut syncer = Syncer::new(store, self.options.sync.clone());
-        syncer.add_source(source).with_stop(run_stop);
-        let result = syncer.run().await.pop();
-        renewer.abort();
-        match result {
-            Some(Ok(summary)) => Ok(summary),
-            Some(Err(error)) => Err(error.into()),
-            None => Err(RunError::NoResult),
+        if let Some(metrics) = &self.metrics {
+            let counted = metrics.clone();
+            syncer.with_events(Events::to(move |event| counted.on_sync(event)));
         }
+        syncer.add_source(source).with_stop(run_stop);
+        let (seen, hinted_run) = self.read_hints(lease, &syncer).await;
+        let result = if lease.due || hinted_run {
+            Some(match syncer.run().await.pop() {
+                Some(Ok(summary)) => Ok(summary),
+                Some(Err(error)) => Err(error.into()),
+                None => Err(RunError::NoResult),
+            })
+        } else {
+            None
+        };
+        renewer.abort();
+        (result, seen)
+    }
+
+    /// Reads the pending hints of the leased source; says what was seen, and whether a run is
+    /// wanted now (a hint asked for the feed, or a read failed: the run reads what it could not).
+    async fn read_hints(&self, lease: &Lease, syncer: &Syncer<PgStore>) -> (HintsSeen, bool) {
+        let key = (lease.account_id, lease.source_name.clone());
+        let mut last_read = self
+            .last_reads
+            .lock()
+            .map(|mut reads| reads.remove(&key).unwrap_or_default())
+            .unwrap_or_default();
+        let mut seen = HintsSeen::default();
+        let mut run = false;
+        let later =
+            |wait: Duration| Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let mut again_at: Option<DateTime<Utc>> = None;
+        for _ in 0..INBOX_PASSES {
+            match read_inbox(
+                syncer,
+                &lease.source_name,
+                &mut last_read,
+                &mut seen.pending,
+            )
+            .await
+            {
+                InboxRead::Empty | InboxRead::Stopped => break,
+                InboxRead::Deferred(wait) => {
+                    again_at = Some(later(wait));
+                    break;
+                }
+                InboxRead::Read {
+                    read,
+                    latencies,
+                    deferred,
+                } => {
+                    run |= read.feed || !read.failed.is_empty();
+                    if let Some(metrics) = &self.metrics {
+                        metrics.on_service(&payments_sync::ServiceEvent::HintsRead {
+                            source_name: &lease.source_name,
+                            read: &read,
+                            latencies: &latencies,
+                        });
+                    }
+                    (self.report)(&Event::HintsRead {
+                        lease,
+                        read: &read,
+                        latencies: &latencies,
+                    });
+                    if let Some(wait) = deferred {
+                        again_at = Some(later(wait));
+                        break;
+                    }
+                }
+                InboxRead::Failed(error) => {
+                    (self.report)(&Event::HintsFailed {
+                        lease,
+                        error: error.as_ref(),
+                    });
+                    again_at = Some(later(HINTS_RETRY));
+                    break;
+                }
+                _ => break,
+            }
+        }
+        seen.again_at = again_at;
+        if let Ok(mut reads) = self.last_reads.lock()
+            && !last_read.is_empty()
+        {
+            reads.insert(key, last_read);
+        }
+        (seen, run)
+    }
+}
+
+/// How a run ended, in the words of the metrics ([`payments_serve::metrics::run_outcome`]).
+fn run_outcome(outcome: &Result<Summary, RunError>) -> &'static str {
+    match outcome {
+        Ok(summary) if summary.quarantined > 0 => "quarantined",
+        Ok(_) => "ok",
+        Err(RunError::Sync(error)) if error.is_stop() => "unfinished",
+        Err(RunError::Sync(error)) if matches!(**error, SyncError::Unhealthy { .. }) => "unhealthy",
+        Err(_) => "failed",
     }
 }
 

@@ -33,6 +33,9 @@ pub struct NewAccount {
     pub name: String,
     /// The sources it syncs: `(source name, API key, options)`.
     pub sources: Vec<(String, SecretString, SourceOptions)>,
+    /// The providers' webhook secrets: `(source name, secret)`, each for one of `sources`;
+    /// sealed with the master key like the keys. A source without one takes no signed webhook.
+    pub webhook_secrets: Vec<(String, SecretString)>,
 }
 
 /// How one source of one account is synced. Every field is optional: absent ones take the
@@ -128,6 +131,15 @@ impl PgLedger {
                 pair[0]
             )));
         }
+        if let Some((source, _)) = account
+            .webhook_secrets
+            .iter()
+            .find(|(source, _)| !names.contains(&source.as_str()))
+        {
+            return Err(AccountError::BadSources(format!(
+                "a webhook secret is given for `{source}`, but the account has no key for it"
+            )));
+        }
         self.check_master_key(master).await?;
         let context = "cannot add the account";
         let mut client = self.client().await?;
@@ -155,13 +167,19 @@ impl PgLedger {
         let id: i64 = row.get(0);
         for (source, key, options) in &account.sources {
             let sealed = master.seal_api_key(key, &account.name, source);
+            let sealed_secret = account
+                .webhook_secrets
+                .iter()
+                .find(|(name, _)| name == source)
+                .map(|(_, secret)| master.seal_webhook_secret(secret, &account.name, source));
             let options =
                 serde_json::to_value(options).map_err(|e| StoreError::backend(context, e))?;
             transaction
                 .execute(
-                    "INSERT INTO ledger.account_sources (account_id, source_name, options, sealed_key)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&id, source, &options, &sealed],
+                    "INSERT INTO ledger.account_sources
+                         (account_id, source_name, options, sealed_key, sealed_webhook_secret)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[&id, source, &options, &sealed, &sealed_secret],
                 )
                 .await
                 .map_err(pg_error(context))?;

@@ -7,9 +7,43 @@ use chrono::{DateTime, Utc};
 use payments_model::Delivery;
 use payments_sync::codec::{self, Cell, InboxRow};
 use payments_sync::{Inbox, Receipt, Received, StoreError};
+use tokio_postgres::GenericClient;
 
 use crate::pg_error;
 use crate::store::{PgStore, get, instant_required};
+
+/// Stores `delivery` in the inbox of account `account_id`, once per source and key, with
+/// `client` (a connection, or the transaction it is part of).
+pub(crate) async fn insert_delivery(
+    client: &impl GenericClient,
+    account_id: i64,
+    source: &str,
+    delivery: &Delivery,
+    at: DateTime<Utc>,
+) -> Result<Receipt, StoreError> {
+    let hints = codec::encode_hints(&delivery.hints)?;
+    let inserted = client
+        .execute(
+            "INSERT INTO ledger.inbox (account_id, source_name, key, hints, kind, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account_id, source_name, key) DO NOTHING",
+            &[
+                &account_id,
+                &source,
+                &delivery.key,
+                &hints,
+                &delivery.kind,
+                &at,
+            ],
+        )
+        .await
+        .map_err(pg_error("cannot store the webhook delivery"))?;
+    Ok(if inserted == 1 {
+        Receipt::New
+    } else {
+        Receipt::Duplicate
+    })
+}
 
 #[async_trait]
 impl Inbox for PgStore {
@@ -19,29 +53,8 @@ impl Inbox for PgStore {
         delivery: &Delivery,
         at: DateTime<Utc>,
     ) -> Result<Receipt, StoreError> {
-        let hints = codec::encode_hints(&delivery.hints)?;
         let client = self.ledger.client().await?;
-        let inserted = client
-            .execute(
-                "INSERT INTO ledger.inbox (account_id, source_name, key, hints, kind, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (account_id, source_name, key) DO NOTHING",
-                &[
-                    &self.account_id,
-                    &source,
-                    &delivery.key,
-                    &hints,
-                    &delivery.kind,
-                    &at,
-                ],
-            )
-            .await
-            .map_err(pg_error("cannot store the webhook delivery"))?;
-        Ok(if inserted == 1 {
-            Receipt::New
-        } else {
-            Receipt::Duplicate
-        })
+        insert_delivery(&**client, self.account_id, source, delivery, at).await
     }
 
     async fn pending(&self, source: &str) -> Result<Vec<Received>, StoreError> {

@@ -140,6 +140,45 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// A provider's webhook secret sealed for one source of one account (its own context: a
+    /// sealed API key moved into the secret's column does not open, nor the other way round).
+    pub(crate) fn seal_webhook_secret(
+        &self,
+        secret: &SecretString,
+        account: &str,
+        source: &str,
+    ) -> Vec<u8> {
+        self.seal(
+            secret.expose_secret().as_bytes(),
+            &secret_context(account, source),
+        )
+    }
+
+    /// The webhook secret of one source of one account.
+    pub(crate) fn open_webhook_secret(
+        &self,
+        sealed: &[u8],
+        account: &str,
+        source: &str,
+    ) -> Result<SecretString, KeyError> {
+        let damaged = || KeyError::Damaged {
+            what: format!("{account}/{source} (its webhook secret)"),
+        };
+        let bytes = self
+            .open(sealed, &secret_context(account, source))
+            .ok_or_else(damaged)?;
+        String::from_utf8(bytes)
+            .map(SecretString::from)
+            .map_err(|_| damaged())
+    }
+}
+
+/// The associated data that binds a sealed webhook secret to its account and source.
+fn secret_context(account: &str, source: &str) -> Vec<u8> {
+    format!("payments-ledger webhook secret v1\0{account}\0{source}").into_bytes()
+}
+
 /// The associated data that binds a sealed API key to its account and source.
 fn key_context(account: &str, source: &str) -> Vec<u8> {
     format!("payments-ledger account key v1\0{account}\0{source}").into_bytes()
@@ -177,5 +216,19 @@ mod tests {
             Err(KeyError::Malformed)
         ));
         assert_eq!(format!("{master:?}"), "MasterKey(redacted)");
+    }
+
+    #[test]
+    fn a_sealed_webhook_secret_opens_only_as_a_webhook_secret_of_its_account_and_source() {
+        let master = MasterKey::generate();
+        let secret = SecretString::from("whsec_recognisable");
+        let sealed = master.seal_webhook_secret(&secret, "acme", "listing");
+        assert!(!String::from_utf8_lossy(&sealed).contains("recognisable"));
+        let opened = master
+            .open_webhook_secret(&sealed, "acme", "listing")
+            .unwrap();
+        assert_eq!(opened.expose_secret(), "whsec_recognisable");
+        assert!(master.open_webhook_secret(&sealed, "acme", "feed").is_err());
+        assert!(master.open_api_key(&sealed, "acme", "listing").is_err());
     }
 }

@@ -9,7 +9,7 @@ use payments_sync::StoreError;
 use secrecy::SecretString;
 
 use crate::accounts::read_options;
-use crate::{KeyError, MasterKey, PgLedger, SourceOptions, pg_error};
+use crate::{HintsSeen, KeyError, MasterKey, PgLedger, SourceOptions, pg_error};
 
 /// One source of one account, held by one worker until the lease expires (renewed while it
 /// works). Its store commits only while the lease is held.
@@ -28,6 +28,9 @@ pub struct Lease {
     /// How the source is synced, or why its stored options do not read back (the run then
     /// fails, naming them, and the source stays due like any failed run).
     pub options: Result<SourceOptions, String>,
+    /// Whether its scheduled run was due when it was leased (`next_run_at` passed); when not,
+    /// it was leased for its webhook hints alone, and its worker only reads those.
+    pub due: bool,
     /// The sealed API key.
     sealed_key: Vec<u8>,
 }
@@ -47,8 +50,10 @@ fn interval(ttl: Duration) -> f64 {
 }
 
 impl PgLedger {
-    /// Leases one due account-source (enabled, due, and not held by a live lease) to `worker`
-    /// for `ttl`, and opens its run row; `None` when nothing is due.
+    /// Leases one due account-source (enabled, due or hinted, and not held by a live lease) to
+    /// `worker` for `ttl`, and opens its run row; `None` when nothing is due. A hinted one
+    /// (a webhook delivery waits in its inbox, [`PgLedger::receive_delivery`]) is leased as a
+    /// due one is; [`Lease::due`] says whether its scheduled run is due too.
     pub async fn lease_due(
         &self,
         worker: &str,
@@ -65,16 +70,17 @@ impl PgLedger {
                      SELECT s2.account_id, s2.source_name
                      FROM ledger.account_sources s2
                      JOIN ledger.accounts a ON a.id = s2.account_id
-                     WHERE NOT a.disabled AND s2.next_run_at <= now()
+                     WHERE NOT a.disabled
+                       AND (s2.next_run_at <= now() OR s2.hinted_at <= now())
                        AND (s2.lease_expires_at IS NULL OR s2.lease_expires_at <= now())
-                     ORDER BY s2.next_run_at
+                     ORDER BY LEAST(s2.next_run_at, s2.hinted_at)
                      LIMIT 1
                      FOR UPDATE OF s2 SKIP LOCKED
                  ) due, ledger.accounts a
                  WHERE s.account_id = due.account_id AND s.source_name = due.source_name
                    AND a.id = s.account_id
                  RETURNING s.account_id, a.name, s.source_name, s.options, s.sealed_key,
-                           s.lease_expires_at",
+                           s.lease_expires_at, s.next_run_at <= now()",
                 &[&worker, &interval(ttl)],
             )
             .await
@@ -103,6 +109,7 @@ impl PgLedger {
             source_name,
             worker: worker.to_owned(),
             run_seq,
+            due: row.get(6),
             sealed_key: row.get(4),
         }))
     }
@@ -145,29 +152,82 @@ impl PgLedger {
     }
 
     /// Ends the lease (when its worker still holds it) and sets when the source is due next.
+    /// Its hints are settled as [`PgLedger::release_hinted`] settles them, with none seen.
     pub async fn release(
         &self,
         lease: &Lease,
         next_run_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.release_hinted(lease, Some(next_run_at), &HintsSeen::default())
+            .await
+    }
+
+    /// Ends the lease (when its worker still holds it). `next_run_at` is when the source is due
+    /// next after a scheduled run; `None` when the worker only read hints, which leaves the
+    /// schedule as it was (a storm of webhooks never postpones the poll), and the run row the
+    /// lease opened is removed (no run happened). `hinted_at` is cleared only when every
+    /// pending delivery of the account-source was seen by the worker's read (`seen`); a
+    /// delivery that came meanwhile keeps it hinted, and deliveries the read deferred make it
+    /// hinted again at `seen.again_at`.
+    pub async fn release_hinted(
+        &self,
+        lease: &Lease,
+        next_run_at: Option<DateTime<Utc>>,
+        seen: &HintsSeen,
+    ) -> Result<(), StoreError> {
         let context = "cannot release the lease";
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(pg_error(context))?;
-        let released = transaction
+        // The row first: a delivery being received holds it until it commits, and the next
+        // statement's snapshot then sees that delivery.
+        let held = transaction
+            .query_opt(
+                "SELECT 1 FROM ledger.account_sources
+                 WHERE account_id = $1 AND source_name = $2 AND leased_by = $3
+                 FOR UPDATE",
+                &[&lease.account_id, &lease.source_name, &lease.worker],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        if held.is_none() {
+            return transaction.commit().await.map_err(pg_error(context));
+        }
+        let unseen: i64 = transaction
+            .query_one(
+                "SELECT count(*) FROM ledger.inbox
+                 WHERE account_id = $1 AND source_name = $2 AND processed_at IS NULL
+                   AND id <> ALL($3)",
+                &[&lease.account_id, &lease.source_name, &seen.pending],
+            )
+            .await
+            .map_err(pg_error(context))?
+            .get(0);
+        transaction
             .execute(
                 "UPDATE ledger.account_sources
-                 SET leased_by = NULL, lease_expires_at = NULL, next_run_at = $4
-                 WHERE account_id = $1 AND source_name = $2 AND leased_by = $3",
+                 SET leased_by = NULL, lease_expires_at = NULL,
+                     next_run_at = COALESCE($3, next_run_at),
+                     hinted_at = CASE WHEN $4 THEN hinted_at ELSE $5 END
+                 WHERE account_id = $1 AND source_name = $2",
                 &[
                     &lease.account_id,
                     &lease.source_name,
-                    &lease.worker,
                     &next_run_at,
+                    &(unseen > 0),
+                    &seen.again_at,
                 ],
             )
             .await
             .map_err(pg_error(context))?;
-        if released > 0 {
+        if next_run_at.is_none() {
+            transaction
+                .execute(
+                    "DELETE FROM ledger.runs WHERE seq = $1 AND finished_at IS NULL",
+                    &[&lease.run_seq],
+                )
+                .await
+                .map_err(pg_error(context))?;
+        } else {
             // The run's lease ended now: the run row says so, for whoever checks overlaps.
             transaction
                 .execute(
@@ -176,17 +236,17 @@ impl PgLedger {
                 )
                 .await
                 .map_err(pg_error(context))?;
-            // Runs are kept for a while, not forever: a source run every five minutes would
-            // add over 100,000 rows a year per account-source.
-            transaction
-                .execute(
-                    "DELETE FROM ledger.runs WHERE account_id = $1 AND source_name = $2
-                       AND finished_at < now() - make_interval(days => $3)",
-                    &[&lease.account_id, &lease.source_name, &RUNS_KEPT_DAYS],
-                )
-                .await
-                .map_err(pg_error(context))?;
         }
+        // Runs are kept for a while, not forever: a source run every five minutes would
+        // add over 100,000 rows a year per account-source.
+        transaction
+            .execute(
+                "DELETE FROM ledger.runs WHERE account_id = $1 AND source_name = $2
+                   AND finished_at < now() - make_interval(days => $3)",
+                &[&lease.account_id, &lease.source_name, &RUNS_KEPT_DAYS],
+            )
+            .await
+            .map_err(pg_error(context))?;
         transaction.commit().await.map_err(pg_error(context))
     }
 
@@ -196,7 +256,7 @@ impl PgLedger {
         let client = self.client().await?;
         Ok(client
             .query_one(
-                "SELECT min(s.next_run_at) FROM ledger.account_sources s
+                "SELECT min(LEAST(s.next_run_at, s.hinted_at)) FROM ledger.account_sources s
                  JOIN ledger.accounts a ON a.id = s.account_id
                  WHERE NOT a.disabled AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())",
                 &[],

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod inbox;
+mod ingress;
 mod keys;
 mod lease;
 mod schedule;
@@ -23,6 +24,7 @@ use payments_sync::{StoreError, codec};
 use tokio_postgres::{GenericClient, NoTls};
 
 pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
+pub use ingress::{DeliveryError, HINTS_CHANNEL, HintListener, HintsSeen};
 pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey};
 pub use lease::{Lease, RUNS_KEPT_DAYS};
 pub use schedule::Scheduled;
@@ -32,7 +34,11 @@ pub use store::PgStore;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `n` brings a database from version `n` to `n + 1`; released ones never change.
-const MIGRATIONS: [&str; 2] = [include_str!("schema-1.sql"), include_str!("schema-2.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("schema-1.sql"),
+    include_str!("schema-2.sql"),
+    include_str!("schema-3.sql"),
+];
 
 /// The advisory lock key under which migrations run, so that workers starting together migrate
 /// once ("PAYL").
@@ -44,6 +50,8 @@ pub struct PgLedger {
     pool: Pool,
     /// The database as `postgresql://user@host:port/dbname`, without the password.
     name: String,
+    /// How to connect, for the dedicated connection that listens for hints.
+    config: tokio_postgres::Config,
 }
 
 impl std::fmt::Debug for PgLedger {
@@ -104,7 +112,7 @@ impl PgLedger {
             })?;
         let name = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -114,7 +122,7 @@ impl PgLedger {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|error| StoreError::backend(format!("cannot connect to {name}"), error))?;
-        Ok(PgLedger { pool, name })
+        Ok(PgLedger { pool, name, config })
     }
 
     /// The database, without its password: `postgresql://user@host:port/dbname`.

@@ -188,7 +188,12 @@ impl Metrics {
 
     /// Counts a run that ended, and notes when the source last completed one.
     pub fn run_ended(&self, source_name: &str, result: &Result<payments_sync::Summary, SyncError>) {
-        let outcome = run_outcome(result);
+        self.run_counted(source_name, run_outcome(result));
+    }
+
+    /// Counts a run of `source_name` that ended with `outcome` (as [`run_outcome`] names them),
+    /// and notes when the source last completed one.
+    pub fn run_counted(&self, source_name: &str, outcome: &'static str) {
         self.runs
             .get_or_create(&vec![
                 ("source", source_name.to_owned()),

@@ -82,7 +82,8 @@ pub use pager::{Pager, PagerOptions, changes, pages, payments};
 pub use payments_model::RateLimit;
 pub use retry::{RetryDecision, RetryPolicy};
 pub use service::{
-    HintError, REREAD_AT_MOST_EVERY, RUN_AGAIN_AFTER_FAILURE, Service, ServiceEvent,
+    HintError, InboxRead, LastReads, REREAD_AT_MOST_EVERY, RUN_AGAIN_AFTER_FAILURE, Service,
+    ServiceEvent, read_inbox,
 };
 pub use store::{
     Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PERSISTENT_FOR,

@@ -259,7 +259,7 @@ async fn reads<S: Store + Inbox>(
     let stop = syncer.stop_signal().clone();
     let store = syncer.store().clone();
     let mut pruned_at: Option<tokio::time::Instant> = None;
-    let mut last_read: HashMap<Hint, DateTime<Utc>> = HashMap::new();
+    let mut last_read: LastReads = HashMap::new();
     while stop.reason().is_none() {
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             pruned_at = Some(tokio::time::Instant::now());
@@ -303,32 +303,52 @@ enum Pending {
     Stopped,
 }
 
-/// Reads the pending deliveries of `name` once: their hints, each distinct one once; marks them
-/// processed; wakes the source's runs when a hint asks for the feed or a read failed (the run
-/// reads what the read could not).
-async fn read_pending<S: Store + Inbox>(
+/// What [`read_inbox`] did with the pending deliveries of a source.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InboxRead {
+    /// None was pending.
+    Empty,
+    /// Those pending wait for their payment or group to be read again (in this long).
+    Deferred(Duration),
+    /// Deliveries were read and marked processed (more may have come meanwhile).
+    Read {
+        /// What the reads did.
+        read: HintsRead,
+        /// For each delivery answered, how long from its receipt to the commit of its reads.
+        latencies: Vec<Duration>,
+        /// When some pending deliveries were deferred, how long until they may be read.
+        deferred: Option<Duration>,
+    },
+    /// The inbox could not be read, or the reads not committed: try again shortly.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// The syncer is stopping (or has no such source).
+    Stopped,
+}
+
+/// When each payment or group was last read, for [`read_inbox`]'s rule: kept by its caller
+/// between passes over one source's inbox.
+pub type LastReads = HashMap<Hint, DateTime<Utc>>;
+
+/// Reads the pending deliveries of the source `name` once, by the one rule of the inbox: each
+/// distinct hint they name is read once ([`Syncer::read_hints`]); a hint whose last read
+/// (`last_read`) started after its delivery was received is answered by that read; one read less
+/// than [`REREAD_AT_MOST_EVERY`] ago waits for the next read. Answered deliveries are marked
+/// processed. `seen` receives the id of every pending delivery looked at (answered or
+/// deferred). Used by [`Service`] and by the fleet's worker.
+pub async fn read_inbox<S: Store + Inbox>(
     syncer: &Syncer<S>,
     name: &str,
-    wake: &Wake,
-    report: &Report,
-    last_read: &mut HashMap<Hint, DateTime<Utc>>,
-) -> Pending {
+    last_read: &mut LastReads,
+    seen: &mut Vec<i64>,
+) -> InboxRead {
     let store = syncer.store();
-    let failed = |error: &(dyn std::error::Error + Send + Sync)| {
-        tracing::warn!(source = %name, %error, "webhook deliveries could not be read; tried again shortly");
-        report(&ServiceEvent::InboxFailed {
-            source_name: name,
-            error,
-        });
-        Pending::Failed
-    };
     let pending = match store.pending(name).await {
-        Ok(pending) if pending.is_empty() => return Pending::Empty,
+        Ok(pending) if pending.is_empty() => return InboxRead::Empty,
         Ok(pending) => pending,
-        Err(error) => return failed(&error),
+        Err(error) => return InboxRead::Failed(Box::new(error)),
     };
-    // A hint whose last read started after its delivery was received is answered by that read;
-    // one read less than REREAD_AT_MOST_EVERY ago waits for the next read.
+    seen.extend(pending.iter().map(|received| received.id));
     let started = Utc::now();
     let reread_every = chrono::Duration::from_std(REREAD_AT_MOST_EVERY).unwrap_or_default();
     let mut hints: BTreeSet<Hint> = BTreeSet::new();
@@ -353,28 +373,23 @@ async fn read_pending<S: Store + Inbox>(
             answered.push(received);
         }
     }
+    let deferred = deferred.map(|due| (due - started).to_std().unwrap_or_default());
     if answered.is_empty() {
-        let until = deferred.map_or(Duration::ZERO, |due| {
-            (due - started).to_std().unwrap_or_default()
-        });
-        return Pending::Deferred(until);
+        return InboxRead::Deferred(deferred.unwrap_or_default());
     }
     let hints: Vec<Hint> = hints.into_iter().collect();
     let read = match syncer.read_hints(name, &hints).await {
-        None => return Pending::Stopped,
+        None => return InboxRead::Stopped,
         Some(Ok(read)) => read,
-        Some(Err(error)) if error.is_stop() => return Pending::Stopped,
-        Some(Err(error)) => return failed(&error),
+        Some(Err(error)) if error.is_stop() => return InboxRead::Stopped,
+        Some(Err(error)) => return InboxRead::Failed(Box::new(error)),
     };
     let ids: Vec<i64> = answered.iter().map(|received| received.id).collect();
     let now = Utc::now();
     if let Err(error) = store.processed(&ids, now).await {
         // Read and committed, but still pending: the next pass reads them again (a read too
         // many, nothing lost).
-        return failed(&error);
-    }
-    if read.feed || !read.failed.is_empty() {
-        wake.run.notify_one();
+        return InboxRead::Failed(Box::new(error));
     }
     let forget = started - chrono::Duration::from_std(REMEMBER_READS).unwrap_or_default();
     last_read.retain(|_, at| *at > forget);
@@ -387,10 +402,46 @@ async fn read_pending<S: Store + Inbox>(
         .iter()
         .map(|received| (now - received.received_at).to_std().unwrap_or_default())
         .collect();
-    report(&ServiceEvent::HintsRead {
-        source_name: name,
-        read: &read,
-        latencies: &latencies,
-    });
-    Pending::Read
+    InboxRead::Read {
+        read,
+        latencies,
+        deferred,
+    }
+}
+
+/// Reads the pending deliveries of `name` once ([`read_inbox`]); wakes the source's runs when
+/// a hint asks for the feed or a read failed (the run reads what the read could not).
+async fn read_pending<S: Store + Inbox>(
+    syncer: &Syncer<S>,
+    name: &str,
+    wake: &Wake,
+    report: &Report,
+    last_read: &mut LastReads,
+) -> Pending {
+    match read_inbox(syncer, name, last_read, &mut Vec::new()).await {
+        InboxRead::Empty => Pending::Empty,
+        InboxRead::Deferred(until) => Pending::Deferred(until),
+        InboxRead::Stopped => Pending::Stopped,
+        InboxRead::Failed(error) => {
+            tracing::warn!(source = %name, %error, "webhook deliveries could not be read; tried again shortly");
+            report(&ServiceEvent::InboxFailed {
+                source_name: name,
+                error: error.as_ref(),
+            });
+            Pending::Failed
+        }
+        InboxRead::Read {
+            read, latencies, ..
+        } => {
+            if read.feed || !read.failed.is_empty() {
+                wake.run.notify_one();
+            }
+            report(&ServiceEvent::HintsRead {
+                source_name: name,
+                read: &read,
+                latencies: &latencies,
+            });
+            Pending::Read
+        }
+    }
 }

@@ -137,6 +137,7 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
             ledger
                 .add_account(
                     NewAccount {
+                        webhook_secrets: Vec::new(),
                         name: format!("business-{index:03}"),
                         sources: vec![
                             (
@@ -343,6 +344,7 @@ fn a_worker_stopped_by_sigterm_mid_run_releases_its_lease_at_once_for_the_next_w
     runtime
         .block_on(ledger.add_account(
             NewAccount {
+                webhook_secrets: Vec::new(),
                 name: "big".to_owned(),
                 sources: vec![(
                     "paypro".to_owned(),
@@ -455,6 +457,7 @@ fn a_worker_prints_one_line_per_run_and_retries_a_failure_after_a_minute() {
     runtime
         .block_on(ledger.add_account(
             NewAccount {
+                webhook_secrets: Vec::new(),
                 name: "acme".to_owned(),
                 sources: vec![
                     (

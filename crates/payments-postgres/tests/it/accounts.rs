@@ -13,6 +13,7 @@ const KEY: &str = "pk_live_Recognisable_7Hq2";
 
 fn new_account(name: &str, key: &str) -> NewAccount {
     NewAccount {
+        webhook_secrets: Vec::new(),
         name: name.to_owned(),
         sources: vec![
             (

@@ -13,6 +13,7 @@ async fn account(ledger: &PgLedger, name: &str) -> i64 {
     ledger
         .add_account(
             NewAccount {
+                webhook_secrets: Vec::new(),
                 name: name.to_owned(),
                 sources: vec![(
                     "paypro".to_owned(),
