@@ -222,6 +222,7 @@ mod tests {
                 "payments-demo.1",
                 "payments-export.1",
                 "payments-sandbox.1",
+                "payments-serve.1",
                 "payments-show.1",
                 "payments-status.1",
                 "payments-sync.1",
