@@ -32,6 +32,166 @@ impl Health for Healthy {
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(webhook_latency());
+    runtime.block_on(fleet_latency());
+}
+
+/// Webhooks a fleet takes: how many, one each this often.
+const FLEET_WEBHOOKS: usize = 200;
+
+/// The fleet's part of target 9: PayPro webhooks posted to a worker's `--listen` routes, stored
+/// in PostgreSQL, the fleet woken by NOTIFY, read by the lease holder; receipt to commit.
+async fn fleet_latency() {
+    use payments_fleet::{Worker, WorkerOptions};
+    use payments_postgres::{MasterKey, NewAccount, PgLedger, SourceOptions};
+    use payments_serve::fleet_router;
+    use secrecy::SecretString;
+
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        println!("target 9 (fleet): not measured, no PostgreSQL here (Debian's postgresql-15)");
+        return;
+    };
+    let url = cluster.database("bench_webhooks");
+    let sandbox = Sandbox::start(SandboxConfig {
+        paypro_payments: FLEET_WEBHOOKS + 50,
+        mkp_links: 1,
+        mkp_rate_limit: None,
+        anchor: chrono::Utc::now(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("the sandbox starts");
+    let master = MasterKey::generate();
+    let ledger = PgLedger::connect(&url, 8).await.expect("the database");
+    ledger
+        .add_account(
+            NewAccount {
+                name: "acme".to_owned(),
+                sources: vec![(
+                    "paypro".to_owned(),
+                    SecretString::from(sandbox.config().paypro_key.clone()),
+                    SourceOptions {
+                        base_url: Some(sandbox.paypro_base_url()),
+                        every_secs: Some(3_600),
+                        ..SourceOptions::default()
+                    },
+                )],
+                webhook_secrets: vec![("paypro".to_owned(), SecretString::from(SECRET))],
+            },
+            &master,
+        )
+        .await
+        .expect("the account");
+    let stop = StopSignal::new();
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = latencies.clone();
+    let ran = runs.clone();
+    let worker = Arc::new(
+        Worker::new(
+            PgLedger::connect(&url, 6).await.expect("the database"),
+            master,
+            WorkerOptions {
+                name: "bench".to_owned(),
+                concurrency: 2,
+                lease_ttl: Duration::from_secs(30),
+                poll: Duration::from_secs(30),
+                until_idle: false,
+                sync: SyncOptions::default(),
+            },
+            stop.clone(),
+        )
+        .with_events(move |event| match event {
+            payments_fleet::Event::HintsRead { latencies, .. } => {
+                seen.lock().unwrap().extend_from_slice(latencies);
+            }
+            payments_fleet::Event::RunEnded { .. } => {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            _ => {}
+        }),
+    );
+    let app = App {
+        inlet: Arc::new(worker.inlet()),
+        health: Arc::new(worker.health()),
+        metrics: Arc::new(Metrics::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "http://{}/webhooks/acme/paypro",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(payments_serve::serve(
+        listener,
+        fleet_router(app),
+        stop.clone(),
+    ));
+    let running = tokio::spawn(worker.clone().run());
+    // The first (full) run, without latency.
+    while runs.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sandbox.set_faults(Faults {
+        latency: LATENCY,
+        ..Faults::default()
+    });
+    let secret = WebhookSecret::new(SECRET).unwrap();
+    let client = reqwest::Client::new();
+    let ids: Vec<String> = sandbox
+        .paypro_payments()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    for (i, id) in ids.iter().take(FLEET_WEBHOOKS).enumerate() {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "id": format!("EVFLEET{i:06}"),
+            "type": "event",
+            "event_type": "payment.paid",
+            "created_at": chrono::Utc::now().to_rfc3339(),
+            "payload": {"id": id, "type": "payment"},
+        }))
+        .unwrap();
+        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let signature = secret.sign_hex(&[timestamp.as_bytes(), b".", &body]);
+        let status = client
+            .post(&base)
+            .header("PayPro-Timestamp", timestamp)
+            .header("PayPro-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("the webhook is answered")
+            .status();
+        assert!(status.is_success(), "webhook {i} answered {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latencies.lock().unwrap().len() < FLEET_WEBHOOKS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.stop(StopReason::Terminate);
+    let _ = running.await;
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort();
+    assert_eq!(
+        latencies.len(),
+        FLEET_WEBHOOKS,
+        "every webhook was read and committed"
+    );
+    let p50 = percentile(&latencies, 0.50);
+    let p99 = percentile(&latencies, 0.99);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "target 9 (fleet): {FLEET_WEBHOOKS} PayPro webhooks to a worker's --listen, one each 100 ms, provider latency {} ms: receipt to commit p50 {:.1} ms, p99 {:.1} ms; bound p99 ≤ 1 s: ratio to bound {:.2} ({})",
+        LATENCY.as_millis(),
+        ms(p50),
+        ms(p99),
+        p99.as_secs_f64(),
+        if p99 <= Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
