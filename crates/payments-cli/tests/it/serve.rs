@@ -228,10 +228,10 @@ fn assert_prometheus_text(text: &str) {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "not a metric name: {line}"
         );
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-            }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
         }
     }
 }
