@@ -446,10 +446,8 @@ async fn a_second_sync_on_the_same_database_is_refused_while_the_first_runs() {
         "{}",
         text(&second.stderr)
     );
-    assert!(
-        first.wait().unwrap().success(),
-        "the first completes untouched"
-    );
+    let status = first.wait().unwrap();
+    assert!(status.success(), "the first completes untouched: {status}");
     let exported = run(
         payments_for(&sandbox, &db).args(["export", "--format", "ndjson"]),
         0,
