@@ -142,25 +142,7 @@ async fn fleet_latency() {
         .map(|p| p.id)
         .collect();
     for (i, id) in ids.iter().take(FLEET_WEBHOOKS).enumerate() {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "id": format!("EVFLEET{i:06}"),
-            "type": "event",
-            "event_type": "payment.paid",
-            "created_at": chrono::Utc::now().to_rfc3339(),
-            "payload": {"id": id, "type": "payment"},
-        }))
-        .unwrap();
-        let timestamp = chrono::Utc::now().timestamp().to_string();
-        let signature = secret.sign_hex(&[timestamp.as_bytes(), b".", &body]);
-        let status = client
-            .post(&base)
-            .header("PayPro-Timestamp", timestamp)
-            .header("PayPro-Signature", signature)
-            .body(body)
-            .send()
-            .await
-            .expect("the webhook is answered")
-            .status();
+        let (status, _) = post_paid(&client, &base, &secret, &format!("EVFLEET{i:06}"), id).await;
         assert!(status.is_success(), "webhook {i} answered {status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -192,6 +174,38 @@ async fn fleet_latency() {
             "NOT met"
         }
     );
+}
+
+/// Posts a signed PayPro `payment.paid` webhook `event_id` for `payment_id` to `url`: its status,
+/// and how long the answer took from the request's send.
+async fn post_paid(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &WebhookSecret,
+    event_id: &str,
+    payment_id: &str,
+) -> (reqwest::StatusCode, Duration) {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "id": event_id,
+        "type": "event",
+        "event_type": "payment.paid",
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "payload": {"id": payment_id, "type": "payment"},
+    }))
+    .unwrap();
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = secret.sign_hex(&[timestamp.as_bytes(), b".", &body]);
+    let sent = Instant::now();
+    let status = client
+        .post(url)
+        .header("PayPro-Timestamp", timestamp)
+        .header("PayPro-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("the webhook is answered")
+        .status();
+    (status, sent.elapsed())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -283,27 +297,9 @@ async fn webhook_latency() {
     let mut answers = Vec::new();
     // One webhook each twice the round trip: the reader keeps up, as it must in production.
     for (i, id) in ids.iter().take(WEBHOOKS).enumerate() {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "id": format!("EVBENCH{i:06}"),
-            "type": "event",
-            "event_type": "payment.paid",
-            "created_at": chrono::Utc::now().to_rfc3339(),
-            "payload": {"id": id, "type": "payment"},
-        }))
-        .unwrap();
-        let timestamp = chrono::Utc::now().timestamp().to_string();
-        let signature = secret.sign_hex(&[timestamp.as_bytes(), b".", &body]);
-        let sent = Instant::now();
-        let status = client
-            .post(&url)
-            .header("PayPro-Timestamp", timestamp)
-            .header("PayPro-Signature", signature)
-            .body(body)
-            .send()
-            .await
-            .expect("the webhook is answered")
-            .status();
-        answers.push(sent.elapsed());
+        let (status, answered) =
+            post_paid(&client, &url, &secret, &format!("EVBENCH{i:06}"), id).await;
+        answers.push(answered);
         assert!(status.is_success(), "webhook {i} answered {status}");
         tokio::time::sleep(round_trip * 2).await;
     }
