@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod books;
 mod hint;
 mod mapping;
 mod money;
@@ -32,6 +33,9 @@ mod payment;
 mod source;
 mod status;
 
+pub use books::{
+    BankAccount, BookKind, BookRecord, Movement, MovementKind, payment_movement, record_movements,
+};
 pub use hint::{Delivery, Hint};
 pub use mapping::{
     MapError, Mapped, PageText, Rejected, decode_records, map_all, map_records, record_id, tolerant,
@@ -39,7 +43,7 @@ pub use mapping::{
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{
-    Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OneGroup, OnePayment, Page,
+    Balance, Balances, BookPage, Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OneGroup, OnePayment, Page,
     PaymentSource, RateLimit, RateLimitHeaders, SourceError, TransportKind,
 };
 pub use status::{PaymentStatus, knows_status_word, mkp_status, paypro_status};

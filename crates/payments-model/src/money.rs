@@ -268,6 +268,39 @@ impl Money {
     pub fn is_negative(&self) -> bool {
         self.amount.is_sign_negative() && !self.amount.is_zero()
     }
+
+    /// The sum of two amounts of one currency; `None` across currencies or past the range of
+    /// an exact amount.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        if self.currency != other.currency {
+            return None;
+        }
+        let amount = self.amount.checked_add(other.amount)?;
+        Some(Money {
+            amount,
+            currency: self.currency,
+        })
+    }
+
+    /// The amount with its sign turned (a credit as a debit).
+    pub fn negated(self) -> Money {
+        let mut amount = -self.amount;
+        if amount.is_zero() {
+            amount.set_sign_positive(true);
+        }
+        Money {
+            amount,
+            currency: self.currency,
+        }
+    }
+
+    /// The amount without its sign.
+    pub fn abs(self) -> Money {
+        Money {
+            amount: self.amount.abs(),
+            currency: self.currency,
+        }
+    }
 }
 
 /// Amounts compare only within one currency; across currencies they are unordered (`None`).

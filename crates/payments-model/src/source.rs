@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::{Money, Payment, Rejected};
+use crate::{BookKind, BookRecord, Money, Payment, Rejected};
 
 /// A source of payments that fetches *one page* at a time and says where to go next.
 ///
@@ -73,6 +73,60 @@ pub trait PaymentSource: Send + Sync {
     async fn group(&self, _group_id: &str) -> Result<OneGroup, SourceError> {
         Ok(OneGroup::default())
     }
+
+    /// The kinds of [`BookRecord`] the source lists (PayPro: refunds, chargebacks, payouts),
+    /// each read with [`PaymentSource::book_page`]; none by default.
+    fn book_kinds(&self) -> &'static [BookKind] {
+        &[]
+    }
+
+    /// Fetches the page at `cursor` (`None`: the newest) of the provider's listing of `kind`,
+    /// newest first. Sources without one answer an empty last page. At most one request.
+    async fn book_page(
+        &self,
+        _kind: BookKind,
+        _cursor: Option<&Cursor>,
+    ) -> Result<BookPage, SourceError> {
+        Ok(BookPage::default())
+    }
+
+    /// The provider's balances as it reports them now, one per currency (PayPro's
+    /// `/balances`); `None` when the source has no balance to ask. At most one request.
+    async fn balances(&self) -> Result<Option<Balances>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// One page of a listing of [`BookRecord`]s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BookPage {
+    /// The records that mapped, in the provider's order.
+    pub records: Vec<BookRecord>,
+    /// The records that did not, kept whole with the reason.
+    pub rejected: Vec<Rejected>,
+    /// Where the listing continues; `None` after its last page.
+    pub next: Option<Cursor>,
+    /// What the response said about the rate limit.
+    pub rate_limit: RateLimitHeaders,
+}
+
+/// A provider's balance in one currency, as it reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// What the balance holds (PROVIDERS.md: paid payments − refunds − completed chargebacks −
+    /// payouts with their fees, over the account's life).
+    pub amount: Money,
+    /// What is on its way and not yet in `amount`, when the provider says.
+    pub pending: Option<Money>,
+}
+
+/// What [`PaymentSource::balances`] answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Balances {
+    /// One per currency.
+    pub balances: Vec<Balance>,
+    /// What the response said about the rate limit.
+    pub rate_limit: RateLimitHeaders,
 }
 
 /// One group asked for by id.
