@@ -4,12 +4,18 @@
 //! - [`StatementWriter`]: writes statements as MT940 (the Dutch banks' flavour, SWIFT
 //!   character set) or CAMT.053.001.02 ([`Format`]), one statement at a time.
 //!
-//! Nothing here does I/O beyond the writer it is given, and no text from a provider can break
+//! - [`issue`]: the statements of a ledger's days, issued once and given again as issued.
+//!
+//! Nothing here does I/O beyond the ledger and the writer it is given, and no text from a provider can break
 //! either format.
 #![forbid(unsafe_code)]
 
 mod format;
+mod issue;
 mod statement;
 
 pub use format::{Format, StatementWriter};
+pub use issue::{
+    BooksError, Issued, Request, amsterdam_day, default_account, digest, issue, month_days,
+};
 pub use statement::{Entry, Statement};

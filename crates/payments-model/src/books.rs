@@ -113,6 +113,16 @@ impl BookRecord {
             .any(|word| state.eq_ignore_ascii_case(word))
     }
 
+    /// Whether nothing more is expected of it: undone, a completed chargeback, or a refund or
+    /// payout the provider says was carried out (it has a `settled_at`).
+    pub fn is_final(&self) -> bool {
+        self.is_undone()
+            || match self.kind {
+                BookKind::Chargeback => self.is_completed(),
+                BookKind::Refund | BookKind::Payout => self.settled_at.is_some(),
+            }
+    }
+
     /// Whether a chargeback is done (`completed`, any case): only then is the money gone.
     pub fn is_completed(&self) -> bool {
         self.state.trim().eq_ignore_ascii_case("completed")

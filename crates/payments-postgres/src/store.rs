@@ -159,30 +159,42 @@ impl PgStore {
         self.account_id
     }
 
+    /// For a store made from a lease: refuses, in the commit's own transaction, unless this
+    /// worker still holds the lease (the row stays locked until the transaction ends).
+    pub(crate) async fn check_fence(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        context: &str,
+    ) -> Result<(), StoreError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let held = transaction
+            .query_opt(
+                "SELECT 1 FROM ledger.account_sources
+                 WHERE account_id = $1 AND source_name = $2 AND leased_by = $3
+                   AND lease_expires_at > now()
+                 FOR UPDATE",
+                &[&self.account_id, &fence.source_name, &fence.worker],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        if held.is_none() {
+            return Err(StoreError::Locked {
+                ledger: format!(
+                    "{} ({}: this worker's lease expired or was taken over, so nothing more was committed)",
+                    self.name, fence.source_name
+                ),
+            });
+        }
+        Ok(())
+    }
+
     async fn write_commit(&self, commit: &Commit) -> Result<(), StoreError> {
         let context = "cannot commit the page";
         let mut client = self.ledger.client().await?;
         let transaction = client.transaction().await.map_err(pg_error(context))?;
-        if let Some(fence) = &self.fence {
-            let held = transaction
-                .query_opt(
-                    "SELECT 1 FROM ledger.account_sources
-                     WHERE account_id = $1 AND source_name = $2 AND leased_by = $3
-                       AND lease_expires_at > now()
-                     FOR UPDATE",
-                    &[&self.account_id, &fence.source_name, &fence.worker],
-                )
-                .await
-                .map_err(pg_error(context))?;
-            if held.is_none() {
-                return Err(StoreError::Locked {
-                    ledger: format!(
-                        "{} ({}: this worker's lease expired or was taken over, so nothing more was committed)",
-                        self.name, fence.source_name
-                    ),
-                });
-            }
-        }
+        self.check_fence(&transaction, context).await?;
         let account = &self.account_id;
         let observed = commit.observed_at;
         let supersede = transaction

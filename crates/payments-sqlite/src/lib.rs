@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod books;
 mod inbox;
 mod ledger;
 mod schema;

@@ -12,6 +12,8 @@
 //!   store without a type for it.
 //! - A webhook delivery in the inbox reads back from an [`InboxRow`]; its hints are JSON text
 //!   ([`encode_hints`], [`read_hints`]).
+//! - A kept book record and a book walk are JSON text ([`encode_kept`], [`read_kept`],
+//!   [`encode_walk`], [`read_walk`]); an issued statement reads back from a [`StatementRow`].
 //! - The ordering stamp, [`replaces`]: whether a commit replaces a stored payment, by when each
 //!   was fetched.
 //!
@@ -26,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Delivery, Hint, Payment};
 
+use crate::books::{BookWalk, IssuedStatement, KeptRecord};
 use crate::inbox::Received;
 use crate::store::{
     Checkpoint, CommitCounts, GroupState, RunKind, RunRecord, SourceState, StoreError, Summary,
@@ -48,6 +51,16 @@ pub const UNKNOWN_WORDS: &str = "unknown_words";
 pub const META: &str = "meta";
 /// The table of webhook deliveries (the ledger's inbox).
 pub const INBOX: &str = "inbox";
+/// The table of the current version of each record of a book listing.
+pub const BOOK_RECORDS: &str = "book_records";
+/// The table of the superseded versions of book records.
+pub const BOOK_VERSIONS: &str = "book_versions";
+/// The table of where each book listing's walk stands.
+pub const BOOK_WALKS: &str = "book_walks";
+/// The table of the statements issued.
+pub const STATEMENTS: &str = "statements";
+/// The table of the movements each issued statement books.
+pub const STATEMENT_REFS: &str = "statement_refs";
 
 /// One stored value: the table, the column and the row it is in, for naming it when it does
 /// not read back.
@@ -561,4 +574,90 @@ pub enum Stored<'a> {
         /// The delivery's key.
         key: &'a str,
     },
+}
+
+/// A kept book record as stored: JSON text.
+pub fn encode_kept(kept: &KeptRecord) -> Result<String, StoreError> {
+    serde_json::to_string(kept).map_err(encode_error("a book record"))
+}
+
+/// Reads back the stored book record `id`.
+pub fn read_kept(text: &str, id: &str) -> Result<KeptRecord, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| Cell::new(BOOK_RECORDS, "record", &format!("record {id}")).unreadable(text, e))
+}
+
+/// A book walk's state as stored: JSON text.
+pub fn encode_walk(walk: &BookWalk) -> Result<String, StoreError> {
+    serde_json::to_string(walk).map_err(encode_error("a book walk"))
+}
+
+/// Reads back the stored walk of the `kind` listing of `source_name`. One that does not read
+/// back is unreadable, never a fresh walk: a fresh walk would take the listing for complete.
+pub fn read_walk(text: &str, source_name: &str, kind: &str) -> Result<BookWalk, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        Cell::new(BOOK_WALKS, "walk", &format!("the {kind} walk of {source_name}"))
+            .unreadable(text, e)
+    })
+}
+
+/// An issued statement as stored: its columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementRow {
+    /// The account.
+    pub account: String,
+    /// Its number.
+    pub number: i64,
+    /// Its day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Its closing balance, exact.
+    pub closing: String,
+    /// SHA-256 of `body`, lowercase hex.
+    pub digest: String,
+    /// The statement (JSON).
+    pub body: String,
+    /// When it was issued (an [`instant`]).
+    pub issued_at: String,
+}
+
+impl StatementRow {
+    /// The row of `statement`.
+    pub fn encode(statement: &IssuedStatement) -> StatementRow {
+        StatementRow {
+            account: statement.account.clone(),
+            number: i64::from(statement.number),
+            day: statement.day.format("%Y-%m-%d").to_string(),
+            closing: statement.closing.clone(),
+            digest: statement.digest.clone(),
+            body: statement.body.clone(),
+            issued_at: instant(statement.issued_at),
+        }
+    }
+
+    /// Reads the statement back (its references are read separately).
+    pub fn decode(&self) -> Result<IssuedStatement, StoreError> {
+        let key = format!("statement {} of {}", self.number, self.account);
+        let cell = |column| Cell::new(STATEMENTS, column, &key);
+        Ok(IssuedStatement {
+            account: self.account.clone(),
+            number: u32::try_from(self.number)
+                .map_err(|e| cell("number").unreadable(&self.number.to_string(), e))?,
+            day: chrono::NaiveDate::parse_from_str(&self.day, "%Y-%m-%d")
+                .map_err(|e| cell("day").unreadable(&self.day, e))?,
+            closing: self.closing.clone(),
+            digest: self.digest.clone(),
+            body: self.body.clone(),
+            issued_at: read_instant(&self.issued_at, cell("issued_at"))?,
+            references: Vec::new(),
+        })
+    }
+}
+
+/// The conflict of issuing a statement whose number or day is already issued for its account.
+pub fn already_issued(account: &str, number: u32, day: chrono::NaiveDate) -> StoreError {
+    StoreError::Conflict {
+        what: format!(
+            "statement {number} ({day}) of account {account} was issued meanwhile by another run; ask again: issued statements are given as they were"
+        ),
+    }
 }

@@ -44,6 +44,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod books;
 mod chargebacks;
 pub mod codec;
 mod feed;
@@ -69,6 +70,10 @@ use std::time::Duration;
 
 use payments_model::{Cursor, SourceError};
 
+pub use books::{
+    BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, UNSETTLED_RECORDS_FOR,
+    WALK_BOOKS_EVERY,
+};
 pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
 pub use hints::HintsRead;
 pub use inbox::{Inbox, KEEP_DELIVERIES, Receipt, Received};

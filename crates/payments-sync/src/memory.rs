@@ -6,9 +6,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Delivery, Payment, Rejected, Source};
+use payments_model::{BookKind, Delivery, Payment, Rejected, Source};
 
-use crate::codec::{self, InboxRow, PaymentRow, RunRow, Stored, VersionRow};
+use crate::books::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit};
+use crate::codec::{self, InboxRow, PaymentRow, RunRow, StatementRow, Stored, VersionRow};
 use crate::inbox::{Inbox, Receipt, Received};
 use crate::ledger::{Filter, Ledger, PaymentStream, Quarantined};
 use crate::store::{Checkpoint, Commit, RunRecord, SourceState, Store, StoreError, Version};
@@ -40,6 +41,25 @@ struct Rows {
     inbox: Vec<InboxEntry>,
     /// The id of the last delivery received (ids are never reused).
     inbox_last_id: i64,
+    /// The current version of each book record, by id.
+    book_records: HashMap<String, BookRecordRow>,
+    /// Superseded versions of book records: id, record, observed, superseded.
+    book_versions: Vec<(String, String, String, String)>,
+    /// Each book walk, by source and kind.
+    book_walks: HashMap<(String, String), String>,
+    /// The statements issued, in the order issued.
+    statements: Vec<StatementRow>,
+    /// The references booked, by account.
+    statement_refs: HashSet<(String, String)>,
+}
+
+/// A book record's columns and its record.
+#[derive(Debug)]
+struct BookRecordRow {
+    source: &'static str,
+    created_at_utc: String,
+    record: String,
+    updated_at: String,
 }
 
 /// A delivery in the inbox, and when it was processed (an instant).
@@ -569,5 +589,145 @@ impl Ledger for MemoryStore {
             .into_iter()
             .map(|(status, n)| (status.to_owned(), n))
             .collect())
+    }
+}
+
+#[async_trait]
+impl Books for MemoryStore {
+    async fn book_walk(
+        &self,
+        source: &str,
+        kind: BookKind,
+    ) -> Result<Option<BookWalk>, StoreError> {
+        let inner = self.inner();
+        inner
+            .book_walks
+            .get(&(source.to_owned(), kind.as_str().to_owned()))
+            .map(|text| codec::read_walk(text, source, kind.as_str()))
+            .transpose()
+    }
+
+    async fn kept_records(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, KeptRecord>, StoreError> {
+        let inner = self.inner();
+        ids.into_iter()
+            .filter_map(|id| {
+                let row = inner.book_records.get(&id)?;
+                Some(codec::read_kept(&row.record, &id).map(|kept| (id, kept)))
+            })
+            .collect()
+    }
+
+    async fn commit_records(&self, commit: RecordCommit) -> Result<(), StoreError> {
+        let observed = codec::instant(commit.observed_at);
+        let mut rows = Vec::with_capacity(commit.records.len());
+        for kept in &commit.records {
+            rows.push((
+                kept.record.id.clone(),
+                BookRecordRow {
+                    source: kept.record.source.as_str(),
+                    created_at_utc: codec::instant(kept.record.created_at.to_utc()),
+                    record: codec::encode_kept(kept)?,
+                    updated_at: observed.clone(),
+                },
+            ));
+        }
+        let walk = codec::encode_walk(&commit.walk)?;
+        let mut inner = self.inner();
+        for (id, row) in rows {
+            if let Some(stored) = inner.book_records.get(&id) {
+                if !codec::replaces(&stored.updated_at, &id, commit.observed_at)? {
+                    continue;
+                }
+                let version = (
+                    id.clone(),
+                    stored.record.clone(),
+                    stored.updated_at.clone(),
+                    observed.clone(),
+                );
+                inner.book_versions.push(version);
+            }
+            inner.book_records.insert(id, row);
+        }
+        for rejected in commit.rejected {
+            let known = inner
+                .quarantine
+                .iter()
+                .any(|row| row.source_name == commit.source && row.rejected.raw == rejected.raw);
+            if !known {
+                inner.quarantine.push(QuarantineRow {
+                    source_name: commit.source.clone(),
+                    rejected,
+                    first_seen_at: observed.clone(),
+                });
+            }
+        }
+        inner
+            .book_walks
+            .insert((commit.source, commit.kind.as_str().to_owned()), walk);
+        Ok(())
+    }
+
+    async fn records(&self, source: Source) -> Result<Vec<KeptRecord>, StoreError> {
+        let inner = self.inner();
+        let mut rows: Vec<(&String, &BookRecordRow)> = inner
+            .book_records
+            .iter()
+            .filter(|(_, row)| row.source == source.as_str())
+            .collect();
+        rows.sort_by(|a, b| (&a.1.created_at_utc, a.0).cmp(&(&b.1.created_at_utc, b.0)));
+        rows.into_iter()
+            .map(|(id, row)| codec::read_kept(&row.record, id))
+            .collect()
+    }
+
+    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError> {
+        let inner = self.inner();
+        let mut rows: Vec<&StatementRow> = inner
+            .statements
+            .iter()
+            .filter(|row| row.account == account)
+            .collect();
+        rows.sort_by_key(|row| row.number);
+        rows.into_iter().map(StatementRow::decode).collect()
+    }
+
+    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError> {
+        Ok(self
+            .inner()
+            .statement_refs
+            .iter()
+            .filter(|(a, _)| a == account)
+            .map(|(_, reference)| reference.clone())
+            .collect())
+    }
+
+    async fn issue(&self, statements: Vec<IssuedStatement>) -> Result<(), StoreError> {
+        let mut inner = self.inner();
+        for statement in &statements {
+            let row = StatementRow::encode(statement);
+            let taken = inner.statements.iter().any(|issued| {
+                issued.account == row.account
+                    && (issued.number == row.number || issued.day == row.day)
+            });
+            if taken {
+                return Err(codec::already_issued(
+                    &statement.account,
+                    statement.number,
+                    statement.day,
+                ));
+            }
+        }
+        for statement in statements {
+            inner.statements.push(StatementRow::encode(&statement));
+            for reference in statement.references {
+                inner
+                    .statement_refs
+                    .insert((statement.account.clone(), reference));
+            }
+        }
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::future::BoxFuture;
 use payments_model::{
-    Change, ChangePage, Cursor, OneGroup, OnePayment, Page, Payment, PaymentSource,
-    RateLimitHeaders, SourceError,
+    BookKind, BookPage, Change, ChangePage, Cursor, OneGroup, OnePayment, Page, Payment,
+    PaymentSource, RateLimitHeaders, SourceError,
 };
 
 use crate::limiter::Limiter;
@@ -35,6 +35,12 @@ impl Answer for ChangePage {
 }
 
 impl Answer for OnePayment {
+    fn rate_limit(&self) -> &RateLimitHeaders {
+        &self.rate_limit
+    }
+}
+
+impl Answer for BookPage {
     fn rate_limit(&self) -> &RateLimitHeaders {
         &self.rate_limit
     }
@@ -182,6 +188,28 @@ impl<'s> Pager<'s> {
             Box::pin(source.chargebacks(at))
         })
         .await
+    }
+
+    /// Fetches the page of the source's listing of `kind` at `at` (`None`: the newest), with
+    /// the same retries, pacing and guards as [`Pager::fetch`].
+    pub async fn book_page(
+        &mut self,
+        kind: BookKind,
+        at: Option<&Cursor>,
+    ) -> Result<BookPage, SyncError> {
+        let key = format!(
+            "{kind}:{}",
+            at.map_or_else(String::new, |c| serde_json::to_string(c)
+                .unwrap_or_default())
+        );
+        if !self.seen.insert(key) {
+            return Err(SyncError::RepeatingCursor {
+                source_name: self.source.name().to_owned(),
+                at: at.cloned(),
+            });
+        }
+        self.call(at, None, |source| Box::pin(source.book_page(kind, at)))
+            .await
     }
 
     /// Fetches one payment by the provider's id, with the same retries and pacing.

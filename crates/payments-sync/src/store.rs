@@ -13,6 +13,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{Cursor, Money, Payment, Rejected};
 use serde::{Deserialize, Serialize};
 
+use crate::books::Books;
 use crate::limiter::LimiterSnapshot;
 
 /// What kind of run a checkpoint belongs to.
@@ -182,7 +183,7 @@ pub const QUEUED_TOO_LONG: Duration = Duration::from_secs(24 * 3600);
 
 /// Whether a failure seen `times` times since `since` has lasted long enough to be reported as
 /// one: the one rule for the change feed and the payments it names.
-fn persistent(times: u32, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+pub(crate) fn persistent(times: u32, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     times >= PERSISTENT_RUNS
         || (times > 0 && (now - since.min(now)).to_std().unwrap_or_default() >= PERSISTENT_FOR)
 }
@@ -531,6 +532,13 @@ pub enum StoreError {
         /// The ledger.
         ledger: String,
     },
+    /// What was to be written conflicts with what the ledger already holds and may not change
+    /// (a statement number or day issued already).
+    #[error("{what}")]
+    Conflict {
+        /// What conflicts, and what to do.
+        what: String,
+    },
     /// Something stored no longer reads back.
     #[error("{what} does not read back: {detail}")]
     Corrupt {
@@ -584,7 +592,7 @@ impl StoreError {
 /// Where a sync writes. Each [`Store::commit`] is atomic: payments, their versions, quarantined
 /// records, group states and the checkpoint all land, or none of them do.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Books + Send + Sync + 'static {
     /// What the store keeps of `source` between runs: its checkpoint and its groups.
     async fn source_state(&self, source: &str) -> Result<SourceState, StoreError>;
 

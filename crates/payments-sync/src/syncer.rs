@@ -10,6 +10,7 @@ use payments_model::{
 };
 use tokio::time::Instant;
 
+use crate::books::{self, BookWalker};
 use crate::chargebacks::{self, ChargebackList, Checked};
 use crate::feed::{self, FeedFacts, FeedRead};
 use crate::hints::{HintReader, HintsRead};
@@ -247,6 +248,7 @@ impl<S: Store> SourceTask<S> {
         // ledger that has walked before (the first read did not fit after it) reads it first,
         // so that the walk cannot take the time it needs on every run.
         let feed_plan = run.plan_feed(source.has_change_feed());
+        let feed_before = run.feed_position().map(|p| p.id.clone());
         if matches!(feed_plan, FeedPlan::Follow | FeedPlan::FirstReadBeforeWalk) {
             let followed = async {
                 if feed_plan == FeedPlan::Follow {
@@ -333,11 +335,24 @@ impl<S: Store> SourceTask<S> {
             }
             other => other,
         };
+        // The book listings, once the payments they concern are in: walked when the feed
+        // moved (or could not be read), and at least every `WALK_BOOKS_EVERY`.
+        let feed_moved = run.feed_position().map(|p| &p.id) != feed_before.as_ref()
+            || run.summary().feed_error.is_some();
+        let mut book_failures = Vec::new();
+        let result = match result {
+            Ok(()) => self
+                .walk_books(&mut pager, &mut run, feed_moved)
+                .await
+                .map(|failures| book_failures = failures),
+            other => other,
+        };
         run.paged(pager.requests(), pager.waited());
         summary = run.summary().clone();
         // A run that did its walk still fails when something it could not do keeps failing:
         // the source is unhealthy until that heals, and `status` says so too.
-        let failures = run.persistent_failures(Utc::now());
+        let mut failures = run.persistent_failures(Utc::now());
+        failures.extend(book_failures);
         let result = match result {
             Ok(()) if !failures.is_empty() => Err(SyncError::Unhealthy {
                 source_name: name.to_owned(),
@@ -654,6 +669,84 @@ impl<S: Store> SourceTask<S> {
                 None => return Ok(read),
             }
         }
+    }
+
+    /// Walks each book listing of the source that is due ([`BookWalk::due`]), committing page
+    /// by page with the walk's state. A listing that cannot be read keeps its place and its
+    /// failure (said in the summary; returned once persistent, which makes the source
+    /// unhealthy); the other listings are walked all the same. A stop or the time budget ends
+    /// the run as it ends a walk.
+    async fn walk_books(
+        &self,
+        pager: &mut Pager<'_>,
+        run: &mut SourceRun,
+        feed_moved: bool,
+    ) -> Result<Vec<String>, SyncError> {
+        let source = self.setup.source.as_ref();
+        let name = source.name();
+        let mut persistent = Vec::new();
+        for &kind in source.book_kinds() {
+            let stored = self
+                .store
+                .book_walk(name, kind)
+                .await
+                .map_err(SyncError::Store)?
+                .unwrap_or_default();
+            if !stored.due(feed_moved, Utc::now()) {
+                continue;
+            }
+            pager.new_walk();
+            let walker = BookWalker::new(name, kind, stored);
+            let mut at = walker.first();
+            let mut changed = 0;
+            let outcome = loop {
+                let page = match self.guarded(pager.book_page(kind, at.as_ref())).await {
+                    Ok(page) => page,
+                    Err(error) => break Err(error),
+                };
+                let observed_at = pager.sent_at().unwrap_or_else(Utc::now);
+                let kept = self
+                    .store
+                    .kept_records(books::ids(&page.records))
+                    .await
+                    .map_err(SyncError::Store)?;
+                let walked = walker.page(page.records, page.rejected, page.next, &kept, observed_at);
+                changed += walked.changed;
+                self.store
+                    .commit_records(walked.commit)
+                    .await
+                    .map_err(SyncError::Store)?;
+                match walked.next {
+                    Some(next) => at = Some(next),
+                    None => break Ok(()),
+                }
+            };
+            run.paged(pager.requests(), pager.waited());
+            match outcome {
+                Ok(()) => {
+                    tracing::info!(listing = %kind, changed, "book listing walked");
+                }
+                Err(error) if error.is_stop() => return Err(error),
+                Err(error) => {
+                    let now = Utc::now();
+                    let current = self
+                        .store
+                        .book_walk(name, kind)
+                        .await
+                        .map_err(SyncError::Store)?
+                        .unwrap_or_else(|| walker.start().clone());
+                    let failed = current.failed(error.to_string(), now);
+                    tracing::warn!(listing = %kind, %error, "a book listing could not be read; the next run goes on from where it stood");
+                    run.feed_trouble(format!("the {kind} listing could not be read: {error}"));
+                    persistent.extend(failed.persistent_failure(kind, now));
+                    self.store
+                        .commit_records(books::walk_only(name, kind, failed, now))
+                        .await
+                        .map_err(SyncError::Store)?;
+                }
+            }
+        }
+        Ok(persistent)
     }
 
     /// Runs `work` unless the run is asked to stop or runs out of time first.

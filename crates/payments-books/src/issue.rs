@@ -1,0 +1,410 @@
+//! Issuing statements from a ledger: the day statements of a balance, chained, each issued
+//! once and given again as it was.
+//!
+//! The rules, all here:
+//! - A statement is one Amsterdam day with movements; its opening is the previous statement's
+//!   closing, its closing the opening plus its entries.
+//! - An account's first statement opens with `--opening-balance` plus every movement valued
+//!   before its first day (they are booked in that opening, and recorded as such).
+//! - A movement not booked yet is booked on its own day, or, when that day was issued
+//!   already, on the first day after the last statement issued, keeping its value date.
+//! - Statements are issued in order: a range that would leave a day with movements unissued
+//!   before it is refused, naming that day.
+//! - An issued statement is written again from what was recorded, byte for byte.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Europe::Amsterdam;
+use futures::TryStreamExt;
+use payments_model::{
+    Currency, Money, Movement, Source, payment_movement, record_movements,
+};
+use payments_sync::{Books, Filter, IssuedStatement, Ledger, StoreError};
+use sha2::{Digest, Sha256};
+
+use crate::{Entry, Statement};
+
+/// What to issue.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The source whose balance it is.
+    pub source: Source,
+    /// The account identification written into the statements.
+    pub account: String,
+    /// The first day asked for (Amsterdam).
+    pub since: NaiveDate,
+    /// The last day asked for (Amsterdam), included.
+    pub until: NaiveDate,
+    /// The balance before every movement the ledger knows (for a ledger that starts after the
+    /// account did); it also fixes the statements' currency.
+    pub opening_balance: Money,
+    /// Now: the issue time of new statements. Days from today on are not issued (they may
+    /// still get movements).
+    pub now: DateTime<Utc>,
+}
+
+/// What [`issue`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Issued {
+    /// Statements given again as they were issued before.
+    pub again: u32,
+    /// Statements issued now.
+    pub new: u32,
+    /// Entries on the statements issued now.
+    pub entries: u64,
+    /// The closing balance of the last statement given, if any.
+    pub closing: Option<Money>,
+}
+
+/// Why statements could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BooksError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The range asked for cannot be issued as it stands.
+    #[error("{0}")]
+    Range(String),
+    /// A movement is in another currency than the statements'.
+    #[error(
+        "movement {reference} is in {found}, the statements are of the {expected} balance; give --opening-balance in {found} for a statement of that balance"
+    )]
+    Currency {
+        /// The movement.
+        reference: String,
+        /// Its currency.
+        found: Currency,
+        /// The statements'.
+        expected: Currency,
+    },
+    /// A recorded statement does not read back as it was issued.
+    #[error(
+        "statement {number} of {account} does not read back as it was issued ({detail}); restore the ledger from a backup"
+    )]
+    Damaged {
+        /// The account.
+        account: String,
+        /// Its number.
+        number: u32,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Writing a statement failed.
+    #[error("cannot write the statement: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// The Amsterdam day of an instant.
+pub fn amsterdam_day<Tz: chrono::TimeZone>(at: &DateTime<Tz>) -> NaiveDate {
+    at.with_timezone(&Amsterdam).date_naive()
+}
+
+/// A movement waiting for its booking day.
+#[derive(Debug, PartialEq, Eq)]
+struct Pending {
+    booking: NaiveDate,
+    movement: Movement,
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Pending) -> std::cmp::Ordering {
+        (self.booking, self.movement.value_at, &self.movement.reference).cmp(&(
+            other.booking,
+            other.movement.value_at,
+            &other.movement.reference,
+        ))
+    }
+}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Pending) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The chain being issued.
+struct Chain<'a, L: ?Sized> {
+    ledger: &'a L,
+    request: &'a Request,
+    number: u32,
+    balance: Money,
+    /// For an account's first statement: the movements its opening holds.
+    opening_refs: Vec<String>,
+    issued: Issued,
+}
+
+impl<L: Books + ?Sized> Chain<'_, L> {
+    /// Issues the statement of `day` with `movements` (sorted), then gives it to `sink`.
+    async fn issue_day(
+        &mut self,
+        day: NaiveDate,
+        movements: Vec<Movement>,
+        sink: &mut impl FnMut(&Statement) -> std::io::Result<()>,
+    ) -> Result<(), BooksError> {
+        let opening = self.balance;
+        let mut closing = opening;
+        let mut references = std::mem::take(&mut self.opening_refs);
+        let mut entries = Vec::with_capacity(movements.len());
+        for movement in movements {
+            closing = add(closing, movement.amount, &movement.reference)?;
+            references.push(movement.reference.clone());
+            entries.push(Entry {
+                value_date: amsterdam_day(&movement.value_at),
+                payment_reference: movement
+                    .payment_id
+                    .as_deref()
+                    .map(|id| id.split_once(':').map_or(id, |(_, own)| own).to_owned()),
+                reference: movement.reference,
+                kind: movement.kind,
+                amount: movement.amount,
+                counterparty: movement.counterparty,
+                counterparty_iban: movement.counterparty_iban,
+                description: movement.description,
+            });
+        }
+        let statement = Statement {
+            account: self.request.account.clone(),
+            number: self.number,
+            day,
+            currency: opening.currency(),
+            opening,
+            closing,
+            issued_at: self.request.now.fixed_offset(),
+            entries,
+        };
+        let body = serde_json::to_string(&statement)
+            .map_err(|e| std::io::Error::other(format!("cannot encode the statement: {e}")))?;
+        self.ledger
+            .issue(vec![IssuedStatement {
+                account: statement.account.clone(),
+                number: statement.number,
+                day,
+                closing: closing.amount_string(),
+                digest: digest(&body),
+                body,
+                issued_at: self.request.now,
+                references,
+            }])
+            .await?;
+        sink(&statement)?;
+        self.issued.new += 1;
+        self.issued.entries += statement.entries.len() as u64;
+        self.issued.closing = Some(closing);
+        self.number += 1;
+        self.balance = closing;
+        Ok(())
+    }
+}
+
+fn add(balance: Money, amount: Money, reference: &str) -> Result<Money, BooksError> {
+    balance
+        .checked_add(amount)
+        .ok_or_else(|| BooksError::Currency {
+            reference: reference.to_owned(),
+            found: amount.currency(),
+            expected: balance.currency(),
+        })
+}
+
+/// SHA-256 of `body`, lowercase hex.
+pub fn digest(body: &str) -> String {
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Gives `sink` the statements of `request.since..=request.until`, in order: those issued
+/// before as they were, and the days after the last one issued, issued now (each recorded
+/// before it is given). Days from today (Amsterdam) on are left for later.
+///
+/// Memory stays flat in the ledger's size: payments are read as a stream in creation order,
+/// and a movement is held only from its creation until its booking day is complete.
+pub async fn issue<L>(
+    ledger: &L,
+    request: &Request,
+    mut sink: impl FnMut(&Statement) -> std::io::Result<()>,
+) -> Result<Issued, BooksError>
+where
+    L: Ledger + Books + ?Sized,
+{
+    if request.until < request.since {
+        return Err(BooksError::Range(format!(
+            "--until {} is before --since {}",
+            request.until, request.since
+        )));
+    }
+    let account = &request.account;
+    let issued = ledger.issued(account).await?;
+    let mut result = Issued::default();
+    for (expected, statement) in (1u32..).zip(&issued) {
+        let damaged = |detail: String| BooksError::Damaged {
+            account: account.clone(),
+            number: statement.number,
+            detail,
+        };
+        if statement.number != expected {
+            return Err(damaged(format!("statement {expected} is missing")));
+        }
+        if !(request.since..=request.until).contains(&statement.day) {
+            continue;
+        }
+        if digest(&statement.body) != statement.digest {
+            return Err(damaged("its digest does not match".to_owned()));
+        }
+        let again: Statement = serde_json::from_str(&statement.body)
+            .map_err(|e| damaged(format!("its body: {e}")))?;
+        sink(&again)?;
+        result.again += 1;
+        result.closing = Some(again.closing);
+    }
+    let today = amsterdam_day(&request.now);
+    let last_day = request.until.min(today.pred_opt().unwrap_or(today));
+    let last = issued.last();
+    let first_issue = last.is_none();
+    let open_day = match last {
+        Some(last) => last.day.succ_opt().unwrap_or(last.day),
+        None => request.since,
+    };
+    if last_day < open_day {
+        return Ok(result);
+    }
+    let balance = match last {
+        Some(last) => Money::parse(&last.closing, request.opening_balance.currency()).map_err(
+            |e| BooksError::Damaged {
+                account: account.clone(),
+                number: last.number,
+                detail: format!("its closing balance: {e}"),
+            },
+        )?,
+        None => request.opening_balance,
+    };
+    let booked: HashSet<String> = ledger.booked(account).await?;
+    let mut chain = Chain {
+        ledger,
+        request,
+        number: last.map_or(1, |last| last.number + 1),
+        balance,
+        opening_refs: Vec::new(),
+        issued: result,
+    };
+
+    // The records (refunds, chargebacks, payouts: few beside the payments), in creation order.
+    let mut records: Vec<(DateTime<Utc>, Movement)> = Vec::new();
+    for kept in ledger.records(request.source).await? {
+        let returned = kept.undone_seen_at.map(|at| at.fixed_offset());
+        for movement in record_movements(&kept.record, returned) {
+            records.push((kept.record.created_at.to_utc(), movement));
+        }
+    }
+    records.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.reference.cmp(&b.1.reference)));
+    let mut records = records.into_iter().peekable();
+    let filter = Filter {
+        sources: vec![request.source],
+        ..Filter::default()
+    };
+    let mut payments = ledger.payments(&filter).await?;
+    let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
+    let mut gap: Option<NaiveDate> = None;
+    loop {
+        // The next movement by creation: a payment's or a record's, whichever came first.
+        let payment = payments.try_next().await?;
+        let mut next: Vec<(DateTime<Utc>, Movement)> = Vec::new();
+        let horizon = payment.as_ref().map(|p| p.created_at.to_utc());
+        while let Some((at, _)) = records.peek() {
+            if horizon.is_some_and(|h| *at > h) {
+                break;
+            }
+            next.extend(records.next());
+        }
+        if let Some(payment) = &payment
+            && let Some(movement) = payment_movement(payment)
+        {
+            next.push((payment.created_at.to_utc(), movement));
+        }
+        for (created, movement) in next {
+            // Every movement still to come is created after this one: the days before this
+            // one's creation day are complete.
+            let created_day = amsterdam_day(&created);
+            emit_complete(&mut chain, &mut heap, created_day, &mut sink).await?;
+            if booked.contains(&movement.reference) {
+                continue;
+            }
+            if movement.amount.currency() != request.opening_balance.currency() {
+                return Err(BooksError::Currency {
+                    reference: movement.reference,
+                    found: movement.amount.currency(),
+                    expected: request.opening_balance.currency(),
+                });
+            }
+            let value_day = amsterdam_day(&movement.value_at);
+            if first_issue && value_day < request.since {
+                chain.balance = add(chain.balance, movement.amount, &movement.reference)?;
+                chain.opening_refs.push(movement.reference);
+                continue;
+            }
+            let booking = value_day.max(open_day);
+            if booking > last_day {
+                continue;
+            }
+            if booking < request.since {
+                gap = Some(gap.map_or(booking, |g| g.min(booking)));
+                continue;
+            }
+            heap.push(Reverse(Pending { booking, movement }));
+        }
+        if payment.is_none() && records.peek().is_none() {
+            break;
+        }
+    }
+    if let Some(gap) = gap {
+        return Err(BooksError::Range(format!(
+            "statements are issued in order and {gap} has movements not issued yet; ask with --since {gap}"
+        )));
+    }
+    emit_complete(&mut chain, &mut heap, NaiveDate::MAX, &mut sink).await?;
+    Ok(chain.issued)
+}
+
+/// Issues every day in `heap` before `before`.
+async fn emit_complete<L: Books + ?Sized>(
+    chain: &mut Chain<'_, L>,
+    heap: &mut BinaryHeap<Reverse<Pending>>,
+    before: NaiveDate,
+    sink: &mut impl FnMut(&Statement) -> std::io::Result<()>,
+) -> Result<(), BooksError> {
+    while let Some(Reverse(first)) = heap.peek() {
+        let day = first.booking;
+        if day >= before {
+            break;
+        }
+        let mut movements = Vec::new();
+        while heap.peek().is_some_and(|Reverse(p)| p.booking == day) {
+            if let Some(Reverse(pending)) = heap.pop() {
+                movements.push(pending.movement);
+            }
+        }
+        chain.issue_day(day, movements, sink).await?;
+    }
+    Ok(())
+}
+
+/// The default account identification of a source's balance: stable, so that a bookkeeping
+/// package keeps it as one account.
+pub fn default_account(source: Source) -> String {
+    format!("{}-{}", source.as_str().to_uppercase(), "EUR")
+}
+
+/// The days of a month, for reports: its first day and the first day of the next.
+pub fn month_days(year: i32, month: u32) -> Option<(NaiveDate, NaiveDate)> {
+    let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)?
+    };
+    Some((first, next))
+}
