@@ -18,9 +18,7 @@ use std::collections::{BinaryHeap, HashSet};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Europe::Amsterdam;
 use futures::TryStreamExt;
-use payments_model::{
-    Currency, Money, Movement, Source, payment_movement, record_movements,
-};
+use payments_model::{Currency, Money, Movement, Source, payment_movement, record_movements};
 use payments_sync::{Books, Filter, IssuedStatement, Ledger, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -111,11 +109,16 @@ struct Pending {
 
 impl Ord for Pending {
     fn cmp(&self, other: &Pending) -> std::cmp::Ordering {
-        (self.booking, self.movement.value_at, &self.movement.reference).cmp(&(
-            other.booking,
-            other.movement.value_at,
-            &other.movement.reference,
-        ))
+        (
+            self.booking,
+            self.movement.value_at,
+            &self.movement.reference,
+        )
+            .cmp(&(
+                other.booking,
+                other.movement.value_at,
+                &other.movement.reference,
+            ))
     }
 }
 
@@ -255,8 +258,8 @@ where
         if digest(&statement.body) != statement.digest {
             return Err(damaged("its digest does not match".to_owned()));
         }
-        let again: Statement = serde_json::from_str(&statement.body)
-            .map_err(|e| damaged(format!("its body: {e}")))?;
+        let again: Statement =
+            serde_json::from_str(&statement.body).map_err(|e| damaged(format!("its body: {e}")))?;
         sink(&again)?;
         result.again += 1;
         result.closing = Some(again.closing);
@@ -273,13 +276,15 @@ where
         return Ok(result);
     }
     let balance = match last {
-        Some(last) => Money::parse(&last.closing, request.opening_balance.currency()).map_err(
-            |e| BooksError::Damaged {
-                account: account.clone(),
-                number: last.number,
-                detail: format!("its closing balance: {e}"),
-            },
-        )?,
+        Some(last) => {
+            Money::parse(&last.closing, request.opening_balance.currency()).map_err(|e| {
+                BooksError::Damaged {
+                    account: account.clone(),
+                    number: last.number,
+                    detail: format!("its closing balance: {e}"),
+                }
+            })?
+        }
         None => request.opening_balance,
     };
     let booked: HashSet<String> = ledger.booked(account).await?;
@@ -300,7 +305,10 @@ where
             records.push((kept.record.created_at.to_utc(), movement));
         }
     }
-    records.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.reference.cmp(&b.1.reference)));
+    records.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.reference.cmp(&b.1.reference))
+    });
     let mut records = records.into_iter().peekable();
     let filter = Filter {
         sources: vec![request.source],

@@ -125,7 +125,7 @@ enum Format {
     Ndjson,
 }
 
-fn parse_source(word: &str) -> Result<Source, String> {
+pub(crate) fn parse_source(word: &str) -> Result<Source, String> {
     Source::from_word(word).ok_or_else(|| format!("`{word}` is not a source; use mkp or paypro"))
 }
 
@@ -205,7 +205,7 @@ pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
 /// Writes the export to `path`. A regular file (or a new one) is written under a unique name in
 /// the same directory and renamed over `path` only once complete, so a failed export never
 /// replaces a good file; a device, FIFO or symlink is written through; a directory is refused.
-async fn write_file(
+pub(crate) async fn write_file(
     path: &Path,
     write: impl AsyncFnOnce(&mut dyn Write) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
@@ -250,7 +250,7 @@ async fn write_file(
     partial.as_file().sync_all().map_err(write_error)?;
     partial.persist(path).map_err(|e| {
         CliError::failed(format!(
-            "cannot move the export into place at {} ({})",
+            "cannot move the output into place at {} ({})",
             path.display(),
             e.error
         ))
@@ -258,12 +258,12 @@ async fn write_file(
     Ok(())
 }
 
-fn write_error(error: io::Error) -> CliError {
+pub(crate) fn write_error(error: io::Error) -> CliError {
     if error.kind() == io::ErrorKind::BrokenPipe {
         // The reader went away (`payments export | head`); nothing is wrong with the ledger.
         std::process::exit(0);
     }
-    CliError::failed(format!("cannot write the export: {error}"))
+    CliError::failed(format!("cannot write the output: {error}"))
 }
 
 async fn write_csv(

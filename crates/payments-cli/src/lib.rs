@@ -19,10 +19,12 @@ mod duration;
 mod export;
 mod logs;
 mod outcome;
+mod report;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 mod serve;
 mod show;
+mod statement;
 mod status;
 mod sync;
 mod worker;
@@ -61,6 +63,8 @@ enum Command {
     Sync(sync::SyncArgs),
     Serve(serve::ServeArgs),
     Export(export::ExportArgs),
+    Statement(statement::StatementArgs),
+    Report(report::ReportArgs),
     Status(status::StatusArgs),
     Show(show::ShowArgs),
     #[cfg(feature = "sandbox")]
@@ -133,13 +137,50 @@ impl LedgerArgs {
     async fn open_existing(&self) -> Result<Box<dyn payments_sync::Ledger>, CliError> {
         match (&self.postgres, &self.account) {
             (Some(url), Some(name)) => Ok(Box::new(open_account(url, name).await?)),
-            (Some(_), None) => Err(CliError::config(
-                "--postgres needs --account NAME, the account to read; `payments accounts list` lists them",
-            )),
-            (None, Some(_)) => Err(CliError::config(
-                "--account names an account of a PostgreSQL ledger; give its database with --postgres URL (or PAYMENTS_POSTGRES)",
-            )),
             (None, None) => Ok(Box::new(self.db.open_existing()?)),
+            (postgres, _) => Err(lone_flag(postgres.is_some())),
+        }
+    }
+}
+
+/// The error of `--postgres` without `--account` (`postgres`), or of `--account` alone.
+fn lone_flag(postgres: bool) -> CliError {
+    CliError::config(if postgres {
+        "--postgres needs --account NAME, the account to read; `payments accounts list` lists them"
+    } else {
+        "--account names an account of a PostgreSQL ledger; give its database with --postgres URL (or PAYMENTS_POSTGRES)"
+    })
+}
+
+/// A ledger with its books: what `statement` and `report` read, and where `statement`
+/// records the statements it issues.
+trait BooksLedger: payments_sync::Ledger + payments_sync::Books {}
+
+impl<T: payments_sync::Ledger + payments_sync::Books> BooksLedger for T {}
+
+/// The ledger `statement` and `report` use: as [`LedgerArgs`], but opened to record the
+/// statements issued (a SQLite ledger older than its books is upgraded).
+#[derive(Debug, clap::Args)]
+struct BooksLedgerArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+impl BooksLedgerArgs {
+    async fn open(&self) -> Result<Box<dyn BooksLedger>, CliError> {
+        let ledger = &self.ledger;
+        match (&ledger.postgres, &ledger.account) {
+            (Some(url), Some(name)) => Ok(Box::new(open_account(url, name).await?)),
+            (None, None) => {
+                if !ledger.db.db.exists() {
+                    return Err(CliError::config(format!(
+                        "there is no database at {}; run `payments sync` first, or point --db (or PAYMENTS_DB) at your ledger",
+                        ledger.db.db.display()
+                    )));
+                }
+                Ok(Box::new(ledger.db.open()?))
+            }
+            (postgres, _) => Err(lone_flag(postgres.is_some())),
         }
     }
 }
@@ -189,6 +230,8 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Statement(args) => statement::run(args).await,
+            Command::Report(args) => report::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Show(args) => show::run(args).await,
             #[cfg(feature = "sandbox")]

@@ -70,7 +70,8 @@ impl Books for PgStore {
                 .await
                 .map_err(pg_error(context))?;
             if let Some(row) = stamp {
-                let at = instant_required(&row, 0, Cell::new(codec::BOOK_RECORDS, "updated_at", id))?;
+                let at =
+                    instant_required(&row, 0, Cell::new(codec::BOOK_RECORDS, "updated_at", id))?;
                 if !codec::replaces(&at, id, observed)? {
                     continue;
                 }
@@ -192,7 +193,13 @@ impl Books for PgStore {
             .await
             .map_err(pg_error("cannot read the movements booked"))?;
         rows.iter()
-            .map(|row| get(row, 0, Cell::new(codec::STATEMENT_REFS, "reference", account)))
+            .map(|row| {
+                get(
+                    row,
+                    0,
+                    Cell::new(codec::STATEMENT_REFS, "reference", account),
+                )
+            })
             .collect()
     }
 
@@ -242,7 +249,11 @@ impl Books for PgStore {
 
 /// The kept record of a row `(id, record::text)`.
 fn read_kept(row: &tokio_postgres::Row) -> Result<(String, KeptRecord), StoreError> {
-    let id: String = get(row, 0, Cell::new(codec::BOOK_RECORDS, "id", "a book record"))?;
+    let id: String = get(
+        row,
+        0,
+        Cell::new(codec::BOOK_RECORDS, "id", "a book record"),
+    )?;
     let text: String = get(
         row,
         1,

@@ -292,7 +292,12 @@ pub(crate) fn ids(records: &[BookRecord]) -> Vec<String> {
 }
 
 /// Just the walk's new state, committed after a failed fetch.
-pub(crate) fn walk_only(source: &str, kind: BookKind, walk: BookWalk, at: DateTime<Utc>) -> RecordCommit {
+pub(crate) fn walk_only(
+    source: &str,
+    kind: BookKind,
+    walk: BookWalk,
+    at: DateTime<Utc>,
+) -> RecordCommit {
     RecordCommit {
         source: source.to_owned(),
         observed_at: at,

@@ -596,8 +596,12 @@ pub fn encode_walk(walk: &BookWalk) -> Result<String, StoreError> {
 /// back is unreadable, never a fresh walk: a fresh walk would take the listing for complete.
 pub fn read_walk(text: &str, source_name: &str, kind: &str) -> Result<BookWalk, StoreError> {
     serde_json::from_str(text).map_err(|e| {
-        Cell::new(BOOK_WALKS, "walk", &format!("the {kind} walk of {source_name}"))
-            .unreadable(text, e)
+        Cell::new(
+            BOOK_WALKS,
+            "walk",
+            &format!("the {kind} walk of {source_name}"),
+        )
+        .unreadable(text, e)
     })
 }
 

@@ -710,7 +710,8 @@ impl<S: Store> SourceTask<S> {
                     .kept_records(books::ids(&page.records))
                     .await
                     .map_err(SyncError::Store)?;
-                let walked = walker.page(page.records, page.rejected, page.next, &kept, observed_at);
+                let walked =
+                    walker.page(page.records, page.rejected, page.next, &kept, observed_at);
                 changed += walked.changed;
                 self.store
                     .commit_records(walked.commit)
