@@ -184,6 +184,98 @@ pub struct PayProCustomer {
     pub created_at: String,
 }
 
+/// A PayPro payout, in PayPro's wire format (without `_links`, which name the host): money
+/// transferred from the balance to the merchant's bank account, its fee and the fee's VAT
+/// withheld with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProPayout {
+    /// `PO…`.
+    pub id: String,
+    /// `"payout"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What was transferred to the bank account, in minor units.
+    pub amount: i64,
+    /// The fee withheld from the balance with it, in minor units.
+    pub fee_amount: i64,
+    /// The VAT on the fee, withheld with it, in minor units.
+    pub fee_vat_amount: i64,
+    /// `"EUR"`.
+    pub currency: &'static str,
+    /// `created`, `approved`, `paid`, `rejected` or `failed`.
+    pub state: String,
+    /// Where it went.
+    pub bank_account: PayProBankAccount,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC once paid, or null.
+    pub paid_at: Option<String>,
+}
+
+impl PayProPayout {
+    /// What it takes from the balance: `amount + fee_amount + fee_vat_amount`.
+    pub fn total(&self) -> i64 {
+        self.amount + self.fee_amount + self.fee_vat_amount
+    }
+
+    /// Whether it did not happen (`rejected` or `failed`): the balance gets its total back.
+    pub fn is_undone(&self) -> bool {
+        is_undone_word(&self.state)
+    }
+}
+
+/// A payout's `bank_account`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProBankAccount {
+    /// The IBAN (fictitious, with valid check digits).
+    pub iban: String,
+    /// The account holder.
+    pub name: String,
+}
+
+/// One balance of `GET /balances`, in PayPro's wire format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayProBalance {
+    /// `"balance"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `"EUR"`.
+    pub currency: &'static str,
+    /// What the balance holds, in minor units: paid payments − refunds − completed chargebacks
+    /// − payouts with their fees, over the account's whole life.
+    pub amount: i64,
+    /// What is on its way and not yet in `amount` (always 0 here).
+    pub pending_amount: i64,
+}
+
+/// Whether a refund's or payout's state says it did not happen (`failed`, `rejected`,
+/// `canceled`, `cancelled`, any case), as the ledger reads it.
+pub(crate) fn is_undone_word(state: &str) -> bool {
+    ["failed", "rejected", "canceled", "cancelled"]
+        .iter()
+        .any(|word| state.trim().eq_ignore_ascii_case(word))
+}
+
+/// Whether a chargeback's state says it is done (`completed`, any case).
+pub(crate) fn is_completed_word(state: &str) -> bool {
+    state.trim().eq_ignore_ascii_case("completed")
+}
+
+/// Whether a payment in this PayPro state brought money in, as the ledger's status table reads
+/// the word (any case): paid, completed (also partly or fully refunded), refunded, charged
+/// back.
+pub(crate) fn credits_balance(state: &str) -> bool {
+    [
+        "paid",
+        "completed",
+        "refunded",
+        "chargeback",
+        "chargebacked",
+    ]
+    .iter()
+    .any(|word| state.eq_ignore_ascii_case(word))
+}
+
 /// What a PayPro event carries: the object as it was at the event (its own `type` says which).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -197,6 +289,8 @@ pub enum PayProPayload {
     Chargeback(PayProChargeback),
     /// `customer.created`: a payload the ledger has no use for.
     Customer(PayProCustomer),
+    /// `payout.created`, `payout.approved`, `payout.paid`, `payout.rejected`, `payout.failed`.
+    Payout(PayProPayout),
 }
 
 /// A PayPro event, in PayPro's wire format (without `_links`, which name the host).
@@ -208,7 +302,7 @@ pub struct PayProEvent {
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// `payment.created`, `payment.paid`, `refund.created`, `chargeback.created`,
-    /// `customer.created`.
+    /// `customer.created`, `payout.created|approved|paid|rejected|failed`.
     pub event_type: String,
     /// The object as it was at the event.
     pub payload: PayProPayload,
@@ -299,6 +393,10 @@ pub(crate) struct Generator {
     pub(crate) paypro_spacing: i64,
     /// Seconds between generated MKP links.
     pub(crate) mkp_link_spacing: i64,
+    /// Seconds between generated PayPro payouts; 0: none.
+    pub(crate) paypro_payout_spacing: i64,
+    /// The payouts computed so far and the balance of the generated data (see `payouts.rs`).
+    pub(crate) payouts: std::sync::Arc<crate::payouts::PayoutCache>,
 }
 
 impl Generator {
@@ -501,6 +599,8 @@ pub(crate) struct Overlay {
     pub(crate) paypro_refunds: Vec<PayProRefund>,
     /// Chargebacks since the start, oldest first; they list before the generated ones.
     pub(crate) paypro_chargebacks: Vec<PayProChargeback>,
+    /// Payouts since the start, oldest first; they list before the generated ones.
+    pub(crate) paypro_payouts: Vec<PayProPayout>,
     /// Descriptions a test gave PayPro payments, by payment id.
     pub(crate) paypro_description: HashMap<String, String>,
     /// Names a test gave PayPro customers, by customer id.

@@ -18,8 +18,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::data::{
     Data, Generator, PayProChargeback, PayProCustomer, PayProEvent, PayProPayload, PayProPayment,
-    PayProRefund, below, rng, utc,
+    PayProPayout, PayProRefund, below, rng, utc,
 };
+use crate::payouts::PAYOUT_WINDOW;
 
 /// Every generated item of a payment is made within this many seconds of the payment's
 /// creation: paid less than 630 s after it (see `Generator::paypro_payment`), refunded or
@@ -36,32 +37,45 @@ const REFUND: u8 = 3;
 const CHARGEBACK: u8 = 4;
 
 /// Where a generated item stands in its newest-first listing: the newest time first, then the
-/// newer payment's, then the later step of one payment.
+/// newer owner's (a payment's, before any payout's), then the later step of one owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key {
     at: i64,
-    payment: Reverse<usize>,
+    owner: Reverse<u64>,
     step: u8,
 }
+
+/// The owner number of payout `k` in a [`Key`]: above every payment's, so that at the same
+/// second a payout's items list below the payments'.
+const PAYOUT_OWNER: u64 = 1 << 62;
 
 impl Key {
     fn new(at: &str, payment: usize, step: u8) -> Key {
         Key {
             at: parse_utc(at).timestamp(),
-            payment: Reverse(payment),
+            owner: Reverse(payment as u64),
+            step,
+        }
+    }
+
+    /// The key of step `step` of payout `k`, made at `at` (unix seconds).
+    pub(crate) fn of_payout(at: i64, k: usize, step: u8) -> Key {
+        Key {
+            at,
+            owner: Reverse(PAYOUT_OWNER + k as u64),
             step,
         }
     }
 }
 
-fn parse_utc(text: &str) -> DateTime<Utc> {
+pub(crate) fn parse_utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .expect("generated timestamps parse")
         .with_timezone(&Utc)
 }
 
-/// The generated items of one payment, with their keys.
-type Items<T> = Vec<(Key, T)>;
+/// The generated items of one payment or payout, with their keys.
+pub(crate) type Items<T> = Vec<(Key, T)>;
 
 impl Generator {
     /// When the refund or chargeback of payment `i` was made (shortly after it was paid), and
@@ -73,7 +87,11 @@ impl Generator {
     }
 
     /// The refund of generated payment `i` (as generated), when it has a refunded amount.
-    fn paypro_refund_of(&self, i: usize, payment: &PayProPayment) -> Option<PayProRefund> {
+    pub(crate) fn paypro_refund_of(
+        &self,
+        i: usize,
+        payment: &PayProPayment,
+    ) -> Option<PayProRefund> {
         if payment.refunded_amount <= 0 {
             return None;
         }
@@ -93,7 +111,11 @@ impl Generator {
     }
 
     /// The chargeback of generated payment `i` (as generated), when its state says it has one.
-    fn paypro_chargeback_of(&self, i: usize, payment: &PayProPayment) -> Option<PayProChargeback> {
+    pub(crate) fn paypro_chargeback_of(
+        &self,
+        i: usize,
+        payment: &PayProPayment,
+    ) -> Option<PayProChargeback> {
         if !matches!(payment.state.as_str(), "chargeback" | "chargebacked") {
             return None;
         }
@@ -229,38 +251,136 @@ impl Generator {
         (i < self.paypro_payments).then_some(i)
     }
 
-    /// Up to `want` generated items, newest first, each strictly below `below` (from the top
-    /// when `None`).
-    ///
-    /// Payment `i`'s items are made in `[created(i), created(i) + ITEM_WINDOW)`, and `created`
-    /// falls with `i`; so once the payments up to `i` are read, a pending item at or above
-    /// `created(i + 1) + ITEM_WINDOW` is above everything still unread, and is listed.
-    fn merged<T>(
+    /// Up to `want` generated items of the payments, newest first, each strictly below `below`
+    /// (from the top when `None`) and strictly above `above` (to the end when `None`).
+    pub(crate) fn payments_merged<T>(
         &self,
         below: Option<Key>,
+        above: Option<Key>,
         want: usize,
-        items_of: &dyn Fn(&Generator, usize) -> Items<T>,
-    ) -> Vec<T> {
-        let count = self.paypro_payments;
-        let mut i = below.map_or(0, |key| self.first_paypro_created_by(key.at));
+        items_of: fn(&Generator, usize) -> Items<T>,
+    ) -> Items<T> {
+        Lane {
+            count: self.paypro_payments,
+            window: ITEM_WINDOW,
+            made: &|i| self.paypro_created(i).timestamp(),
+            items_of: &|i| items_of(self, i),
+        }
+        .merged(below, above, want)
+    }
+
+    /// The same for the payouts' items (see `payouts.rs`).
+    pub(crate) fn payouts_merged<T>(
+        &self,
+        below: Option<Key>,
+        above: Option<Key>,
+        want: usize,
+        items_of: fn(&Generator, usize) -> Items<T>,
+    ) -> Items<T> {
+        Lane {
+            count: self.payout_count(),
+            window: PAYOUT_WINDOW,
+            made: &|k| self.payout_made(k),
+            items_of: &|k| items_of(self, k),
+        }
+        .merged(below, above, want)
+    }
+
+    /// Up to `want` generated events, newest first, strictly below `below`: the payments' and
+    /// the payouts', merged.
+    fn generated_events(&self, below: Option<Key>, want: usize) -> Items<PayProEvent> {
+        let mut events = self.payments_merged(below, None, want, Generator::paypro_events_of);
+        // A payout's event at or below the lowest of `want` payment events is not listed.
+        let floor = if events.len() >= want {
+            events.last().map(|(key, _)| *key)
+        } else {
+            None
+        };
+        let payouts = self.payouts_merged(below, floor, want, Generator::paypro_payout_events_of);
+        if !payouts.is_empty() {
+            events.extend(payouts);
+            events.sort_by_key(|(key, _)| Reverse(*key));
+            events.truncate(want);
+        }
+        events
+    }
+
+    /// The key of the generated event with `id`: a payment's (`EV` + tag + index + step 0 to
+    /// 4) or a payout's (step 5 and up).
+    fn event_key(&self, id: &str) -> Option<Key> {
+        let step: u8 = id.get(18..)?.parse().ok()?;
+        let i: usize = id.get(8..18)?.parse().ok()?;
+        let events = if step >= crate::payouts::PAYOUT_STEP {
+            (i < self.payout_count()).then(|| self.paypro_payout_events_of(i))?
+        } else {
+            (i < self.paypro_payments).then(|| self.paypro_events_of(i))?
+        };
+        key_in(events, id, |event| &event.id)
+    }
+}
+
+/// The key of the item with `id` among `items`.
+fn key_in<T>(items: Items<T>, id: &str, id_of: fn(&T) -> &str) -> Option<Key> {
+    items
+        .into_iter()
+        .find(|(_, item)| id_of(item) == id)
+        .map(|(key, _)| key)
+}
+
+/// One ordered source of generated items: `count` owners (payments, or payouts), owner `i`
+/// made at `made(i)` (unix seconds, strictly falling with `i`), each of its items made within
+/// `window` seconds from then.
+struct Lane<'a, T> {
+    count: usize,
+    window: i64,
+    made: &'a dyn Fn(usize) -> i64,
+    items_of: &'a dyn Fn(usize) -> Items<T>,
+}
+
+impl<T> Lane<'_, T> {
+    /// The first owner made at or before `at`; the count when none is.
+    fn first_made_by(&self, at: i64) -> usize {
+        let (mut low, mut high) = (0, self.count);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if (self.made)(middle) > at {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    /// Up to `want` items, newest first, each strictly below `below` (from the top when `None`)
+    /// and strictly above `above` (to the end when `None`).
+    ///
+    /// Owner `i`'s items are made in `[made(i), made(i) + window)`, and `made` falls with `i`;
+    /// so once the owners up to `i` are read, a pending item at or above `made(i + 1) + window`
+    /// is above everything still unread, and is listed. Once that bound is at or below `above`,
+    /// nothing unread can be listed.
+    fn merged(&self, below: Option<Key>, above: Option<Key>, want: usize) -> Items<T> {
+        let mut i = below.map_or(0, |key| self.first_made_by(key.at));
         let mut pending: BTreeMap<Key, T> = BTreeMap::new();
         let mut out = Vec::with_capacity(want.min(1024));
         while out.len() < want {
-            let unread_below =
-                (i < count).then(|| self.paypro_created(i).timestamp() + ITEM_WINDOW);
+            let unread_below = (i < self.count)
+                .then(|| (self.made)(i) + self.window)
+                .filter(|bound| above.is_none_or(|above| *bound > above.at));
             while out.len() < want {
                 match pending.last_key_value() {
                     Some((key, _)) if unread_below.is_none_or(|bound| key.at >= bound) => {
-                        out.extend(pending.pop_last().map(|(_, item)| item));
+                        out.extend(pending.pop_last());
                     }
                     _ => break,
                 }
             }
-            if out.len() >= want || i >= count {
+            let Some(_) = unread_below else { break };
+            if out.len() >= want {
                 break;
             }
-            for (key, item) in items_of(self, i) {
-                if below.is_none_or(|below| key < below) {
+            for (key, item) in (self.items_of)(i) {
+                if below.is_none_or(|below| key < below) && above.is_none_or(|above| key > above) {
                     pending.insert(key, item);
                 }
             }
@@ -270,11 +390,18 @@ impl Generator {
     }
 }
 
+/// Up to a number of generated items strictly below a key (from the top for `None`), newest
+/// first.
+type Generated<'a, T> = &'a dyn Fn(&Generator, Option<Key>, usize) -> Items<T>;
+
 /// A newest-first listing: items added at run time (kept oldest first) above generated ones.
 struct Listing<'a, T> {
     added: &'a [T],
     id: fn(&T) -> &str,
-    items_of: &'a dyn Fn(&Generator, usize) -> Items<T>,
+    /// The key of the generated item with an id, when there is one.
+    key_of: &'a dyn Fn(&Generator, &str) -> Option<Key>,
+    /// The generated items.
+    generated: Generated<'a, T>,
 }
 
 impl<T: Clone> Listing<'_, T> {
@@ -285,14 +412,7 @@ impl<T: Clone> Listing<'_, T> {
             None => (self.added.len(), None),
             Some(id) => match self.added.iter().position(|item| (self.id)(item) == id) {
                 Some(at) => (at, None),
-                None => {
-                    let i = generator.paypro_index_in(id)?;
-                    let key = (self.items_of)(generator, i)
-                        .into_iter()
-                        .find(|(_, item)| (self.id)(item) == id)?
-                        .0;
-                    (0, Some(key))
-                }
+                None => (0, Some((self.key_of)(generator, id)?)),
             },
         };
         let mut out: Vec<T> = self.added[..added_above]
@@ -302,10 +422,22 @@ impl<T: Clone> Listing<'_, T> {
             .cloned()
             .collect();
         if out.len() < want {
-            out.extend(generator.merged(below, want - out.len(), self.items_of));
+            let generated = (self.generated)(generator, below, want - out.len());
+            out.extend(generated.into_iter().map(|(_, item)| item));
         }
         Some(out)
     }
+}
+
+/// The key of a generated refund or chargeback (`PR`/`PC` + its payment's tag and index).
+fn payment_item_key<T>(
+    generator: &Generator,
+    id: &str,
+    items_of: fn(&Generator, usize) -> Items<T>,
+    id_of: fn(&T) -> &str,
+) -> Option<Key> {
+    let i = generator.paypro_index_in(id)?;
+    key_in(items_of(generator, i), id, id_of)
 }
 
 impl Data {
@@ -319,7 +451,8 @@ impl Data {
         let mut events = Listing {
             added: &self.overlay.paypro_events,
             id: |event: &PayProEvent| event.id.as_str(),
-            items_of: &Generator::paypro_events_of,
+            key_of: &|generator, id| generator.event_key(id),
+            generated: &|generator, below, want| generator.generated_events(below, want),
         }
         .after(&self.generator, after, want)?;
         let overlay = &self.overlay;
@@ -332,7 +465,9 @@ impl Data {
                             customer.name = Some(name.clone());
                         }
                     }
-                    PayProPayload::Refund(_) | PayProPayload::Chargeback(_) => {}
+                    PayProPayload::Refund(_)
+                    | PayProPayload::Chargeback(_)
+                    | PayProPayload::Payout(_) => {}
                 }
             }
         }
@@ -349,7 +484,12 @@ impl Data {
         Listing {
             added: &self.overlay.paypro_refunds,
             id: |refund: &PayProRefund| refund.id.as_str(),
-            items_of: &Generator::paypro_refunds_of,
+            key_of: &|generator, id| {
+                payment_item_key(generator, id, Generator::paypro_refunds_of, |r| &r.id)
+            },
+            generated: &|generator, below, want| {
+                generator.payments_merged(below, None, want, Generator::paypro_refunds_of)
+            },
         }
         .after(&self.generator, after, want)
     }
@@ -364,9 +504,74 @@ impl Data {
         Listing {
             added: &self.overlay.paypro_chargebacks,
             id: |chargeback: &PayProChargeback| chargeback.id.as_str(),
-            items_of: &Generator::paypro_chargebacks_of,
+            key_of: &|generator, id| {
+                payment_item_key(generator, id, Generator::paypro_chargebacks_of, |c| &c.id)
+            },
+            generated: &|generator, below, want| {
+                generator.payments_merged(below, None, want, Generator::paypro_chargebacks_of)
+            },
         }
         .after(&self.generator, after, want)
+    }
+
+    /// Up to `want` payouts after the payout `after` (from the newest when `None`); `None` when
+    /// there is no such payout.
+    pub(crate) fn paypro_payouts_after(
+        &self,
+        after: Option<&str>,
+        want: usize,
+    ) -> Option<Vec<PayProPayout>> {
+        Listing {
+            added: &self.overlay.paypro_payouts,
+            id: |payout: &PayProPayout| payout.id.as_str(),
+            key_of: &|generator, id| {
+                let k = generator.paypro_payout_index(id)?;
+                key_in(generator.paypro_payouts_of(k), id, |p| &p.id)
+            },
+            generated: &|generator, below, want| {
+                generator.payouts_merged(below, None, want, Generator::paypro_payouts_of)
+            },
+        }
+        .after(&self.generator, after, want)
+    }
+
+    /// The refunds of the payment with `id`, newest first, as `/payments/{id}/refunds` lists
+    /// them; `None` for an unknown payment.
+    pub(crate) fn paypro_refunds_of_payment(&self, id: &str) -> Option<Vec<PayProRefund>> {
+        self.paypro_position(id)?;
+        let mut refunds: Vec<PayProRefund> = (self.overlay.paypro_refunds.iter().rev())
+            .filter(|refund| refund.payment == id)
+            .cloned()
+            .collect();
+        if let Some(i) = self.generator.paypro_index(id) {
+            refunds.extend(
+                self.generator
+                    .paypro_refunds_of(i)
+                    .into_iter()
+                    .map(|(_, refund)| refund),
+            );
+        }
+        Some(refunds)
+    }
+
+    /// The chargebacks of the payment with `id`, newest first, as `/payments/{id}/chargebacks`
+    /// lists them; `None` for an unknown payment.
+    pub(crate) fn paypro_chargebacks_of_payment(&self, id: &str) -> Option<Vec<PayProChargeback>> {
+        self.paypro_position(id)?;
+        let mut chargebacks: Vec<PayProChargeback> = (self.overlay.paypro_chargebacks.iter())
+            .rev()
+            .filter(|chargeback| chargeback.payment == id)
+            .cloned()
+            .collect();
+        if let Some(i) = self.generator.paypro_index(id) {
+            chargebacks.extend(
+                self.generator
+                    .paypro_chargebacks_of(i)
+                    .into_iter()
+                    .map(|(_, chargeback)| chargeback),
+            );
+        }
+        Some(chargebacks)
     }
 
     /// The payment with `id`, as served now.
@@ -405,6 +610,47 @@ impl Data {
         amount: i64,
         now: DateTime<Utc>,
     ) -> Option<String> {
+        let refund = self.new_refund(payment_id, amount, now)?;
+        self.overlay.paypro_refunds.push(refund.clone());
+        let id = refund.id.clone();
+        self.add_paypro_event("refund.created", PayProPayload::Refund(refund), now);
+        Some(id)
+    }
+
+    /// Refunds `amount` minor units of a paid payment as made at `at` (which may be long
+    /// past, never before the payment was paid), as [`Data::refund_paypro`] does; the refund
+    /// and its `refund.created` event are placed among the items added at run time by that
+    /// time (so a single late refund tops both listings), and the event is sent as a webhook.
+    /// `None` (and nothing changes) as for [`Data::refund_paypro`], and for a time before the
+    /// payment's `paid_at`.
+    pub(crate) fn refund_paypro_at(
+        &mut self,
+        payment_id: &str,
+        amount: i64,
+        at: DateTime<Utc>,
+    ) -> Option<String> {
+        let paid_at = self.paypro_by_id(payment_id)?.paid_at?;
+        if at < parse_utc(&paid_at) {
+            return None;
+        }
+        let refund = self.new_refund(payment_id, amount, at)?;
+        let id = refund.id.clone();
+        insert_by_time(&mut self.overlay.paypro_refunds, refund.clone(), |r| {
+            &r.created_at
+        });
+        self.insert_paypro_event("refund.created", PayProPayload::Refund(refund), at);
+        Some(id)
+    }
+
+    /// A completed refund of `amount` of a paid payment made at `at`, with the payment's
+    /// `refunded_amount` grown by it; `None` (and nothing changes) for an unknown or unpaid
+    /// payment or an amount that is not in `1..=` what is left to refund.
+    fn new_refund(
+        &mut self,
+        payment_id: &str,
+        amount: i64,
+        at: DateTime<Utc>,
+    ) -> Option<PayProRefund> {
         let payment = self.paypro_by_id(payment_id)?;
         if amount <= 0
             || payment.paid_at.is_none()
@@ -420,18 +666,38 @@ impl Data {
             description: Some(format!("Refund of {}", payment.description)),
             payment: payment.id.clone(),
             reason: None,
-            refunded_at: Some(utc(now)),
+            refunded_at: Some(utc(at)),
             state: "completed".to_owned(),
-            created_at: utc(now),
+            created_at: utc(at),
         };
         self.overlay.paypro_state.insert(
             payment.id.clone(),
             (payment.state.clone(), payment.refunded_amount + amount),
         );
-        self.overlay.paypro_refunds.push(refund.clone());
-        let id = refund.id.clone();
-        self.add_paypro_event("refund.created", PayProPayload::Refund(refund), now);
-        Some(id)
+        Some(refund)
+    }
+
+    /// Adds an event made at `at` among the events added at run time by that time (at the top
+    /// when it is the newest), and sends it as a webhook; returns its id.
+    pub(crate) fn insert_paypro_event(
+        &mut self,
+        event_type: &str,
+        payload: PayProPayload,
+        at: DateTime<Utc>,
+    ) -> String {
+        let id = format!("EVNEW{:013}", self.overlay.paypro_events.len());
+        let event = PayProEvent {
+            id: id.clone(),
+            kind: "event",
+            event_type: event_type.to_owned(),
+            payload,
+            created_at: utc(at),
+        };
+        if let Some(outbox) = &self.outbox {
+            outbox.send(crate::webhooks::Outgoing::PayPro(event.clone()));
+        }
+        insert_by_time(&mut self.overlay.paypro_events, event, |e| &e.created_at);
+        id
     }
 
     /// Charges back `amount` minor units of a paid payment `now`: a chargeback (`completed`, or
@@ -623,6 +889,8 @@ mod tests {
             anchor: default_anchor(),
             paypro_spacing: spacing,
             mkp_link_spacing: 6 * 3600,
+            paypro_payout_spacing: 3 * 86_400,
+            payouts: Default::default(),
         }
     }
 
@@ -661,16 +929,16 @@ mod tests {
             all.sort_by_key(|(key, _)| Reverse(*key));
             let expected: Vec<String> = all.iter().map(|(_, e)| e.id.clone()).collect();
             let merged: Vec<String> = generator
-                .merged(None, usize::MAX, &Generator::paypro_events_of)
+                .payments_merged(None, None, usize::MAX, Generator::paypro_events_of)
                 .into_iter()
-                .map(|e| e.id)
+                .map(|(_, e)| e.id)
                 .collect();
             assert_eq!(merged, expected, "spacing {spacing}");
             for from in [0, 1, 17, 250, all.len() - 1] {
                 let rest: Vec<String> = generator
-                    .merged(Some(all[from].0), 7, &Generator::paypro_events_of)
+                    .payments_merged(Some(all[from].0), None, 7, Generator::paypro_events_of)
                     .into_iter()
-                    .map(|e| e.id)
+                    .map(|(_, e)| e.id)
                     .collect();
                 let end = (from + 8).min(all.len());
                 assert_eq!(

@@ -4,16 +4,23 @@
 //! - The same paths, envelopes and auth as the real APIs: MKP under `{base}/mkp/v1`
 //!   (Laravel simple pagination with absolute `next_page_url`, 15 per page, Bearer auth, a
 //!   rolling-window rate limit with `X-RateLimit-*` headers and the documented 429 body), PayPro
-//!   under `{base}/paypro` (`/payments`, `/payments/{id}`, and the change feeds `/events`,
-//!   `/refunds` and `/chargebacks`: newest first, `limit` 1–100, opaque cursors in
-//!   `_links.next`).
+//!   under `{base}/paypro` (`/payments`, `/payments/{id}`, the change feeds `/events`,
+//!   `/refunds` and `/chargebacks`, a payment's `/payments/{id}/refunds` and
+//!   `/payments/{id}/chargebacks`, and `/payouts`: newest first, `limit` 1–100, opaque cursors
+//!   in `_links.next`; `/payouts/{id}`; `/balances`).
 //! - A deterministic data set from a seed and a size: links of every status, 0 to hundreds of
 //!   payments per link, PayPro payments of every state with refunds and chargebacks, unknown
 //!   status words, null payer names; PayPro's events, refunds and chargebacks derived from its
 //!   payments. Records are computed from `(seed, index)` on demand, so a million payments cost
 //!   no memory. Tests change data at run time, including late refunds and chargebacks on old
 //!   payments that appear at the top of the event feed ([`Sandbox::refund_paypro_payment`],
+//!   [`Sandbox::refund_paypro_payment_at`] for a refund made on a day long past,
 //!   [`Sandbox::charge_back_paypro_payment`]).
+//! - PayPro's books: payouts with fees every few days ([`SandboxConfig::paypro_payout_spacing`],
+//!   `payout.*` events), never more than the balance held, and a balance that is exactly what
+//!   the listings add up to ([`Sandbox::paypro_balance`]), also after changes made at run time
+//!   ([`Sandbox::add_paypro_payout`]). [`SandboxConfig::with_paypro_span`] spreads the
+//!   payments over months for tests of statements.
 //! - Fault knobs, each off by default: latency, 5xx rate, 429 bursts (`Retry-After` in seconds
 //!   or as an HTTP date), dropped connections, truncated bodies, payments inserted while a sync
 //!   pages, next links to a foreign host, a repeating cursor ([`Faults`]); and faults in what is
@@ -51,6 +58,7 @@
 
 mod data;
 mod feed;
+mod payouts;
 mod server;
 mod webhooks;
 
@@ -65,8 +73,9 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use tokio::sync::watch;
 
 pub use data::{
-    MkpLink, MkpPayment, PayMethod, PayProChargeback, PayProCustomer, PayProEvent, PayProPayload,
-    PayProPayment, PayProRefund, default_anchor,
+    MkpLink, MkpPayment, PayMethod, PayProBalance, PayProBankAccount, PayProChargeback,
+    PayProCustomer, PayProEvent, PayProPayload, PayProPayment, PayProPayout, PayProRefund,
+    default_anchor,
 };
 
 pub use webhooks::{WebhookAttempt, WebhookDelivery};
@@ -365,6 +374,12 @@ pub struct SpoiledLink {
 /// seconds: a leap year.
 const MAX_SPACING: u64 = 366 * 86_400;
 
+/// The shortest [`SandboxConfig::paypro_payout_spacing`], in seconds: an hour.
+const MIN_PAYOUT_SPACING: u64 = 3600;
+
+/// The default [`SandboxConfig::paypro_payout_spacing`]: three days.
+pub const DEFAULT_PAYOUT_SPACING: Duration = Duration::from_secs(3 * 86_400);
+
 /// How to start a sandbox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SandboxConfig {
@@ -386,6 +401,13 @@ pub struct SandboxConfig {
     /// gives 300 payments spanning 300 days, so tests can reach payments months old (see
     /// [`Sandbox::old_paid_paypro_payment`]) without paging through tens of thousands.
     pub paypro_spacing: Duration,
+    /// The time between generated PayPro payouts ([`DEFAULT_PAYOUT_SPACING`], three days; in
+    /// whole seconds, from an hour to a year); `None`: no payouts. Payout `k` is made about
+    /// `k` spacings before `anchor` (less up to a third of one), as long as the payments reach
+    /// back, and transfers most of what the payments before it brought in since the previous
+    /// one, never more than the balance held (see [`Sandbox::paypro_payouts`]). The default
+    /// data set (500 payments 6 minutes apart) has one.
+    pub paypro_payout_spacing: Option<Duration>,
     /// The MKP key with the `paymentlinks.read` scope.
     pub mkp_key: String,
     /// An MKP key without that scope (answered 403).
@@ -412,6 +434,7 @@ impl Default for SandboxConfig {
             paypro_payments: 500,
             anchor: default_anchor(),
             paypro_spacing: Duration::from_secs(360),
+            paypro_payout_spacing: Some(DEFAULT_PAYOUT_SPACING),
             mkp_link_spacing: Duration::from_secs(6 * 3600),
             mkp_key: "mkp_sandbox_key".to_owned(),
             mkp_scopeless_key: "mkp_sandbox_noscope".to_owned(),
@@ -425,6 +448,27 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             content_faults: ContentFaults::default(),
         }
+    }
+}
+
+impl SandboxConfig {
+    /// This configuration with its PayPro payments spread over `span` before the anchor:
+    /// [`SandboxConfig::paypro_spacing`] set to `span` divided by the number of payments (at
+    /// least a second). With `anchor: Utc::now()`, `with_paypro_span(Duration::from_secs(90 *
+    /// 86_400))` gives payments, refunds, chargebacks and payouts over the last 90 days.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use payments_sandbox::SandboxConfig;
+    ///
+    /// let config = SandboxConfig { paypro_payments: 600, ..SandboxConfig::default() }
+    ///     .with_paypro_span(Duration::from_secs(60 * 86_400));
+    /// assert_eq!(config.paypro_spacing, Duration::from_secs(8_640));
+    /// ```
+    pub fn with_paypro_span(mut self, span: Duration) -> SandboxConfig {
+        let payments = self.paypro_payments.max(1) as u64;
+        self.paypro_spacing = Duration::from_secs((span.as_secs() / payments).max(1));
+        self
     }
 }
 
@@ -546,6 +590,10 @@ impl Sandbox {
                 anchor: config.anchor,
                 paypro_spacing: config.paypro_spacing.as_secs().clamp(1, MAX_SPACING) as i64,
                 mkp_link_spacing: config.mkp_link_spacing.as_secs().min(MAX_SPACING) as i64,
+                paypro_payout_spacing: config.paypro_payout_spacing.map_or(0, |spacing| {
+                    spacing.as_secs().clamp(MIN_PAYOUT_SPACING, MAX_SPACING) as i64
+                }),
+                payouts: Default::default(),
             },
             overlay: Overlay::default(),
             outbox: None,
@@ -986,6 +1034,91 @@ impl Sandbox {
         let data = self.shared.data.read().expect("data lock");
         data.paypro_chargebacks_after(None, usize::MAX)
             .unwrap_or_default()
+    }
+
+    /// All PayPro payouts, newest first, as served now (`/payouts`): those made at run time
+    /// ([`Sandbox::add_paypro_payout`]) above the generated ones (see
+    /// [`SandboxConfig::paypro_payout_spacing`]).
+    pub fn paypro_payouts(&self) -> Vec<PayProPayout> {
+        let data = self.shared.data.read().expect("data lock");
+        data.paypro_payouts_after(None, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// One PayPro payout by id, as `GET /payouts/{id}` serves it now; `None` for an unknown id.
+    pub fn paypro_payout(&self, payout_id: &str) -> Option<PayProPayout> {
+        self.shared
+            .data
+            .read()
+            .expect("data lock")
+            .paypro_payout_by_id(payout_id)
+    }
+
+    /// PayPro's balance, as `GET /balances` serves it now: in EUR, exactly the payments that
+    /// brought money in (state `paid`, `completed`, `refunded`, `chargeback` or `chargebacked`,
+    /// any case: what the ledger's status table reads as paid, partially refunded, refunded or
+    /// charged back), less every refund not failed or canceled, every completed chargeback and
+    /// every payout's `amount + fee_amount + fee_vat_amount` unless it was rejected or failed,
+    /// over the whole data set and everything changed at run time. A chargeback in another
+    /// currency ([`Sandbox::add_paypro_chargeback`]) is not in it. `pending_amount` is 0.
+    pub fn paypro_balance(&self) -> PayProBalance {
+        self.shared.data.read().expect("data lock").paypro_balance()
+    }
+
+    /// Refunds `amount` minor units of a paid PayPro payment as made at `at`, which may be
+    /// long past (never before the payment's `paid_at`): a completed refund with `created_at`
+    /// and `refunded_at` at `at`, as [`Sandbox::refund_paypro_payment`] makes one now. The
+    /// payment's `refunded_amount` grows by it wherever it is served (`/payments`,
+    /// `/payments/{id}`; its `state` stays, so the ledger reads it partially or fully
+    /// refunded), the refund is in `/refunds` and `/payments/{id}/refunds`, its
+    /// `refund.created` event (made at `at`) is in `/events` and is sent as a webhook when
+    /// they are on, and `/balances` is less by `amount`. The refund and the event are placed
+    /// among the items added at run time by their time, above the generated ones: a late
+    /// refund tops both listings unless a newer one was added. Returns the refund's id; `None`,
+    /// and nothing changes, for an unknown or unpaid payment, a time before it was paid, or an
+    /// amount that is not from 1 to what is left to refund.
+    pub fn refund_paypro_payment_at(
+        &self,
+        payment_id: &str,
+        amount: i64,
+        at: DateTime<Utc>,
+    ) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .refund_paypro_at(payment_id, amount, at)
+    }
+
+    /// Makes a PayPro payout now of `amount` minor units to the account's bank account, with
+    /// `fee_amount` and `fee_vat_amount` withheld: state `created`, on top of `/payouts`, its
+    /// `payout.created` event on top of `/events` (sent as a webhook when they are on), and
+    /// `/balances` less by the three. Returns its id (`PONEW…`); `None`, and nothing changes,
+    /// for an amount below 1, a negative fee or VAT, or a total over the balance now.
+    pub fn add_paypro_payout(
+        &self,
+        amount: i64,
+        fee_amount: i64,
+        fee_vat_amount: i64,
+    ) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .add_paypro_payout(amount, fee_amount, fee_vat_amount, Utc::now())
+    }
+
+    /// Moves a payout made by [`Sandbox::add_paypro_payout`] on to `state` now: `approved`,
+    /// `paid` (with `paid_at` now), `rejected` or `failed` (the balance gets its total back),
+    /// with its `payout.{state}` event on top of `/events`. Returns the event's id; `None`, and
+    /// nothing changes, for an unknown or generated payout, another word, or a payout already
+    /// paid, rejected or failed.
+    pub fn set_paypro_payout_state(&self, payout_id: &str, state: &str) -> Option<String> {
+        self.shared
+            .data
+            .write()
+            .expect("data lock")
+            .set_paypro_payout_state(payout_id, state, Utc::now())
     }
 
     /// Refunds `amount` minor units of a paid PayPro payment now, as a late refund would: the

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::Service;
 
-use crate::data::{Data, PayProChargeback, PayProEvent, PayProPayload, PayProRefund};
+use crate::data::{Data, PayProChargeback, PayProEvent, PayProPayload, PayProPayout, PayProRefund};
 use crate::{Api, ContentFaults, FaultAnswer, Faults, RetryAfterForm, Shared};
 
 /// Asks the connection loop to drop this request's connection without answering.
@@ -44,6 +44,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/paypro/payments", get(paypro_payments))
         .route("/paypro/payments/{id}", get(paypro_payment))
+        .route("/paypro/payments/{id}/refunds", get(paypro_payment_refunds))
+        .route(
+            "/paypro/payments/{id}/chargebacks",
+            get(paypro_payment_chargebacks),
+        )
+        .route("/paypro/payouts", get(paypro_payouts))
+        .route("/paypro/payouts/{id}", get(paypro_payout))
+        .route("/paypro/balances", get(paypro_balances))
         .route("/paypro/events", get(paypro_events))
         .route("/paypro/refunds", get(paypro_refunds))
         .route("/paypro/chargebacks", get(paypro_chargebacks))
@@ -901,6 +909,7 @@ pub(crate) fn event_value(event: &PayProEvent, here: &str) -> Value {
         PayProPayload::Customer(c) => {
             json!({ "self": format!("{here}/paypro/customers/{}", c.id) })
         }
+        PayProPayload::Payout(p) => json!({ "self": format!("{here}/paypro/payouts/{}", p.id) }),
     };
     value
 }
@@ -951,11 +960,7 @@ async fn paypro_refunds(
         "refunds",
         Data::paypro_refunds_after,
         |refund: &PayProRefund| refund.id.as_str(),
-        |refund, here| {
-            let mut value = serde_json::to_value(refund).expect("sandbox records serialize");
-            value["_links"] = links_of(here, "refunds", &refund.id, &refund.payment);
-            value
-        },
+        refund_value,
     )
 }
 
@@ -974,11 +979,178 @@ async fn paypro_chargebacks(
         "chargebacks",
         Data::paypro_chargebacks_after,
         |chargeback: &PayProChargeback| chargeback.id.as_str(),
-        |chargeback, here| {
-            let mut value = serde_json::to_value(chargeback).expect("sandbox records serialize");
-            value["_links"] = links_of(here, "chargebacks", &chargeback.id, &chargeback.payment);
-            value
+        chargeback_value,
+    )
+}
+
+/// A refund as served: with its `_links`.
+fn refund_value(refund: &PayProRefund, here: &str) -> Value {
+    let mut value = serde_json::to_value(refund).expect("sandbox records serialize");
+    value["_links"] = links_of(here, "refunds", &refund.id, &refund.payment);
+    value
+}
+
+/// A chargeback as served: with its `_links`.
+fn chargeback_value(chargeback: &PayProChargeback, here: &str) -> Value {
+    let mut value = serde_json::to_value(chargeback).expect("sandbox records serialize");
+    value["_links"] = links_of(here, "chargebacks", &chargeback.id, &chargeback.payment);
+    value
+}
+
+/// A payout as served: with its `_links`.
+fn payout_value(payout: &PayProPayout, here: &str) -> Value {
+    let mut value = serde_json::to_value(payout).expect("sandbox records serialize");
+    value["_links"] = json!({ "self": format!("{here}/paypro/payouts/{}", payout.id) });
+    value
+}
+
+/// Up to `want` of `all` after the one with id `after` (from the first for `None`); `None`
+/// when none has that id.
+fn page_after<T>(
+    all: Vec<T>,
+    id: fn(&T) -> &str,
+    after: Option<&str>,
+    want: usize,
+) -> Option<Vec<T>> {
+    let from = match after {
+        None => 0,
+        Some(after) => all.iter().position(|item| id(item) == after)? + 1,
+    };
+    Some(all.into_iter().skip(from).take(want).collect())
+}
+
+fn payment_not_found() -> Response {
+    api_error(
+        Api::PayPro,
+        StatusCode::NOT_FOUND,
+        "Payment not found.",
+        None,
+    )
+}
+
+/// `GET /payments/{id}/refunds`: the payment's refunds, newest first; 404 for an unknown
+/// payment.
+async fn paypro_payment_refunds(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if shared
+        .data
+        .read()
+        .expect("data lock")
+        .paypro_position(&id)
+        .is_none()
+    {
+        return payment_not_found();
+    }
+    paypro_feed(
+        &shared,
+        &headers,
+        repeat.is_some(),
+        &query,
+        &format!("payments/{id}/refunds"),
+        |data: &Data, after: Option<&str>, want: usize| {
+            page_after(
+                data.paypro_refunds_of_payment(&id)?,
+                |refund: &PayProRefund| refund.id.as_str(),
+                after,
+                want,
+            )
         },
+        |refund: &PayProRefund| refund.id.as_str(),
+        refund_value,
+    )
+}
+
+/// `GET /payments/{id}/chargebacks`: the payment's chargebacks, newest first; 404 for an
+/// unknown payment.
+async fn paypro_payment_chargebacks(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if shared
+        .data
+        .read()
+        .expect("data lock")
+        .paypro_position(&id)
+        .is_none()
+    {
+        return payment_not_found();
+    }
+    paypro_feed(
+        &shared,
+        &headers,
+        repeat.is_some(),
+        &query,
+        &format!("payments/{id}/chargebacks"),
+        |data: &Data, after: Option<&str>, want: usize| {
+            page_after(
+                data.paypro_chargebacks_of_payment(&id)?,
+                |chargeback: &PayProChargeback| chargeback.id.as_str(),
+                after,
+                want,
+            )
+        },
+        |chargeback: &PayProChargeback| chargeback.id.as_str(),
+        chargeback_value,
+    )
+}
+
+/// `GET /payouts`, newest first.
+async fn paypro_payouts(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    repeat: Option<Extension<RepeatNext>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    paypro_feed(
+        &shared,
+        &headers,
+        repeat.is_some(),
+        &query,
+        "payouts",
+        Data::paypro_payouts_after,
+        |payout: &PayProPayout| payout.id.as_str(),
+        payout_value,
+    )
+}
+
+/// `GET /payouts/{id}`: one payout; 404 when unknown.
+async fn paypro_payout(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let data = shared.data.read().expect("data lock");
+    match data.paypro_payout_by_id(&id) {
+        Some(payout) => json_response(StatusCode::OK, &payout_value(&payout, &origin(&headers))),
+        None => api_error(
+            Api::PayPro,
+            StatusCode::NOT_FOUND,
+            "Payout not found.",
+            None,
+        ),
+    }
+}
+
+/// `GET /balances`: the account's one balance, in EUR, in the list envelope.
+async fn paypro_balances(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let balance = shared.data.read().expect("data lock").paypro_balance();
+    let here = origin(&headers);
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "type": "list",
+            "data": [balance],
+            "count": 1,
+            "_links": { "self": format!("{here}/paypro/balances") },
+        }),
     )
 }
 

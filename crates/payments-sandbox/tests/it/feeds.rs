@@ -95,7 +95,7 @@ async fn events_are_derived_from_the_payments_newest_first_and_paged_to_the_end(
             PayProPayload::Payment(p) => p.id.as_str(),
             PayProPayload::Refund(r) => r.payment.as_str(),
             PayProPayload::Chargeback(c) => c.payment.as_str(),
-            PayProPayload::Customer(_) => continue,
+            PayProPayload::Customer(_) | PayProPayload::Payout(_) => continue,
         };
         of_payment
             .entry(payment)
@@ -124,7 +124,10 @@ async fn events_are_derived_from_the_payments_newest_first_and_paged_to_the_end(
             payment.id
         );
     }
-    let types: HashSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let (payouts, types): (HashSet<&str>, HashSet<&str>) = events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .partition(|kind| kind.starts_with("payout."));
     assert_eq!(
         types,
         HashSet::from([
@@ -135,6 +138,8 @@ async fn events_are_derived_from_the_payments_newest_first_and_paged_to_the_end(
             "chargeback.created"
         ])
     );
+    // 40 hours of payments: one payout, made within a day of the anchor.
+    assert!(payouts.contains("payout.created"), "{payouts:?}");
     // On the wire: the documented shape, with links on the event and its payload.
     let refund = served
         .iter()

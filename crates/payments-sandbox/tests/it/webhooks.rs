@@ -333,3 +333,46 @@ async fn churn_makes_changes_that_are_delivered() {
     settle(&sandbox).await;
     assert_eq!(inbox.lock().unwrap().len(), made);
 }
+
+#[tokio::test]
+async fn payouts_and_late_refunds_are_delivered_signed() {
+    let (base, inbox) = receiver().await;
+    let sandbox = sandbox().await;
+    sandbox.set_webhooks(Some(delivery(&base)));
+    let payout = sandbox.add_paypro_payout(1000, 25, 5).unwrap();
+    sandbox.set_paypro_payout_state(&payout, "paid").unwrap();
+    let paid = sandbox
+        .paypro_payments()
+        .into_iter()
+        .find(|p| p.paid_at.is_some() && p.refunded_amount == 0 && p.state == "paid")
+        .unwrap();
+    let paid_at = chrono::DateTime::parse_from_rfc3339(paid.paid_at.as_deref().unwrap())
+        .unwrap()
+        .to_utc();
+    sandbox
+        .refund_paypro_payment_at(&paid.id, 1, paid_at + chrono::Duration::hours(1))
+        .unwrap();
+    settle(&sandbox).await;
+    let received = inbox.lock().unwrap().clone();
+    let bodies: Vec<Value> = received
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let kinds: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["payout.created", "payout.paid", "refund.created"]);
+    assert!(received.iter().all(|r| paypro_signed(r, PAYPRO_SECRET)));
+    assert_eq!(bodies[0]["payload"]["type"], "payout");
+    assert_eq!(bodies[0]["payload"]["id"], payout.as_str());
+    assert_eq!(bodies[0]["payload"]["state"], "created");
+    assert_eq!(bodies[1]["payload"]["state"], "paid");
+    assert!(bodies[1]["payload"]["paid_at"].is_string());
+    assert!(
+        bodies[0]["payload"]["_links"]["self"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/paypro/payouts/{payout}"))
+    );
+}
