@@ -58,7 +58,9 @@ macro_rules! store_suite {
             pending_deliveries_are_oldest_first_without_the_processed,
             prune_deletes_only_processed_deliveries_older_than_the_cut,
             hints_read_back_exactly_and_unreadable_ones_are_a_named_error,
-            a_commit_never_replaces_a_payment_fetched_later
+            a_commit_never_replaces_a_payment_fetched_later,
+            book_records_keep_their_walk_versions_and_the_ordering_stamp,
+            an_issued_statement_is_kept_once_and_never_replaced
         );
     };
     (@tests $fresh:path; $($name:ident),*) => {
@@ -1146,4 +1148,145 @@ pub async fn a_commit_never_replaces_a_payment_fetched_later<S: Store + Ledger>(
     store.commit(commit(vec![again.clone()], t3)).await.unwrap();
     assert_eq!(store.stored(vec![id.clone()]).await.unwrap()[&id], again);
     assert_eq!(store.versions(&id).await.unwrap().len(), 3);
+}
+
+/// A refund record of `state`, as the books keep it.
+fn refund(id: &str, state: &str, cents: i64) -> payments_model::BookRecord {
+    payments_model::BookRecord {
+        kind: payments_model::BookKind::Refund,
+        id: Source::PayPro.payment_id(id),
+        source: Source::PayPro,
+        source_id: id.to_owned(),
+        payment_id: Some("paypro:PP1".to_owned()),
+        state: state.to_owned(),
+        amount: payments_model::Money::from_minor(cents, payments_model::Currency::EUR),
+        fee: None,
+        fee_vat: None,
+        created_at: payments_model::parse_timestamp("2026-10-02T09:00:00Z").unwrap(),
+        settled_at: None,
+        description: Some("retour \u{1b}[31m".to_owned()),
+        reason: None,
+        bank_account: None,
+    }
+}
+
+/// Book records: committed with the walk's state in one commit, read back exactly, a changed
+/// one supersedes the stored one (kept as a version), and one fetched earlier than the stored
+/// one never replaces it; walks are per source and kind; a rejected record is quarantined.
+pub async fn book_records_keep_their_walk_versions_and_the_ordering_stamp<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    use payments_model::BookKind;
+    use payments_sync::{BookWalk, KeptRecord, RecordCommit};
+    let kept = |record, micros| KeptRecord {
+        record,
+        first_seen_at: instant(micros),
+        undone_seen_at: None,
+    };
+    let walk = BookWalk {
+        cursor: Some(payments_model::Cursor {
+            listing: Some("/refunds?cursor=x".to_owned()),
+            ..Default::default()
+        }),
+        complete: false,
+        walked_at: None,
+        failing: None,
+    };
+    let commit = |records, micros, walk: BookWalk| RecordCommit {
+        source: "paypro".to_owned(),
+        observed_at: instant(micros),
+        kind: BookKind::Refund,
+        records,
+        rejected: Vec::new(),
+        walk,
+    };
+    assert_eq!(store.book_walk("paypro", BookKind::Refund).await.unwrap(), None);
+    let first = kept(refund("PR1", "processing", 500), 1_000);
+    store
+        .commit_records(commit(vec![first.clone()], 1_000, walk.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.book_walk("paypro", BookKind::Refund).await.unwrap(),
+        Some(walk.clone())
+    );
+    assert_eq!(store.book_walk("paypro", BookKind::Payout).await.unwrap(), None);
+    let id = first.record.id.clone();
+    assert_eq!(store.kept_records(vec![id.clone()]).await.unwrap()[&id], first);
+
+    // Changed later: it supersedes; an older fetch committed after it does not replace it.
+    let done = BookWalk {
+        cursor: None,
+        complete: true,
+        walked_at: Some(instant(3_000)),
+        failing: None,
+    };
+    let second = kept(refund("PR1", "refunded", 500), 1_000);
+    store
+        .commit_records(commit(vec![second.clone()], 3_000, done.clone()))
+        .await
+        .unwrap();
+    store
+        .commit_records(RecordCommit {
+            rejected: vec![payments_model::Rejected {
+                source_id: Some("PRBAD".to_owned()),
+                reason: "refund PRBAD: amount: not a number".to_owned(),
+                raw: r#"{"id":"PRBAD"}"#.to_owned(),
+            }],
+            ..commit(vec![first.clone()], 2_000, done.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.kept_records(vec![id.clone()]).await.unwrap()[&id], second);
+    assert_eq!(store.records(Source::PayPro).await.unwrap(), vec![second]);
+    assert!(store.records(Source::Mkp).await.unwrap().is_empty());
+    let quarantined = store.quarantine("paypro").await.unwrap();
+    assert!(
+        quarantined.iter().any(|q| q.raw == r#"{"id":"PRBAD"}"#),
+        "{quarantined:?}"
+    );
+}
+
+/// Issued statements read back exactly, in number order, with the references they book; a
+/// number or a day issued already is refused as a conflict, and nothing of that issue lands.
+pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledger>(
+    store: Arc<S>,
+    _: &dyn Tamper,
+) {
+    use payments_sync::IssuedStatement;
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 10, d).unwrap();
+    let statement = |number, d, refs: &[&str]| IssuedStatement {
+        account: "PAYPRO-EUR".to_owned(),
+        number,
+        day: day(d),
+        closing: format!("{number}0.00"),
+        digest: format!("digest{number}"),
+        body: format!("{{\"n\":{number}}}"),
+        issued_at: instant(1_000),
+        references: refs.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    store
+        .issue(vec![statement(1, 1, &["PP1", "PP2"]), statement(2, 2, &["PR1"])])
+        .await
+        .unwrap();
+    let issued = store.issued("PAYPRO-EUR").await.unwrap();
+    let bare = |s: IssuedStatement| IssuedStatement {
+        references: Vec::new(),
+        ..s
+    };
+    assert_eq!(
+        issued,
+        vec![bare(statement(1, 1, &[])), bare(statement(2, 2, &[]))]
+    );
+    assert!(store.issued("OTHER").await.unwrap().is_empty());
+    let booked = store.booked("PAYPRO-EUR").await.unwrap();
+    assert_eq!(booked.len(), 3);
+    assert!(booked.contains("PR1"));
+    for refused in [statement(2, 3, &["PP9"]), statement(3, 2, &["PP9"])] {
+        let error = store.issue(vec![refused]).await.unwrap_err();
+        assert!(matches!(error, StoreError::Conflict { .. }), "{error}");
+    }
+    assert_eq!(store.issued("PAYPRO-EUR").await.unwrap().len(), 2);
+    assert!(!store.booked("PAYPRO-EUR").await.unwrap().contains("PP9"));
 }

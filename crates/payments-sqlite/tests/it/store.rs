@@ -200,7 +200,7 @@ async fn a_version_1_database_is_migrated_with_its_payments_intact() {
 }
 
 #[tokio::test]
-async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_works() {
+async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_and_books_work() {
     use payments_model::{Delivery, Hint};
     use payments_sync::{Inbox, Receipt};
     let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
@@ -218,7 +218,7 @@ async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_works() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!((version, payments_sqlite::SCHEMA_VERSION), (7, 7));
+    assert_eq!((version, payments_sqlite::SCHEMA_VERSION), (8, 8));
     assert_eq!(
         all(&migrated, &Filter::default()),
         payments_testkit::data_set(&sandbox),
@@ -243,6 +243,23 @@ async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_works() {
     let pending = migrated.pending("paypro").await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].delivery, delivery);
+    // The books, added by version 8, start empty and take statements.
+    use payments_sync::{Books, IssuedStatement};
+    assert!(migrated.records(payments_model::Source::PayPro).await.unwrap().is_empty());
+    migrated
+        .issue(vec![IssuedStatement {
+            account: "PAYPRO-EUR".to_owned(),
+            number: 1,
+            day: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            closing: "1.00".to_owned(),
+            digest: "d".to_owned(),
+            body: "{}".to_owned(),
+            issued_at: at,
+            references: vec!["PP1".to_owned()],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(migrated.issued("PAYPRO-EUR").await.unwrap().len(), 1);
     drop(migrated);
     SqliteStore::open_read_only(&path).unwrap();
 }
