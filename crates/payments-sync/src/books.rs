@@ -307,3 +307,119 @@ pub(crate) fn walk_only(
         walk,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use payments_model::{Currency, Money, Source};
+
+    use super::*;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 10, day, 12, 0, 0).unwrap()
+    }
+
+    fn refund(id: &str, day: u32, settled: bool) -> BookRecord {
+        BookRecord {
+            kind: BookKind::Refund,
+            id: Source::PayPro.payment_id(id),
+            source: Source::PayPro,
+            source_id: id.to_owned(),
+            payment_id: None,
+            state: if settled { "refunded" } else { "processing" }.to_owned(),
+            amount: Money::from_minor(100, Currency::EUR),
+            fee: None,
+            fee_vat: None,
+            created_at: at(day).fixed_offset(),
+            settled_at: settled.then(|| at(day).fixed_offset()),
+            description: None,
+            reason: None,
+            bank_account: None,
+        }
+    }
+
+    fn kept(records: &[BookRecord]) -> HashMap<String, KeptRecord> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    KeptRecord {
+                        record: r.clone(),
+                        first_seen_at: at(1),
+                        undone_seen_at: None,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn cursor(text: &str) -> Option<Cursor> {
+        Some(Cursor {
+            listing: Some(text.to_owned()),
+            ..Cursor::default()
+        })
+    }
+
+    #[test]
+    fn a_complete_walk_stops_at_the_first_page_that_tells_nothing_new() {
+        let complete = BookWalk {
+            complete: true,
+            walked_at: Some(at(1)),
+            ..BookWalk::default()
+        };
+        let walker = BookWalker::new("paypro", BookKind::Refund, complete);
+        let page = vec![refund("PR2", 9, true), refund("PR1", 8, true)];
+        let walked = walker.page(page.clone(), Vec::new(), cursor("n"), &kept(&page), at(10));
+        assert_eq!(walked.next, None, "nothing new: the walk ends");
+        assert!(walked.commit.walk.complete && walked.commit.walk.walked_at == Some(at(10)));
+        // A record not yet final and recent keeps it going; so does a new one.
+        let open = vec![refund("PR3", 9, false)];
+        let walked = walker.page(open.clone(), Vec::new(), cursor("n"), &kept(&open), at(10));
+        assert_eq!(walked.next, cursor("n"));
+        let walked = walker.page(page, Vec::new(), cursor("n"), &HashMap::new(), at(10));
+        assert_eq!((walked.changed, walked.next), (2, cursor("n")));
+        assert_eq!(walked.commit.walk.cursor, cursor("n"), "resumable");
+    }
+
+    #[test]
+    fn a_first_walk_goes_to_the_end_and_an_undone_payout_is_dated_when_first_seen() {
+        let walker = BookWalker::new("paypro", BookKind::Payout, BookWalk::default());
+        let page = vec![refund("PR1", 8, true)];
+        let walked = walker.page(page.clone(), Vec::new(), cursor("n"), &kept(&page), at(10));
+        assert_eq!(walked.next, cursor("n"), "an incomplete walk reads on");
+        assert!(!walked.commit.walk.complete);
+        let walked = walker.page(page, Vec::new(), None, &HashMap::new(), at(10));
+        assert!(walked.commit.walk.complete && walked.next.is_none());
+
+        let mut payout = refund("PO1", 8, false);
+        payout.kind = BookKind::Payout;
+        let stored = kept(std::slice::from_ref(&payout));
+        payout.state = "rejected".to_owned();
+        let walked = walker.page(vec![payout], Vec::new(), None, &stored, at(11));
+        assert_eq!(walked.commit.records[0].undone_seen_at, Some(at(11)));
+        assert_eq!(walked.commit.records[0].first_seen_at, at(1));
+    }
+
+    #[test]
+    fn a_walk_is_due_when_the_feed_moved_it_failed_or_an_hour_passed() {
+        let walked = BookWalk {
+            complete: true,
+            walked_at: Some(at(10)),
+            ..BookWalk::default()
+        };
+        let soon = at(10) + chrono::Duration::minutes(5);
+        assert!(!walked.due(false, soon));
+        assert!(walked.due(true, soon));
+        assert!(walked.due(false, at(10) + chrono::Duration::minutes(61)));
+        assert!(BookWalk::default().due(false, soon));
+        let failed = walked.failed("HTTP 500".to_owned(), soon);
+        assert!(failed.due(false, soon));
+        assert_eq!(failed.persistent_failure(BookKind::Payout, soon), None);
+        let thrice = failed
+            .failed("HTTP 500".to_owned(), soon)
+            .failed("HTTP 500".to_owned(), soon);
+        let said = thrice.persistent_failure(BookKind::Payout, soon).unwrap();
+        assert!(said.contains("payout listing") && said.contains("3 runs"), "{said}");
+    }
+}
