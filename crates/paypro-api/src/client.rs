@@ -3,11 +3,13 @@
 use async_trait::async_trait;
 use payments_http::{ApiClient, ApiKey, ClientConfig, ConfigError, Fetched, ListPage, Provider};
 use payments_model::{
-    Change, ChangeKind, ChangePage, Cursor, ListingOrder, OnePayment, Page, Payment, PaymentSource,
-    RateLimitHeaders, Rejected, SourceError,
+    Balance, Balances, BookKind, BookPage, BookRecord, Change, ChangeKind, ChangePage, Cursor,
+    ListingOrder, OnePayment, Page, Payment, PaymentSource, RateLimitHeaders, Rejected,
+    SourceError,
 };
 use serde::Deserialize;
 
+use crate::books::{Payout, decode_balances, decode_payout, decode_payouts_page};
 use crate::decode_page;
 use crate::feed::{
     Chargeback, DecodedPage, Event, EventPayload, Refund, decode_chargebacks_page,
@@ -180,6 +182,87 @@ impl PayProClient {
         Ok(fetched)
     }
 
+    /// `GET /payouts`: the page at `page` (`None`: the first page, the newest payouts), newest
+    /// first, each payout mapped on its own (one that cannot be is set aside whole with its
+    /// reason, naming the field), with where the listing continues.
+    pub async fn payouts_page(
+        &self,
+        page: Option<&str>,
+    ) -> Result<Fetched<PayoutsPage>, SourceError> {
+        let fetched = self.list_page("payouts", page, decode_payouts_page).await?;
+        Ok(fetched)
+    }
+
+    /// `GET /payouts/{id}`: one payout by PayPro's id (`PO…`), mapped as the listing maps it:
+    /// `Some(Ok(payout))`; `Some(Err(rejected))` when it cannot be mapped; `None` when PayPro
+    /// answers 404.
+    ///
+    /// An id that cannot be sent in a URL path as it is is refused before any request, with
+    /// [`SourceError::Refused`] naming the id. An answer about another payout than the one
+    /// asked for is a [`SourceError::BadResponse`].
+    pub async fn payout(
+        &self,
+        id: &str,
+    ) -> Result<Fetched<Option<Result<Payout, Rejected>>>, SourceError> {
+        payments_http::path_segment(id).map_err(|problem| {
+            SourceError::Refused(format!("{} payout id {problem}", self.api.provider().name))
+        })?;
+        let fetched = match self.api.get(&format!("/payouts/{id}")).await {
+            Ok(fetched) => fetched,
+            Err(SourceError::NotFound { .. }) => {
+                return Ok(Fetched {
+                    value: None,
+                    rate_limit: RateLimitHeaders::default(),
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        let value =
+            decode_payout(&fetched.value).map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        if let Ok(payout) = &value
+            && payout.id != id
+        {
+            return Err(SourceError::BadResponse {
+                provider: self.api.provider().name,
+                status: 200,
+                problem: format!(
+                    "asked for payout `{id}`, the answer is payout `{}`",
+                    payout.id.escape_default()
+                ),
+                excerpt: String::new(),
+            });
+        }
+        Ok(Fetched {
+            value: Some(value),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
+    /// `GET /balances`: the account's balances, one per currency, each mapped on its own (one
+    /// that cannot be is set aside whole with its reason). The shape is unconfirmed: the list
+    /// envelope of `{"type": "balance", "currency": "EUR", "amount": 123456, "pending_amount":
+    /// 0}`, amounts in cents. A `_links.next`, should there be one, is checked and given as
+    /// for any listing.
+    pub async fn balances(&self) -> Result<Fetched<BalancesPage>, SourceError> {
+        let fetched = self.api.get("/balances").await?;
+        let decoded = decode_balances(&fetched.value)
+            .map_err(|e| self.api.decode_error(&e, &fetched.value))?;
+        let next = decoded
+            .links
+            .next
+            .as_deref()
+            .map(|next| self.api.relative_next("/balances", next))
+            .transpose()?;
+        Ok(Fetched {
+            value: ListPage {
+                items: decoded.items,
+                rejected: decoded.rejected,
+                next,
+            },
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
     /// `GET /payments/{id}`: one payment by PayPro's id (`PP…`), mapped as the listing maps
     /// it: `Some(Ok(payment))`; `Some(Err(rejected))` when it cannot be mapped (kept whole with
     /// the reason, like a bad record of a page); `None` when PayPro answers 404 (there is no
@@ -268,6 +351,12 @@ pub type RefundsPage = ListPage<Refund>;
 
 /// A page of chargebacks, as [`PayProClient::chargebacks_page`] maps it, newest first.
 pub type ChargebacksPage = ListPage<Chargeback>;
+
+/// A page of payouts, as [`PayProClient::payouts_page`] maps it, newest first.
+pub type PayoutsPage = ListPage<Payout>;
+
+/// The balances, as [`PayProClient::balances`] maps them, one per currency.
+pub type BalancesPage = ListPage<Balance>;
 
 /// PayPro's payments as a [`PaymentSource`], newest first. The cursor is the next page's
 /// address below the base URL (carrying PayPro's opaque `cursor`).
@@ -358,7 +447,7 @@ impl PaymentSource for PayProSource {
                         source_id: refund.payment_id,
                     },
                     EventPayload::Chargeback(chargeback) => charged_back(chargeback),
-                    EventPayload::Other { .. } => ChangeKind::Other {
+                    EventPayload::Payout(_) | EventPayload::Other { .. } => ChangeKind::Other {
                         kind: event.event_type,
                     },
                 },
@@ -411,9 +500,106 @@ impl PaymentSource for PayProSource {
             rate_limit: fetched.rate_limit,
         })
     }
+
+    /// Refunds, chargebacks and payouts: PayPro lists all three.
+    fn book_kinds(&self) -> &'static [BookKind] {
+        &BookKind::ALL
+    }
+
+    /// PayPro's `/refunds`, `/chargebacks` or `/payouts`, newest first, each record as a
+    /// [`BookRecord`] with unified ids. A cursor of another listing than `kind`'s is refused
+    /// with [`SourceError::BadCursor`], unread.
+    async fn book_page(
+        &self,
+        kind: BookKind,
+        cursor: Option<&Cursor>,
+    ) -> Result<BookPage, SourceError> {
+        let listing = match kind {
+            BookKind::Refund => "refunds",
+            BookKind::Chargeback => "chargebacks",
+            BookKind::Payout => "payouts",
+        };
+        let Some(request) = self.request(listing, cursor) else {
+            return Ok(BookPage::default());
+        };
+        if !is_of_listing(&request, listing) {
+            return Err(SourceError::BadCursor(format!(
+                "`{}` is not a page of PayPro's /{listing}",
+                request.escape_default()
+            )));
+        }
+        match kind {
+            BookKind::Refund => {
+                self.book_listing(
+                    &request,
+                    self.client.refunds_page(Some(&request)),
+                    Refund::into_record,
+                )
+                .await
+            }
+            BookKind::Chargeback => {
+                self.book_listing(
+                    &request,
+                    self.client.chargebacks_page(Some(&request)),
+                    Chargeback::into_record,
+                )
+                .await
+            }
+            BookKind::Payout => {
+                self.book_listing(
+                    &request,
+                    self.client.payouts_page(Some(&request)),
+                    Payout::into_record,
+                )
+                .await
+            }
+        }
+    }
+
+    /// PayPro's `/balances`; `None` when PayPro answers 404 (no balance to ask). A balance that
+    /// cannot be read is left out and logged as a warning, naming why (the others are given).
+    async fn balances(&self) -> Result<Option<Balances>, SourceError> {
+        let fetched = match self.client.balances().await {
+            Ok(fetched) => fetched,
+            Err(SourceError::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        for rejected in &fetched.value.rejected {
+            tracing::warn!(reason = %rejected.reason, record = %rejected.raw, "a PayPro balance could not be read; it is left out");
+        }
+        Ok(Some(Balances {
+            balances: fetched.value.items,
+            rate_limit: fetched.rate_limit,
+        }))
+    }
 }
 
 impl PayProSource {
+    /// The page at `request` of a listing fetched by `fetch`, each item made a [`BookRecord`]
+    /// by `into`; a page over the body cap is asked for again smaller (see [`within_cap`]).
+    async fn book_listing<T>(
+        &self,
+        request: &str,
+        fetch: impl std::future::Future<Output = Result<Fetched<ListPage<T>>, SourceError>>,
+        into: fn(T) -> BookRecord,
+    ) -> Result<BookPage, SourceError> {
+        let fetched = match within_cap(request, fetch).await? {
+            Ok(fetched) => fetched,
+            Err(smaller) => {
+                return Ok(BookPage {
+                    next: Some(smaller),
+                    ..BookPage::default()
+                });
+            }
+        };
+        Ok(BookPage {
+            records: fetched.value.items.into_iter().map(into).collect(),
+            rejected: fetched.value.rejected,
+            next: self.full_size(request, fetched.value.next),
+            rate_limit: fetched.rate_limit,
+        })
+    }
+
     /// The address to fetch for `listing` at `cursor`: its first page for `None`; `None` for a
     /// cursor with nothing left of the listing.
     fn request(&self, listing: &str, cursor: Option<&Cursor>) -> Option<String> {
@@ -483,6 +669,12 @@ fn charged_back(chargeback: Chargeback) -> ChangeKind {
     }
 }
 
+/// Whether `address` is a page of `/{listing}` (its path, with or without a query).
+fn is_of_listing(address: &str, listing: &str) -> bool {
+    let path = address.split_once('?').map_or(address, |(path, _)| path);
+    path == format!("/{listing}")
+}
+
 /// PayPro's page size when a request does not say.
 const PAYPRO_DEFAULT_LIMIT: u32 = 10;
 
@@ -540,5 +732,14 @@ mod tests {
             "/payments?limit=5&cursor=x"
         );
         assert_eq!(with_limit("/payments", 5), "/payments?limit=5");
+    }
+
+    #[test]
+    fn a_book_cursor_belongs_to_its_listing() {
+        assert!(is_of_listing("/payouts?limit=100&cursor=x", "payouts"));
+        assert!(is_of_listing("/payouts", "payouts"));
+        assert!(!is_of_listing("/refunds?limit=100&cursor=x", "payouts"));
+        assert!(!is_of_listing("/payouts/PO1?limit=1", "payouts"));
+        assert!(!is_of_listing("/payoutsx?limit=1", "payouts"));
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Refunds and chargebacks stay PayPro-level records (the unified ledger has no such record):
 //! exact [`Money`], the provider's offsets kept, the state word as sent. An event's payload is
-//! mapped by its own `type`; a payload of another type (a customer, a payout) or an event type
-//! this crate does not know is kept as [`EventPayload::Other`], never an error.
+//! mapped by its own `type` (a payment, a refund, a chargeback, a payout); a payload of another
+//! type (a customer), a payout that cannot be mapped, or an event type this crate does not know
+//! is kept as [`EventPayload::Other`], never an error.
 
 use payments_model::chrono::{DateTime, FixedOffset};
 use payments_model::{
@@ -14,7 +15,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::wire::{List, ListLinks, PayProChargeback, PayProEvent, PayProPayment, PayProRefund};
+use crate::books::Payout;
+use crate::wire::{
+    List, ListLinks, PayProChargeback, PayProEvent, PayProPayment, PayProPayout, PayProRefund,
+};
 
 /// A refund of a PayPro payment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -107,7 +111,10 @@ pub enum EventPayload {
     Refund(Refund),
     /// A chargeback.
     Chargeback(Chargeback),
-    /// Anything else (a customer, a payout, a type not known yet): not read further.
+    /// A payout, as `GET /payouts` maps it, as it was at the event.
+    Payout(Payout),
+    /// Anything else (a customer, a type not known yet, or a payout that cannot be mapped: the
+    /// feed does not need it, payouts are read from `/payouts`): not read further.
     Other {
         /// The payload's `type`, when it said one.
         payload_type: Option<String>,
@@ -214,6 +221,7 @@ pub(crate) enum PayloadKind {
     Payment,
     Refund,
     Chargeback,
+    Payout,
     Other,
 }
 
@@ -254,6 +262,7 @@ pub(crate) fn payload_kind(event: &str) -> PayloadKind {
         "payment" => PayloadKind::Payment,
         "refund" => PayloadKind::Refund,
         "chargeback" => PayloadKind::Chargeback,
+        "payout" => PayloadKind::Payout,
         _ => PayloadKind::Other,
     }
 }
@@ -301,28 +310,45 @@ fn map_event<'t>(text: &'t PageText<'_>, raw: &'t RawValue) -> (Vec<Event>, Vec<
                     .to_event(|chargeback| chargeback.to_chargeback().map(EventPayload::Chargeback))
             })
         }
-        PayloadKind::Other => text.decode_records(one, |event: PayProEvent<Lenient>| {
-            let head = event.payload.and_then(|payload| payload.0);
-            let other = EventPayload::Other {
-                payload_type: head.as_ref().and_then(|head| head.kind.clone()),
-                payload_id: head.and_then(|head| head.id).and_then(|id| match id {
-                    serde_json::Value::String(id) => Some(id),
-                    serde_json::Value::Null => None,
-                    other => Some(other.to_string()),
-                }),
-            };
-            // A payload that is missing or unreadable is no error here: nothing is read from it.
-            PayProEvent {
-                id: event.id,
-                kind: event.kind,
-                event_type: event.event_type,
-                payload: Some(other),
-                created_at: event.created_at,
-                links: event.links,
+        PayloadKind::Payout => {
+            let (events, rejected) =
+                text.decode_records(one, |event: PayProEvent<PayProPayout>| {
+                    event.to_event(|payout| payout.to_payout().map(EventPayload::Payout))
+                });
+            // A payout the feed cannot map is kept as other: the feed has no use for it.
+            if rejected.is_empty() {
+                (events, rejected)
+            } else {
+                map_other(text, one)
             }
-            .to_event(Ok)
-        }),
+        }
+        PayloadKind::Other => map_other(text, one),
     }
+}
+
+/// Maps one raw event as [`EventPayload::Other`], reading only its payload's `type` and `id`.
+fn map_other<'t>(text: &'t PageText<'_>, one: &[&'t RawValue]) -> (Vec<Event>, Vec<Rejected>) {
+    text.decode_records(one, |event: PayProEvent<Lenient>| {
+        let head = event.payload.and_then(|payload| payload.0);
+        let other = EventPayload::Other {
+            payload_type: head.as_ref().and_then(|head| head.kind.clone()),
+            payload_id: head.and_then(|head| head.id).and_then(|id| match id {
+                serde_json::Value::String(id) => Some(id),
+                serde_json::Value::Null => None,
+                other => Some(other.to_string()),
+            }),
+        };
+        // A payload that is missing or unreadable is no error here: nothing is read from it.
+        PayProEvent {
+            id: event.id,
+            kind: event.kind,
+            event_type: event.event_type,
+            payload: Some(other),
+            created_at: event.created_at,
+            links: event.links,
+        }
+        .to_event(Ok)
+    })
 }
 
 /// Decodes a page of `GET /events` and maps each event on its own: one that cannot be mapped
@@ -373,7 +399,7 @@ pub fn decode_payment(body: &[u8]) -> Result<Result<Payment, Rejected>, serde_js
     }
 }
 
-fn decode_list<W, T>(
+pub(crate) fn decode_list<W, T>(
     body: &[u8],
     map: impl FnMut(W) -> Result<T, MapError>,
 ) -> Result<DecodedPage<T>, serde_json::Error>
@@ -414,7 +440,7 @@ fn money(minor: i64, currency: &str) -> Result<Money, (&'static str, String)> {
     Ok(Money::from_minor(minor, currency))
 }
 
-fn required_time(text: Option<&str>) -> Result<DateTime<FixedOffset>, String> {
+pub(crate) fn required_time(text: Option<&str>) -> Result<DateTime<FixedOffset>, String> {
     match text {
         Some(text) => parse_timestamp(text),
         None => Err("is null".to_owned()),
@@ -422,17 +448,20 @@ fn required_time(text: Option<&str>) -> Result<DateTime<FixedOffset>, String> {
 }
 
 /// PHP writes an unset date as an empty string as often as as null.
-fn optional_time(text: Option<&str>) -> Result<Option<DateTime<FixedOffset>>, String> {
+pub(crate) fn optional_time(text: Option<&str>) -> Result<Option<DateTime<FixedOffset>>, String> {
     text.filter(|text| !text.trim().is_empty())
         .map(parse_timestamp)
         .transpose()
 }
 
-fn timestamp<S: Serializer>(at: &DateTime<FixedOffset>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn timestamp<S: Serializer>(
+    at: &DateTime<FixedOffset>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_timestamp(at))
 }
 
-fn optional_timestamp<S: Serializer>(
+pub(crate) fn optional_timestamp<S: Serializer>(
     at: &Option<DateTime<FixedOffset>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

@@ -9,6 +9,14 @@
 //! a [`Refund`], a [`Chargeback`], or [`EventPayload::Other`]), [`PayProClient::refunds_page`],
 //! [`PayProClient::chargebacks_page`], and one payment by id with [`PayProClient::payment`].
 //!
+//! What moves the balance besides payments is read too, for statements and reconciliation:
+//! [`PayProClient::payouts_page`] and [`PayProClient::payout`] ([`Payout`]: its fee and the
+//! fee's VAT, its bank account), and [`PayProClient::balances`]. [`PayProSource`] lists
+//! refunds, chargebacks and payouts as the model's `BookRecord`s
+//! ([`payments_model::PaymentSource::book_page`]) and answers
+//! [`payments_model::PaymentSource::balances`]. These shapes are partly unconfirmed, so they
+//! are read tolerantly; a record that still cannot be mapped is set aside with its reason.
+//!
 //! Its webhooks are verified and read as hints by [`webhook::verify`].
 //!
 //! # Examples
@@ -48,15 +56,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod books;
 mod client;
 mod feed;
 mod map;
 pub mod webhook;
 mod wire;
 
+pub use books::{Payout, decode_balances, decode_payout, decode_payouts_page};
 pub use client::{
-    ChargebacksPage, DEFAULT_BASE_URL, DEFAULT_LIMIT, EventsPage, PayProClient, PayProSource,
-    PaymentsPage, RefundsPage, TEST_BASE_URL, USER_AGENT,
+    BalancesPage, ChargebacksPage, DEFAULT_BASE_URL, DEFAULT_LIMIT, EventsPage, PayProClient,
+    PayProSource, PaymentsPage, PayoutsPage, RefundsPage, TEST_BASE_URL, USER_AGENT,
 };
 pub use feed::{
     Chargeback, DecodedPage, Event, EventPayload, Refund, decode_chargebacks_page,
@@ -64,6 +74,7 @@ pub use feed::{
 };
 pub use map::{PROCESSOR, decode_page, map_payments};
 pub use wire::{
-    List, ListLinks, ObjectLinks, PayMethod, PayMethodField, PayProChargeback, PayProEvent,
-    PayProPayment, PayProRefund, PaymentLinks,
+    List, ListLinks, ObjectLinks, PayMethod, PayMethodField, PayProBalance, PayProBankAccount,
+    PayProChargeback, PayProEvent, PayProPayment, PayProPayout, PayProRefund, PaymentLinks,
+    PayoutFee,
 };

@@ -71,9 +71,11 @@ pub fn sign(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
 /// The [`Delivery`]: `key` is the event id (`EV…`; [`digest_key`] of the body when it has
 /// none), `kind` its `event_type`; a payment event names the payment, a refund event the
 /// refunded payment, a chargeback event the charged-back payment *and* the change feed (the
-/// payment's own record does not show a chargeback); any other event (a payout, a customer)
-/// names nothing. What an event is follows the rule the feed's reading uses (the payload's own
-/// `type`, else the event type's prefix).
+/// payment's own record does not show a chargeback); a refund or chargeback event that names
+/// no payment (`payment` missing or null) names the change feed alone, and so does a payout
+/// event (`payout.*`: a payout moves the balance, and is read from the source's listings by a
+/// run); any other event (a customer) names nothing. What an event is follows the rule the
+/// feed's reading uses (the payload's own `type`, else the event type's prefix).
 pub fn verify(
     secret: Option<&WebhookSecret>,
     timestamp: Option<&str>,
@@ -135,19 +137,27 @@ fn read(body: &[u8]) -> Result<Delivery, WebhookError> {
             .ok_or_else(|| unreadable(format!("`payload.{field}` is missing")))?;
         token(value, &format!("payload.{field}")).map(str::to_owned)
     };
+    // The payment a refund or chargeback names, when it names one (a missing or null one is
+    // none: the change is then read from the feed).
+    let named_payment = || -> Result<Option<String>, WebhookError> {
+        match payload.and_then(|payload| payload.get("payment")) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => token(value, "payload.payment").map(|id| Some(id.to_owned())),
+        }
+    };
     let hints = match payload_kind(text) {
         PayloadKind::Payment => vec![Hint::Payment {
             id: payload_field("id")?,
         }],
-        PayloadKind::Refund => vec![Hint::Payment {
-            id: payload_field("payment")?,
-        }],
-        PayloadKind::Chargeback => vec![
-            Hint::Payment {
-                id: payload_field("payment")?,
-            },
-            Hint::Feed,
-        ],
+        PayloadKind::Refund => match named_payment()? {
+            Some(id) => vec![Hint::Payment { id }],
+            None => vec![Hint::Feed],
+        },
+        PayloadKind::Chargeback => match named_payment()? {
+            Some(id) => vec![Hint::Payment { id }, Hint::Feed],
+            None => vec![Hint::Feed],
+        },
+        PayloadKind::Payout => vec![Hint::Feed],
         PayloadKind::Other => Vec::new(),
     };
     Ok(Delivery { key, kind, hints })
@@ -420,14 +430,35 @@ mod tests {
             deliver(&untyped, NOW).unwrap().hints,
             vec![Hint::Payment { id: "PP9".into() }]
         );
-        for other in [
+        // A refund or chargeback that names no payment wakes a run, to read it from the feed.
+        for unnamed in [
+            event("refund.created", r#"{"id":"PR1","type":"refund"}"#),
+            event(
+                "refund.created",
+                r#"{"id":"PR1","type":"refund","payment":null}"#,
+            ),
+            event("chargeback.created", r#"{"id":"PC1","type":"chargeback"}"#),
+            event("chargeback.created", "null"),
+        ] {
+            assert_eq!(deliver(&unnamed, NOW).unwrap().hints, vec![Hint::Feed]);
+        }
+        // So does a payout, whatever its payload: it moves the balance.
+        for payout in [
             event(
                 "payout.paid",
                 r#"{"id":"PO1","type":"payout","amount":100}"#,
             ),
+            event("payout.created", "null"),
+            event("payout.failed", r#"{"id":"PO1"}"#),
+            event("whatever.new", r#"{"id":"PO1","type":"payout"}"#),
+        ] {
+            let delivery = deliver(&payout, NOW).unwrap();
+            assert_eq!(delivery.hints, vec![Hint::Feed], "{delivery:?}");
+        }
+        for other in [
             event("customer.created", r#"{"id":"CU1","type":"customer"}"#),
             event("something.new", r#"{"id":"XX1"}"#),
-            event("payout.created", "null"),
+            event("payment.paid", r#"{"id":"CU1","type":"customer"}"#),
         ] {
             let delivery = deliver(&other, NOW).unwrap();
             assert!(delivery.hints.is_empty(), "{delivery:?}");
@@ -462,7 +493,8 @@ mod tests {
             r#"{"id":"EV1","event_type":"payment.paid","payload":{"id":17,"type":"payment"}}"#.to_owned(),
             r#"{"id":"EV/1","event_type":"payout.paid","payload":{}}"#.to_owned(),
             r#"{"id":"EV1","event_type":"payment.paid\n","payload":{"id":"PP1"}}"#.to_owned(),
-            r#"{"id":"EV1","event_type":"refund.created","payload":{"id":"PR1","type":"refund"}}"#.to_owned(),
+            r#"{"id":"EV1","event_type":"refund.created","payload":{"id":"PR1","type":"refund","payment":"PP1/../x"}}"#.to_owned(),
+            r#"{"id":"EV1","event_type":"chargeback.created","payload":{"id":"PC1","type":"chargeback","payment":7}}"#.to_owned(),
             r#"{"id":"EV1","event_type":"payment.paid"}"#.to_owned(),
         ] {
             assert!(

@@ -322,3 +322,159 @@ pub struct ObjectLinks {
     )]
     pub payment: Option<String>,
 }
+
+/// A payout, as PROVIDERS.md documents it (`GET /payouts`, `GET /payouts/{id}`, and the payload
+/// of the `payout.*` events). The shape is partly unconfirmed, so it is read tolerantly: the
+/// amounts are integers or strings of digits, the fee and its VAT may be missing or null (or an
+/// object `{"amount": 25, "currency": "EUR"}`), and the bank account may be missing, null or
+/// only an IBAN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayProPayout {
+    /// `PO…`.
+    pub id: String,
+    /// Always `"payout"`.
+    #[serde(rename = "type", default, deserialize_with = "tolerant::text")]
+    pub kind: Option<String>,
+    /// What was transferred to the bank account, in minor units (an integer or a string of
+    /// digits).
+    #[serde(deserialize_with = "tolerant::minor_units")]
+    pub amount: i64,
+    /// The fee withheld from the balance with the payout, when said.
+    #[serde(default)]
+    pub fee_amount: Option<PayoutFee>,
+    /// The VAT on the fee, withheld with it, when said.
+    #[serde(default)]
+    pub fee_vat_amount: Option<PayoutFee>,
+    /// The currency of the fee and its VAT, when the API says it apart from the payout's.
+    #[serde(
+        default,
+        deserialize_with = "tolerant::text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fee_currency: Option<String>,
+    /// `"EUR"`.
+    pub currency: String,
+    /// The state word (`created`, `approved`, `paid`, `rejected`, `failed`; open-ended).
+    pub state: String,
+    /// Where the money went.
+    #[serde(default)]
+    pub bank_account: Option<PayProBankAccount>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// When it was paid (RFC 3339), or null while it is not (yet).
+    #[serde(default)]
+    pub paid_at: Option<String>,
+    /// Links to this payout.
+    #[serde(
+        rename = "_links",
+        default,
+        deserialize_with = "tolerant::empty_list_as_default"
+    )]
+    pub links: ObjectLinks,
+}
+
+/// A payout's `fee_amount` or `fee_vat_amount`: minor units (a JSON integer or a string of
+/// digits) in the payout's currency, or an object `{"amount": …, "currency": "EUR"}` that
+/// names its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutFee {
+    /// The amount in minor units.
+    pub minor: i64,
+    /// The currency the fee names itself, when it does.
+    pub currency: Option<String>,
+}
+
+impl Serialize for PayoutFee {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.currency {
+            None => serializer.serialize_i64(self.minor),
+            Some(currency) => serde_json::json!({ "amount": self.minor, "currency": currency })
+                .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PayoutFee {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PayoutFee, D::Error> {
+        use serde::de::Error as _;
+        let minor = |value: serde_json::Value| {
+            tolerant::minor_units(value).map_err(|e| D::Error::custom(e.to_string()))
+        };
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Object(mut fields) => {
+                let amount = fields.remove("amount").ok_or_else(|| {
+                    D::Error::custom("an object without `amount` is not a fee in minor units")
+                })?;
+                let currency = match fields.remove("currency") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(code)) => Some(code),
+                    Some(other) => {
+                        return Err(D::Error::custom(format!(
+                            "`currency` {other} is not a currency code"
+                        )));
+                    }
+                };
+                Ok(PayoutFee {
+                    minor: minor(amount)?,
+                    currency,
+                })
+            }
+            other => Ok(PayoutFee {
+                minor: minor(other)?,
+                currency: None,
+            }),
+        }
+    }
+}
+
+/// A payout's `bank_account`: `{"iban": …, "name": …}`, or only the IBAN as a string. Anything
+/// else (a number, a list) reads as no account: it is shown, never counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PayProBankAccount {
+    /// The IBAN, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iban: Option<String>,
+    /// The holder's name, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for PayProBankAccount {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<PayProBankAccount, D::Error> {
+        let text = |value: Option<&serde_json::Value>| {
+            value.and_then(serde_json::Value::as_str).map(str::to_owned)
+        };
+        Ok(match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Object(fields) => PayProBankAccount {
+                iban: text(fields.get("iban")),
+                name: text(fields.get("name")),
+            },
+            serde_json::Value::String(iban) => PayProBankAccount {
+                iban: Some(iban),
+                name: None,
+            },
+            _ => PayProBankAccount::default(),
+        })
+    }
+}
+
+/// One balance of `GET /balances` (shape unconfirmed): `{"type": "balance", "currency": "EUR",
+/// "amount": 123456, "pending_amount": 0}`, amounts in minor units (integers or strings of
+/// digits), `pending_amount` possibly missing or null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayProBalance {
+    /// Always `"balance"`.
+    #[serde(rename = "type", default, deserialize_with = "tolerant::text")]
+    pub kind: Option<String>,
+    /// `"EUR"`.
+    pub currency: String,
+    /// What the balance holds, in minor units (it may be below zero).
+    #[serde(deserialize_with = "tolerant::minor_units")]
+    pub amount: i64,
+    /// What is on its way and not yet in `amount`, in minor units, when said.
+    #[serde(default, deserialize_with = "tolerant::optional_minor_units")]
+    pub pending_amount: Option<i64>,
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use payments_model::{Payment, PaymentStatus, SourceError};
 use payments_sandbox::{Api, ContentFaults, OversizedPages, PayProPayload, Sandbox, SandboxConfig};
-use paypro_api::{Chargeback, Event, EventPayload, PayProClient, Refund, map_payments};
+use paypro_api::{Chargeback, Event, EventPayload, PayProClient, Payout, Refund, map_payments};
 use serde_json::json;
 use serde_json::value::RawValue;
 use wiremock::matchers::{method, path};
@@ -63,6 +63,13 @@ fn refund(value: &impl serde::Serialize) -> Refund {
         .unwrap()
 }
 
+fn payout(value: &impl serde::Serialize) -> Payout {
+    serde_json::from_value::<paypro_api::PayProPayout>(serde_json::to_value(value).unwrap())
+        .unwrap()
+        .to_payout()
+        .unwrap()
+}
+
 fn chargeback(value: &impl serde::Serialize) -> Chargeback {
     serde_json::from_value::<paypro_api::PayProChargeback>(serde_json::to_value(value).unwrap())
         .unwrap()
@@ -97,6 +104,7 @@ async fn the_event_feed_is_walked_page_by_page_and_every_payload_mapped() {
                 assert_eq!(c, &chargeback(s));
                 assert!(c.is_completed());
             }
+            (EventPayload::Payout(p), PayProPayload::Payout(s)) => assert_eq!(p, &payout(s)),
             (
                 EventPayload::Other {
                     payload_type,

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use payments_model::{Payment, Rejected};
+use payments_model::{BookKind, Money, MovementKind, Payment, Rejected, record_movements};
 use paypro_api::{
-    Chargeback, DecodedPage, EventPayload, List, decode_chargebacks_page, decode_events_page,
-    decode_page, decode_payment, decode_refunds_page, map_payments,
+    Chargeback, DecodedPage, EventPayload, List, Payout, decode_balances, decode_chargebacks_page,
+    decode_events_page, decode_page, decode_payment, decode_payout, decode_payouts_page,
+    decode_refunds_page, map_payments,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -162,6 +163,241 @@ fn chargeback_pages_map_to_chargebacks() {
 }
 
 #[test]
+fn payout_pages_map_to_payouts() {
+    snapshot_listing("payouts", decode_payouts_page);
+}
+
+/// A balance as snapshotted (the model's `Balance` is not serializable).
+#[derive(Serialize)]
+struct BalanceView {
+    amount: Money,
+    pending: Option<Money>,
+}
+
+fn decode_balance_views(body: &[u8]) -> Result<DecodedPage<BalanceView>, serde_json::Error> {
+    let page = decode_balances(body)?;
+    Ok(DecodedPage {
+        links: page.links,
+        items: page
+            .items
+            .into_iter()
+            .map(|balance| BalanceView {
+                amount: balance.amount,
+                pending: balance.pending,
+            })
+            .collect(),
+        rejected: page.rejected,
+    })
+}
+
+#[test]
+fn balance_pages_map_to_balances() {
+    snapshot_listing("balances", decode_balance_views);
+}
+
+/// The payouts of the curated page, by id, and the reasons of those set aside, by id.
+fn curated_payouts() -> (Vec<Payout>, Vec<Rejected>) {
+    let page = decode_payouts_page(&fixture("payouts-page-1-last.json")).unwrap();
+    (page.items, page.rejected)
+}
+
+#[test]
+fn payout_fees_may_be_missing_null_strings_or_objects_and_a_foreign_fee_is_refused() {
+    let (payouts, rejected) = curated_payouts();
+    let payout = |id: &str| payouts.iter().find(|p| p.id == id).unwrap();
+    let cents = |money: Option<Money>| money.map(|m| m.to_minor().unwrap());
+    assert_eq!(cents(payout("POPAID0000000004").fee), Some(25));
+    assert_eq!(cents(payout("POPAID0000000004").fee_vat), Some(5));
+    assert_eq!(cents(payout("POAPPROVED000003").fee), Some(25), "a string");
+    assert_eq!(payout("POAPPROVED000003").amount.amount_string(), "800.00");
+    assert_eq!(payout("POAPPROVED000003").paid_at, None, "an empty string");
+    assert_eq!(payout("PONOFEE000000002").fee, None, "missing");
+    assert_eq!(payout("PONULLFEE0000001").fee, None, "null");
+    assert_eq!(payout("PONULLFEE0000001").fee_vat, None, "null");
+    assert_eq!(payout("PONULLFEE0000001").bank_account, None);
+    assert_eq!(
+        cents(payout("POFEEOBJECT00001").fee_vat),
+        Some(11),
+        "an object"
+    );
+    assert_eq!(
+        payout("POFEEOBJECT00001")
+            .bank_account
+            .as_ref()
+            .and_then(|b| b.iban.as_deref()),
+        Some("NL91ABNA0417164300"),
+        "only an IBAN"
+    );
+    assert_eq!(
+        payout("POAPPROVED000003")
+            .bank_account
+            .as_ref()
+            .map(|b| (b.iban.is_some(), b.name.is_some())),
+        Some((true, false))
+    );
+    assert_eq!(cents(payout("POFAILED00000001").fee), Some(0));
+    assert_eq!(payout("POREJECTED000001").state, "rejected");
+    // The provider's offset is kept.
+    let paid = payout("POPAID0000000004").paid_at.unwrap();
+    assert_eq!(paid.offset().local_minus_utc(), 7200);
+    let reason = |id: &str| -> &str {
+        &rejected
+            .iter()
+            .find(|r| r.source_id.as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} was not set aside"))
+            .reason
+    };
+    assert_eq!(
+        reason("PONEGATIVEFEE001"),
+        "record `PONEGATIVEFEE001`: field `fee_amount`: -25 is negative"
+    );
+    assert!(
+        reason("POUSDFEE00000001").starts_with(
+            "record `POUSDFEE00000001`: field `fee_amount.currency`: the fee is in USD, the payout in EUR"
+        ),
+        "{}",
+        reason("POUSDFEE00000001")
+    );
+    assert!(
+        reason("POFEECURRENCY001")
+            .starts_with("record `POFEECURRENCY001`: field `fee_currency`: the fee is in GBP"),
+        "{}",
+        reason("POFEECURRENCY001")
+    );
+    assert!(
+        reason("POFRACTION000001").starts_with("record `POFRACTION000001`: field `fee_amount`: ")
+    );
+    assert!(reason("PODECIMAL0000001").starts_with("record `PODECIMAL0000001`: field `amount`: "));
+    assert_eq!(
+        reason("PONOCREATED00001"),
+        "record `PONOCREATED00001`: field `created_at`: is null"
+    );
+    assert!(reason("POLOCALTIME00001").starts_with("record `POLOCALTIME00001`: field `paid_at`: "));
+    assert_eq!(payouts.len(), 7);
+    assert_eq!(rejected.len(), 7);
+}
+
+#[test]
+fn one_payout_maps_as_it_would_in_a_list() {
+    let (payouts, _) = curated_payouts();
+    let one = decode_payout(&fixture("payout-POPAID0000000004.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(payouts[0], one);
+    let rejected = decode_payout(
+        br#"{"id":"POX","type":"payout","amount":1,"currency":"EUR","state":"paid"}"#,
+    )
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(rejected.reason, "record `POX`: field `created_at`: is null");
+}
+
+#[test]
+fn refunds_chargebacks_and_payouts_become_book_records_with_unified_ids() {
+    let refunds = decode_refunds_page(&fixture("refunds-page-1-last.json")).unwrap();
+    let refund = refunds.items[0].clone().into_record();
+    assert_eq!(refund.kind, BookKind::Refund);
+    assert_eq!(refund.id, "paypro:PRDONE0000000003");
+    assert_eq!(refund.source_id, "PRDONE0000000003");
+    assert_eq!(
+        refund.payment_id.as_deref(),
+        Some("paypro:PPPAID0000000003")
+    );
+    assert_eq!(refund.settled_at, refunds.items[0].refunded_at);
+    assert_eq!(refund.reason.as_deref(), Some("Customer request"));
+    assert_eq!(
+        (refund.fee, refund.fee_vat, refund.bank_account),
+        (None, None, None)
+    );
+
+    let chargebacks = decode_chargebacks_page(&fixture("chargebacks-page-1-last.json")).unwrap();
+    let source = chargebacks.items[0].clone();
+    let chargeback = source.clone().into_record();
+    assert_eq!(chargeback.kind, BookKind::Chargeback);
+    assert_eq!(chargeback.id, format!("paypro:{}", source.id));
+    assert_eq!(chargeback.payment_id, Some(source.unified_payment_id()));
+    assert_eq!(chargeback.settled_at, source.charged_back_at);
+    assert_eq!(chargeback.reason, source.reason);
+    assert_eq!(chargeback.amount, source.amount);
+
+    let (payouts, _) = curated_payouts();
+    let payout = payouts[0].clone().into_record();
+    assert_eq!(payout.kind, BookKind::Payout);
+    assert_eq!(payout.id, "paypro:POPAID0000000004");
+    assert_eq!(payout.payment_id, None);
+    assert_eq!(payout.settled_at, payouts[0].paid_at);
+    assert_eq!(payout.fee, payouts[0].fee);
+    assert_eq!(payout.fee_vat, payouts[0].fee_vat);
+    assert_eq!(
+        payout.bank_account.as_ref().and_then(|b| b.name.as_deref()),
+        Some("Voorbeeld Webwinkel B.V.")
+    );
+    // Its movements, by the model's rules: the transfer, the fee and its VAT.
+    let moves = record_movements(&payout, None);
+    assert_eq!(
+        moves.iter().map(|m| m.kind).collect::<Vec<_>>(),
+        [
+            MovementKind::Payout,
+            MovementKind::PayoutFee,
+            MovementKind::PayoutFeeVat
+        ]
+    );
+    assert_eq!(
+        moves
+            .iter()
+            .map(|m| m.amount.to_minor().unwrap())
+            .sum::<i64>(),
+        -(124_950 + 25 + 5)
+    );
+    assert_eq!(
+        moves[0].counterparty_iban.as_deref(),
+        Some("NL91ABNA0417164300")
+    );
+    let rejected = payouts
+        .iter()
+        .find(|p| p.state == "rejected")
+        .unwrap()
+        .clone()
+        .into_record();
+    assert!(rejected.is_undone());
+    assert_eq!(
+        record_movements(&rejected, None)
+            .iter()
+            .map(|m| m.amount.to_minor().unwrap())
+            .sum::<i64>(),
+        0,
+        "a rejected payout gives back what it took"
+    );
+}
+
+#[test]
+fn a_payout_payload_maps_as_a_payout_and_one_that_cannot_stays_other() {
+    let body = br#"{"type":"list","count":2,"_links":{},"data":[
+        {"id":"EV2","type":"event","event_type":"payout.paid","created_at":"2024-07-09T08:15:00Z",
+         "payload":{"id":"PO1","type":"payout","amount":1000,"fee_amount":25,"fee_vat_amount":5,
+                    "currency":"EUR","state":"paid","created_at":"2024-07-08T02:00:00Z",
+                    "paid_at":"2024-07-09T08:15:00Z"}},
+        {"id":"EV1","type":"event","event_type":"payout.created","created_at":"2024-07-08T02:00:00Z",
+         "payload":{"id":"PO1","type":"payout","amount":"10.00","currency":"EUR","state":"created"}}
+    ]}"#;
+    let page = decode_events_page(body).unwrap();
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    let EventPayload::Payout(payout) = &page.items[0].payload else {
+        panic!("{:?}", page.items[0]);
+    };
+    assert_eq!(payout.id, "PO1");
+    assert_eq!(payout.fee.unwrap().to_minor(), Some(25));
+    assert!(payout.paid_at.is_some());
+    assert_eq!(
+        page.items[1].payload,
+        EventPayload::Other {
+            payload_type: Some("payout".to_owned()),
+            payload_id: Some("PO1".to_owned())
+        }
+    );
+}
+
+#[test]
 fn one_payment_maps_as_it_would_in_a_list() {
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::glob!("../../../../fixtures/paypro", "payment-*.json", |path| {
@@ -202,6 +438,7 @@ fn every_documented_event_type_is_read_and_unknown_ones_are_never_an_error() {
                 EventPayload::Payment(_) => "payment",
                 EventPayload::Refund(_) => "refund",
                 EventPayload::Chargeback(_) => "chargeback",
+                EventPayload::Payout(_) => "payout",
                 EventPayload::Other { .. } => "other",
             })
             .collect()
@@ -211,6 +448,8 @@ fn every_documented_event_type_is_read_and_unknown_ones_are_never_an_error() {
     }
     assert_eq!(kind("chargeback.created"), ["chargeback", "chargeback"]);
     assert_eq!(kind("refund.created"), ["refund"]);
+    // These payouts' amounts are decimal strings (`"125.50"`), not cents: they cannot be mapped
+    // as payouts, and the feed keeps them as other rather than setting their events aside.
     for event_type in [
         "customer.created",
         "customer.updated",

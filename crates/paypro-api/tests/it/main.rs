@@ -1,5 +1,6 @@
 //! Integration tests of paypro-api.
 
+mod books;
 mod client;
 mod feeds;
 mod fixtures;
