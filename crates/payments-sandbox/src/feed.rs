@@ -920,6 +920,53 @@ mod tests {
     }
 
     #[test]
+    fn the_events_with_the_payouts_list_every_item_once_newest_first_from_any_point() {
+        for (spacing, payout_spacing) in [(360, 3 * 3600), (3600, 86_400), (86_400, 3 * 86_400)] {
+            let mut generator = generator(300, spacing);
+            generator.paypro_payout_spacing = payout_spacing;
+            let mut all: Vec<(Key, PayProEvent)> = (0..300)
+                .flat_map(|i| generator.paypro_events_of(i))
+                .chain(
+                    (0..generator.payout_count())
+                        .flat_map(|k| generator.paypro_payout_events_of(k)),
+                )
+                .collect();
+            assert!(
+                all.iter()
+                    .filter(|(_, e)| e.event_type.starts_with("payout."))
+                    .count()
+                    > 10,
+                "spacing {spacing}"
+            );
+            all.sort_by_key(|(key, _)| Reverse(*key));
+            let expected: Vec<String> = all.iter().map(|(_, e)| e.id.clone()).collect();
+            let listed: Vec<String> = generator
+                .generated_events(None, usize::MAX)
+                .into_iter()
+                .map(|(_, e)| e.id)
+                .collect();
+            assert_eq!(listed, expected, "spacing {spacing}");
+            for from in [0, 1, 17, 120, all.len() / 2, all.len() - 2] {
+                let key = generator.event_key(&expected[from]).unwrap();
+                assert_eq!(key, all[from].0);
+                for want in [1, 7, 40] {
+                    let rest: Vec<String> = generator
+                        .generated_events(Some(key), want)
+                        .into_iter()
+                        .map(|(_, e)| e.id)
+                        .collect();
+                    let end = (from + 1 + want).min(all.len());
+                    assert_eq!(
+                        rest,
+                        expected[from + 1..end],
+                        "spacing {spacing}, after {from}, {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_merge_lists_every_item_once_newest_first_from_any_point() {
         for spacing in [1, 360] {
             let generator = generator(300, spacing);
