@@ -2,6 +2,7 @@
 //! tests start on loopback.
 
 mod accounts;
+mod books;
 mod commands;
 mod escaping;
 #[cfg(unix)]

@@ -1,0 +1,168 @@
+//! Target 10: a year of 100,000 PayPro payments becomes daily statements with flat memory.
+//!
+//! Builds a SQLite ledger of a year of payments (and a refund for every fiftieth), then runs
+//! `payments statement` over the year as a child process, reading its peak resident set from
+//! `/proc`. Flat memory is judged by the growth from 10,000 to 100,000 payments.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use payments_model::{
+    BookKind, BookRecord, Currency, Money, Payment, PaymentStatus, Source, chrono,
+};
+use payments_sqlite::SqliteStore;
+use payments_sync::{BookWalk, Books, Commit, KeptRecord, RecordCommit, Store};
+
+fn main() {
+    if !Path::new("/proc/self/status").exists() {
+        println!("target 10: skipped (reading a process's peak memory needs Linux's /proc)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let mut peaks = Vec::new();
+    for count in [10_000, 100_000] {
+        let db = dir.path().join(format!("statements-{count}.db"));
+        runtime.block_on(ledger(&db, count));
+        for format in ["mt940", "camt053"] {
+            let out = dir.path().join(format!("year-{count}.{format}"));
+            let started = Instant::now();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_payments"))
+                .args(["statement", "--format", format, "--since", "2025-01-01"])
+                .args(["--until", "2025-12-31", "--db"])
+                .arg(&db)
+                .arg("--output")
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the payments binary starts");
+            let status_file = format!("/proc/{}/status", child.id());
+            let mut peak_kib = 0;
+            let status = loop {
+                if let Ok(text) = std::fs::read_to_string(&status_file) {
+                    peak_kib = peak_kib.max(vm_hwm_kib(&text).unwrap_or(0));
+                }
+                if let Some(status) = child.try_wait().expect("the child can be waited for") {
+                    break status;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert!(status.success(), "the statement benchmark's command failed");
+            let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "target 10: {format} statements of a year of {count} payments (first issue): {:.2} s, peak {:.1} MB, file {:.1} MB",
+                started.elapsed().as_secs_f64(),
+                peak_kib as f64 / 1024.0,
+                size as f64 / 1e6
+            );
+            if format == "mt940" {
+                peaks.push(peak_kib);
+            }
+        }
+    }
+    println!(
+        "target 10: growth of the peak from 10,000 to 100,000 payments: {:.2}× (flat is 1)",
+        peaks[1] as f64 / peaks[0].max(1) as f64
+    );
+}
+
+/// A ledger of `count` PayPro payments paid over 2025, a refund for every fiftieth.
+async fn ledger(db: &Path, count: usize) {
+    let store = SqliteStore::open(db).expect("the ledger opens");
+    let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T08:00:00+00:00").unwrap();
+    let step = chrono::Duration::seconds(365 * 24 * 3600 / count as i64);
+    let eur = |cents| Money::from_minor(cents, Currency::EUR);
+    let mut refunds = Vec::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(1_000) {
+        let payments = chunk
+            .iter()
+            .map(|&i| {
+                let created = start + step * i as i32;
+                let id = format!("PP{i:08}");
+                if i % 50 == 0 {
+                    refunds.push(BookRecord {
+                        kind: BookKind::Refund,
+                        id: Source::PayPro.payment_id(&format!("PR{i:08}")),
+                        source: Source::PayPro,
+                        source_id: format!("PR{i:08}"),
+                        payment_id: Some(Source::PayPro.payment_id(&id)),
+                        state: "refunded".to_owned(),
+                        amount: eur(500),
+                        fee: None,
+                        fee_vat: None,
+                        created_at: created + chrono::Duration::days(3),
+                        settled_at: None,
+                        description: Some("Retour".to_owned()),
+                        reason: None,
+                        bank_account: None,
+                    });
+                }
+                Payment {
+                    id: Source::PayPro.payment_id(&id),
+                    source: Source::PayPro,
+                    source_id: id,
+                    status: PaymentStatus::Paid,
+                    provider_status: "paid".to_owned(),
+                    amount: eur(1_000 + (i % 5_000) as i64),
+                    refunded_amount: None,
+                    created_at: created,
+                    paid_at: Some(created + chrono::Duration::minutes(3)),
+                    payer_name: Some(format!("Klant {i}")),
+                    description: Some(format!("Bestelling {i}")),
+                    method: Some("ideal".to_owned()),
+                    processor: "paypro".to_owned(),
+                    processor_reference: None,
+                    payment_link_id: None,
+                    customer_id: None,
+                    fail_reason: None,
+                    charged_back_amount: None,
+                }
+            })
+            .collect();
+        store
+            .commit(Commit {
+                source: "paypro".to_owned(),
+                observed_at: chrono::Utc::now(),
+                payments,
+                rejected: Vec::new(),
+                resolved: Vec::new(),
+                groups: Vec::new(),
+                unknown_words: Vec::new(),
+                checkpoint: None,
+            })
+            .await
+            .expect("the payments commit");
+    }
+    store
+        .commit_records(RecordCommit {
+            source: "paypro".to_owned(),
+            observed_at: chrono::Utc::now(),
+            kind: BookKind::Refund,
+            records: refunds
+                .into_iter()
+                .map(|record| KeptRecord {
+                    record,
+                    first_seen_at: chrono::Utc::now(),
+                    undone_seen_at: None,
+                })
+                .collect(),
+            rejected: Vec::new(),
+            walk: BookWalk::default(),
+        })
+        .await
+        .expect("the refunds commit");
+}
+
+/// `VmHWM` (the peak resident set) from `/proc/<pid>/status`, in KiB.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
