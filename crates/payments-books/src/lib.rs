@@ -10,9 +10,12 @@
 //! either format.
 #![forbid(unsafe_code)]
 
+mod camt053;
 mod format;
 mod issue;
+mod mt940;
 mod statement;
+mod text;
 
 pub use format::{Format, StatementWriter};
 pub use issue::{
