@@ -134,7 +134,11 @@ fn assert_chain(statements: &[Statement]) {
             .entries
             .iter()
             .fold(s.opening, |sum, e| sum.checked_add(e.amount).unwrap());
-        assert_eq!(sum, s.closing, "statement {}: Σ entries = closing − opening", s.number);
+        assert_eq!(
+            sum, s.closing,
+            "statement {}: Σ entries = closing − opening",
+            s.number
+        );
     }
 }
 
@@ -153,7 +157,11 @@ async fn statements_chain_are_given_again_unchanged_and_a_late_refund_goes_on_th
         ],
     )
     .await;
-    store_records(&store, vec![refund("PR1", "PP2", 500, "2026-10-02T15:00:00Z")]).await;
+    store_records(
+        &store,
+        vec![refund("PR1", "PP2", 500, "2026-10-02T15:00:00Z")],
+    )
+    .await;
 
     let first = statements(&store, &request(1, 3)).await;
     assert_eq!(
@@ -164,12 +172,19 @@ async fn statements_chain_are_given_again_unchanged_and_a_late_refund_goes_on_th
     assert_eq!(first[1].entries.len(), 2);
     assert_eq!(first[1].entries[1].kind, MovementKind::Refund);
     assert_eq!(first[1].entries[1].amount, eur(-500));
-    assert_eq!(first[1].entries[0].payment_reference.as_deref(), Some("PP2"));
+    assert_eq!(
+        first[1].entries[0].payment_reference.as_deref(),
+        Some("PP2")
+    );
     assert_eq!(first[2].closing, eur(10_700 + 1_000 + 2_500 - 500 + 1_250));
     assert_chain(&first);
 
     // Asked again, and after the ledger learned more: the same statements.
-    store_records(&store, vec![refund("PR2", "PP1", 300, "2026-10-01T12:00:00Z")]).await;
+    store_records(
+        &store,
+        vec![refund("PR2", "PP1", 300, "2026-10-01T12:00:00Z")],
+    )
+    .await;
     store_payments(&store, vec![paid("PP4", 4_000, "2026-10-05T09:00:00Z")]).await;
     assert_eq!(statements(&store, &request(1, 3)).await, first);
 
@@ -207,13 +222,23 @@ async fn statements_are_issued_in_order_and_today_is_left_for_later() {
     assert_eq!(statements(&store, &request(1, 1)).await.len(), 1);
     // 2 October has movements and no statement: 3 October cannot be issued before it.
     let refused = issue(&store, &request(3, 3), |_| Ok(())).await.unwrap_err();
-    assert!(refused.to_string().contains("--since 2026-10-02"), "{refused}");
-    assert_eq!(store.issued("PAYPRO-EUR").await.unwrap().len(), 1, "nothing issued");
+    assert!(
+        refused.to_string().contains("--since 2026-10-02"),
+        "{refused}"
+    );
+    assert_eq!(
+        store.issued("PAYPRO-EUR").await.unwrap().len(),
+        1,
+        "nothing issued"
+    );
     // A day not over yet is not issued.
     let today = Request {
         now: at("2026-10-03T12:00:00Z"),
         ..request(2, 3)
     };
     let issued = statements(&store, &today).await;
-    assert_eq!(issued.iter().map(|s| s.day).collect::<Vec<_>>(), vec![day(2)]);
+    assert_eq!(
+        issued.iter().map(|s| s.day).collect::<Vec<_>>(),
+        vec![day(2)]
+    );
 }

@@ -1,4 +1,4 @@
-//! Integration tests of payments-books: the statement file formats, and issuing statements.
+//! payments-books: the statement formats read back by independent parsers, and issuing.
 
 mod formats;
 mod issue;
