@@ -43,8 +43,9 @@ pub use mapping::{
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentRecord, Source, format_timestamp, parse_timestamp};
 pub use source::{
-    Balance, Balances, BookPage, Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder, OneGroup, OnePayment, Page,
-    PaymentSource, RateLimit, RateLimitHeaders, SourceError, TransportKind,
+    Balance, Balances, BookPage, Change, ChangeKind, ChangePage, Cursor, Group, ListingOrder,
+    OneGroup, OnePayment, Page, PaymentSource, RateLimit, RateLimitHeaders, SourceError,
+    TransportKind,
 };
 pub use status::{PaymentStatus, knows_status_word, mkp_status, paypro_status};
 

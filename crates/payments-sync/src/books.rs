@@ -420,6 +420,9 @@ mod tests {
             .failed("HTTP 500".to_owned(), soon)
             .failed("HTTP 500".to_owned(), soon);
         let said = thrice.persistent_failure(BookKind::Payout, soon).unwrap();
-        assert!(said.contains("payout listing") && said.contains("3 runs"), "{said}");
+        assert!(
+            said.contains("payout listing") && said.contains("3 runs"),
+            "{said}"
+        );
     }
 }

@@ -1201,7 +1201,10 @@ pub async fn book_records_keep_their_walk_versions_and_the_ordering_stamp<S: Sto
         rejected: Vec::new(),
         walk,
     };
-    assert_eq!(store.book_walk("paypro", BookKind::Refund).await.unwrap(), None);
+    assert_eq!(
+        store.book_walk("paypro", BookKind::Refund).await.unwrap(),
+        None
+    );
     let first = kept(refund("PR1", "processing", 500), 1_000);
     store
         .commit_records(commit(vec![first.clone()], 1_000, walk.clone()))
@@ -1211,9 +1214,15 @@ pub async fn book_records_keep_their_walk_versions_and_the_ordering_stamp<S: Sto
         store.book_walk("paypro", BookKind::Refund).await.unwrap(),
         Some(walk.clone())
     );
-    assert_eq!(store.book_walk("paypro", BookKind::Payout).await.unwrap(), None);
+    assert_eq!(
+        store.book_walk("paypro", BookKind::Payout).await.unwrap(),
+        None
+    );
     let id = first.record.id.clone();
-    assert_eq!(store.kept_records(vec![id.clone()]).await.unwrap()[&id], first);
+    assert_eq!(
+        store.kept_records(vec![id.clone()]).await.unwrap()[&id],
+        first
+    );
 
     // Changed later: it supersedes; an older fetch committed after it does not replace it.
     let done = BookWalk {
@@ -1238,7 +1247,10 @@ pub async fn book_records_keep_their_walk_versions_and_the_ordering_stamp<S: Sto
         })
         .await
         .unwrap();
-    assert_eq!(store.kept_records(vec![id.clone()]).await.unwrap()[&id], second);
+    assert_eq!(
+        store.kept_records(vec![id.clone()]).await.unwrap()[&id],
+        second
+    );
     assert_eq!(store.records(Source::PayPro).await.unwrap(), vec![second]);
     assert!(store.records(Source::Mkp).await.unwrap().is_empty());
     let quarantined = store.quarantine("paypro").await.unwrap();
@@ -1267,7 +1279,10 @@ pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledg
         references: refs.iter().map(|r| (*r).to_owned()).collect(),
     };
     store
-        .issue(vec![statement(1, 1, &["PP1", "PP2"]), statement(2, 2, &["PR1"])])
+        .issue(vec![
+            statement(1, 1, &["PP1", "PP2"]),
+            statement(2, 2, &["PR1"]),
+        ])
         .await
         .unwrap();
     let issued = store.issued("PAYPRO-EUR").await.unwrap();

@@ -39,7 +39,8 @@ fn day(days_ago: u64) -> String {
 /// The statements of `mt940`, parsed by the `mt940` crate.
 fn parse(mt940: &[u8]) -> Vec<mt940::Message> {
     let text = std::str::from_utf8(mt940).expect("MT940 is ASCII");
-    mt940::parse_mt940(text).unwrap_or_else(|e| panic!("MT940 does not parse: {e:?}\n{text}"))
+    mt940::parse_mt940(&mt940::sanitizers::strip_stuff_between_messages(text))
+        .unwrap_or_else(|e| panic!("MT940 does not parse: {e:?}\n{text}"))
 }
 
 fn signed(balance: &mt940::Balance) -> Decimal {

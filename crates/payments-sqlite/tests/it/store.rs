@@ -245,7 +245,13 @@ async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_and_books_work() {
     assert_eq!(pending[0].delivery, delivery);
     // The books, added by version 8, start empty and take statements.
     use payments_sync::{Books, IssuedStatement};
-    assert!(migrated.records(payments_model::Source::PayPro).await.unwrap().is_empty());
+    assert!(
+        migrated
+            .records(payments_model::Source::PayPro)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     migrated
         .issue(vec![IssuedStatement {
             account: "PAYPRO-EUR".to_owned(),
