@@ -130,13 +130,16 @@ impl PartialOrd for Pending {
 
 /// The chain being issued.
 struct Chain<'a, L: ?Sized> {
-    ledger: &'a L,
+    _ledger: std::marker::PhantomData<&'a L>,
     request: &'a Request,
     number: u32,
     balance: Money,
     /// For an account's first statement: the movements its opening holds.
     opening_refs: Vec<String>,
     issued: Issued,
+    /// Statements made while the ledger's payments stream (a store may hold its one connection
+    /// for the stream), recorded and given once it ends.
+    ready: Vec<(IssuedStatement, Statement)>,
 }
 
 impl<L: Books + ?Sized> Chain<'_, L> {
@@ -180,8 +183,9 @@ impl<L: Books + ?Sized> Chain<'_, L> {
         };
         let body = serde_json::to_string(&statement)
             .map_err(|e| std::io::Error::other(format!("cannot encode the statement: {e}")))?;
-        self.ledger
-            .issue(vec![IssuedStatement {
+        let _ = sink;
+        self.ready.push((
+            IssuedStatement {
                 account: statement.account.clone(),
                 number: statement.number,
                 day,
@@ -190,9 +194,9 @@ impl<L: Books + ?Sized> Chain<'_, L> {
                 body,
                 issued_at: self.request.now,
                 references,
-            }])
-            .await?;
-        sink(&statement)?;
+            },
+            statement.clone(),
+        ));
         self.issued.new += 1;
         self.issued.entries += statement.entries.len() as u64;
         self.issued.closing = Some(closing);
@@ -289,12 +293,13 @@ where
     };
     let booked: HashSet<String> = ledger.booked(account).await?;
     let mut chain = Chain {
-        ledger,
+        _ledger: std::marker::PhantomData::<&L>,
         request,
         number: last.map_or(1, |last| last.number + 1),
         balance,
         opening_refs: Vec::new(),
         issued: result,
+        ready: Vec::new(),
     };
 
     // The records (refunds, chargebacks, payouts: few beside the payments), in creation order.
@@ -374,6 +379,11 @@ where
         )));
     }
     emit_complete(&mut chain, &mut heap, NaiveDate::MAX, &mut sink).await?;
+    drop(payments);
+    for (issued, statement) in std::mem::take(&mut chain.ready) {
+        ledger.issue(vec![issued]).await?;
+        sink(&statement)?;
+    }
     Ok(chain.issued)
 }
 

@@ -111,7 +111,15 @@ pub(crate) async fn run(args: StatementArgs) -> Result<Exit, CliError> {
         })
         .await
         .map_err(books_error)?;
-        writer.finish().map_err(|e| export::write_error(e))?;
+        if writer.written() == 0 {
+            // A CAMT.053 document must hold a statement; an empty range writes nothing.
+            eprintln!(
+                "no day from {} to {} has movements to state (days from today on are issued later)",
+                request.since, request.until
+            );
+            return Ok(());
+        }
+        writer.finish().map_err(export::write_error)?;
         eprintln!(
             "{} statement(s): {} issued now ({} entries), {} as issued before{}",
             issued.again + issued.new,
