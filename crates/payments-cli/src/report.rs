@@ -119,12 +119,12 @@ pub(crate) async fn run(args: ReportArgs) -> Result<Exit, CliError> {
         let mut section = report.json();
         section.insert("reconciliation".into(), reconciliation);
         text.push_str(&paypro_text(&section));
-        out.insert("paypro".into(), Value::Object(section));
+        out.insert(Source::PayPro.as_str().into(), Value::Object(section));
     }
     if wanted(Source::Mkp) {
         let section = mkp(ledger.as_ref(), start, end).await?;
         text.push_str(&mkp_text(&section));
-        out.insert("mkp".into(), section);
+        out.insert(Source::Mkp.as_str().into(), section);
     }
     if args.json {
         println!("{}", Value::Object(out));

@@ -25,7 +25,7 @@ pub(crate) struct StatementArgs {
     #[command(flatten)]
     ledger: BooksLedgerArgs,
     /// The source whose balance it is (paypro: MKP's money sits at its processors).
-    #[arg(long, value_name = "SOURCE", default_value = "paypro", value_parser = parse_source)]
+    #[arg(long, value_name = "SOURCE", default_value_t = Source::PayPro, value_parser = parse_source)]
     source: Source,
     /// The file format.
     #[arg(long, value_enum)]

@@ -2,128 +2,14 @@
 //! ([`KeptRecord`], synced by the run's book walks, [`BookWalk`]), and the statements it
 //! issued ([`IssuedStatement`], which never change once issued).
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
 
-use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use payments_model::{BookKind, BookRecord, Cursor, Rejected, Source};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use payments_model::{BookKind, BookRecord, Cursor, Rejected};
 
-use crate::store::{Failing, StoreError};
-
-/// A record of a book listing as the ledger keeps it, with what the engine decided about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptRecord {
-    /// The record as last read.
-    pub record: BookRecord,
-    /// When the ledger first saw it.
-    pub first_seen_at: DateTime<Utc>,
-    /// When the ledger first saw it undone (a payout rejected or failed): the provider sends
-    /// no such time, so this is when its money is known to have come back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub undone_seen_at: Option<DateTime<Utc>>,
-}
-
-/// Where the walk of one book listing of one source stands.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookWalk {
-    /// Where an unfinished walk resumes (`None`: at the newest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<Cursor>,
-    /// Whether a walk has once reached the listing's end: from then on a walk stops at the
-    /// first page that tells nothing new.
-    #[serde(default)]
-    pub complete: bool,
-    /// When the last walk ended (reached its end or what it already knew).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub walked_at: Option<DateTime<Utc>>,
-    /// The listing could not be read by the last runs (`None` once it reads again).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failing: Option<Failing>,
-}
-
-/// How often a source's book listings are walked when its change feed shows nothing: a
-/// feed that moved wakes them at once.
-pub const WALK_BOOKS_EVERY: Duration = Duration::from_secs(3600);
-
-/// How long a record that is not yet final (a refund not carried out, a pending chargeback,
-/// a payout not paid) keeps each walk going back to it.
-pub const UNSETTLED_RECORDS_FOR: Duration = Duration::from_secs(120 * 24 * 3600);
-
-/// One page of a book listing, committed atomically.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordCommit {
-    /// The source's name.
-    pub source: String,
-    /// When the page was fetched: a record is never replaced by one fetched earlier.
-    pub observed_at: DateTime<Utc>,
-    /// The listing.
-    pub kind: BookKind,
-    /// New and changed records (a changed one supersedes the stored one, which is kept as a
-    /// version).
-    pub records: Vec<KeptRecord>,
-    /// Records that could not be mapped, to quarantine (once per raw record).
-    pub rejected: Vec<Rejected>,
-    /// The walk's new state.
-    pub walk: BookWalk,
-}
-
-/// A statement as the ledger issued it: from then on it is written again from `body` alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuedStatement {
-    /// The account it is of.
-    pub account: String,
-    /// Sequential per account, from 1.
-    pub number: u32,
-    /// Its booking day.
-    pub day: NaiveDate,
-    /// Its closing balance, exact (`"1234.56"`).
-    pub closing: String,
-    /// The SHA-256 of `body`, lowercase hex.
-    pub digest: String,
-    /// The statement whole (JSON), as issued.
-    pub body: String,
-    /// When it was issued.
-    pub issued_at: DateTime<Utc>,
-    /// The references of the movements it books: its entries, and for an account's first
-    /// statement also those its opening balance holds.
-    pub references: Vec<String>,
-}
-
-/// The books part of a store: the records of book listings and the statements issued. Like
-/// every part of a [`crate::Store`], it holds no rule: the engine decides, the store keeps.
-#[async_trait]
-pub trait Books: Send + Sync {
-    /// Where the walk of `kind` of `source` stands; `None` before its first page.
-    async fn book_walk(&self, source: &str, kind: BookKind)
-    -> Result<Option<BookWalk>, StoreError>;
-
-    /// The kept records with these unified ids (those it has).
-    async fn kept_records(
-        &self,
-        ids: Vec<String>,
-    ) -> Result<HashMap<String, KeptRecord>, StoreError>;
-
-    /// Commits one page of a book listing: its records (the ordering stamp as for payments: a
-    /// record stored from a later fetch stays), its quarantined records, the walk's state.
-    async fn commit_records(&self, commit: RecordCommit) -> Result<(), StoreError>;
-
-    /// Every kept record of `source`, sorted by `created_at` (as an instant) then id.
-    async fn records(&self, source: Source) -> Result<Vec<KeptRecord>, StoreError>;
-
-    /// The statements issued for `account`, by number.
-    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError>;
-
-    /// The references of every movement booked on a statement of `account` (or in its first
-    /// opening balance).
-    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError>;
-
-    /// Records statements as issued, all or none: refused with [`StoreError::Conflict`] when
-    /// a number or day of one of them is already issued for its account (another issue got
-    /// there first), so an issued statement is never replaced.
-    async fn issue(&self, statements: Vec<IssuedStatement>) -> Result<(), StoreError>;
-}
+use crate::store::{
+    BookWalk, Failing, KeptRecord, RecordCommit, UNSETTLED_RECORDS_FOR, WALK_BOOKS_EVERY,
+};
 
 impl BookWalk {
     /// Whether a run walks this listing: a walk not yet complete or resuming, one failing, a
@@ -225,7 +111,9 @@ impl BookWalker {
         kept: &HashMap<String, KeptRecord>,
         observed_at: DateTime<Utc>,
     ) -> WalkedPage {
-        let unsettled_since = crate::run::before(observed_at, UNSETTLED_RECORDS_FOR);
+        let unsettled_since = observed_at
+            - chrono::Duration::from_std(UNSETTLED_RECORDS_FOR)
+                .unwrap_or_else(|_| chrono::Duration::zero());
         let mut changed = Vec::new();
         let mut nothing_new = true;
         for record in records {
@@ -322,8 +210,8 @@ mod tests {
     fn refund(id: &str, day: u32, settled: bool) -> BookRecord {
         BookRecord {
             kind: BookKind::Refund,
-            id: Source::PayPro.payment_id(id),
-            source: Source::PayPro,
+            id: Source::ALL[0].payment_id(id),
+            source: Source::ALL[0],
             source_id: id.to_owned(),
             payment_id: None,
             state: if settled { "refunded" } else { "processing" }.to_owned(),
@@ -368,7 +256,7 @@ mod tests {
             walked_at: Some(at(1)),
             ..BookWalk::default()
         };
-        let walker = BookWalker::new("paypro", BookKind::Refund, complete);
+        let walker = BookWalker::new("s", BookKind::Refund, complete);
         let page = vec![refund("PR2", 9, true), refund("PR1", 8, true)];
         let walked = walker.page(page.clone(), Vec::new(), cursor("n"), &kept(&page), at(10));
         assert_eq!(walked.next, None, "nothing new: the walk ends");
@@ -384,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_first_walk_goes_to_the_end_and_an_undone_payout_is_dated_when_first_seen() {
-        let walker = BookWalker::new("paypro", BookKind::Payout, BookWalk::default());
+        let walker = BookWalker::new("s", BookKind::Payout, BookWalk::default());
         let page = vec![refund("PR1", 8, true)];
         let walked = walker.page(page.clone(), Vec::new(), cursor("n"), &kept(&page), at(10));
         assert_eq!(walked.next, cursor("n"), "an incomplete walk reads on");

@@ -28,8 +28,8 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Delivery, Hint, Payment};
 
-use crate::books::{BookWalk, IssuedStatement, KeptRecord};
 use crate::inbox::Received;
+use crate::store::{BookWalk, IssuedStatement, KeptRecord};
 use crate::store::{
     Checkpoint, CommitCounts, GroupState, RunKind, RunRecord, SourceState, StoreError, Summary,
     Version,

@@ -70,10 +70,6 @@ use std::time::Duration;
 
 use payments_model::{Cursor, SourceError};
 
-pub use books::{
-    BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, UNSETTLED_RECORDS_FOR,
-    WALK_BOOKS_EVERY,
-};
 pub use feed::{FEED_OVERLAP, FEED_OVERLAP_PAGES};
 pub use hints::HintsRead;
 pub use inbox::{Inbox, KEEP_DELIVERIES, Receipt, Received};
@@ -91,9 +87,10 @@ pub use service::{
     ServiceEvent, read_inbox,
 };
 pub use store::{
-    Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState, PERSISTENT_FOR,
-    PERSISTENT_RUNS, PendingChargeback, QUEUED_TOO_LONG, RunKind, RunRecord, SourceState,
-    StatedChargeback, Store, StoreError, Summary, ToRead, Version,
+    BookWalk, Books, Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState,
+    IssuedStatement, KeptRecord, PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback,
+    QUEUED_TOO_LONG, RecordCommit, RunKind, RunRecord, SourceState, StatedChargeback, Store,
+    StoreError, Summary, ToRead, UNSETTLED_RECORDS_FOR, Version, WALK_BOOKS_EVERY,
 };
 pub use syncer::Syncer;
 

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use payments_model::{BookKind, Delivery, Payment, Rejected, Source};
 
-use crate::books::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit};
 use crate::codec::{self, InboxRow, PaymentRow, RunRow, StatementRow, Stored, VersionRow};
 use crate::inbox::{Inbox, Receipt, Received};
 use crate::ledger::{Filter, Ledger, PaymentStream, Quarantined};
+use crate::store::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit};
 use crate::store::{Checkpoint, Commit, RunRecord, SourceState, Store, StoreError, Version};
 
 /// An in-memory [`Store`] and [`Ledger`], for tests and for library users who keep their own

@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{Cursor, Money, Payment, Rejected};
+use payments_model::{BookKind, BookRecord, Cursor, Money, Payment, Rejected, Source};
 use serde::{Deserialize, Serialize};
 
-use crate::books::Books;
 use crate::limiter::LimiterSnapshot;
 
 /// What kind of run a checkpoint belongs to.
@@ -628,4 +628,117 @@ pub trait Store: Books + Send + Sync + 'static {
 
     /// Records how a run of one source ended (for `payments status`).
     async fn record_run(&self, run: RunRecord) -> Result<(), StoreError>;
+}
+
+/// A record of a book listing as the ledger keeps it, with what the engine decided about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptRecord {
+    /// The record as last read.
+    pub record: BookRecord,
+    /// When the ledger first saw it.
+    pub first_seen_at: DateTime<Utc>,
+    /// When the ledger first saw it undone (a payout rejected or failed): the provider sends
+    /// no such time, so this is when its money is known to have come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_seen_at: Option<DateTime<Utc>>,
+}
+
+/// Where the walk of one book listing of one source stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookWalk {
+    /// Where an unfinished walk resumes (`None`: at the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Cursor>,
+    /// Whether a walk has once reached the listing's end: from then on a walk stops at the
+    /// first page that tells nothing new.
+    #[serde(default)]
+    pub complete: bool,
+    /// When the last walk ended (reached its end or what it already knew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walked_at: Option<DateTime<Utc>>,
+    /// The listing could not be read by the last runs (`None` once it reads again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Failing>,
+}
+
+/// How often a source's book listings are walked when its change feed shows nothing: a
+/// feed that moved wakes them at once.
+pub const WALK_BOOKS_EVERY: Duration = Duration::from_secs(3600);
+
+/// How long a record that is not yet final (a refund not carried out, a pending chargeback,
+/// a payout not paid) keeps each walk going back to it.
+pub const UNSETTLED_RECORDS_FOR: Duration = Duration::from_secs(120 * 24 * 3600);
+
+/// One page of a book listing, committed atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordCommit {
+    /// The source's name.
+    pub source: String,
+    /// When the page was fetched: a record is never replaced by one fetched earlier.
+    pub observed_at: DateTime<Utc>,
+    /// The listing.
+    pub kind: BookKind,
+    /// New and changed records (a changed one supersedes the stored one, which is kept as a
+    /// version).
+    pub records: Vec<KeptRecord>,
+    /// Records that could not be mapped, to quarantine (once per raw record).
+    pub rejected: Vec<Rejected>,
+    /// The walk's new state.
+    pub walk: BookWalk,
+}
+
+/// A statement as the ledger issued it: from then on it is written again from `body` alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedStatement {
+    /// The account it is of.
+    pub account: String,
+    /// Sequential per account, from 1.
+    pub number: u32,
+    /// Its booking day.
+    pub day: NaiveDate,
+    /// Its closing balance, exact (`"1234.56"`).
+    pub closing: String,
+    /// The SHA-256 of `body`, lowercase hex.
+    pub digest: String,
+    /// The statement whole (JSON), as issued.
+    pub body: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// The references of the movements it books: its entries, and for an account's first
+    /// statement also those its opening balance holds.
+    pub references: Vec<String>,
+}
+
+/// The books part of a store: the records of book listings and the statements issued. Like
+/// every part of a [`crate::Store`], it holds no rule: the engine decides, the store keeps.
+#[async_trait]
+pub trait Books: Send + Sync {
+    /// Where the walk of `kind` of `source` stands; `None` before its first page.
+    async fn book_walk(&self, source: &str, kind: BookKind)
+    -> Result<Option<BookWalk>, StoreError>;
+
+    /// The kept records with these unified ids (those it has).
+    async fn kept_records(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, KeptRecord>, StoreError>;
+
+    /// Commits one page of a book listing: its records (the ordering stamp as for payments: a
+    /// record stored from a later fetch stays), its quarantined records, the walk's state.
+    async fn commit_records(&self, commit: RecordCommit) -> Result<(), StoreError>;
+
+    /// Every kept record of `source`, sorted by `created_at` (as an instant) then id.
+    async fn records(&self, source: Source) -> Result<Vec<KeptRecord>, StoreError>;
+
+    /// The statements issued for `account`, by number.
+    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError>;
+
+    /// The references of every movement booked on a statement of `account` (or in its first
+    /// opening balance).
+    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError>;
+
+    /// Records statements as issued, all or none: refused with [`StoreError::Conflict`] when
+    /// a number or day of one of them is already issued for its account (another issue got
+    /// there first), so an issued statement is never replaced.
+    async fn issue(&self, statements: Vec<IssuedStatement>) -> Result<(), StoreError>;
 }
