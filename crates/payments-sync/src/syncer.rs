@@ -730,6 +730,11 @@ impl<S: Store> SourceTask<S> {
                 Ok(()) => {
                     tracing::info!(listing = %kind, changed, "book listing walked");
                 }
+                Err(error @ SyncError::OutOfTime { .. }) => {
+                    // The walk keeps its place; the payments are in. Said, never success.
+                    run.feed_trouble(format!("the {kind} listing was put off: {error}"));
+                    break;
+                }
                 Err(error) if error.is_stop() => return Err(error),
                 Err(error) => {
                     let now = Utc::now();

@@ -377,8 +377,8 @@ async fn when_retries_run_out_the_run_fails_cleanly_and_the_next_run_resumes() {
     assert!(summary.resumed);
     assert_eq!(
         sandbox.requests().len() - before,
-        7 + 2,
-        "resumed at page 4 of 10, then the feed's first read and the list of chargebacks"
+        7 + 2 + 3,
+        "resumed at page 4 of 10, then the feed's first read, the list of chargebacks, and the first walk of the three book listings"
     );
     assert_eq!(store.payments().len(), 1000);
 }
