@@ -494,7 +494,7 @@ fn a_worker_prints_one_line_per_run_and_retries_a_failure_after_a_minute() {
     assert_eq!(lines.len(), 1, "{stdout}");
     assert_eq!(
         lines[0],
-        "acme/paypro: paypro: full run, 1 pages, 3 requests; 30 new, 0 changed, 0 unchanged, 0 quarantined"
+        "acme/paypro: paypro: full run, 1 pages, 6 requests; 30 new, 0 changed, 0 unchanged, 0 quarantined"
     );
     let stderr = text(&output.stderr);
     assert!(
