@@ -111,20 +111,13 @@ impl Books for SqliteStore {
                         ])
                         .map_err(store_error(context))?;
                 }
-                let mut quarantine = transaction
-                    .prepare_cached("INSERT OR IGNORE INTO quarantine (source_name, raw, source_id, reason, first_seen_at) VALUES (?, ?, ?, ?, ?)")
-                    .map_err(store_error(context))?;
-                for rejected in &commit.rejected {
-                    quarantine
-                        .execute(params![
-                            commit.source,
-                            rejected.raw,
-                            rejected.source_id,
-                            rejected.reason,
-                            observed
-                        ])
-                        .map_err(store_error(context))?;
-                }
+                crate::store::quarantine(
+                    &transaction,
+                    &commit.source,
+                    &commit.rejected,
+                    &observed,
+                    context,
+                )?;
                 transaction
                     .execute(
                         "INSERT INTO book_walks (source_name, kind, walk) VALUES (?, ?, ?)

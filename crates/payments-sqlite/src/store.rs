@@ -232,20 +232,13 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
                 ])
                 .map_err(store_error(context))?;
         }
-        let mut quarantine = transaction
-            .prepare_cached("INSERT OR IGNORE INTO quarantine (source_name, raw, source_id, reason, first_seen_at) VALUES (?, ?, ?, ?, ?)")
-            .map_err(store_error(context))?;
-        for rejected in &commit.rejected {
-            quarantine
-                .execute(params![
-                    commit.source,
-                    rejected.raw,
-                    rejected.source_id,
-                    rejected.reason,
-                    observed
-                ])
-                .map_err(store_error(context))?;
-        }
+        quarantine(
+            &transaction,
+            &commit.source,
+            &commit.rejected,
+            &observed,
+            context,
+        )?;
         let mut resolve = transaction
             .prepare_cached("DELETE FROM quarantine WHERE source_name = ? AND source_id = ?")
             .map_err(store_error(context))?;
@@ -285,5 +278,31 @@ fn write_commit(connection: &mut Connection, commit: &Commit) -> Result<(), Stor
         }
     }
     transaction.commit().map_err(store_error(context))?;
+    Ok(())
+}
+
+/// Quarantines `rejected` records of `source`, once per raw record, first seen at `observed`
+/// (an instant), in `transaction`: for pages of payments and of book records alike.
+pub(crate) fn quarantine(
+    transaction: &rusqlite::Transaction<'_>,
+    source: &str,
+    rejected: &[payments_model::Rejected],
+    observed: &str,
+    context: &str,
+) -> Result<(), StoreError> {
+    let mut insert = transaction
+        .prepare_cached("INSERT OR IGNORE INTO quarantine (source_name, raw, source_id, reason, first_seen_at) VALUES (?, ?, ?, ?, ?)")
+        .map_err(store_error(context))?;
+    for rejected in rejected {
+        insert
+            .execute(params![
+                source,
+                rejected.raw,
+                rejected.source_id,
+                rejected.reason,
+                observed
+            ])
+            .map_err(store_error(context))?;
+    }
     Ok(())
 }
