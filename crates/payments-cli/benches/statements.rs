@@ -145,7 +145,7 @@ async fn ledger(db: &Path, count: usize) {
                 .map(|record| KeptRecord {
                     record,
                     first_seen_at: chrono::Utc::now(),
-                    undone_seen_at: None,
+                    returned_at: None,
                 })
                 .collect(),
             rejected: Vec::new(),

@@ -252,7 +252,7 @@ async fn paypro(
     }
     for kept in ledger.records(Source::PayPro).await? {
         let record = &kept.record;
-        let returned = kept.undone_seen_at.map(|at| at.fixed_offset());
+        let returned = kept.returned_at.map(|at| at.fixed_offset());
         let moves = record_movements(record, returned);
         for movement in &moves {
             account(

@@ -229,8 +229,8 @@ pub fn payment_movement(payment: &Payment) -> Option<Movement> {
 /// - a chargeback debits its amount once completed, valued at `charged_back_at` (never before
 ///   `created_at`; `created_at` when not said);
 /// - a payout debits its amount, its fee and the fee's VAT when it is created, and when it
-///   was rejected or failed, credits their sum back, valued at `returned_at` (the time the
-///   ledger first saw it undone: the provider sends no such time) or else `created_at`.
+///   was rejected or failed, credits their sum back, valued at `returned_at` (the provider
+///   sends no such time: the ledger's best knowledge of it) or else `created_at`.
 pub fn record_movements(
     record: &BookRecord,
     returned_at: Option<DateTime<FixedOffset>>,

@@ -160,6 +160,9 @@ pub struct Change {
     pub at: DateTime<FixedOffset>,
     /// What it says.
     pub kind: ChangeKind,
+    /// The refund, chargeback or payout it carries, as it was at the change, for the ledger's
+    /// books (the book listings' walk confirms it later).
+    pub record: Option<crate::BookRecord>,
 }
 
 /// What a change says.

@@ -12,13 +12,13 @@ use crate::store::{
 };
 
 impl BookWalk {
-    /// Whether a run walks this listing: a walk not yet complete or resuming, one failing, a
-    /// change feed that moved in this run, or the last walk older than [`WALK_BOOKS_EVERY`].
-    pub(crate) fn due(&self, feed_moved: bool, now: DateTime<Utc>) -> bool {
+    /// Whether a run walks this listing: a walk not yet complete or resuming, one failing, or
+    /// the last walk older than [`WALK_BOOKS_EVERY`]. (What the change feed says of a record
+    /// comes with it, [`from_feed`]: a moved feed costs no walk.)
+    pub(crate) fn due(&self, now: DateTime<Utc>) -> bool {
         !self.complete
             || self.cursor.is_some()
             || self.failing.is_some()
-            || feed_moved
             || self
                 .walked_at
                 .is_none_or(|at| (now - at).to_std().unwrap_or_default() >= WALK_BOOKS_EVERY)
@@ -117,30 +117,15 @@ impl BookWalker {
         let mut changed = Vec::new();
         let mut nothing_new = true;
         for record in records {
-            let undone_now = record.is_undone().then_some(observed_at);
-            match kept.get(&record.id) {
-                Some(stored) if stored.record == record => {
-                    if !record.is_final() && record.created_at >= unsettled_since {
-                        nothing_new = false;
-                    }
-                }
-                Some(stored) => {
+            let stored = kept.get(&record.id);
+            if stored.is_some_and(|stored| stored.record == record) {
+                if !record.is_final() && record.created_at >= unsettled_since {
                     nothing_new = false;
-                    changed.push(KeptRecord {
-                        first_seen_at: stored.first_seen_at,
-                        undone_seen_at: stored.undone_seen_at.or(undone_now),
-                        record,
-                    });
                 }
-                None => {
-                    nothing_new = false;
-                    changed.push(KeptRecord {
-                        record,
-                        first_seen_at: observed_at,
-                        undone_seen_at: undone_now,
-                    });
-                }
+                continue;
             }
+            nothing_new = false;
+            changed.extend(keep(record, stored, observed_at));
         }
         let ends = next.is_none() || (self.start.complete && nothing_new);
         let walk = if ends {
@@ -172,6 +157,62 @@ impl BookWalker {
             changed: count,
         }
     }
+}
+
+/// What the ledger keeps of `record`, read as it was at `observed_at`, given what it holds of
+/// it: `None` when that is the same. An undone payout returns when the ledger learnt so (see
+/// [`KeptRecord::returned_at`]).
+pub(crate) fn keep(
+    record: BookRecord,
+    stored: Option<&KeptRecord>,
+    observed_at: DateTime<Utc>,
+) -> Option<KeptRecord> {
+    match stored {
+        Some(stored) if stored.record == record => None,
+        Some(stored) => Some(KeptRecord {
+            first_seen_at: stored.first_seen_at,
+            returned_at: stored
+                .returned_at
+                .or_else(|| record.is_undone().then_some(observed_at)),
+            record,
+        }),
+        None => Some(KeptRecord {
+            returned_at: record.is_undone().then(|| record.created_at.to_utc()),
+            record,
+            first_seen_at: observed_at,
+        }),
+    }
+}
+
+/// The records a read of the change feed carried (each with its change's time, never after
+/// `now`), as one commit each: stamped with that time, so that a record a walk read later
+/// stays, and with the listing's walk as it stands (`walks`).
+pub(crate) fn from_feed(
+    source: &str,
+    records: Vec<(BookRecord, DateTime<Utc>)>,
+    kept: &HashMap<String, KeptRecord>,
+    walks: &HashMap<BookKind, BookWalk>,
+    now: DateTime<Utc>,
+) -> Vec<RecordCommit> {
+    let mut records = records;
+    records.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+    records
+        .into_iter()
+        .filter_map(|(record, at)| {
+            let at = at.min(now);
+            let kind = record.kind;
+            let stored = kept.get(&record.id);
+            let kept = keep(record, stored, at)?;
+            Some(RecordCommit {
+                source: source.to_owned(),
+                observed_at: at,
+                kind,
+                records: vec![kept],
+                rejected: Vec::new(),
+                walk: walks.get(&kind).cloned().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// The keys to ask [`Books::kept_records`] for.
@@ -235,7 +276,7 @@ mod tests {
                     KeptRecord {
                         record: r.clone(),
                         first_seen_at: at(1),
-                        undone_seen_at: None,
+                        returned_at: None,
                     },
                 )
             })
@@ -271,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn a_first_walk_goes_to_the_end_and_an_undone_payout_is_dated_when_first_seen() {
+    fn a_first_walk_goes_to_the_end_and_an_undone_payout_returns_when_it_is_known_to() {
         let walker = BookWalker::new("s", BookKind::Payout, BookWalk::default());
         let page = vec![refund("PR1", 8, true)];
         let walked = walker.page(page.clone(), Vec::new(), cursor("n"), &kept(&page), at(10));
@@ -285,24 +326,81 @@ mod tests {
         let stored = kept(std::slice::from_ref(&payout));
         payout.state = "rejected".to_owned();
         let walked = walker.page(vec![payout], Vec::new(), None, &stored, at(11));
-        assert_eq!(walked.commit.records[0].undone_seen_at, Some(at(11)));
+        assert_eq!(walked.commit.records[0].returned_at, Some(at(11)));
         assert_eq!(walked.commit.records[0].first_seen_at, at(1));
+
+        // First seen already rejected: it returns when it was made, not when the ledger looked.
+        let mut rejected = refund("PO2", 8, false);
+        rejected.kind = BookKind::Payout;
+        rejected.state = "rejected".to_owned();
+        let made = rejected.created_at.to_utc();
+        let walked = walker.page(vec![rejected], Vec::new(), None, &HashMap::new(), at(11));
+        assert_eq!(walked.commit.records[0].returned_at, Some(made));
     }
 
     #[test]
-    fn a_walk_is_due_when_the_feed_moved_it_failed_or_an_hour_passed() {
+    fn a_record_from_the_feed_is_stamped_with_its_change_and_an_unchanged_one_is_not_committed() {
+        let mut payout = refund("PO1", 8, false);
+        payout.kind = BookKind::Payout;
+        payout.state = "approved".to_owned();
+        let stored = kept(std::slice::from_ref(&payout));
+        let mut failed = payout.clone();
+        failed.state = "failed".to_owned();
+        let refund = refund("PR1", 8, true);
+        let walks = HashMap::from([(
+            BookKind::Payout,
+            BookWalk {
+                complete: true,
+                walked_at: Some(at(2)),
+                ..BookWalk::default()
+            },
+        )]);
+        let commits = from_feed(
+            "s",
+            vec![(failed, at(12)), (payout, at(11)), (refund, at(30))],
+            &stored,
+            &walks,
+            at(20),
+        );
+        assert_eq!(
+            commits.len(),
+            2,
+            "the unchanged payout is not committed: {commits:?}"
+        );
+        let (payout, refund) = (&commits[0], &commits[1]);
+        assert_eq!(payout.observed_at, at(12));
+        assert_eq!(
+            payout.records[0].returned_at,
+            Some(at(12)),
+            "failed when its change says"
+        );
+        assert_eq!(
+            payout.walk,
+            walks[&BookKind::Payout],
+            "the walk stays as it stands"
+        );
+        assert_eq!(
+            refund.observed_at,
+            at(20),
+            "a change stamped in the future stands at now"
+        );
+        assert_eq!(refund.kind, BookKind::Refund);
+        assert_eq!(refund.walk, BookWalk::default());
+    }
+
+    #[test]
+    fn a_walk_is_due_when_incomplete_failing_or_an_hour_passed() {
         let walked = BookWalk {
             complete: true,
             walked_at: Some(at(10)),
             ..BookWalk::default()
         };
         let soon = at(10) + chrono::Duration::minutes(5);
-        assert!(!walked.due(false, soon));
-        assert!(walked.due(true, soon));
-        assert!(walked.due(false, at(10) + chrono::Duration::minutes(61)));
-        assert!(BookWalk::default().due(false, soon));
+        assert!(!walked.due(soon));
+        assert!(walked.due(at(10) + chrono::Duration::minutes(61)));
+        assert!(BookWalk::default().due(soon));
         let failed = walked.failed("HTTP 500".to_owned(), soon);
-        assert!(failed.due(false, soon));
+        assert!(failed.due(soon));
         assert_eq!(failed.persistent_failure(BookKind::Payout, soon), None);
         let thrice = failed
             .failed("HTTP 500".to_owned(), soon)

@@ -279,6 +279,7 @@ mod tests {
         let chargeback = |id: &str, when: &str, completed| Change {
             id: format!("event of {id}"),
             at: at(when),
+            record: None,
             kind: ChangeKind::ChargedBack {
                 source_id: format!("payment of {id}"),
                 payment_id: format!("unified payment of {id}"),

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset};
-use payments_model::{Change, ChangeKind, ChangePage, Cursor, Payment, Rejected};
+use payments_model::{BookRecord, Change, ChangeKind, ChangePage, Cursor, Payment, Rejected};
 
 use crate::store::{FeedPosition, StatedChargeback};
 
@@ -54,6 +54,9 @@ pub(crate) struct FeedRead {
     pub(crate) rejected: Vec<Rejected>,
     /// Changes of other kinds.
     pub(crate) ignored: u64,
+    /// The book records the changes carried (refunds, chargebacks, payouts), the latest of
+    /// each by id, with the time of its change.
+    pub(crate) records: HashMap<String, (BookRecord, DateTime<FixedOffset>)>,
     /// The ids of the changes seen, newest first (the new position's `recent`).
     seen: Vec<String>,
     /// Pages read past the one that holds the last change applied (`None`: not there yet),
@@ -225,6 +228,12 @@ impl FeedRead {
 
     /// Takes one change without reading it back to a position.
     fn take(&mut self, change: Change, walk_reads: impl Fn(DateTime<FixedOffset>) -> bool) {
+        if let Some(record) = change.record {
+            // Newest first: the first of a record seen is its latest.
+            self.records
+                .entry(record.id.clone())
+                .or_insert((record, change.at));
+        }
         match change.kind {
             ChangeKind::Payment(payment) => {
                 if !walk_reads(payment.created_at) {

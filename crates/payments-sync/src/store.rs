@@ -637,10 +637,16 @@ pub struct KeptRecord {
     pub record: BookRecord,
     /// When the ledger first saw it.
     pub first_seen_at: DateTime<Utc>,
-    /// When the ledger first saw it undone (a payout rejected or failed): the provider sends
-    /// no such time, so this is when its money is known to have come back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub undone_seen_at: Option<DateTime<Utc>>,
+    /// When an undone payout's money (rejected or failed) came back, as far as the ledger can
+    /// tell: the provider sends no such time. A payout first seen already undone returns at
+    /// its creation (its debit and its return fall on one day, as the provider's balance never
+    /// showed it gone); one seen undone after it was seen made returns when first seen so.
+    #[serde(
+        default,
+        alias = "undone_seen_at",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub returned_at: Option<DateTime<Utc>>,
 }
 
 /// Where the walk of one book listing of one source stands.

@@ -248,7 +248,6 @@ impl<S: Store> SourceTask<S> {
         // ledger that has walked before (the first read did not fit after it) reads it first,
         // so that the walk cannot take the time it needs on every run.
         let feed_plan = run.plan_feed(source.has_change_feed());
-        let feed_before = run.feed_position().map(|p| p.id.clone());
         if matches!(feed_plan, FeedPlan::Follow | FeedPlan::FirstReadBeforeWalk) {
             let followed = async {
                 if feed_plan == FeedPlan::Follow {
@@ -335,17 +334,13 @@ impl<S: Store> SourceTask<S> {
             }
             other => other,
         };
-        // The book listings, once the payments they concern are in: walked when the feed
-        // moved (or could not be read), and at least every `WALK_BOOKS_EVERY`.
-        // A moved feed does not wake them (that would cost every run with a change three more
-        // requests, past target 7's bound): a refund or chargeback reaches its payment through
-        // the feed at once, and its own record within the hour.
-        let _ = feed_before;
-        let feed_moved = false;
+        // The book listings, once the payments they concern are in: walked until complete,
+        // while failing, and at least every `WALK_BOOKS_EVERY`. What the change feed says of a
+        // refund, chargeback or payout came with the feed, at no request more.
         let mut book_failures = Vec::new();
         let result = match result {
             Ok(()) => self
-                .walk_books(&mut pager, &mut run, feed_moved)
+                .walk_books(&mut pager, &mut run)
                 .await
                 .map(|failures| book_failures = failures),
             other => other,
@@ -454,11 +449,58 @@ impl<S: Store> SourceTask<S> {
                 Vec::new()
             }
         };
+        self.commit_feed_records(std::mem::take(&mut read.records))
+            .await?;
         let by_id = to_read::read_by_id(&read, run.queue());
         let checked = self.charge_back_stored(newest, &by_id).await?;
         let facts = to_read::enqueue_read(run.queue(), read, position, checked, now);
         run.settle_feed_health(now);
         self.commit_feed(run, facts, Utc::now()).await
+    }
+
+    /// Keeps the refunds, chargebacks and payouts a read of the change feed carried
+    /// ([`books::from_feed`]), before the feed's new position is committed: a crash between
+    /// the two reads them again.
+    async fn commit_feed_records(
+        &self,
+        records: std::collections::HashMap<
+            String,
+            (payments_model::BookRecord, DateTime<chrono::FixedOffset>),
+        >,
+    ) -> Result<(), SyncError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let name = self.setup.source.name();
+        let ids: Vec<String> = records.keys().cloned().collect();
+        let kept = self
+            .store
+            .kept_records(ids)
+            .await
+            .map_err(SyncError::Store)?;
+        let mut walks = std::collections::HashMap::new();
+        for (record, _) in records.values() {
+            if !walks.contains_key(&record.kind) {
+                let walk = self
+                    .store
+                    .book_walk(name, record.kind)
+                    .await
+                    .map_err(SyncError::Store)?
+                    .unwrap_or_default();
+                walks.insert(record.kind, walk);
+            }
+        }
+        let records = records
+            .into_values()
+            .map(|(record, at)| (record, at.to_utc()))
+            .collect();
+        for commit in books::from_feed(name, records, &kept, &walks, Utc::now()) {
+            self.store
+                .commit_records(commit)
+                .await
+                .map_err(SyncError::Store)?;
+        }
+        Ok(())
     }
 
     /// Runs `work` within the feed's share of the run's time; past it, a failure saying so.
@@ -683,7 +725,6 @@ impl<S: Store> SourceTask<S> {
         &self,
         pager: &mut Pager<'_>,
         run: &mut SourceRun,
-        feed_moved: bool,
     ) -> Result<Vec<String>, SyncError> {
         let source = self.setup.source.as_ref();
         let name = source.name();
@@ -695,7 +736,7 @@ impl<S: Store> SourceTask<S> {
                 .await
                 .map_err(SyncError::Store)?
                 .unwrap_or_default();
-            if !stored.due(feed_moved, Utc::now()) {
+            if !stored.due(Utc::now()) {
                 continue;
             }
             pager.new_walk();

@@ -95,6 +95,7 @@ pub(crate) fn touched(id: &str, when: &str, payment: &str) -> Change {
     Change {
         id: id.to_owned(),
         at: at(when),
+        record: None,
         kind: ChangeKind::Touched {
             source_id: payment.to_owned(),
         },
@@ -106,6 +107,7 @@ pub(crate) fn carried(id: &str, when: &str, payment: Payment) -> Change {
     Change {
         id: id.to_owned(),
         at: at(when),
+        record: None,
         kind: ChangeKind::Payment(Box::new(payment)),
     }
 }
@@ -122,6 +124,7 @@ pub(crate) fn charged_back(
     Change {
         id: format!("event of {chargeback} at {when}"),
         at: at(when),
+        record: None,
         kind: ChangeKind::ChargedBack {
             source_id: payment.to_owned(),
             payment_id: source().payment_id(payment),

@@ -1182,7 +1182,7 @@ pub async fn book_records_keep_their_walk_versions_and_the_ordering_stamp<S: Sto
     let kept = |record, micros| KeptRecord {
         record,
         first_seen_at: instant(micros),
-        undone_seen_at: None,
+        returned_at: None,
     };
     let walk = BookWalk {
         cursor: Some(payments_model::Cursor {

@@ -420,7 +420,8 @@ impl PaymentSource for PayProSource {
     }
 
     /// PayPro's `/events`: a payment payload is the payment as it was; a refund says its
-    /// payment must be read again; a chargeback says how much, and whether it is completed.
+    /// payment must be read again; a chargeback says how much, and whether it is completed;
+    /// refunds, chargebacks and payouts are carried as the ledger's book records too.
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangePage, SourceError> {
         let Some(request) = self.request("events", cursor) else {
             return Ok(ChangePage::default());
@@ -438,19 +439,38 @@ impl PaymentSource for PayProSource {
             .value
             .items
             .into_iter()
-            .map(|event| Change {
-                id: event.id,
-                at: event.created_at,
-                kind: match event.payload {
-                    EventPayload::Payment(payment) => ChangeKind::Payment(payment),
-                    EventPayload::Refund(refund) => ChangeKind::Touched {
-                        source_id: refund.payment_id,
-                    },
-                    EventPayload::Chargeback(chargeback) => charged_back(chargeback),
-                    EventPayload::Payout(_) | EventPayload::Other { .. } => ChangeKind::Other {
-                        kind: event.event_type,
-                    },
-                },
+            .map(|event| {
+                let (kind, record) = match event.payload {
+                    EventPayload::Payment(payment) => (ChangeKind::Payment(payment), None),
+                    EventPayload::Refund(refund) => (
+                        ChangeKind::Touched {
+                            source_id: refund.payment_id.clone(),
+                        },
+                        Some(refund.into_record()),
+                    ),
+                    EventPayload::Chargeback(chargeback) => (
+                        charged_back(chargeback.clone()),
+                        Some(chargeback.into_record()),
+                    ),
+                    EventPayload::Payout(payout) => (
+                        ChangeKind::Other {
+                            kind: event.event_type,
+                        },
+                        Some(payout.into_record()),
+                    ),
+                    EventPayload::Other { .. } => (
+                        ChangeKind::Other {
+                            kind: event.event_type,
+                        },
+                        None,
+                    ),
+                };
+                Change {
+                    id: event.id,
+                    at: event.created_at,
+                    kind,
+                    record,
+                }
             })
             .collect();
         Ok(ChangePage {
@@ -484,7 +504,8 @@ impl PaymentSource for PayProSource {
                 .map(|chargeback| Change {
                     id: chargeback.id.clone(),
                     at: chargeback.created_at,
-                    kind: charged_back(chargeback),
+                    kind: charged_back(chargeback.clone()),
+                    record: Some(chargeback.into_record()),
                 })
                 .collect(),
             rejected: fetched.value.rejected,

@@ -92,7 +92,7 @@ async fn store_records(store: &MemoryStore, records: Vec<BookRecord>) {
                 .map(|record| KeptRecord {
                     record,
                     first_seen_at: Utc::now(),
-                    undone_seen_at: None,
+                    returned_at: None,
                 })
                 .collect(),
             rejected: Vec::new(),

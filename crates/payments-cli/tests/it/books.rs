@@ -141,7 +141,6 @@ fn cents(amount: i64) -> Decimal {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open (issue 21): the statements parse and chain, but the last closing is 25,708.76 below the sandbox's /balances on this data set; the cause is not found yet"]
 async fn sixty_days_of_statements_chain_to_the_balance_and_an_issued_day_never_changes() {
     let sandbox = sixty_days().await;
     let dir = tempfile::tempdir().unwrap();
@@ -204,18 +203,26 @@ async fn sixty_days_of_statements_chain_to_the_balance_and_an_issued_day_never_c
     let refund = sandbox
         .refund_paypro_payment_at(&old.id, 100, refund_at)
         .expect("the refund is made");
+    // Stamped a month back, its event is below what the change feed reads again: the hourly
+    // walk of the book listings finds it. An hour later, then.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE book_walks SET walk = json_set(walk, '$.walked_at', '2000-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
     sync(&sandbox, &db);
+    // Asked again with the days since: every statement issued is given byte for byte, and
+    // the refund is on the next one, the first not issued yet, with its own value date.
     let again = dir.path().join("again.940");
-    statement(&sandbox, &db, "mt940", &since, &until, &again);
-    assert_eq!(
-        std::fs::read(&again).unwrap(),
-        first_bytes,
+    statement(&sandbox, &db, "mt940", &since, &day(1), &again);
+    let again_bytes = std::fs::read(&again).unwrap();
+    assert!(
+        again_bytes.starts_with(&first_bytes),
         "an issued statement never changes"
     );
-
-    let late = dir.path().join("late.940");
-    statement(&sandbox, &db, "mt940", &day(2), &day(1), &late);
-    let late_messages = parse(&std::fs::read(&late).unwrap());
+    let late_messages = parse(&again_bytes[first_bytes.len()..]);
     assert_eq!(
         signed(&late_messages[0].opening_balance),
         signed(&messages.last().unwrap().closing_balance),
@@ -237,7 +244,7 @@ async fn sixty_days_of_statements_chain_to_the_balance_and_an_issued_day_never_c
     assert_eq!(late_value, payments_books::amsterdam_day(&refund_at));
     assert_eq!(late_amount, cents(-100));
     let late_camt = dir.path().join("late.xml");
-    statement(&sandbox, &db, "camt053", &day(2), &day(1), &late_camt);
+    statement(&sandbox, &db, "camt053", &since, &day(1), &late_camt);
     validate_camt(&late_camt);
 
     // A payment lost from the ledger: the report names the difference and exits 1.

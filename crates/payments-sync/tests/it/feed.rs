@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payments_model::{Currency, Money, PaymentStatus};
+use payments_model::{BookKind, Currency, Money, PaymentStatus, Source};
 use payments_sandbox::{ContentFaults, Sandbox, SandboxConfig};
-use payments_sync::{MemoryStore, RunKind, Summary, SyncOptions, Syncer};
+use payments_sync::{Books, MemoryStore, RunKind, Summary, SyncOptions, Syncer};
 use payments_testkit::paypro;
 
 /// 1,000 PayPro payments eight hours apart: the oldest is a year old.
@@ -63,10 +63,10 @@ async fn a_chargeback_200_days_back_and_a_refund_100_days_back_land_in_the_next_
         .old_paid_paypro_payment(Duration::from_secs(100 * 86_400))
         .unwrap();
     assert_ne!(charged.id, refunded.id);
-    sandbox
+    let chargeback = sandbox
         .charge_back_paypro_payment(&charged.id, charged.amount, true)
         .unwrap();
-    sandbox
+    let refund = sandbox
         .refund_paypro_payment(&refunded.id, refunded.amount / 4)
         .unwrap();
 
@@ -96,6 +96,20 @@ async fn a_chargeback_200_days_back_and_a_refund_100_days_back_land_in_the_next_
         refunded_now.refunded_amount,
         Some(Money::from_minor(refunded.amount / 4, Currency::EUR))
     );
+    // Their own records came with the feed, for the books (the hourly walk of the book
+    // listings was not due): the provider's times, at no request more.
+    let records = store.records(Source::PayPro).await.unwrap();
+    for (id, kind, payment) in [
+        (&refund, BookKind::Refund, &refunded_now.id),
+        (&chargeback, BookKind::Chargeback, &charged_now.id),
+    ] {
+        let kept = records
+            .iter()
+            .find(|kept| &kept.record.source_id == id)
+            .unwrap_or_else(|| panic!("the {kind} {id} is not among {} kept", records.len()));
+        assert_eq!(kept.record.kind, kind);
+        assert_eq!(kept.record.payment_id.as_ref(), Some(payment));
+    }
     let versions = store.versions(&charged_now.id);
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[0].payment.status, PaymentStatus::Paid);

@@ -580,6 +580,7 @@ impl payments_model::PaymentSource for UnreadableInFeed {
         let mut changes = vec![Change {
             id: "EV1".into(),
             at: parse_timestamp("2026-11-01T10:00:00Z").unwrap(),
+            record: None,
             kind: ChangeKind::Other {
                 kind: "payout.paid".into(),
             },
@@ -590,6 +591,7 @@ impl payments_model::PaymentSource for UnreadableInFeed {
                 Change {
                     id: "EV2".into(),
                     at: parse_timestamp("2026-11-02T10:00:00Z").unwrap(),
+                    record: None,
                     kind: ChangeKind::Touched {
                         source_id: "PP/../x".into(),
                     },
@@ -695,6 +697,7 @@ impl payments_model::PaymentSource for StampedAhead {
         let mut changes = vec![Change {
             id: "EV1".into(),
             at: parse_timestamp("2126-01-01T00:00:00Z").unwrap(),
+            record: None,
             kind: ChangeKind::Other {
                 kind: "payout.paid".into(),
             },
@@ -705,6 +708,7 @@ impl payments_model::PaymentSource for StampedAhead {
                 Change {
                     id: "EV2".into(),
                     at: chrono::Utc::now().fixed_offset(),
+                    record: None,
                     kind: ChangeKind::Touched {
                         source_id: "PP1".into(),
                     },
