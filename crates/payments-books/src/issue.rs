@@ -15,7 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Amsterdam;
 use futures::TryStreamExt;
 use payments_model::{Currency, Money, Movement, Source, payment_movement, record_movements};
@@ -128,9 +128,11 @@ impl PartialOrd for Pending {
     }
 }
 
+/// Payments are read this many days of creation at a time (see [`issue`]).
+const ISSUE_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
 /// The chain being issued.
-struct Chain<'a, L: ?Sized> {
-    _ledger: std::marker::PhantomData<&'a L>,
+struct Chain<'a> {
     request: &'a Request,
     number: u32,
     balance: Money,
@@ -138,18 +140,13 @@ struct Chain<'a, L: ?Sized> {
     opening_refs: Vec<String>,
     issued: Issued,
     /// Statements made while the ledger's payments stream (a store may hold its one connection
-    /// for the stream), recorded and given once it ends.
+    /// for the stream), recorded and given once it ends ([`Chain::record_ready`]).
     ready: Vec<(IssuedStatement, Statement)>,
 }
 
-impl<L: Books + ?Sized> Chain<'_, L> {
-    /// Issues the statement of `day` with `movements` (sorted), then gives it to `sink`.
-    async fn issue_day(
-        &mut self,
-        day: NaiveDate,
-        movements: Vec<Movement>,
-        sink: &mut impl FnMut(&Statement) -> std::io::Result<()>,
-    ) -> Result<(), BooksError> {
+impl Chain<'_> {
+    /// Makes the statement of `day` with `movements` (sorted), ready to record.
+    fn issue_day(&mut self, day: NaiveDate, movements: Vec<Movement>) -> Result<(), BooksError> {
         let opening = self.balance;
         let mut closing = opening;
         let mut references = std::mem::take(&mut self.opening_refs);
@@ -183,7 +180,6 @@ impl<L: Books + ?Sized> Chain<'_, L> {
         };
         let body = serde_json::to_string(&statement)
             .map_err(|e| std::io::Error::other(format!("cannot encode the statement: {e}")))?;
-        let _ = sink;
         self.ready.push((
             IssuedStatement {
                 account: statement.account.clone(),
@@ -204,6 +200,39 @@ impl<L: Books + ?Sized> Chain<'_, L> {
         self.balance = closing;
         Ok(())
     }
+
+    /// Records each statement made (before it is given: a statement given was issued), then
+    /// gives it to `sink`.
+    async fn record_ready<L: Books + ?Sized>(
+        &mut self,
+        ledger: &L,
+        sink: &mut impl FnMut(&Statement) -> std::io::Result<()>,
+    ) -> Result<(), BooksError> {
+        for (issued, statement) in std::mem::take(&mut self.ready) {
+            ledger.issue(vec![issued]).await?;
+            sink(&statement)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a range that would leave `gap`, a day with movements, unissued before it.
+fn refuse_gap(gap: Option<NaiveDate>) -> Result<(), BooksError> {
+    match gap {
+        Some(gap) => Err(BooksError::Range(format!(
+            "statements are issued in order and {gap} has movements not issued yet; ask with --since {gap}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The instant an Amsterdam day begins.
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    let local = day.and_time(chrono::NaiveTime::MIN);
+    Amsterdam
+        .from_local_datetime(&local)
+        .earliest()
+        .map_or_else(|| local.and_utc(), |at| at.to_utc())
 }
 
 fn add(balance: Money, amount: Money, reference: &str) -> Result<Money, BooksError> {
@@ -228,8 +257,10 @@ pub fn digest(body: &str) -> String {
 /// before as they were, and the days after the last one issued, issued now (each recorded
 /// before it is given). Days from today (Amsterdam) on are left for later.
 ///
-/// Memory stays flat in the ledger's size: payments are read as a stream in creation order,
-/// and a movement is held only from its creation until its booking day is complete.
+/// Memory stays flat in the ledger's size: payments are read as a stream in creation order, a
+/// week of creation at a time; a movement is held only from its creation until its booking day
+/// is complete, and a statement until its week is read. (The refunds, chargebacks and payouts
+/// are read whole: a few for every hundred payments.)
 pub async fn issue<L>(
     ledger: &L,
     request: &Request,
@@ -293,7 +324,6 @@ where
     };
     let booked: HashSet<String> = ledger.booked(account).await?;
     let mut chain = Chain {
-        _ledger: std::marker::PhantomData::<&L>,
         request,
         number: last.map_or(1, |last| last.number + 1),
         balance,
@@ -305,7 +335,7 @@ where
     // The records (refunds, chargebacks, payouts: few beside the payments), in creation order.
     let mut records: Vec<(DateTime<Utc>, Movement)> = Vec::new();
     for kept in ledger.records(request.source).await? {
-        let returned = kept.undone_seen_at.map(|at| at.fixed_offset());
+        let returned = kept.returned_at.map(|at| at.fixed_offset());
         for movement in record_movements(&kept.record, returned) {
             records.push((kept.record.created_at.to_utc(), movement));
         }
@@ -315,84 +345,98 @@ where
             .then_with(|| a.1.reference.cmp(&b.1.reference))
     });
     let mut records = records.into_iter().peekable();
-    let filter = Filter {
-        sources: vec![request.source],
-        ..Filter::default()
-    };
-    let mut payments = ledger.payments(&filter).await?;
     let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
     let mut gap: Option<NaiveDate> = None;
+    // Payments are read a window of creation days at a time, so that the statements a window
+    // completes are recorded and given before the next is read (a store may hold its one
+    // connection for a stream): memory holds one window's statements. The first window is
+    // everything created before the first day to issue (it completes none); nothing created
+    // after the last day can be booked on it.
+    let end = midnight(last_day.succ_opt().unwrap_or(last_day));
+    let mut window = (None, Some(midnight(open_day).min(end)));
     loop {
-        // The next movement by creation: a payment's or a record's, whichever came first.
-        let payment = payments.try_next().await?;
-        let mut next: Vec<(DateTime<Utc>, Movement)> = Vec::new();
-        let horizon = payment.as_ref().map(|p| p.created_at.to_utc());
-        while let Some((at, _)) = records.peek() {
-            if horizon.is_some_and(|h| *at > h) {
+        let filter = Filter {
+            sources: vec![request.source],
+            since: window.0,
+            until: window.1,
+            ..Filter::default()
+        };
+        let mut payments = ledger.payments(&filter).await?;
+        loop {
+            // The next movement by creation: a payment's or a record's, whichever came first.
+            let payment = payments.try_next().await?;
+            let mut next: Vec<(DateTime<Utc>, Movement)> = Vec::new();
+            while let Some((at, _)) = records.peek() {
+                let later = match (&payment, window.1) {
+                    (Some(payment), _) => *at > payment.created_at.to_utc(),
+                    (None, Some(until)) => *at >= until,
+                    (None, None) => false,
+                };
+                if later {
+                    break;
+                }
+                next.extend(records.next());
+            }
+            if let Some(payment) = &payment
+                && let Some(movement) = payment_movement(payment)
+            {
+                next.push((payment.created_at.to_utc(), movement));
+            }
+            for (created, movement) in next {
+                // Every movement still to come is created after this one: the days before
+                // this one's creation day are complete.
+                emit_complete(&mut chain, &mut heap, amsterdam_day(&created))?;
+                if booked.contains(&movement.reference) {
+                    continue;
+                }
+                if movement.amount.currency() != request.opening_balance.currency() {
+                    return Err(BooksError::Currency {
+                        reference: movement.reference,
+                        found: movement.amount.currency(),
+                        expected: request.opening_balance.currency(),
+                    });
+                }
+                let value_day = amsterdam_day(&movement.value_at);
+                if first_issue && value_day < request.since {
+                    chain.balance = add(chain.balance, movement.amount, &movement.reference)?;
+                    chain.opening_refs.push(movement.reference);
+                    continue;
+                }
+                let booking = value_day.max(open_day);
+                if booking > last_day {
+                    continue;
+                }
+                if booking < request.since {
+                    gap = Some(gap.map_or(booking, |g| g.min(booking)));
+                    continue;
+                }
+                heap.push(Reverse(Pending { booking, movement }));
+            }
+            if payment.is_none() {
                 break;
             }
-            next.extend(records.next());
         }
-        if let Some(payment) = &payment
-            && let Some(movement) = payment_movement(payment)
-        {
-            next.push((payment.created_at.to_utc(), movement));
-        }
-        for (created, movement) in next {
-            // Every movement still to come is created after this one: the days before this
-            // one's creation day are complete.
-            let created_day = amsterdam_day(&created);
-            emit_complete(&mut chain, &mut heap, created_day, &mut sink).await?;
-            if booked.contains(&movement.reference) {
-                continue;
-            }
-            if movement.amount.currency() != request.opening_balance.currency() {
-                return Err(BooksError::Currency {
-                    reference: movement.reference,
-                    found: movement.amount.currency(),
-                    expected: request.opening_balance.currency(),
-                });
-            }
-            let value_day = amsterdam_day(&movement.value_at);
-            if first_issue && value_day < request.since {
-                chain.balance = add(chain.balance, movement.amount, &movement.reference)?;
-                chain.opening_refs.push(movement.reference);
-                continue;
-            }
-            let booking = value_day.max(open_day);
-            if booking > last_day {
-                continue;
-            }
-            if booking < request.since {
-                gap = Some(gap.map_or(booking, |g| g.min(booking)));
-                continue;
-            }
-            heap.push(Reverse(Pending { booking, movement }));
-        }
-        if payment.is_none() && records.peek().is_none() {
+        drop(payments);
+        let Some(until) = window.1.filter(|until| *until < end) else {
             break;
-        }
+        };
+        // A movement booked before `--since` is created before it: all of them are seen
+        // before a statement is completed.
+        refuse_gap(gap)?;
+        chain.record_ready(ledger, &mut sink).await?;
+        window = (Some(until), Some((until + ISSUE_WINDOW).min(end)));
     }
-    if let Some(gap) = gap {
-        return Err(BooksError::Range(format!(
-            "statements are issued in order and {gap} has movements not issued yet; ask with --since {gap}"
-        )));
-    }
-    emit_complete(&mut chain, &mut heap, NaiveDate::MAX, &mut sink).await?;
-    drop(payments);
-    for (issued, statement) in std::mem::take(&mut chain.ready) {
-        ledger.issue(vec![issued]).await?;
-        sink(&statement)?;
-    }
+    refuse_gap(gap)?;
+    emit_complete(&mut chain, &mut heap, NaiveDate::MAX)?;
+    chain.record_ready(ledger, &mut sink).await?;
     Ok(chain.issued)
 }
 
-/// Issues every day in `heap` before `before`.
-async fn emit_complete<L: Books + ?Sized>(
-    chain: &mut Chain<'_, L>,
+/// Makes the statement of every day in `heap` before `before`.
+fn emit_complete(
+    chain: &mut Chain<'_>,
     heap: &mut BinaryHeap<Reverse<Pending>>,
     before: NaiveDate,
-    sink: &mut impl FnMut(&Statement) -> std::io::Result<()>,
 ) -> Result<(), BooksError> {
     while let Some(Reverse(first)) = heap.peek() {
         let day = first.booking;
@@ -405,7 +449,7 @@ async fn emit_complete<L: Books + ?Sized>(
                 movements.push(pending.movement);
             }
         }
-        chain.issue_day(day, movements, sink).await?;
+        chain.issue_day(day, movements)?;
     }
     Ok(())
 }

@@ -242,3 +242,41 @@ async fn statements_are_issued_in_order_and_today_is_left_for_later() {
         vec![day(2)]
     );
 }
+
+#[tokio::test]
+async fn a_month_issued_at_once_is_the_month_issued_in_pieces() {
+    let mut payments: Vec<Payment> = (1..=25)
+        .map(|d| {
+            paid(
+                &format!("PP{d}"),
+                100 * i64::from(d),
+                &format!("2026-10-{d:02}T10:00:00Z"),
+            )
+        })
+        .collect();
+    // Made on 2 October and paid on the 20th, weeks of creation later: booked on the 20th.
+    let mut slow = paid("PPSLOW", 9_999, "2026-10-20T10:00:00Z");
+    slow.created_at = parse_timestamp("2026-10-02T09:00:00Z").unwrap();
+    payments.push(slow);
+    let refunds = vec![refund("PR9", "PP9", 50, "2026-10-16T10:00:00Z")];
+
+    let at_once = MemoryStore::new();
+    store_payments(&at_once, payments.clone()).await;
+    store_records(&at_once, refunds.clone()).await;
+    let whole = statements(&at_once, &request(1, 25)).await;
+    assert_eq!(whole.len(), 25);
+    assert_chain(&whole);
+    let twentieth = &whole[19];
+    assert!(
+        twentieth.entries.iter().any(|e| e.reference == "PPSLOW"),
+        "{twentieth:?}"
+    );
+
+    let in_pieces = MemoryStore::new();
+    store_payments(&in_pieces, payments).await;
+    store_records(&in_pieces, refunds).await;
+    let mut pieces = statements(&in_pieces, &request(1, 3)).await;
+    pieces.extend(statements(&in_pieces, &request(4, 17)).await);
+    pieces.extend(statements(&in_pieces, &request(18, 25)).await);
+    assert_eq!(pieces, whole);
+}
