@@ -125,7 +125,8 @@ fn criterion_mean_ns(group: &str, function: &str) -> Result<f64> {
 }
 
 /// Targets 1 and 6 from the criterion benchmarks, 2 to 5 and 7 from the end-to-end sync
-/// benchmark, 8 from the fleet benchmark, 9 from the webhooks benchmark.
+/// benchmark, 8 from the fleet benchmark, 9 from the webhooks benchmark, 10 from the
+/// statements benchmark.
 fn bench() -> Result<()> {
     let criterion = [
         ("paypro-api", "decode"),
@@ -158,8 +159,9 @@ fn bench() -> Result<()> {
     run_cargo(&["bench", "-p", "payments-cli", "--bench", "sync"])?;
     run_cargo(&["bench", "-p", "payments-cli", "--bench", "fleet"])?;
     run_cargo(&["bench", "-p", "payments-cli", "--bench", "webhooks"])?;
+    run_cargo(&["bench", "-p", "payments-cli", "--bench", "statements"])?;
     println!(
-        "\n== targets 1 and 6 (targets 2 to 5 and 7 are printed by the sync benchmark above, 8 by the fleet benchmark, 9 by the webhooks benchmark)"
+        "\n== targets 1 and 6 (targets 2 to 5 and 7 are printed by the sync benchmark above, 8 by the fleet benchmark, 9 by the webhooks benchmark, 10 by the statements benchmark)"
     );
     for line in lines {
         println!("{line}");

@@ -1,21 +1,18 @@
 //! `payments report`: a month per source, and the ledger's balance reconciled with the
 //! provider's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use futures::TryStreamExt;
-use payments_model::{
-    BookKind, Currency, Money, MovementKind, Source, payment_movement, record_movements,
-};
+use payments_books::{BalanceMonth, Tally};
+use payments_model::{BookKind, Currency, Money, Source};
 use payments_sources::{SourceSpec, default_base_url};
-use payments_sync::Filter;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::BooksLedgerArgs;
 use crate::outcome::{CliError, Exit, printable};
-use crate::{BooksLedger, BooksLedgerArgs};
 
 /// Reports a month per source: payments by status (count and sum), what was received,
 /// refunded and charged back, and the net; for PayPro its payouts with their fees and the
@@ -66,25 +63,17 @@ fn parse_month(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("`{text}` is not a month; write it like 2026-10"))
 }
 
-/// Sums of money by a key, exact.
-#[derive(Debug, Default)]
-struct Tally {
-    count: u64,
-    sum: Option<Money>,
+fn tally_json(tally: &Tally) -> Value {
+    json!({"count": tally.count, "sum": tally.sum.map(|s| s.amount_string())})
 }
 
-impl Tally {
-    fn add(&mut self, amount: Money) {
-        self.count += 1;
-        self.sum = Some(match self.sum {
-            Some(sum) => sum.checked_add(amount).unwrap_or(sum),
-            None => amount,
-        });
-    }
-
-    fn json(&self) -> Value {
-        json!({"count": self.count, "sum": self.sum.map(|s| s.amount_string())})
-    }
+fn tallies_json<K: ToString>(tallies: &BTreeMap<K, Tally>) -> Value {
+    Value::Object(
+        tallies
+            .iter()
+            .map(|(k, t)| (k.to_string(), tally_json(t)))
+            .collect(),
+    )
 }
 
 fn money_json(money: Money) -> Value {
@@ -112,17 +101,23 @@ pub(crate) async fn run(args: ReportArgs) -> Result<Exit, CliError> {
     let mut unexplained = false;
     let mut text = String::new();
     if wanted(Source::PayPro) {
-        let report = paypro(ledger.as_ref(), opening, start, end).await?;
-        let balance = provider_balance(&args).await;
-        let reconciliation = reconcile(&report, balance);
+        let month =
+            payments_books::balance_month(ledger.as_ref(), Source::PayPro, opening, start, end)
+                .await?;
+        let reconciliation = reconciliation_json(&month, provider_balance(&args).await);
         unexplained |= reconciliation.get("state") == Some(&json!("unexplained"));
-        let mut section = report.json();
+        let mut section = balance_json(&month);
         section.insert("reconciliation".into(), reconciliation);
         text.push_str(&paypro_text(&section));
         out.insert(Source::PayPro.as_str().into(), Value::Object(section));
     }
     if wanted(Source::Mkp) {
-        let section = mkp(ledger.as_ref(), start, end).await?;
+        let month =
+            payments_books::processor_month(ledger.as_ref(), Source::Mkp, start, end).await?;
+        let section = json!({
+            "payments_by_status": tallies_json(&month.by_status),
+            "received_by_processor": tallies_json(&month.received_by_processor),
+        });
         text.push_str(&mkp_text(&section));
         out.insert(Source::Mkp.as_str().into(), section);
     }
@@ -145,167 +140,40 @@ fn midnight(tz: Tz, day: NaiveDate) -> Result<DateTime<Utc>, CliError> {
         .ok_or_else(|| CliError::config(format!("the day {day} is out of range in {tz}")))
 }
 
-/// What the ledger says of PayPro's month and balance.
-struct PayProReport {
-    by_status: BTreeMap<String, Tally>,
-    by_kind: BTreeMap<&'static str, Tally>,
-    payouts: Vec<Value>,
-    opening: Money,
-    closing: Money,
-    now: Money,
-    /// Refunds and chargebacks a payment shows that no listed record accounts for.
-    unlisted: Vec<(String, Money)>,
-}
-
-impl PayProReport {
-    fn json(&self) -> serde_json::Map<String, Value> {
-        let mut map = serde_json::Map::new();
-        map.insert(
-            "payments_by_status".into(),
-            Value::Object(
-                self.by_status
-                    .iter()
-                    .map(|(k, t)| (k.clone(), t.json()))
-                    .collect(),
-            ),
-        );
-        map.insert(
-            "movements".into(),
-            Value::Object(
-                self.by_kind
-                    .iter()
-                    .map(|(k, t)| ((*k).to_owned(), t.json()))
-                    .collect(),
-            ),
-        );
-        let net = self.closing.checked_add(self.opening.negated());
-        map.insert("net".into(), json!(net.map(|n| n.amount_string())));
-        map.insert("payouts".into(), json!(self.payouts));
-        map.insert("opening_balance".into(), money_json(self.opening));
-        map.insert("closing_balance".into(), money_json(self.closing));
-        map.insert("ledger_balance_now".into(), money_json(self.now));
-        map
-    }
-}
-
-async fn paypro(
-    ledger: &dyn BooksLedger,
-    opening: Money,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Result<PayProReport, CliError> {
-    let mut report = PayProReport {
-        by_status: BTreeMap::new(),
-        by_kind: BTreeMap::new(),
-        payouts: Vec::new(),
-        opening,
-        closing: opening,
-        now: opening,
-        unlisted: Vec::new(),
-    };
-    let account =
-        |report: &mut PayProReport, amount: Money, kind: MovementKind, at: DateTime<Utc>| {
-            let add = |m: Money| m.checked_add(amount).unwrap_or(m);
-            report.now = add(report.now);
-            if at < start {
-                report.opening = add(report.opening);
-            }
-            if at < end {
-                report.closing = add(report.closing);
-            }
-            if (start..end).contains(&at) {
-                report.by_kind.entry(kind.as_str()).or_default().add(amount);
-            }
-        };
-    // What each payment says was refunded and charged back, to find what no record lists.
-    let mut said: HashMap<String, (Money, Money)> = HashMap::new();
-    let filter = Filter {
-        sources: vec![Source::PayPro],
-        ..Filter::default()
-    };
-    let mut payments = ledger.payments(&filter).await?;
-    while let Some(payment) = payments.try_next().await? {
-        let created = payment.created_at.to_utc();
-        if (start..end).contains(&created) {
-            report
-                .by_status
-                .entry(payment.status.as_str().to_owned())
-                .or_default()
-                .add(payment.amount);
-        }
-        if let Some(movement) = payment_movement(&payment) {
-            account(
-                &mut report,
-                movement.amount,
-                movement.kind,
-                movement.value_at.to_utc(),
-            );
-            let zero = Money::zero(payment.currency());
-            said.insert(
-                payment.id.clone(),
-                (
-                    payment.refunded_amount.unwrap_or(zero),
-                    payment.charged_back_amount.unwrap_or(zero),
-                ),
-            );
-        }
-    }
-    for kept in ledger.records(Source::PayPro).await? {
-        let record = &kept.record;
-        let returned = kept.returned_at.map(|at| at.fixed_offset());
-        let moves = record_movements(record, returned);
-        for movement in &moves {
-            account(
-                &mut report,
-                movement.amount,
-                movement.kind,
-                movement.value_at.to_utc(),
-            );
-        }
-        if let Some(said) = record.payment_id.as_ref().and_then(|id| said.get_mut(id)) {
-            let listed: Money = moves
+fn balance_json(month: &BalanceMonth) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("payments_by_status".into(), tallies_json(&month.by_status));
+    map.insert(
+        "movements".into(),
+        Value::Object(
+            month
+                .by_kind
                 .iter()
-                .fold(Money::zero(record.amount.currency()), |sum, m| {
-                    sum.checked_add(m.amount.negated()).unwrap_or(sum)
-                });
-            match record.kind {
-                BookKind::Refund => said.0 = said.0.checked_add(listed.negated()).unwrap_or(said.0),
-                BookKind::Chargeback => {
-                    said.1 = said.1.checked_add(listed.negated()).unwrap_or(said.1)
-                }
-                BookKind::Payout => {}
-            }
-        }
-        if record.kind == BookKind::Payout && (start..end).contains(&record.created_at.to_utc()) {
-            report.payouts.push(json!({
+                .map(|(k, t)| (k.as_str().to_owned(), tally_json(t)))
+                .collect(),
+        ),
+    );
+    let net = month.closing.checked_add(month.opening.negated());
+    map.insert("net".into(), json!(net.map(|n| n.amount_string())));
+    let payouts: Vec<Value> = month
+        .payouts
+        .iter()
+        .map(|record| {
+            json!({
                 "id": record.source_id,
                 "state": record.state,
                 "amount": record.amount.amount_string(),
                 "fee": record.fee.map(|f| f.amount_string()),
                 "fee_vat": record.fee_vat.map(|f| f.amount_string()),
                 "created_at": payments_model::format_timestamp(&record.created_at),
-            }));
-        }
-    }
-    let mut unlisted: Vec<(String, Money)> = said
-        .into_iter()
-        .flat_map(|(id, (refunded, charged_back))| {
-            [
-                (
-                    format!("refunds of {id} that /refunds does not list"),
-                    refunded,
-                ),
-                (
-                    format!("chargebacks of {id} that /chargebacks does not list"),
-                    charged_back,
-                ),
-            ]
+            })
         })
-        .filter(|(_, amount)| !amount.is_zero())
         .collect();
-    unlisted.sort_by(|a, b| a.0.cmp(&b.0));
-    report.unlisted = unlisted;
-    Ok(report)
+    map.insert("payouts".into(), json!(payouts));
+    map.insert("opening_balance".into(), money_json(month.opening));
+    map.insert("closing_balance".into(), money_json(month.closing));
+    map.insert("ledger_balance_now".into(), money_json(month.now));
+    map
 }
 
 /// PayPro's own balance, or why it could not be asked.
@@ -329,87 +197,40 @@ async fn provider_balance(args: &ReportArgs) -> Result<Option<Money>, String> {
     }))
 }
 
-/// The reconciliation of the ledger's balance now with the provider's.
-fn reconcile(report: &PayProReport, provider: Result<Option<Money>, String>) -> Value {
+/// The reconciliation of the ledger's balance now with the provider's, as JSON.
+fn reconciliation_json(month: &BalanceMonth, provider: Result<Option<Money>, String>) -> Value {
     let provider = match provider {
         Err(why) => return json!({"state": "not_checked", "why": why}),
         Ok(None) => return json!({"state": "not_checked", "why": "PayPro reports no EUR balance"}),
         Ok(Some(provider)) => provider,
     };
-    let difference = report
-        .now
-        .checked_add(provider.negated())
-        .unwrap_or(report.now);
-    let base = json!({
-        "ledger": report.now.amount_string(),
-        "provider": provider.amount_string(),
-        "difference": difference.amount_string(),
-    });
-    let mut map = base.as_object().cloned().unwrap_or_default();
-    if difference.is_zero() {
-        map.insert("state".into(), json!("reconciled"));
-        return Value::Object(map);
+    let r = payments_books::reconcile(month, provider);
+    let mut map = serde_json::Map::new();
+    map.insert("ledger".into(), money_json(r.ledger));
+    map.insert("provider".into(), money_json(r.provider));
+    map.insert("difference".into(), money_json(r.difference));
+    map.insert("state".into(), json!(r.state()));
+    if r.state() != "reconciled" {
+        let explained: Vec<Value> = r
+            .explained_by
+            .iter()
+            .map(|u| {
+                let what = match u.kind {
+                    BookKind::Chargeback => format!(
+                        "chargebacks of {} that /chargebacks does not list",
+                        u.payment_id
+                    ),
+                    _ => format!("refunds of {} that /refunds does not list", u.payment_id),
+                };
+                json!({"what": what, "amount": u.amount.amount_string()})
+            })
+            .collect();
+        map.insert("explained_by".into(), json!(explained));
     }
-    // A refund or chargeback the payment shows but no record lists: the ledger has not
-    // debited it, so its balance is higher by that much.
-    let explained = report
-        .unlisted
-        .iter()
-        .fold(Money::zero(difference.currency()), |sum, (_, m)| {
-            sum.checked_add(*m).unwrap_or(sum)
-        });
-    let rest = difference
-        .checked_add(explained.negated())
-        .unwrap_or(difference);
-    map.insert(
-        "explained_by".into(),
-        json!(
-            report
-                .unlisted
-                .iter()
-                .map(|(what, amount)| json!({"what": what, "amount": amount.amount_string()}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    if rest.is_zero() {
-        map.insert("state".into(), json!("explained"));
-    } else {
-        map.insert("state".into(), json!("unexplained"));
-        map.insert("unexplained".into(), json!(rest.amount_string()));
+    if r.state() == "unexplained" {
+        map.insert("unexplained".into(), money_json(r.unexplained));
     }
     Value::Object(map)
-}
-
-async fn mkp(
-    ledger: &dyn BooksLedger,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Result<Value, CliError> {
-    let filter = Filter {
-        sources: vec![Source::Mkp],
-        since: Some(start),
-        until: Some(end),
-        ..Filter::default()
-    };
-    let mut by_status: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut by_processor: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut payments = ledger.payments(&filter).await?;
-    while let Some(payment) = payments.try_next().await? {
-        by_status
-            .entry(payment.status.as_str().to_owned())
-            .or_default()
-            .add(payment.amount);
-        if payment_movement(&payment).is_some() {
-            by_processor
-                .entry(payment.processor.clone())
-                .or_default()
-                .add(payment.amount);
-        }
-    }
-    Ok(json!({
-        "payments_by_status": by_status.iter().map(|(k, t)| (k.clone(), t.json())).collect::<serde_json::Map<_, _>>(),
-        "received_by_processor": by_processor.iter().map(|(k, t)| (k.clone(), t.json())).collect::<serde_json::Map<_, _>>(),
-    }))
 }
 
 fn tally_lines(title: &str, value: &Value) -> String {
