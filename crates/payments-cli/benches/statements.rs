@@ -21,54 +21,67 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let mut peaks = Vec::new();
+    // Peak per (format, run) at each count: the first issue, then the same year given again.
+    let mut peaks: Vec<Vec<u64>> = Vec::new();
     for count in [10_000, 100_000] {
-        let db = dir.path().join(format!("statements-{count}.db"));
-        runtime.block_on(ledger(&db, count));
+        let mut at_count = Vec::new();
         for format in ["mt940", "camt053"] {
-            let out = dir.path().join(format!("year-{count}.{format}"));
-            let started = Instant::now();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_payments"))
-                .args(["statement", "--format", format, "--since", "2025-01-01"])
-                .args(["--until", "2025-12-31", "--db"])
-                .arg(&db)
-                .arg("--output")
-                .arg(&out)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("the payments binary starts");
-            let status_file = format!("/proc/{}/status", child.id());
-            let mut peak_kib = 0;
-            let status = loop {
-                if let Ok(text) = std::fs::read_to_string(&status_file) {
-                    peak_kib = peak_kib.max(vm_hwm_kib(&text).unwrap_or(0));
-                }
-                if let Some(status) = child.try_wait().expect("the child can be waited for") {
-                    break status;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            };
-            assert!(status.success(), "the statement benchmark's command failed");
-            let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-            println!(
-                "target 10: {format} statements of a year of {count} payments (first issue): {:.2} s, peak {:.1} MB, file {:.1} MB",
-                started.elapsed().as_secs_f64(),
-                peak_kib as f64 / 1024.0,
-                size as f64 / 1e6
-            );
-            if format == "mt940" {
-                peaks.push(peak_kib);
+            let db = dir.path().join(format!("statements-{count}-{format}.db"));
+            runtime.block_on(ledger(&db, count));
+            for run in ["first issue", "given again"] {
+                let out = dir.path().join(format!("year-{count}.{format}"));
+                let (elapsed, peak_kib) = statements(&db, format, &out);
+                let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+                println!(
+                    "target 10: {format} statements of a year of {count} payments ({run}): {:.2} s, peak {:.1} MB, file {:.1} MB",
+                    elapsed.as_secs_f64(),
+                    peak_kib as f64 / 1024.0,
+                    size as f64 / 1e6
+                );
+                at_count.push(peak_kib);
             }
         }
+        peaks.push(at_count);
     }
-    // Flat: ten times the payments may not cost half as much memory again.
-    let growth = peaks[1] as f64 / peaks[0].max(1) as f64;
+    // Flat: ten times the payments may not cost half as much memory again, in any run.
+    let growth = peaks[1]
+        .iter()
+        .zip(&peaks[0])
+        .map(|(large, small)| *large as f64 / (*small).max(1) as f64)
+        .fold(0.0, f64::max);
     println!(
-        "target 10: growth of the peak from 10,000 to 100,000 payments: {growth:.2}× (flat is 1); bound ≤ 1.5×: ratio to bound {:.3} ({})",
+        "target 10: the largest growth of a peak from 10,000 to 100,000 payments: {growth:.2}× (flat is 1); bound ≤ 1.5×: ratio to bound {:.3} ({})",
         growth / 1.5,
         if growth <= 1.5 { "met" } else { "NOT met" }
     );
+}
+
+/// Runs `payments statement` over 2025 on `db` into `out`: its time and peak resident set (KiB).
+fn statements(db: &Path, format: &str, out: &Path) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payments"))
+        .args(["statement", "--format", format, "--since", "2025-01-01"])
+        .args(["--until", "2025-12-31", "--db"])
+        .arg(db)
+        .arg("--output")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the payments binary starts");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            peak_kib = peak_kib.max(vm_hwm_kib(&text).unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "the statement benchmark's command failed");
+    (started.elapsed(), peak_kib)
 }
 
 /// A ledger of `count` PayPro payments paid over 2025, a refund for every fiftieth.

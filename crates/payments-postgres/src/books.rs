@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use payments_model::{BookKind, Source};
 use payments_sync::codec::{self, Cell, StatementRow};
-use payments_sync::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StoreError};
+use payments_sync::{
+    BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead, StoreError,
+};
 use tokio_postgres::error::SqlState;
 
 use crate::pg_error;
@@ -155,11 +157,11 @@ impl Books for PgStore {
             .collect()
     }
 
-    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError> {
+    async fn issued(&self, account: &str) -> Result<Vec<StatementHead>, StoreError> {
         let client = self.ledger.client().await?;
         let rows = client
             .query(
-                "SELECT number, day, closing, digest, body, issued_at FROM ledger.statements
+                "SELECT number, day, closing, digest, issued_at FROM ledger.statements
                  WHERE account_id = $1 AND account = $2 ORDER BY number",
                 &[&self.account_id, &account],
             )
@@ -175,12 +177,30 @@ impl Books for PgStore {
                     day: get(row, 1, cell("day"))?,
                     closing: get(row, 2, cell("closing"))?,
                     digest: get(row, 3, cell("digest"))?,
-                    body: get(row, 4, cell("body"))?,
-                    issued_at: instant_required(row, 5, cell("issued_at"))?,
+                    issued_at: instant_required(row, 4, cell("issued_at"))?,
                 }
                 .decode()
             })
             .collect()
+    }
+
+    async fn statement_body(
+        &self,
+        account: &str,
+        number: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.ledger.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT body FROM ledger.statements
+                 WHERE account_id = $1 AND account = $2 AND number = $3",
+                &[&self.account_id, &account, &i64::from(number)],
+            )
+            .await
+            .map_err(pg_error("cannot read an issued statement"))?;
+        let key = format!("statement {number} of {account}");
+        row.map(|row| get(&row, 0, Cell::new(codec::STATEMENTS, "body", &key)))
+            .transpose()
     }
 
     async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError> {
@@ -228,7 +248,7 @@ impl Books for PgStore {
                         &row.day,
                         &row.closing,
                         &row.digest,
-                        &row.body,
+                        &statement.body,
                         &row.issued_at,
                     ],
                 )

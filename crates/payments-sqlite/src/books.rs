@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use payments_model::{BookKind, Source};
 use payments_sync::codec::{self, StatementRow};
-use payments_sync::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StoreError};
+use payments_sync::{
+    BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead, StoreError,
+};
 use rusqlite::{ErrorCode, OptionalExtension, params};
 
 use crate::{SqliteStore, store_error};
@@ -157,13 +159,13 @@ impl Books for SqliteStore {
         .await
     }
 
-    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError> {
+    async fn issued(&self, account: &str) -> Result<Vec<StatementHead>, StoreError> {
         let account = account.to_owned();
         self.blocking(move |connection| {
             let context = "cannot read the statements issued";
             let mut select = connection
                 .prepare_cached(
-                    "SELECT number, day, closing, digest, body, issued_at FROM statements
+                    "SELECT number, day, closing, digest, issued_at FROM statements
                      WHERE account = ? ORDER BY number",
                 )
                 .map_err(store_error(context))?;
@@ -175,14 +177,32 @@ impl Books for SqliteStore {
                         day: row.get(1)?,
                         closing: row.get(2)?,
                         digest: row.get(3)?,
-                        body: row.get(4)?,
-                        issued_at: row.get(5)?,
+                        issued_at: row.get(4)?,
                     })
                 })
                 .map_err(store_error(context))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(store_error(context))?;
             rows.iter().map(StatementRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn statement_body(
+        &self,
+        account: &str,
+        number: u32,
+    ) -> Result<Option<String>, StoreError> {
+        let account = account.to_owned();
+        self.blocking(move |connection| {
+            connection
+                .prepare_cached("SELECT body FROM statements WHERE account = ? AND number = ?")
+                .and_then(|mut select| {
+                    select
+                        .query_row(params![account, number], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(store_error("cannot read an issued statement"))
         })
         .await
     }
@@ -233,7 +253,7 @@ impl Books for SqliteStore {
                             row.day,
                             row.closing,
                             row.digest,
-                            row.body,
+                            statement.body,
                             row.issued_at
                         ])
                         .map_err(|error| match error.sqlite_error_code() {

@@ -29,7 +29,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use payments_model::{Delivery, Hint, Payment};
 
 use crate::inbox::Received;
-use crate::store::{BookWalk, IssuedStatement, KeptRecord};
+use crate::store::{BookWalk, IssuedStatement, KeptRecord, StatementHead};
 use crate::store::{
     Checkpoint, CommitCounts, GroupState, RunKind, RunRecord, SourceState, StoreError, Summary,
     Version,
@@ -605,7 +605,8 @@ pub fn read_walk(text: &str, source_name: &str, kind: &str) -> Result<BookWalk, 
     })
 }
 
-/// An issued statement as stored: its columns.
+/// An issued statement as stored: its columns but the body (written from
+/// [`IssuedStatement::body`], read alone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatementRow {
     /// The account.
@@ -616,10 +617,8 @@ pub struct StatementRow {
     pub day: String,
     /// Its closing balance, exact.
     pub closing: String,
-    /// SHA-256 of `body`, lowercase hex.
+    /// SHA-256 of the body, lowercase hex.
     pub digest: String,
-    /// The statement (JSON).
-    pub body: String,
     /// When it was issued (an [`instant`]).
     pub issued_at: String,
 }
@@ -633,16 +632,15 @@ impl StatementRow {
             day: statement.day.format("%Y-%m-%d").to_string(),
             closing: statement.closing.clone(),
             digest: statement.digest.clone(),
-            body: statement.body.clone(),
             issued_at: instant(statement.issued_at),
         }
     }
 
-    /// Reads the statement back (its references are read separately).
-    pub fn decode(&self) -> Result<IssuedStatement, StoreError> {
+    /// Reads the statement's head back.
+    pub fn decode(&self) -> Result<StatementHead, StoreError> {
         let key = format!("statement {} of {}", self.number, self.account);
         let cell = |column| Cell::new(STATEMENTS, column, &key);
-        Ok(IssuedStatement {
+        Ok(StatementHead {
             account: self.account.clone(),
             number: u32::try_from(self.number)
                 .map_err(|e| cell("number").unreadable(&self.number.to_string(), e))?,
@@ -650,9 +648,7 @@ impl StatementRow {
                 .map_err(|e| cell("day").unreadable(&self.day, e))?,
             closing: self.closing.clone(),
             digest: self.digest.clone(),
-            body: self.body.clone(),
             issued_at: read_instant(&self.issued_at, cell("issued_at"))?,
-            references: Vec::new(),
         })
     }
 }

@@ -89,8 +89,9 @@ pub use service::{
 pub use store::{
     BookWalk, Books, Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState,
     IssuedStatement, KeptRecord, PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback,
-    QUEUED_TOO_LONG, RecordCommit, RunKind, RunRecord, SourceState, StatedChargeback, Store,
-    StoreError, Summary, ToRead, UNSETTLED_RECORDS_FOR, Version, WALK_BOOKS_EVERY,
+    QUEUED_TOO_LONG, RecordCommit, RunKind, RunRecord, SourceState, StatedChargeback,
+    StatementHead, Store, StoreError, Summary, ToRead, UNSETTLED_RECORDS_FOR, Version,
+    WALK_BOOKS_EVERY,
 };
 pub use syncer::Syncer;
 

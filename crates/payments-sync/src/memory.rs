@@ -11,7 +11,7 @@ use payments_model::{BookKind, Delivery, Payment, Rejected, Source};
 use crate::codec::{self, InboxRow, PaymentRow, RunRow, StatementRow, Stored, VersionRow};
 use crate::inbox::{Inbox, Receipt, Received};
 use crate::ledger::{Filter, Ledger, PaymentStream, Quarantined};
-use crate::store::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit};
+use crate::store::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead};
 use crate::store::{Checkpoint, Commit, RunRecord, SourceState, Store, StoreError, Version};
 
 /// An in-memory [`Store`] and [`Ledger`], for tests and for library users who keep their own
@@ -48,7 +48,7 @@ struct Rows {
     /// Each book walk, by source and kind.
     book_walks: HashMap<(String, String), String>,
     /// The statements issued, in the order issued.
-    statements: Vec<StatementRow>,
+    statements: Vec<(StatementRow, String)>,
     /// The references booked, by account.
     statement_refs: HashSet<(String, String)>,
 }
@@ -683,15 +683,29 @@ impl Books for MemoryStore {
             .collect()
     }
 
-    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError> {
+    async fn issued(&self, account: &str) -> Result<Vec<StatementHead>, StoreError> {
         let inner = self.inner();
         let mut rows: Vec<&StatementRow> = inner
             .statements
             .iter()
+            .map(|(row, _)| row)
             .filter(|row| row.account == account)
             .collect();
         rows.sort_by_key(|row| row.number);
         rows.into_iter().map(StatementRow::decode).collect()
+    }
+
+    async fn statement_body(
+        &self,
+        account: &str,
+        number: u32,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .inner()
+            .statements
+            .iter()
+            .find(|(row, _)| row.account == account && row.number == i64::from(number))
+            .map(|(_, body)| body.clone()))
     }
 
     async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError> {
@@ -708,7 +722,7 @@ impl Books for MemoryStore {
         let mut inner = self.inner();
         for statement in &statements {
             let row = StatementRow::encode(statement);
-            let taken = inner.statements.iter().any(|issued| {
+            let taken = inner.statements.iter().any(|(issued, _)| {
                 issued.account == row.account
                     && (issued.number == row.number || issued.day == row.day)
             });
@@ -721,7 +735,9 @@ impl Books for MemoryStore {
             }
         }
         for statement in statements {
-            inner.statements.push(StatementRow::encode(&statement));
+            inner
+                .statements
+                .push((StatementRow::encode(&statement), statement.body.clone()));
             for reference in statement.references {
                 inner
                     .statement_refs

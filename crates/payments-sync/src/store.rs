@@ -715,6 +715,24 @@ pub struct IssuedStatement {
     pub references: Vec<String>,
 }
 
+/// What the ledger keeps of an issued statement beside its body: enough to chain the next one
+/// and to check the body when it is read ([`Books::statement_body`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementHead {
+    /// The account it is of.
+    pub account: String,
+    /// Sequential per account, from 1.
+    pub number: u32,
+    /// Its booking day.
+    pub day: NaiveDate,
+    /// Its closing balance, exact (`"1234.56"`).
+    pub closing: String,
+    /// The SHA-256 of its body, lowercase hex.
+    pub digest: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+}
+
 /// The books part of a store: the records of book listings and the statements issued. Like
 /// every part of a [`crate::Store`], it holds no rule: the engine decides, the store keeps.
 #[async_trait]
@@ -736,8 +754,16 @@ pub trait Books: Send + Sync {
     /// Every kept record of `source`, sorted by `created_at` (as an instant) then id.
     async fn records(&self, source: Source) -> Result<Vec<KeptRecord>, StoreError>;
 
-    /// The statements issued for `account`, by number.
-    async fn issued(&self, account: &str) -> Result<Vec<IssuedStatement>, StoreError>;
+    /// The statements issued for `account`, by number, without their bodies (a year of them
+    /// is the size of the year's statements).
+    async fn issued(&self, account: &str) -> Result<Vec<StatementHead>, StoreError>;
+
+    /// The body of statement `number` of `account` as issued; `None` when there is none.
+    async fn statement_body(
+        &self,
+        account: &str,
+        number: u32,
+    ) -> Result<Option<String>, StoreError>;
 
     /// The references of every movement booked on a statement of `account` (or in its first
     /// opening balance).

@@ -1266,7 +1266,7 @@ pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledg
     store: Arc<S>,
     _: &dyn Tamper,
 ) {
-    use payments_sync::IssuedStatement;
+    use payments_sync::{IssuedStatement, StatementHead};
     let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 10, d).unwrap();
     let statement = |number, d, refs: &[&str]| IssuedStatement {
         account: "PAYPRO-EUR".to_owned(),
@@ -1286,14 +1286,26 @@ pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledg
         .await
         .unwrap();
     let issued = store.issued("PAYPRO-EUR").await.unwrap();
-    let bare = |s: IssuedStatement| IssuedStatement {
-        references: Vec::new(),
-        ..s
+    let head = |s: IssuedStatement| StatementHead {
+        account: s.account,
+        number: s.number,
+        day: s.day,
+        closing: s.closing,
+        digest: s.digest,
+        issued_at: s.issued_at,
     };
     assert_eq!(
         issued,
-        vec![bare(statement(1, 1, &[])), bare(statement(2, 2, &[]))]
+        vec![head(statement(1, 1, &[])), head(statement(2, 2, &[]))]
     );
+    for number in [1, 2] {
+        assert_eq!(
+            store.statement_body("PAYPRO-EUR", number).await.unwrap(),
+            Some(statement(number, 1, &[]).body)
+        );
+    }
+    assert_eq!(store.statement_body("PAYPRO-EUR", 3).await.unwrap(), None);
+    assert_eq!(store.statement_body("OTHER", 1).await.unwrap(), None);
     assert!(store.issued("OTHER").await.unwrap().is_empty());
     let booked = store.booked("PAYPRO-EUR").await.unwrap();
     assert_eq!(booked.len(), 3);
