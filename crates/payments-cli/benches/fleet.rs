@@ -9,10 +9,11 @@
 //! starts a throwaway cluster); without them it says so and measures nothing.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use payments_postgres::{MasterKey, NewAccount, PgLedger, SourceOptions};
 use payments_sandbox::{Faults, Sandbox, SandboxConfig};
+use payments_testkit::peak;
 use payments_testkit::postgres::Cluster;
 use secrecy::SecretString;
 
@@ -124,8 +125,7 @@ async fn add_accounts(url: &str, sandboxes: &[Sandbox], master: &MasterKey) {
 /// Runs `workers` workers until nothing is due; the round's wall time and the largest peak
 /// resident set of any of them.
 fn round(url: &str, master: &str, workers: usize) -> (Duration, u64) {
-    let started = Instant::now();
-    let mut children: Vec<Child> = (0..workers)
+    let children: Vec<Child> = (0..workers)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_payments"))
                 .args(["worker", "--until-idle", "--concurrency", CONCURRENCY])
@@ -138,29 +138,9 @@ fn round(url: &str, master: &str, workers: usize) -> (Duration, u64) {
                 .expect("the payments binary starts")
         })
         .collect();
-    let mut peak_kib = 0;
-    while !children.is_empty() {
-        for child in &children {
-            if let Ok(text) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-                peak_kib = peak_kib.max(vm_hwm_kib(&text).unwrap_or(0));
-            }
-        }
-        children.retain_mut(|child| match child.try_wait() {
-            Ok(Some(status)) => {
-                assert!(status.success(), "a worker failed: {status}");
-                false
-            }
-            _ => true,
-        });
-        std::thread::sleep(Duration::from_millis(20));
+    let (statuses, elapsed, peak_kib) = peak::wait_all(children, Duration::from_millis(20));
+    for status in statuses {
+        assert!(status.success(), "a worker failed: {status}");
     }
-    (started.elapsed(), peak_kib)
-}
-
-/// `VmHWM` (the peak resident set) from `/proc/<pid>/status`, in KiB.
-fn vm_hwm_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    (elapsed, peak_kib)
 }

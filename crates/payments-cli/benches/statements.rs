@@ -6,7 +6,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use payments_testkit::peak;
 
 use payments_model::{
     BookKind, BookRecord, Currency, Money, Payment, PaymentStatus, Source, chrono,
@@ -15,7 +17,7 @@ use payments_sqlite::SqliteStore;
 use payments_sync::{BookWalk, Books, Commit, KeptRecord, RecordCommit, Store};
 
 fn main() {
-    if !Path::new("/proc/self/status").exists() {
+    if !peak::available() {
         println!("target 10: skipped (reading a process's peak memory needs Linux's /proc)");
         return;
     }
@@ -58,8 +60,7 @@ fn main() {
 
 /// Runs `payments statement` over 2025 on `db` into `out`: its time and peak resident set (KiB).
 fn statements(db: &Path, format: &str, out: &Path) -> (Duration, u64) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payments"))
+    let child = Command::new(env!("CARGO_BIN_EXE_payments"))
         .args(["statement", "--format", format, "--since", "2025-01-01"])
         .args(["--until", "2025-12-31", "--db"])
         .arg(db)
@@ -69,19 +70,9 @@ fn statements(db: &Path, format: &str, out: &Path) -> (Duration, u64) {
         .stderr(Stdio::null())
         .spawn()
         .expect("the payments binary starts");
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            peak_kib = peak_kib.max(vm_hwm_kib(&text).unwrap_or(0));
-        }
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (status, elapsed, peak_kib) = peak::wait(child, Duration::from_millis(10));
     assert!(status.success(), "the statement benchmark's command failed");
-    (started.elapsed(), peak_kib)
+    (elapsed, peak_kib)
 }
 
 /// A ledger of `count` PayPro payments paid over 2025, a refund for every fiftieth.
@@ -169,16 +160,4 @@ async fn ledger(db: &Path, count: usize) {
         })
         .await
         .expect("the refunds commit");
-}
-
-/// `VmHWM` (the peak resident set) from `/proc/<pid>/status`, in KiB.
-fn vm_hwm_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use payments_sandbox::{Api, Faults, RateLimitWindow, Sandbox, SandboxConfig};
 use payments_sqlite::SqliteStore;
 use payments_sync::{Ledger, PagerOptions, Summary, SyncOptions, Syncer};
-use payments_testkit::{close_and_settle_all_links_but, mkp, paypro};
+use payments_testkit::{close_and_settle_all_links_but, mkp, paypro, peak};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument, if any, picks targets by number.
@@ -283,7 +283,7 @@ async fn paypro_late_changes(dir: &Path) {
 /// Target 5: the `payments` process syncing 1,000,000 payments peaks at most at 100 MB, and
 /// its peak does not grow with the count (compared with 100,000).
 fn peak_memory(runtime: &tokio::runtime::Runtime, dir: &Path) {
-    if !Path::new("/proc/self/status").exists() {
+    if !peak::available() {
         println!("target 5: skipped (reading a process's peak memory needs Linux's /proc)");
         return;
     }
@@ -294,8 +294,7 @@ fn peak_memory(runtime: &tokio::runtime::Runtime, dir: &Path) {
             .block_on(Sandbox::start(sandbox_config(0, count)))
             .expect("the sandbox starts");
         let db = dir.join(format!("target-5-{count}.db"));
-        let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_payments"))
+        let child = Command::new(env!("CARGO_BIN_EXE_payments"))
             .args(["sync", "--source", "paypro", "--db"])
             .arg(&db)
             .env("PAYPRO_BASE_URL", sandbox.paypro_base_url())
@@ -304,17 +303,7 @@ fn peak_memory(runtime: &tokio::runtime::Runtime, dir: &Path) {
             .stderr(Stdio::null())
             .spawn()
             .expect("the payments binary starts");
-        let status_file = format!("/proc/{}/status", child.id());
-        let mut peak_kib = 0;
-        let status = loop {
-            if let Ok(text) = std::fs::read_to_string(&status_file) {
-                peak_kib = peak_kib.max(vm_hwm_kib(&text).unwrap_or(0));
-            }
-            if let Some(status) = child.try_wait().expect("the child can be waited for") {
-                break status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let (status, elapsed, peak_kib) = peak::wait(child, Duration::from_millis(20));
         assert!(status.success(), "the memory benchmark's sync failed");
         peaks.push(peak_kib);
         report(
@@ -323,7 +312,7 @@ fn peak_memory(runtime: &tokio::runtime::Runtime, dir: &Path) {
             format!(
                 "{:.1} MB against 100 MB ({:.1} s)",
                 peak_kib as f64 / 1024.0,
-                started.elapsed().as_secs_f64()
+                elapsed.as_secs_f64()
             ),
             peak_kib as f64 / bound_kib as f64,
         );
@@ -332,16 +321,4 @@ fn peak_memory(runtime: &tokio::runtime::Runtime, dir: &Path) {
         "target 5: growth from 100,000 to 1,000,000 payments: {:.2}× the peak",
         peaks[1] as f64 / peaks[0].max(1) as f64
     );
-}
-
-/// `VmHWM` (the peak resident set) from `/proc/<pid>/status`, in KiB.
-fn vm_hwm_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }

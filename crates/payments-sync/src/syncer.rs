@@ -478,17 +478,16 @@ impl<S: Store> SourceTask<S> {
             .kept_records(ids)
             .await
             .map_err(SyncError::Store)?;
+        let kinds: HashSet<_> = records.values().map(|(record, _)| record.kind).collect();
         let mut walks = std::collections::HashMap::new();
-        for (record, _) in records.values() {
-            if !walks.contains_key(&record.kind) {
-                let walk = self
-                    .store
-                    .book_walk(name, record.kind)
-                    .await
-                    .map_err(SyncError::Store)?
-                    .unwrap_or_default();
-                walks.insert(record.kind, walk);
-            }
+        for kind in kinds {
+            let walk = self
+                .store
+                .book_walk(name, kind)
+                .await
+                .map_err(SyncError::Store)?
+                .unwrap_or_default();
+            walks.insert(kind, walk);
         }
         let records = records
             .into_values()

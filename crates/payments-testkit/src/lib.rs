@@ -4,6 +4,7 @@
 //! compared with it exactly.
 #![forbid(unsafe_code)]
 
+pub mod peak;
 pub mod postgres;
 pub mod store_suite;
 
