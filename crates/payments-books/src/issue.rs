@@ -54,6 +54,8 @@ pub struct Issued {
     pub entries: u64,
     /// The closing balance of the last statement given, if any.
     pub closing: Option<Money>,
+    /// Movements in another currency than the statements': of another balance, not on these.
+    pub other_currency: u64,
 }
 
 /// Why statements could not be issued.
@@ -395,11 +397,8 @@ where
                     continue;
                 }
                 if movement.amount.currency() != request.opening_balance.currency() {
-                    return Err(BooksError::Currency {
-                        reference: movement.reference,
-                        found: movement.amount.currency(),
-                        expected: request.opening_balance.currency(),
-                    });
+                    chain.issued.other_currency += 1;
+                    continue;
                 }
                 let value_day = amsterdam_day(&movement.value_at);
                 if first_issue && value_day < request.since {

@@ -111,6 +111,13 @@ pub(crate) async fn run(args: StatementArgs) -> Result<Exit, CliError> {
         })
         .await
         .map_err(books_error)?;
+        if issued.other_currency > 0 {
+            eprintln!(
+                "{} movement(s) in another currency than {} are of another balance, not on these statements",
+                issued.other_currency,
+                request.opening_balance.currency().code()
+            );
+        }
         if writer.written() == 0 {
             // A CAMT.053 document must hold a statement; an empty range writes nothing.
             eprintln!(

@@ -125,7 +125,9 @@ impl BookWalker {
                 continue;
             }
             nothing_new = false;
-            changed.extend(keep(record, stored, observed_at));
+            // A listing shows no time of undoing: new and undone, it returns when it was made.
+            let made = record.created_at.to_utc();
+            changed.extend(keep(record, stored, observed_at, made));
         }
         let ends = next.is_none() || (self.start.complete && nothing_new);
         let walk = if ends {
@@ -161,11 +163,12 @@ impl BookWalker {
 
 /// What the ledger keeps of `record`, read as it was at `observed_at`, given what it holds of
 /// it: `None` when that is the same. An undone payout returns when the ledger learnt so (see
-/// [`KeptRecord::returned_at`]).
+/// [`KeptRecord::returned_at`]): `undone_at` when it is new and undone already.
 pub(crate) fn keep(
     record: BookRecord,
     stored: Option<&KeptRecord>,
     observed_at: DateTime<Utc>,
+    undone_at: DateTime<Utc>,
 ) -> Option<KeptRecord> {
     match stored {
         Some(stored) if stored.record == record => None,
@@ -177,7 +180,7 @@ pub(crate) fn keep(
             record,
         }),
         None => Some(KeptRecord {
-            returned_at: record.is_undone().then(|| record.created_at.to_utc()),
+            returned_at: record.is_undone().then_some(undone_at),
             record,
             first_seen_at: observed_at,
         }),
@@ -186,7 +189,10 @@ pub(crate) fn keep(
 
 /// The records a read of the change feed carried (each with its change's time, never after
 /// `now`), as one commit each: stamped with that time, so that a record a walk read later
-/// stays, and with the listing's walk as it stands (`walks`).
+/// stays, and with the listing's walk as it stands (`walks`). A payload never takes a record
+/// kept final back to a state before (an event listed late, a provider's clock ahead of this
+/// one's): a final record changes only through the listing. A record new and undone already
+/// returns at its change's time (the event of its undoing).
 pub(crate) fn from_feed(
     source: &str,
     records: Vec<(BookRecord, DateTime<Utc>)>,
@@ -202,7 +208,10 @@ pub(crate) fn from_feed(
             let at = at.min(now);
             let kind = record.kind;
             let stored = kept.get(&record.id);
-            let kept = keep(record, stored, at)?;
+            if stored.is_some_and(|stored| stored.record.is_final() && !record.is_final()) {
+                return None;
+            }
+            let kept = keep(record, stored, at, at)?;
             Some(RecordCommit {
                 source: source.to_owned(),
                 observed_at: at,
@@ -386,6 +395,32 @@ mod tests {
         );
         assert_eq!(refund.kind, BookKind::Refund);
         assert_eq!(refund.walk, BookWalk::default());
+    }
+
+    #[test]
+    fn a_late_or_early_stamped_payload_never_takes_a_final_record_back() {
+        // The walk kept the refund failed (no movement); its `refund.created` event, listed
+        // late and stamped after that walk by a clock ahead, says processing.
+        let mut failed = refund("PR1", 8, false);
+        failed.state = "failed".to_owned();
+        let stored = kept(std::slice::from_ref(&failed));
+        let processing = refund("PR1", 8, false);
+        let walks = HashMap::new();
+        let commits = from_feed("s", vec![(processing, at(12))], &stored, &walks, at(13));
+        assert!(commits.is_empty(), "{commits:?}");
+
+        // A payout first seen through its `payout.rejected` event returns when that says.
+        let mut rejected = refund("PO1", 8, false);
+        rejected.kind = BookKind::Payout;
+        rejected.state = "rejected".to_owned();
+        let commits = from_feed(
+            "s",
+            vec![(rejected, at(11))],
+            &HashMap::new(),
+            &walks,
+            at(13),
+        );
+        assert_eq!(commits[0].records[0].returned_at, Some(at(11)));
     }
 
     #[test]

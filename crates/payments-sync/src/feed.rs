@@ -229,10 +229,14 @@ impl FeedRead {
     /// Takes one change without reading it back to a position.
     fn take(&mut self, change: Change, walk_reads: impl Fn(DateTime<FixedOffset>) -> bool) {
         if let Some(record) = change.record {
-            // Newest first: the first of a record seen is its latest.
-            self.records
-                .entry(record.id.clone())
-                .or_insert((record, change.at));
+            // The latest by the change's time; listed first among changes of one time (the
+            // feed lists newest first, but not always in time order).
+            match self.records.get(&record.id) {
+                Some((_, at)) if *at >= change.at => {}
+                _ => {
+                    self.records.insert(record.id.clone(), (record, change.at));
+                }
+            }
         }
         match change.kind {
             ChangeKind::Payment(payment) => {
@@ -497,5 +501,37 @@ mod tests {
         assert_eq!(read.chargebacks["PPa"].id, "PC2");
         assert_eq!(read.chargebacks["PPb"].id, "PC8");
         assert!(read.to_read.contains("PPb"));
+    }
+
+    #[test]
+    fn the_record_a_read_keeps_is_the_latest_by_its_change_not_by_its_place() {
+        let refund = |at: &str, state: &str| {
+            let mut change = touched(&format!("EV{at}"), at, "PP1");
+            change.record = Some(payments_model::BookRecord {
+                kind: payments_model::BookKind::Refund,
+                id: "paypro:PR1".to_owned(),
+                source: payments_model::Source::PayPro,
+                source_id: "PR1".to_owned(),
+                payment_id: Some("paypro:PP1".to_owned()),
+                state: state.to_owned(),
+                amount: crate::test_data::eur(100),
+                fee: None,
+                fee_vat: None,
+                created_at: crate::test_data::at("2026-10-01T10:00:00Z"),
+                settled_at: None,
+                description: None,
+                reason: None,
+                bank_account: None,
+            });
+            change
+        };
+        let mut read = FeedRead::default();
+        // Listed newest first, but the later change is listed below the earlier one.
+        read.take(refund("2026-10-01T10:00:00Z", "processing"), |_| false);
+        read.take(refund("2026-10-01T10:05:00Z", "refunded"), |_| false);
+        read.take(refund("2026-10-01T10:05:00Z", "stale"), |_| false);
+        let (record, at) = &read.records["paypro:PR1"];
+        assert_eq!(record.state, "refunded");
+        assert_eq!(*at, crate::test_data::at("2026-10-01T10:05:00Z"));
     }
 }

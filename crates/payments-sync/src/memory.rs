@@ -726,7 +726,13 @@ impl Books for MemoryStore {
                 issued.account == row.account
                     && (issued.number == row.number || issued.day == row.day)
             });
-            if taken {
+            // A movement books once, as the databases' keys on (account, reference) say.
+            let booked = statement.references.iter().any(|reference| {
+                inner
+                    .statement_refs
+                    .contains(&(statement.account.clone(), reference.clone()))
+            });
+            if taken || booked {
                 return Err(codec::already_issued(
                     &statement.account,
                     statement.number,

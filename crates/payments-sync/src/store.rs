@@ -667,8 +667,8 @@ pub struct BookWalk {
     pub failing: Option<Failing>,
 }
 
-/// How often a source's book listings are walked when its change feed shows nothing: a
-/// feed that moved wakes them at once.
+/// How often a source's book listings are walked once complete: what the change feed says of
+/// a record comes with it, the walk catches what the feed does not say.
 pub const WALK_BOOKS_EVERY: Duration = Duration::from_secs(3600);
 
 /// How long a record that is not yet final (a refund not carried out, a pending chargeback,

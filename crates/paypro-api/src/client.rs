@@ -501,11 +501,13 @@ impl PaymentSource for PayProSource {
                 .value
                 .items
                 .into_iter()
+                // The list as it is now, not events: its records are stamped by their
+                // creation, so the walk of the book listing keeps them, not this.
                 .map(|chargeback| Change {
                     id: chargeback.id.clone(),
                     at: chargeback.created_at,
-                    kind: charged_back(chargeback.clone()),
-                    record: Some(chargeback.into_record()),
+                    kind: charged_back(chargeback),
+                    record: None,
                 })
                 .collect(),
             rejected: fetched.value.rejected,

@@ -114,7 +114,8 @@ pub enum EventPayload {
     /// A payout, as `GET /payouts` maps it, as it was at the event.
     Payout(Payout),
     /// Anything else (a customer, a type not known yet, or a payout that cannot be mapped: the
-    /// feed does not need it, payouts are read from `/payouts`): not read further.
+    /// hourly walk of `/payouts` reads it, and quarantines it there if it cannot be mapped
+    /// either): not read further.
     Other {
         /// The payload's `type`, when it said one.
         payload_type: Option<String>,

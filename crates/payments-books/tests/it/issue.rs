@@ -280,3 +280,33 @@ async fn a_month_issued_at_once_is_the_month_issued_in_pieces() {
     pieces.extend(statements(&in_pieces, &request(18, 25)).await);
     assert_eq!(pieces, whole);
 }
+
+#[tokio::test]
+async fn a_movement_in_another_currency_is_of_another_balance_and_not_on_these_statements() {
+    let store = MemoryStore::new();
+    let mut dollars = paid("PPUSD", 5_000, "2026-10-02T10:00:00Z");
+    dollars.amount = Money::from_minor(5_000, Currency::from_code("USD").unwrap());
+    store_payments(
+        &store,
+        vec![
+            paid("PP1", 1_000, "2026-10-01T10:00:00Z"),
+            dollars,
+            paid("PP3", 3_000, "2026-10-03T10:00:00Z"),
+        ],
+    )
+    .await;
+    let mut given = Vec::new();
+    let issued = issue(&store, &request(1, 3), |s| {
+        given.push(s.clone());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(issued.other_currency, 1);
+    assert_eq!(
+        given.iter().map(|s| s.day).collect::<Vec<_>>(),
+        vec![day(1), day(3)]
+    );
+    assert_chain(&given);
+    assert_eq!(given[1].closing, eur(10_000 + 1_000 + 3_000));
+}
