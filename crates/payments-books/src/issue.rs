@@ -8,18 +8,23 @@
 //!   before its first day (they are booked in that opening, and recorded as such).
 //! - A movement not booked yet is booked on its own day, or, when that day was issued
 //!   already, on the first day after the last statement issued, keeping its value date.
+//! - A movement booked before that changed since (a refund failed after it was booked, a
+//!   payment no longer paid, a record gone) is corrected on the first day after the last
+//!   statement issued: an entry of the difference, referenced `{reference}/corr{n}`, valued
+//!   that day. Every booked movement was created before that day, so all of them are known
+//!   before any statement of the range is made.
 //! - Statements are issued in order: a range that would leave a day with movements unissued
 //!   before it is refused, naming that day.
 //! - An issued statement is written again from what was recorded, byte for byte.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Amsterdam;
 use futures::TryStreamExt;
 use payments_model::{Currency, Money, Movement, Source, payment_movement, record_movements};
-use payments_sync::{Books, Filter, IssuedStatement, Ledger, StoreError};
+use payments_sync::{Booking, Books, Filter, IssuedStatement, Ledger, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::{Entry, Statement};
@@ -56,6 +61,8 @@ pub struct Issued {
     pub closing: Option<Money>,
     /// Movements in another currency than the statements': of another balance, not on these.
     pub other_currency: u64,
+    /// Corrections of movements booked before that changed since, on the statements issued now.
+    pub corrections: u64,
 }
 
 /// Why statements could not be issued.
@@ -139,7 +146,7 @@ struct Chain<'a> {
     number: u32,
     balance: Money,
     /// For an account's first statement: the movements its opening holds.
-    opening_refs: Vec<String>,
+    opening_refs: Vec<Booking>,
     issued: Issued,
     /// Statements made while the ledger's payments stream (a store may hold its one connection
     /// for the stream), recorded and given once it ends ([`Chain::record_ready`]).
@@ -151,11 +158,14 @@ impl Chain<'_> {
     fn issue_day(&mut self, day: NaiveDate, movements: Vec<Movement>) -> Result<(), BooksError> {
         let opening = self.balance;
         let mut closing = opening;
-        let mut references = std::mem::take(&mut self.opening_refs);
+        let mut bookings = std::mem::take(&mut self.opening_refs);
         let mut entries = Vec::with_capacity(movements.len());
         for movement in movements {
             closing = add(closing, movement.amount, &movement.reference)?;
-            references.push(movement.reference.clone());
+            bookings.push(Booking {
+                reference: movement.reference.clone(),
+                booked: Some((movement.kind, movement.amount)),
+            });
             entries.push(Entry {
                 value_date: amsterdam_day(&movement.value_at),
                 payment_reference: movement
@@ -191,7 +201,7 @@ impl Chain<'_> {
                 digest: digest(&body),
                 body,
                 issued_at: self.request.now,
-                references,
+                bookings,
             },
             statement.clone(),
         ));
@@ -216,6 +226,158 @@ impl Chain<'_> {
         }
         Ok(())
     }
+}
+
+/// What the statements booked so far, by the reference of each movement (its corrections
+/// counted with it), and which of them a pass has seen again.
+struct Booked {
+    by_reference: HashMap<String, BookedMovement>,
+    /// Corrections of movements seen changed.
+    changed: Vec<Movement>,
+}
+
+struct BookedMovement {
+    /// The kind and the amount booked in all (the movement and its corrections), when known.
+    booked: Option<(payments_model::MovementKind, Money)>,
+    /// How many corrections were booked.
+    corrections: u32,
+    seen: bool,
+}
+
+impl Booked {
+    fn of(bookings: Vec<Booking>) -> Booked {
+        let mut by_reference: HashMap<String, BookedMovement> = HashMap::new();
+        let mut corrections = Vec::new();
+        for booking in bookings {
+            match correction_of(&booking.reference) {
+                Some((base, n)) => corrections.push((base.to_owned(), n, booking.booked)),
+                None => {
+                    by_reference.insert(
+                        booking.reference,
+                        BookedMovement {
+                            booked: booking.booked,
+                            corrections: 0,
+                            seen: false,
+                        },
+                    );
+                }
+            }
+        }
+        for (base, n, booked) in corrections {
+            if let Some(movement) = by_reference.get_mut(&base) {
+                movement.corrections = movement.corrections.max(n);
+                movement.booked = match (movement.booked, booked) {
+                    (Some((kind, sum)), Some((_, amount))) => {
+                        sum.checked_add(amount).map(|sum| (kind, sum))
+                    }
+                    _ => None,
+                };
+            }
+        }
+        Booked {
+            by_reference,
+            changed: Vec::new(),
+        }
+    }
+
+    /// Whether `movement` was booked before; if it was, and by another amount, its correction
+    /// is kept for [`Booked::corrections`].
+    fn check(&mut self, movement: &Movement) -> bool {
+        let Some(booked) = self.by_reference.get_mut(&movement.reference) else {
+            return false;
+        };
+        booked.seen = true;
+        if let Some((_, was)) = booked.booked
+            && let Some(difference) = movement.amount.checked_add(was.negated())
+            && !difference.is_zero()
+        {
+            booked.corrections += 1;
+            booked.booked = Some((movement.kind, movement.amount));
+            self.changed.push(Movement {
+                reference: format!("{}/corr{}", movement.reference, booked.corrections),
+                amount: difference,
+                description: Some(format!(
+                    "correction of {}: booked as {}, now {}",
+                    movement.reference,
+                    was.amount_string(),
+                    movement.amount.amount_string()
+                )),
+                ..movement.clone()
+            });
+        }
+        true
+    }
+
+    /// The corrections of the movements seen changed, valued at `at`.
+    fn take_changed(&mut self, at: DateTime<chrono::FixedOffset>) -> Vec<Movement> {
+        let mut out = std::mem::take(&mut self.changed);
+        for correction in &mut out {
+            correction.value_at = at;
+        }
+        out
+    }
+
+    /// The corrections, valued at `at`, of the movements booked and not seen (no longer a
+    /// movement: a refund failed, a payment no longer paid or gone). One seen later after all
+    /// (its creation moved) is then corrected back, as a change.
+    fn gone(&mut self, at: DateTime<chrono::FixedOffset>) -> Vec<Movement> {
+        let mut out = Vec::new();
+        let mut gone: Vec<(&String, &mut BookedMovement)> = self
+            .by_reference
+            .iter_mut()
+            .filter(|(_, booked)| !booked.seen)
+            .collect();
+        gone.sort_by(|a, b| a.0.cmp(b.0));
+        for (reference, booked) in gone {
+            let Some((kind, was)) = booked.booked.filter(|(_, was)| !was.is_zero()) else {
+                continue;
+            };
+            booked.corrections += 1;
+            booked.booked = Some((kind, Money::zero(was.currency())));
+            out.push(Movement {
+                reference: format!("{reference}/corr{}", booked.corrections),
+                kind,
+                value_at: at,
+                amount: was.negated(),
+                payment_id: None,
+                counterparty: None,
+                counterparty_iban: None,
+                description: Some(format!(
+                    "correction of {reference}: booked as {}, no longer a movement",
+                    was.amount_string()
+                )),
+            });
+        }
+        out
+    }
+}
+
+/// Places `movement`, booked on `booking`: on `heap` (true), or, booked before the range
+/// asked for, as the range's `gap`, or left for a later range (after `last_day`).
+fn place(
+    heap: &mut BinaryHeap<Reverse<Pending>>,
+    gap: &mut Option<NaiveDate>,
+    request: &Request,
+    last_day: NaiveDate,
+    booking: NaiveDate,
+    movement: Movement,
+) -> bool {
+    if booking > last_day {
+        return false;
+    }
+    if booking < request.since {
+        *gap = Some(gap.map_or(booking, |g| g.min(booking)));
+        return false;
+    }
+    heap.push(Reverse(Pending { booking, movement }));
+    true
+}
+
+/// The movement a correction's reference corrects, and the correction's number.
+fn correction_of(reference: &str) -> Option<(&str, u32)> {
+    let (base, n) = reference.rsplit_once("/corr")?;
+    let n: u32 = n.parse().ok().filter(|n| *n > 0)?;
+    (!base.is_empty()).then_some((base, n))
 }
 
 /// Refuses a range that would leave `gap`, a day with movements, unissued before it.
@@ -329,7 +491,7 @@ where
         }
         None => request.opening_balance,
     };
-    let booked: HashSet<String> = ledger.booked(account).await?;
+    let mut booked = Booked::of(ledger.booked(account).await?);
     let mut chain = Chain {
         request,
         number: last.map_or(1, |last| last.number + 1),
@@ -393,7 +555,14 @@ where
                 // Every movement still to come is created after this one: the days before
                 // this one's creation day are complete.
                 emit_complete(&mut chain, &mut heap, amsterdam_day(&created))?;
-                if booked.contains(&movement.reference) {
+                if booked.check(&movement) {
+                    // Corrected on the first day not complete and not issued.
+                    let booking = amsterdam_day(&created).max(open_day);
+                    for correction in booked.take_changed(midnight(booking).fixed_offset()) {
+                        if place(&mut heap, &mut gap, request, last_day, booking, correction) {
+                            chain.issued.corrections += 1;
+                        }
+                    }
                     continue;
                 }
                 if movement.amount.currency() != request.opening_balance.currency() {
@@ -403,24 +572,29 @@ where
                 let value_day = amsterdam_day(&movement.value_at);
                 if first_issue && value_day < request.since {
                     chain.balance = add(chain.balance, movement.amount, &movement.reference)?;
-                    chain.opening_refs.push(movement.reference);
+                    chain.opening_refs.push(Booking {
+                        reference: movement.reference,
+                        booked: Some((movement.kind, movement.amount)),
+                    });
                     continue;
                 }
                 let booking = value_day.max(open_day);
-                if booking > last_day {
-                    continue;
-                }
-                if booking < request.since {
-                    gap = Some(gap.map_or(booking, |g| g.min(booking)));
-                    continue;
-                }
-                heap.push(Reverse(Pending { booking, movement }));
+                place(&mut heap, &mut gap, request, last_day, booking, movement);
             }
             if payment.is_none() {
                 break;
             }
         }
         drop(payments);
+        if window.0.is_none() {
+            // Every movement booked before was created before `open_day`: all are known now,
+            // and no statement of the range is made yet.
+            for correction in booked.gone(midnight(open_day).fixed_offset()) {
+                if place(&mut heap, &mut gap, request, last_day, open_day, correction) {
+                    chain.issued.corrections += 1;
+                }
+            }
+        }
         let Some(until) = window.1.filter(|until| *until < end) else {
             break;
         };

@@ -1,14 +1,14 @@
 //! The account's books: `impl Books for PgStore`, keyed by the account; a store made from a
 //! lease commits book pages only while its worker holds the lease, as it commits payments.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use payments_model::{BookKind, Source};
 use payments_sync::codec::{self, Cell, StatementRow};
 use payments_sync::{
-    BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead, StoreError,
+    BookWalk, Booking, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead, StoreError,
 };
 use tokio_postgres::error::SqlState;
 
@@ -203,22 +203,29 @@ impl Books for PgStore {
             .transpose()
     }
 
-    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError> {
+    async fn booked(&self, account: &str) -> Result<Vec<Booking>, StoreError> {
         let client = self.ledger.client().await?;
         let rows = client
             .query(
-                "SELECT reference FROM ledger.statement_refs WHERE account_id = $1 AND account = $2",
+                "SELECT reference, booking FROM ledger.statement_refs
+                 WHERE account_id = $1 AND account = $2",
                 &[&self.account_id, &account],
             )
             .await
             .map_err(pg_error("cannot read the movements booked"))?;
         rows.iter()
             .map(|row| {
-                get(
+                let reference: String = get(
                     row,
                     0,
                     Cell::new(codec::STATEMENT_REFS, "reference", account),
-                )
+                )?;
+                let text: Option<String> = get(
+                    row,
+                    1,
+                    Cell::new(codec::STATEMENT_REFS, "booking", &reference),
+                )?;
+                codec::read_booking(account, reference, text)
             })
             .collect()
     }
@@ -230,6 +237,16 @@ impl Books for PgStore {
         let account_id = &self.account_id;
         for statement in &statements {
             let row = StatementRow::encode(statement);
+            let references: Vec<&str> = statement
+                .bookings
+                .iter()
+                .map(|b| b.reference.as_str())
+                .collect();
+            let bookings: Vec<Option<String>> = statement
+                .bookings
+                .iter()
+                .map(codec::encode_booking)
+                .collect();
             let conflict = |error: tokio_postgres::Error| {
                 if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
                     codec::already_issued(&statement.account, statement.number, statement.day)
@@ -256,9 +273,16 @@ impl Books for PgStore {
                 .map_err(conflict)?;
             transaction
                 .execute(
-                    "INSERT INTO ledger.statement_refs (account_id, account, reference, number)
-                     SELECT $1, $2, reference, $4 FROM unnest($3::text[]) AS reference",
-                    &[account_id, &row.account, &statement.references, &row.number],
+                    "INSERT INTO ledger.statement_refs (account_id, account, reference, number, booking)
+                     SELECT $1, $2, reference, $4, booking
+                     FROM unnest($3::text[], $5::text[]) AS b (reference, booking)",
+                    &[
+                        account_id,
+                        &row.account,
+                        &references,
+                        &row.number,
+                        &bookings,
+                    ],
                 )
                 .await
                 .map_err(conflict)?;

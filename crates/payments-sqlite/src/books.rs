@@ -1,13 +1,13 @@
 //! The books: `impl Books for SqliteStore`, each method one transaction on the store's one
 //! connection, values as `payments_sync::codec` encodes them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use payments_model::{BookKind, Source};
 use payments_sync::codec::{self, StatementRow};
 use payments_sync::{
-    BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead, StoreError,
+    BookWalk, Booking, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead, StoreError,
 };
 use rusqlite::{ErrorCode, OptionalExtension, params};
 
@@ -207,18 +207,23 @@ impl Books for SqliteStore {
         .await
     }
 
-    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError> {
+    async fn booked(&self, account: &str) -> Result<Vec<Booking>, StoreError> {
         let account = account.to_owned();
         self.blocking(move |connection| {
             let context = "cannot read the movements booked";
             let mut select = connection
-                .prepare_cached("SELECT reference FROM statement_refs WHERE account = ?")
+                .prepare_cached("SELECT reference, booking FROM statement_refs WHERE account = ?")
                 .map_err(store_error(context))?;
-            select
-                .query_map([&account], |row| row.get::<_, String>(0))
+            let rows = select
+                .query_map([&account], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                })
                 .map_err(store_error(context))?
-                .collect::<Result<HashSet<_>, _>>()
-                .map_err(store_error(context))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(store_error(context))?;
+            rows.into_iter()
+                .map(|(reference, text)| codec::read_booking(&account, reference, text))
+                .collect()
         })
         .await
     }
@@ -238,7 +243,7 @@ impl Books for SqliteStore {
                     .map_err(store_error(context))?;
                 let mut book = transaction
                     .prepare_cached(
-                        "INSERT INTO statement_refs (account, reference, number) VALUES (?, ?, ?)",
+                        "INSERT INTO statement_refs (account, reference, number, booking) VALUES (?, ?, ?, ?)",
                     )
                     .map_err(store_error(context))?;
                 for statement in &statements {
@@ -260,8 +265,9 @@ impl Books for SqliteStore {
                             Some(ErrorCode::ConstraintViolation) => conflict(),
                             _ => store_error(context)(error),
                         })?;
-                    for reference in &statement.references {
-                        book.execute(params![row.account, reference, row.number])
+                    for booking in &statement.bookings {
+                        let booked = codec::encode_booking(booking);
+                        book.execute(params![row.account, booking.reference, row.number, booked])
                             .map_err(|error| match error.sqlite_error_code() {
                                 Some(ErrorCode::ConstraintViolation) => conflict(),
                                 _ => store_error(context)(error),

@@ -653,6 +653,51 @@ impl StatementRow {
     }
 }
 
+/// The stored text of what a booking booked: its kind and exact amount, as JSON.
+pub fn encode_booking(booking: &crate::store::Booking) -> Option<String> {
+    booking.booked.map(|(kind, amount)| {
+        serde_json::json!({
+            "kind": kind,
+            "amount": amount.amount_string(),
+            "currency": amount.currency().code(),
+        })
+        .to_string()
+    })
+}
+
+/// Reads back what a booking of `reference` on a statement of `account` booked (`None` stored:
+/// booked before the ledger kept that).
+pub fn read_booking(
+    account: &str,
+    reference: String,
+    text: Option<String>,
+) -> Result<crate::store::Booking, StoreError> {
+    let Some(text) = text else {
+        return Ok(crate::store::Booking {
+            reference,
+            booked: None,
+        });
+    };
+    let key = format!("booking {reference} of {account}");
+    let unreadable =
+        |detail: String| Cell::new(STATEMENT_REFS, "booking", &key).unreadable(&text, detail);
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        kind: payments_model::MovementKind,
+        amount: String,
+        currency: String,
+    }
+    let stored: Stored = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+    let currency = payments_model::Currency::from_code(&stored.currency)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let amount = payments_model::Money::parse(&stored.amount, currency)
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok(crate::store::Booking {
+        reference,
+        booked: Some((stored.kind, amount)),
+    })
+}
+
 /// The conflict of issuing a statement whose number or day is already issued for its account.
 pub fn already_issued(account: &str, number: u32, day: chrono::NaiveDate) -> StoreError {
     StoreError::Conflict {

@@ -87,7 +87,7 @@ pub use service::{
     ServiceEvent, read_inbox,
 };
 pub use store::{
-    BookWalk, Books, Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState,
+    BookWalk, Booking, Books, Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState,
     IssuedStatement, KeptRecord, PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback,
     QUEUED_TOO_LONG, RecordCommit, RunKind, RunRecord, SourceState, StatedChargeback,
     StatementHead, Store, StoreError, Summary, ToRead, UNSETTLED_RECORDS_FOR, Version,

@@ -11,7 +11,9 @@ use payments_model::{BookKind, Delivery, Payment, Rejected, Source};
 use crate::codec::{self, InboxRow, PaymentRow, RunRow, StatementRow, Stored, VersionRow};
 use crate::inbox::{Inbox, Receipt, Received};
 use crate::ledger::{Filter, Ledger, PaymentStream, Quarantined};
-use crate::store::{BookWalk, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead};
+use crate::store::{
+    BookWalk, Booking, Books, IssuedStatement, KeptRecord, RecordCommit, StatementHead,
+};
 use crate::store::{Checkpoint, Commit, RunRecord, SourceState, Store, StoreError, Version};
 
 /// An in-memory [`Store`] and [`Ledger`], for tests and for library users who keep their own
@@ -50,7 +52,8 @@ struct Rows {
     /// The statements issued, in the order issued.
     statements: Vec<(StatementRow, String)>,
     /// The references booked, by account.
-    statement_refs: HashSet<(String, String)>,
+    /// By account and reference: the stored text of what it booked.
+    statement_refs: HashMap<(String, String), Option<String>>,
 }
 
 /// A book record's columns and its record.
@@ -708,14 +711,15 @@ impl Books for MemoryStore {
             .map(|(_, body)| body.clone()))
     }
 
-    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError> {
-        Ok(self
-            .inner()
+    async fn booked(&self, account: &str) -> Result<Vec<Booking>, StoreError> {
+        self.inner()
             .statement_refs
             .iter()
-            .filter(|(a, _)| a == account)
-            .map(|(_, reference)| reference.clone())
-            .collect())
+            .filter(|((a, _), _)| a == account)
+            .map(|((_, reference), text)| {
+                codec::read_booking(account, reference.clone(), text.clone())
+            })
+            .collect()
     }
 
     async fn issue(&self, statements: Vec<IssuedStatement>) -> Result<(), StoreError> {
@@ -727,10 +731,10 @@ impl Books for MemoryStore {
                     && (issued.number == row.number || issued.day == row.day)
             });
             // A movement books once, as the databases' keys on (account, reference) say.
-            let booked = statement.references.iter().any(|reference| {
+            let booked = statement.bookings.iter().any(|booking| {
                 inner
                     .statement_refs
-                    .contains(&(statement.account.clone(), reference.clone()))
+                    .contains_key(&(statement.account.clone(), booking.reference.clone()))
             });
             if taken || booked {
                 return Err(codec::already_issued(
@@ -744,10 +748,11 @@ impl Books for MemoryStore {
             inner
                 .statements
                 .push((StatementRow::encode(&statement), statement.body.clone()));
-            for reference in statement.references {
-                inner
-                    .statement_refs
-                    .insert((statement.account.clone(), reference));
+            for booking in &statement.bookings {
+                inner.statement_refs.insert(
+                    (statement.account.clone(), booking.reference.clone()),
+                    codec::encode_booking(booking),
+                );
             }
         }
         Ok(())

@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::{DateTime, FixedOffset, Utc};
-use payments_model::{BookKind, BookRecord, Cursor, Money, Payment, Rejected, Source};
+use payments_model::{
+    BookKind, BookRecord, Cursor, Money, MovementKind, Payment, Rejected, Source,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::limiter::LimiterSnapshot;
@@ -710,9 +712,19 @@ pub struct IssuedStatement {
     pub body: String,
     /// When it was issued.
     pub issued_at: DateTime<Utc>,
-    /// The references of the movements it books: its entries, and for an account's first
-    /// statement also those its opening balance holds.
-    pub references: Vec<String>,
+    /// The movements it books: its entries, and for an account's first statement also those
+    /// its opening balance holds.
+    pub bookings: Vec<Booking>,
+}
+
+/// A movement as a statement booked it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Booking {
+    /// The movement's reference.
+    pub reference: String,
+    /// What it was and how much, as booked (`None` for one booked before the ledger kept
+    /// that): a booked movement that changed since is corrected by the difference.
+    pub booked: Option<(MovementKind, Money)>,
 }
 
 /// What the ledger keeps of an issued statement beside its body: enough to chain the next one
@@ -765,9 +777,8 @@ pub trait Books: Send + Sync {
         number: u32,
     ) -> Result<Option<String>, StoreError>;
 
-    /// The references of every movement booked on a statement of `account` (or in its first
-    /// opening balance).
-    async fn booked(&self, account: &str) -> Result<HashSet<String>, StoreError>;
+    /// Every movement booked on a statement of `account` (or in its first opening balance).
+    async fn booked(&self, account: &str) -> Result<Vec<Booking>, StoreError>;
 
     /// Records statements as issued, all or none: refused with [`StoreError::Conflict`] when
     /// a number or day of one of them is already issued for its account (another issue got

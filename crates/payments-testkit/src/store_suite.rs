@@ -1266,7 +1266,8 @@ pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledg
     store: Arc<S>,
     _: &dyn Tamper,
 ) {
-    use payments_sync::{IssuedStatement, StatementHead};
+    use payments_model::MovementKind;
+    use payments_sync::{Booking, IssuedStatement, StatementHead};
     let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 10, d).unwrap();
     let statement = |number, d, refs: &[&str]| IssuedStatement {
         account: "PAYPRO-EUR".to_owned(),
@@ -1276,7 +1277,27 @@ pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledg
         digest: format!("digest{number}"),
         body: format!("{{\"n\":{number}}}"),
         issued_at: instant(1_000),
-        references: refs.iter().map(|r| (*r).to_owned()).collect(),
+        // One booked before the ledger kept what (`None`), the others with kind and amount.
+        bookings: refs
+            .iter()
+            .map(|r| Booking {
+                reference: (*r).to_owned(),
+                booked: (*r != "PP2").then(|| {
+                    let minus = r.starts_with("PR");
+                    (
+                        if minus {
+                            MovementKind::Refund
+                        } else {
+                            MovementKind::Payment
+                        },
+                        payments_model::Money::from_minor(
+                            if minus { -150 } else { 1_234 },
+                            payments_model::Currency::EUR,
+                        ),
+                    )
+                }),
+            })
+            .collect(),
     };
     store
         .issue(vec![
@@ -1307,13 +1328,25 @@ pub async fn an_issued_statement_is_kept_once_and_never_replaced<S: Store + Ledg
     assert_eq!(store.statement_body("PAYPRO-EUR", 3).await.unwrap(), None);
     assert_eq!(store.statement_body("OTHER", 1).await.unwrap(), None);
     assert!(store.issued("OTHER").await.unwrap().is_empty());
-    let booked = store.booked("PAYPRO-EUR").await.unwrap();
-    assert_eq!(booked.len(), 3);
-    assert!(booked.contains("PR1"));
+    let mut booked = store.booked("PAYPRO-EUR").await.unwrap();
+    booked.sort_by(|a, b| a.reference.cmp(&b.reference));
+    let mut expected: Vec<Booking> = [statement(1, 1, &["PP1", "PP2"]), statement(2, 2, &["PR1"])]
+        .into_iter()
+        .flat_map(|s| s.bookings)
+        .collect();
+    expected.sort_by(|a, b| a.reference.cmp(&b.reference));
+    assert_eq!(booked, expected, "what each booked reads back exactly");
     for refused in [statement(2, 3, &["PP9"]), statement(3, 2, &["PP9"])] {
         let error = store.issue(vec![refused]).await.unwrap_err();
         assert!(matches!(error, StoreError::Conflict { .. }), "{error}");
     }
     assert_eq!(store.issued("PAYPRO-EUR").await.unwrap().len(), 2);
-    assert!(!store.booked("PAYPRO-EUR").await.unwrap().contains("PP9"));
+    assert!(
+        !store
+            .booked("PAYPRO-EUR")
+            .await
+            .unwrap()
+            .iter()
+            .any(|b| b.reference == "PP9")
+    );
 }

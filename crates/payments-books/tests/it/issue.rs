@@ -310,3 +310,84 @@ async fn a_movement_in_another_currency_is_of_another_balance_and_not_on_these_s
     assert_chain(&given);
     assert_eq!(given[1].closing, eur(10_000 + 1_000 + 3_000));
 }
+
+#[tokio::test]
+async fn a_booked_movement_that_changed_since_is_corrected_on_the_next_statement() {
+    let store = MemoryStore::new();
+    store_payments(
+        &store,
+        vec![
+            paid("PP1", 1_000, "2026-10-01T10:00:00Z"),
+            paid("PP2", 2_500, "2026-10-02T10:00:00Z"),
+            paid("PP3", 1_250, "2026-10-03T10:00:00Z"),
+        ],
+    )
+    .await;
+    store_records(
+        &store,
+        vec![refund("PR1", "PP2", 500, "2026-10-02T15:00:00Z")],
+    )
+    .await;
+    let first = statements(&store, &request(1, 3)).await;
+    assert_eq!(first[2].closing, eur(10_000 + 1_000 + 2_500 - 500 + 1_250));
+
+    // Since: the refund failed (its money came back), PP3 is no longer paid, PP1's amount
+    // was read again as less (a hostile provider), and PP4 came in on the 4th.
+    let mut failed = refund("PR1", "PP2", 500, "2026-10-02T15:00:00Z");
+    failed.state = "failed".to_owned();
+    store_records(&store, vec![failed]).await;
+    let mut unpaid = paid("PP3", 1_250, "2026-10-03T10:00:00Z");
+    unpaid.status = PaymentStatus::Failed;
+    let mut less = paid("PP1", 900, "2026-10-01T10:00:00Z");
+    less.description = Some("order PP1, read again".to_owned());
+    store_payments(
+        &store,
+        vec![unpaid, less, paid("PP4", 4_000, "2026-10-04T09:00:00Z")],
+    )
+    .await;
+    let mut next = Vec::new();
+    let issued = issue(&store, &request(4, 5), |s| {
+        next.push(s.clone());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(issued.corrections, 3);
+    assert_eq!(next.len(), 1, "{next:?}");
+    let day4 = &next[0];
+    assert_eq!(day4.day, day(4));
+    assert_eq!(day4.opening, first[2].closing);
+    let mut corrections: Vec<(&str, Money, NaiveDate)> = day4
+        .entries
+        .iter()
+        .filter(|e| e.reference.contains("/corr"))
+        .map(|e| (e.reference.as_str(), e.amount, e.value_date))
+        .collect();
+    corrections.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        corrections,
+        vec![
+            ("PP1/corr1", eur(-100), day(4)),
+            ("PP3/corr1", eur(-1_250), day(4)),
+            ("PR1/corr1", eur(500), day(4)),
+        ]
+    );
+    // The chain now closes at what the ledger holds.
+    assert_eq!(day4.closing, eur(10_000 + 900 + 2_500 + 4_000));
+    assert_chain(&[first.clone(), next.clone()].concat());
+
+    // Asked again: the same; nothing is corrected twice.
+    assert_eq!(
+        statements(&store, &request(1, 5)).await,
+        [first, next].concat()
+    );
+    store_payments(&store, vec![paid("PP5", 700, "2026-10-06T09:00:00Z")]).await;
+    let later = statements(&store, &request(6, 6)).await;
+    assert_eq!(later.len(), 1);
+    assert!(
+        later[0]
+            .entries
+            .iter()
+            .all(|e| !e.reference.contains("/corr"))
+    );
+}

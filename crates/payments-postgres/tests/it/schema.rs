@@ -23,7 +23,7 @@ async fn workers_starting_together_migrate_once_and_readers_refuse_a_database_wi
         ledger.name(),
         format!("postgresql://postgres@127.0.0.1:{}/ledger", cluster.port())
     );
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
 }
 
 /// A ledger of schema version 1 (before the inbox), with an account and a payment, is upgraded
@@ -68,7 +68,7 @@ async fn a_version_1_ledger_is_upgraded_on_connect_and_its_inbox_works() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, "4");
+    assert_eq!(version, "5");
     let account: i64 = client
         .query_one("SELECT id FROM ledger.accounts WHERE name = 'old'", &[])
         .await

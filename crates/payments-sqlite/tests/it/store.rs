@@ -124,13 +124,15 @@ fn a_file_that_is_not_a_ledger_is_refused_untouched() {
 }
 
 /// The released migrations, in order.
-const RELEASED_SCHEMAS: [&str; 6] = [
+const RELEASED_SCHEMAS: [&str; 8] = [
     include_str!("../../src/schema-1.sql"),
     include_str!("../../src/schema-2.sql"),
     include_str!("../../src/schema-3.sql"),
     include_str!("../../src/schema-4.sql"),
     include_str!("../../src/schema-5.sql"),
     include_str!("../../src/schema-6.sql"),
+    include_str!("../../src/schema-7.sql"),
+    include_str!("../../src/schema-8.sql"),
 ];
 
 /// A ledger as schema `version` wrote it: its migrations, and the payments and checkpoints of a
@@ -218,7 +220,7 @@ async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_and_books_work() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!((version, payments_sqlite::SCHEMA_VERSION), (8, 8));
+    assert_eq!((version, payments_sqlite::SCHEMA_VERSION), (9, 9));
     assert_eq!(
         all(&migrated, &Filter::default()),
         payments_testkit::data_set(&sandbox),
@@ -261,13 +263,66 @@ async fn a_version_6_ledger_is_upgraded_on_open_and_its_inbox_and_books_work() {
             digest: "d".to_owned(),
             body: "{}".to_owned(),
             issued_at: at,
-            references: vec!["PP1".to_owned()],
+            bookings: vec![payments_sync::Booking {
+                reference: "PP1".to_owned(),
+                booked: None,
+            }],
         }])
         .await
         .unwrap();
     assert_eq!(migrated.issued("PAYPRO-EUR").await.unwrap().len(), 1);
     drop(migrated);
     SqliteStore::open_read_only(&path).unwrap();
+}
+
+/// A ledger of version 8 with a statement issued: its bookings are kept, read as booked
+/// before the ledger kept what and how much (so never corrected), and new ones keep both.
+#[tokio::test]
+async fn a_version_8_ledger_keeps_its_statements_and_their_bookings() {
+    use payments_model::{Currency, Money, MovementKind};
+    use payments_sync::{Booking, Books, IssuedStatement};
+    let sandbox = Sandbox::start(small_sandbox()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = old_ledger(dir.path(), &sandbox, 8, |_| {
+        "INSERT INTO statements VALUES ('PAYPRO-EUR', 1, '2026-10-01', '1.00', 'd', '{}', '2026-10-02T00:00:00.000000000Z');
+         INSERT INTO statement_refs VALUES ('PAYPRO-EUR', 'PPOLD', 1);"
+            .to_owned()
+    })
+    .await;
+    let migrated = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        migrated.booked("PAYPRO-EUR").await.unwrap(),
+        vec![Booking {
+            reference: "PPOLD".to_owned(),
+            booked: None
+        }]
+    );
+    assert_eq!(
+        migrated.issued("PAYPRO-EUR").await.unwrap()[0].closing,
+        "1.00"
+    );
+    let booked = Some((MovementKind::Refund, Money::from_minor(-250, Currency::EUR)));
+    migrated
+        .issue(vec![IssuedStatement {
+            account: "PAYPRO-EUR".to_owned(),
+            number: 2,
+            day: chrono::NaiveDate::from_ymd_opt(2026, 10, 2).unwrap(),
+            closing: "-1.50".to_owned(),
+            digest: "e".to_owned(),
+            body: "{}".to_owned(),
+            issued_at: chrono::Utc::now(),
+            bookings: vec![Booking {
+                reference: "PR1".to_owned(),
+                booked,
+            }],
+        }])
+        .await
+        .unwrap();
+    let all = migrated.booked("PAYPRO-EUR").await.unwrap();
+    assert!(all.contains(&Booking {
+        reference: "PR1".to_owned(),
+        booked
+    }));
 }
 
 /// A delivery is received while a sync of the same ledger commits pages from another task: it
