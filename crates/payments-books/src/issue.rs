@@ -281,7 +281,7 @@ impl Booked {
     }
 
     /// Whether `movement` was booked before; if it was, and by another amount, its correction
-    /// is kept for [`Booked::corrections`].
+    /// is kept for [`Booked::take_changed`].
     fn check(&mut self, movement: &Movement) -> bool {
         let Some(booked) = self.by_reference.get_mut(&movement.reference) else {
             return false;
