@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod check;
 mod completions;
 #[cfg(feature = "sandbox")]
 mod demo;
@@ -19,6 +20,7 @@ mod duration;
 mod export;
 mod logs;
 mod outcome;
+mod quarantine;
 mod report;
 #[cfg(feature = "sandbox")]
 mod sandbox;
@@ -67,6 +69,8 @@ enum Command {
     Report(report::ReportArgs),
     Status(status::StatusArgs),
     Show(show::ShowArgs),
+    Quarantine(quarantine::QuarantineArgs),
+    Check(check::CheckArgs),
     #[cfg(feature = "sandbox")]
     Demo(demo::DemoArgs),
     #[cfg(feature = "sandbox")]
@@ -234,6 +238,8 @@ pub fn main() -> ExitCode {
             Command::Report(args) => report::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Show(args) => show::run(args).await,
+            Command::Quarantine(args) => quarantine::run(args).await,
+            Command::Check(args) => check::run(args).await,
             #[cfg(feature = "sandbox")]
             Command::Demo(args) => demo::run(args).await,
             #[cfg(feature = "sandbox")]

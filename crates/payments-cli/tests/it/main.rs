@@ -3,6 +3,7 @@
 
 mod accounts;
 mod books;
+mod check;
 mod commands;
 mod escaping;
 #[cfg(unix)]
@@ -15,6 +16,7 @@ mod healing;
 mod help;
 mod kill;
 mod logs;
+mod quarantine;
 #[cfg(unix)]
 mod serve;
 mod status;
