@@ -20,9 +20,11 @@ use crate::sync::summary_line;
 /// and the quarantined
 /// records with their reasons.
 ///
-/// For monitoring, it exits 1 when a source's last run failed (or, with --max-age, when a source
-/// that has synced has no complete run that recent), 3 when records are quarantined, and 0
-/// otherwise. A source that never synced is not an error.
+/// For monitoring, it exits 1 when a source's last run failed, when its last 3 runs were all
+/// stopped (by --max-duration or a signal) before they made progress, or, with --max-age, when
+/// a source that has synced has no complete run that recent; 3 when records are quarantined;
+/// and 0 otherwise. A run stopped by its time budget or a signal is `unfinished`, not failed:
+/// the next run resumes it. A source that never synced is not an error.
 ///
 /// --json prints the same facts as one JSON object whose shape is stable (fields may be added,
 /// never renamed or removed); README.md documents it.
@@ -226,6 +228,8 @@ struct SourceReport {
     /// Payments per unified status.
     counts: Vec<(String, u64)>,
     last_run: Option<RunRecord>,
+    /// Whether its last runs were all stopped before they made progress.
+    stalled: bool,
     checkpoint: Option<Checkpoint>,
     /// Why the stored checkpoint does not read back, when it does not.
     unreadable_checkpoint: Option<String>,
@@ -255,10 +259,12 @@ impl SourceReport {
                     .is_none_or(|at| (Utc::now() - at).to_std().unwrap_or_default() > *max_age)
             })
         });
+        let recent = store.recent_runs(name, payments_sync::STALLED_RUNS).await?;
         Ok(SourceReport {
             source,
             counts: store.counts_by_status(source).await?,
-            last_run: store.last_run(name).await?,
+            last_run: recent.first().cloned(),
+            stalled: payments_sync::stalled(&recent),
             checkpoint,
             unreadable_checkpoint,
             stale,
@@ -279,14 +285,17 @@ impl SourceReport {
         })
     }
 
-    /// What it means for monitoring: `Failed` when the last run failed or the last complete
-    /// run is older than --max-age, `Quarantined` when records are set aside, `Done` otherwise.
+    /// What it means for monitoring: `Failed` when the last run failed, the last runs were all
+    /// stopped before they made progress, or the last complete run is older than --max-age;
+    /// `Quarantined` when records are set aside; `Done` otherwise (a last run stopped by its
+    /// time budget or a signal is unfinished: the next one resumes it).
     fn health(&self) -> Exit {
         let failed = self
             .last_run
             .as_ref()
-            .is_some_and(|run| run.error.is_some());
-        if failed || self.stale.is_some() || !self.persistent_failures().is_empty() {
+            .is_some_and(|run| run.outcome() == "failed");
+        if failed || self.stalled || self.stale.is_some() || !self.persistent_failures().is_empty()
+        {
             Exit::Failed
         } else if !self.quarantined.is_empty() || !self.set_aside().is_empty() {
             Exit::Quarantined
@@ -334,8 +343,19 @@ impl SourceReport {
                     run.outcome()
                 ));
                 text.push_str(&format!("    {}\n", printable(&summary_line(&run.summary))));
-                if let Some(error) = &run.error {
-                    text.push_str(&format!("    error: {}\n", printable(error)));
+                match &run.error {
+                    Some(why) if run.stopped => text.push_str(&format!(
+                        "    stopped: {} (the next run resumes it; `payments sync --max-duration 0` lets one finish)\n",
+                        printable(why)
+                    )),
+                    Some(error) => text.push_str(&format!("    error: {}\n", printable(error))),
+                    None => {}
+                }
+                if self.stalled {
+                    text.push_str(&format!(
+                        "  unhealthy: the last {} runs were stopped before they made progress; give a run more time (--max-duration) or look at why it stops\n",
+                        payments_sync::STALLED_RUNS
+                    ));
                 }
             }
         }
@@ -456,6 +476,7 @@ impl SourceReport {
                 "quarantined": summary.quarantined,
                 "waited_ms": summary.waited.as_millis() as u64,
                 "error": run.error,
+                "outcome": run.outcome(),
             })
         });
         let checkpoint = self.checkpoint.as_ref().map(|checkpoint| {
@@ -483,6 +504,7 @@ impl SourceReport {
             "unhealthy": self.persistent_failures(),
             "put_off": self.set_aside(),
             "stale": self.stale.is_some(),
+            "stalled": self.stalled,
             "unknown_status_words": self.unknown_words.iter().map(|(word, first_seen)| json!({
                 "word": word,
                 "first_seen_at": time(*first_seen),

@@ -343,6 +343,7 @@ impl Worker {
                         ..Summary::default()
                     },
                     error: Some(error.to_string()),
+                    stopped: false,
                 };
                 if let Err(store_error) = store.record_run(record).await {
                     tracing::warn!(

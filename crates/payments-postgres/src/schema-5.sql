@@ -1,4 +1,7 @@
--- Version 5: each movement a statement booked keeps what it was and how much (`booking`, the
--- codec's JSON of its kind and amount), so that a booked movement that changed since is
--- corrected by the difference on the next statement. Bookings recorded before have none.
+-- Version 5: a run stopped before it finished (its time budget, a signal, a lost lease) is
+-- `stopped`: the next run resumes it, and it is not a failure. And each movement a statement
+-- booked keeps what it was and how much (`booking`, the codec's JSON of its kind and amount),
+-- so that a booked movement that changed since is corrected by the difference on the next
+-- statement. Bookings recorded before have none.
 ALTER TABLE ledger.statement_refs ADD COLUMN booking text;
+ALTER TABLE ledger.runs ADD COLUMN stopped boolean NOT NULL DEFAULT false;

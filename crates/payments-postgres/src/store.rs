@@ -474,7 +474,7 @@ impl Store for PgStore {
         let client = self.ledger.client().await?;
         let context = "cannot record the run";
         // How the run ended, the same columns whichever row they go to.
-        let ended: [&(dyn ToSql + Sync); 13] = [
+        let ended: [&(dyn ToSql + Sync); 14] = [
             &run.finished_at,
             &run.kind,
             &run.resumed,
@@ -488,9 +488,10 @@ impl Store for PgStore {
             &run.waited_ms,
             &run.error,
             &run.feed_incomplete,
+            &run.stopped,
         ];
         const ENDED: &str = "finished_at, kind, resumed, pages, requests, new, changed, unchanged,
-            backwards, quarantined, waited_ms, error, feed_incomplete";
+            backwards, quarantined, waited_ms, error, feed_incomplete, stopped";
         // The instants are the codec's text: `finished_at` is the first of the ended columns.
         let marks = |from: usize| {
             (from..from + ended.len())
@@ -689,41 +690,57 @@ impl Ledger for PgStore {
     }
 
     async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.recent_runs(source_name, 1).await?.pop())
+    }
+
+    async fn recent_runs(
+        &self,
+        source_name: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let client = self.ledger.client().await?;
-        // A run still going (or whose worker died) has no end yet: the last one that ended.
-        let row = client
-            .query_opt(
+        // A run still going (or whose worker died) has no end yet: the last ones that ended.
+        let rows = client
+            .query(
                 "SELECT started_at, finished_at, kind, resumed, pages, requests, new, changed,
-                        unchanged, backwards, quarantined, waited_ms, error, feed_incomplete
+                        unchanged, backwards, quarantined, waited_ms, error, feed_incomplete,
+                        stopped
                  FROM ledger.runs
                  WHERE account_id = $1 AND source_name = $2 AND finished_at IS NOT NULL
-                 ORDER BY seq DESC LIMIT 1",
-                &[&self.account_id, &source_name],
+                 ORDER BY seq DESC LIMIT $3",
+                &[
+                    &self.account_id,
+                    &source_name,
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
             )
             .await
-            .map_err(pg_error("cannot read the last run"))?;
-        let Some(row) = row else { return Ok(None) };
-        let key = format!("the last run of {source_name}");
+            .map_err(pg_error("cannot read the last runs"))?;
+        let key = format!("the last runs of {source_name}");
         let cell = |column| Cell::new(codec::RUNS, column, &key);
-        RunRow {
-            source_name: source_name.to_owned(),
-            started_at: instant_required(&row, 0, cell("started_at"))?,
-            finished_at: instant_required(&row, 1, cell("finished_at"))?,
-            kind: get(&row, 2, cell("kind"))?,
-            resumed: get(&row, 3, cell("resumed"))?,
-            pages: get(&row, 4, cell("pages"))?,
-            requests: get(&row, 5, cell("requests"))?,
-            new: get(&row, 6, cell("new"))?,
-            changed: get(&row, 7, cell("changed"))?,
-            unchanged: get(&row, 8, cell("unchanged"))?,
-            backwards: get(&row, 9, cell("backwards"))?,
-            quarantined: get(&row, 10, cell("quarantined"))?,
-            waited_ms: get(&row, 11, cell("waited_ms"))?,
-            error: get(&row, 12, cell("error"))?,
-            feed_incomplete: get(&row, 13, cell("feed_incomplete"))?,
-        }
-        .decode()
-        .map(Some)
+        rows.iter()
+            .map(|row| {
+                RunRow {
+                    source_name: source_name.to_owned(),
+                    started_at: instant_required(row, 0, cell("started_at"))?,
+                    finished_at: instant_required(row, 1, cell("finished_at"))?,
+                    kind: get(row, 2, cell("kind"))?,
+                    resumed: get(row, 3, cell("resumed"))?,
+                    pages: get(row, 4, cell("pages"))?,
+                    requests: get(row, 5, cell("requests"))?,
+                    new: get(row, 6, cell("new"))?,
+                    changed: get(row, 7, cell("changed"))?,
+                    unchanged: get(row, 8, cell("unchanged"))?,
+                    backwards: get(row, 9, cell("backwards"))?,
+                    quarantined: get(row, 10, cell("quarantined"))?,
+                    waited_ms: get(row, 11, cell("waited_ms"))?,
+                    error: get(row, 12, cell("error"))?,
+                    feed_incomplete: get(row, 13, cell("feed_incomplete"))?,
+                    stopped: get(row, 14, cell("stopped"))?,
+                }
+                .decode()
+            })
+            .collect()
     }
 
     async fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError> {
@@ -739,7 +756,7 @@ impl Ledger for PgStore {
         let cell = |column| Cell::new(QUARANTINE, column, source_name);
         client
             .query(
-                "SELECT source_id, reason, raw FROM ledger.quarantine
+                "SELECT source_id, reason, raw, first_seen_at FROM ledger.quarantine
                  WHERE account_id = $1 AND source_name = $2 ORDER BY first_seen_at, raw",
                 &[&self.account_id, &source_name],
             )
@@ -747,10 +764,12 @@ impl Ledger for PgStore {
             .map_err(pg_error("cannot read the quarantine"))?
             .iter()
             .map(|row| {
+                let seen = instant_required(row, 3, cell("first_seen_at"))?;
                 Ok(Quarantined {
                     source_id: get(row, 0, cell("source_id"))?,
                     reason: get(row, 1, cell("reason"))?,
                     raw: get(row, 2, cell("raw"))?,
+                    first_seen_at: codec::read_instant(&seen, cell("first_seen_at"))?,
                 })
             })
             .collect()

@@ -8,7 +8,7 @@ use payments_sync::codec::{self, RunRow, VersionRow};
 use payments_sync::{
     Checkpoint, Filter, Ledger, PaymentStream, Quarantined, RunRecord, StoreError, Version,
 };
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{SqliteStore, store_error};
 
@@ -132,8 +132,16 @@ impl Ledger for SqliteStore {
     }
 
     async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.recent_runs(source_name, 1).await?.pop())
+    }
+
+    async fn recent_runs(
+        &self,
+        source_name: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let name = source_name.to_owned();
-        self.blocking(move |connection| last_run(connection, &name))
+        self.blocking(move |connection| recent_runs(connection, &name, limit))
             .await
     }
 
@@ -175,14 +183,23 @@ impl Ledger for SqliteStore {
     }
 }
 
-/// The last recorded run of a source.
-fn last_run(connection: &Connection, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
-    let row = connection
-        .query_row(
+/// The last `limit` recorded runs of a source, newest first.
+fn recent_runs(
+    connection: &Connection,
+    source_name: &str,
+    limit: usize,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let context = "cannot read the last runs";
+    let mut select = connection
+        .prepare_cached(
             "SELECT started_at, finished_at, kind, resumed, pages, requests, new, changed, unchanged,
-                    backwards, quarantined, waited_ms, error, feed_incomplete
-             FROM runs WHERE source_name = ? ORDER BY seq DESC LIMIT 1",
-            [source_name],
+                    backwards, quarantined, waited_ms, error, feed_incomplete, stopped
+             FROM runs WHERE source_name = ? ORDER BY seq DESC LIMIT ?",
+        )
+        .map_err(store_error(context))?;
+    let rows = select
+        .query_map(
+            params![source_name, i64::try_from(limit).unwrap_or(i64::MAX)],
             |row| {
                 Ok(RunRow {
                     source_name: source_name.to_owned(),
@@ -200,12 +217,14 @@ fn last_run(connection: &Connection, source_name: &str) -> Result<Option<RunReco
                     waited_ms: row.get(11)?,
                     error: row.get(12)?,
                     feed_incomplete: row.get(13)?,
+                    stopped: row.get(14)?,
                 })
             },
         )
-        .optional()
-        .map_err(store_error("cannot read the last run"))?;
-    row.as_ref().map(RunRow::decode).transpose()
+        .map_err(store_error(context))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error(context))?;
+    rows.iter().map(RunRow::decode).collect()
 }
 
 /// Every version of one payment, oldest first; the last is the current one. Empty when
@@ -247,18 +266,31 @@ fn versions(connection: &Connection, payment_id: &str) -> Result<Vec<Version>, S
 fn quarantine(connection: &Connection, source_name: &str) -> Result<Vec<Quarantined>, StoreError> {
     let context = "cannot read the quarantine";
     let mut statement = connection
-        .prepare("SELECT source_id, reason, raw FROM quarantine WHERE source_name = ? ORDER BY first_seen_at, raw")
+        .prepare("SELECT source_id, reason, raw, first_seen_at FROM quarantine WHERE source_name = ? ORDER BY first_seen_at, raw")
         .map_err(store_error(context))?;
     let rows = statement
         .query_map([source_name], |row| {
-            Ok(Quarantined {
-                source_id: row.get(0)?,
-                reason: row.get(1)?,
-                raw: row.get(2)?,
-            })
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get::<_, String>(3)?,
+            ))
         })
         .map_err(store_error(context))?;
-    rows.collect::<Result<_, _>>().map_err(store_error(context))
+    rows.map(|row| {
+        let (source_id, reason, raw, seen) = row.map_err(store_error(context))?;
+        Ok(Quarantined {
+            source_id,
+            reason,
+            raw,
+            first_seen_at: codec::read_instant(
+                &seen,
+                codec::Cell::new("quarantine", "first_seen_at", source_name),
+            )?,
+        })
+    })
+    .collect()
 }
 
 /// Whether the ledger as known at `at` holds a version of which only the status is known

@@ -121,8 +121,8 @@ impl Store for SqliteStore {
             connection
                 .execute(
                     "INSERT INTO runs (source_name, started_at, finished_at, kind, resumed, pages, requests, new, changed,
-                        unchanged, backwards, quarantined, waited_ms, error, feed_incomplete)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        unchanged, backwards, quarantined, waited_ms, error, feed_incomplete, stopped)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         run.source_name,
                         run.started_at,
@@ -139,6 +139,7 @@ impl Store for SqliteStore {
                         run.waited_ms,
                         run.error,
                         run.feed_incomplete,
+                        run.stopped,
                     ],
                 )
                 .map_err(store_error("cannot record the run"))?;

@@ -4,7 +4,7 @@
 //!
 //! - A payment is a [`PaymentRow`] (its 21 columns); it reads back from its record
 //!   ([`read_record`]).
-//! - A run is a [`RunRow`] (its source, start and 13 columns of how it ended).
+//! - A run is a [`RunRow`] (its source, start and 14 columns of how it ended).
 //! - A version of a payment reads back from a [`VersionRow`].
 //! - A checkpoint and a group state are JSON text ([`encode_checkpoint`], [`encode_group`]);
 //!   [`source_state`] reads them back with the one rule for each that does not read back.
@@ -292,7 +292,7 @@ impl VersionRow {
     }
 }
 
-/// How one run ended, as stored: its source and start, then the 13 columns of how it ended, in
+/// How one run ended, as stored: its source and start, then the 14 columns of how it ended, in
 /// the order the stores declare them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRow {
@@ -326,6 +326,8 @@ pub struct RunRow {
     pub error: Option<String>,
     /// See [`Summary::feed_incomplete`].
     pub feed_incomplete: bool,
+    /// See [`RunRecord::stopped`].
+    pub stopped: bool,
 }
 
 impl RunRow {
@@ -349,6 +351,7 @@ impl RunRow {
             waited_ms: i64::try_from(summary.waited.as_millis()).unwrap_or(i64::MAX),
             error: run.error.clone(),
             feed_incomplete: summary.feed_incomplete,
+            stopped: run.stopped,
         }
     }
 
@@ -389,6 +392,7 @@ impl RunRow {
                 ..Summary::default()
             },
             error: self.error.clone(),
+            stopped: self.stopped,
         })
     }
 }

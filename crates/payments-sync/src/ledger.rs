@@ -33,6 +33,8 @@ pub struct Quarantined {
     pub reason: String,
     /// The record as the provider sent it.
     pub raw: String,
+    /// When it was first quarantined (a record set aside again keeps this time).
+    pub first_seen_at: DateTime<Utc>,
 }
 
 /// The payments stream of [`Ledger::payments`].
@@ -59,6 +61,13 @@ pub trait Ledger: Send + Sync {
 
     /// The last recorded run of a source.
     async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// The last `limit` recorded runs of a source, newest first.
+    async fn recent_runs(
+        &self,
+        source_name: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError>;
 
     /// A source's checkpoint ([`StoreError::Corrupt`] when it does not read back).
     async fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError>;

@@ -89,9 +89,9 @@ pub use service::{
 pub use store::{
     BookWalk, Booking, Books, Checkpoint, Commit, CommitCounts, Failing, FeedPosition, GroupState,
     IssuedStatement, KeptRecord, PERSISTENT_FOR, PERSISTENT_RUNS, PendingChargeback,
-    QUEUED_TOO_LONG, RecordCommit, RunKind, RunRecord, SourceState, StatedChargeback,
+    QUEUED_TOO_LONG, RecordCommit, RunKind, RunRecord, STALLED_RUNS, SourceState, StatedChargeback,
     StatementHead, Store, StoreError, Summary, ToRead, UNSETTLED_RECORDS_FOR, Version,
-    WALK_BOOKS_EVERY,
+    WALK_BOOKS_EVERY, stalled,
 };
 pub use syncer::Syncer;
 
@@ -172,7 +172,7 @@ pub enum SyncError {
     /// The run reached its time budget ([`SyncOptions::max_duration`]) and stopped at a page
     /// boundary, so that it does not overlap the next scheduled run.
     #[error(
-        "{source_name}: stopped after {:.0} s, the time budget of one run; the next run resumes from the last committed page",
+        "{source_name}: stopped after {:.0} s, the time budget of one run (--max-duration); the next run resumes from the last committed page, and `--max-duration 0` lets a run take as long as it needs",
         budget.as_secs_f64()
     )]
     OutOfTime {

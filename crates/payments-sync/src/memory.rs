@@ -521,13 +521,22 @@ impl Ledger for MemoryStore {
     }
 
     async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.recent_runs(source_name, 1).await?.pop())
+    }
+
+    async fn recent_runs(
+        &self,
+        source_name: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         self.inner()
             .runs
             .iter()
             .rev()
-            .find(|run| run.source_name == source_name)
+            .filter(|run| run.source_name == source_name)
+            .take(limit)
             .map(RunRow::decode)
-            .transpose()
+            .collect()
     }
 
     async fn checkpoint(&self, source_name: &str) -> Result<Option<Checkpoint>, StoreError> {
@@ -548,14 +557,19 @@ impl Ledger for MemoryStore {
         rows.sort_by(|a, b| {
             (&a.first_seen_at, &a.rejected.raw).cmp(&(&b.first_seen_at, &b.rejected.raw))
         });
-        Ok(rows
-            .into_iter()
-            .map(|row| Quarantined {
-                source_id: row.rejected.source_id.clone(),
-                reason: row.rejected.reason.clone(),
-                raw: row.rejected.raw.clone(),
+        rows.into_iter()
+            .map(|row| {
+                Ok(Quarantined {
+                    source_id: row.rejected.source_id.clone(),
+                    reason: row.rejected.reason.clone(),
+                    raw: row.rejected.raw.clone(),
+                    first_seen_at: codec::read_instant(
+                        &row.first_seen_at,
+                        codec::Cell::new("quarantine", "first_seen_at", source_name),
+                    )?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn unknown_words(

@@ -468,14 +468,23 @@ pub struct RunRecord {
     pub finished_at: DateTime<Utc>,
     /// What it did (up to the failure, when it failed).
     pub summary: Summary,
-    /// Why it failed; `None` when it completed.
+    /// Why it failed or stopped; `None` when it completed.
     pub error: Option<String>,
+    /// Whether it was stopped before it finished (its time budget, a signal, a lost lease):
+    /// `error` says why; the next run resumes where it stopped.
+    pub stopped: bool,
 }
 
+/// How many runs stopped in a row, none of them making progress, make a source unhealthy.
+pub const STALLED_RUNS: usize = 3;
+
 impl RunRecord {
-    /// `failed`, `quarantined` (completed, but some records could not be mapped) or `ok`.
+    /// `unfinished` (stopped before it finished; the next run resumes), `failed`,
+    /// `quarantined` (completed, but some records could not be mapped) or `ok`.
     pub fn outcome(&self) -> &'static str {
-        if self.error.is_some() {
+        if self.error.is_some() && self.stopped {
+            "unfinished"
+        } else if self.error.is_some() {
             "failed"
         } else if self.summary.quarantined > 0 {
             "quarantined"
@@ -483,6 +492,21 @@ impl RunRecord {
             "ok"
         }
     }
+
+    /// Whether it moved the ledger on: committed a page, or stored a new or changed payment.
+    pub fn progressed(&self) -> bool {
+        let summary = &self.summary;
+        summary.pages > 0 || summary.counts.new > 0 || summary.counts.changed > 0
+    }
+}
+
+/// Whether `runs` (newest first) are [`STALLED_RUNS`] runs in a row stopped without progress:
+/// a source whose runs keep being stopped before they get anywhere.
+pub fn stalled(runs: &[RunRecord]) -> bool {
+    runs.len() >= STALLED_RUNS
+        && runs[..STALLED_RUNS]
+            .iter()
+            .all(|run| run.outcome() == "unfinished" && !run.progressed())
 }
 
 /// Why a store failed. Callers match on the kind; the message says what to do.

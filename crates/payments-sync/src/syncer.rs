@@ -206,6 +206,7 @@ impl<S: Store> SourceTask<S> {
             finished_at: Utc::now(),
             summary: summary.clone(),
             error: result.as_ref().err().map(ToString::to_string),
+            stopped: result.as_ref().err().is_some_and(SyncError::is_stop),
         };
         if let Err(error) = self.store.record_run(record).await {
             tracing::warn!(source = %name, %error, "the run could not be recorded");

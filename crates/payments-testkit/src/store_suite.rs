@@ -414,11 +414,17 @@ pub async fn quarantined_records_are_kept_once_with_their_reason<S: Store + Ledg
             })
         }
     }
-    for _ in 0..2 {
+    // Stores keep instants to the microsecond: a millisecond's margin below.
+    let before = chrono::Utc::now() - chrono::Duration::milliseconds(1);
+    let mut first_run_ended = before;
+    for run in 0..2 {
         let mut syncer = Syncer::new(store.clone(), SyncOptions::full());
         syncer.add_source(Arc::new(OneBadRecord));
         let summary = syncer.run().await.remove(0).unwrap();
         assert_eq!(summary.quarantined, 1);
+        if run == 0 {
+            first_run_ended = chrono::Utc::now();
+        }
     }
     let quarantine = store.quarantine("paypro").await.unwrap();
     assert_eq!(
@@ -430,8 +436,13 @@ pub async fn quarantined_records_are_kept_once_with_their_reason<S: Store + Ledg
         source_id: id,
         reason,
         raw,
+        first_seen_at,
     } = &quarantine[0];
     assert_eq!(id.as_deref(), Some("PPBAD"));
+    assert!(
+        (before..=first_run_ended).contains(first_seen_at),
+        "first seen in the first run, kept by the second: {first_seen_at}, not in {before}..={first_run_ended}"
+    );
     assert!(reason.contains("field `created_at`"), "{reason}");
     assert!(raw.contains("30/06/2024"));
     assert_eq!(
@@ -707,6 +718,7 @@ pub async fn a_run_record_reads_back_as_recorded<S: Store + Ledger>(store: Arc<S
             ..Summary::default()
         },
         error: Some("paypro: the feed\nfailed `badly`".to_owned()),
+        stopped: true,
     };
     store.record_run(run.clone()).await.unwrap();
     assert_eq!(store.last_run("paypro").await.unwrap(), Some(run.clone()));
@@ -718,10 +730,18 @@ pub async fn a_run_record_reads_back_as_recorded<S: Store + Ledger>(store: Arc<S
             ..Summary::default()
         },
         error: None,
+        stopped: false,
     };
     store.record_run(next.clone()).await.unwrap();
-    assert_eq!(store.last_run("paypro").await.unwrap(), Some(next));
+    assert_eq!(store.last_run("paypro").await.unwrap(), Some(next.clone()));
     assert_eq!(store.last_run("mkp").await.unwrap(), None);
+    assert_eq!(
+        store.recent_runs("paypro", 5).await.unwrap(),
+        vec![next.clone(), run],
+        "newest first"
+    );
+    assert_eq!(store.recent_runs("paypro", 1).await.unwrap(), vec![next]);
+    assert!(store.recent_runs("mkp", 3).await.unwrap().is_empty());
 }
 
 /// An instant of the inbox and stamp cases: `2024-07-01T10:00:00Z` plus `micros`.

@@ -149,3 +149,94 @@ async fn status_lists_a_few_unknown_words_and_forgets_those_the_status_table_lea
     assert!(words.contains(&"made_up_11"));
     assert!(!words.contains(&"paid"));
 }
+
+/// A run stopped by its time budget is unfinished, not failed: `status` is healthy (exit 0)
+/// while the next run resumes; runs that keep being stopped before they get anywhere, or no
+/// complete run within --max-age, make it unhealthy (exit 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_by_its_budget_is_unfinished_and_only_runs_that_stall_are_unhealthy() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            latency: std::time::Duration::from_millis(150),
+            ..Faults::default()
+        },
+        ..unlimited(28, 0, 2_000)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let sync = |budget: &str| {
+        let output = run(
+            payments_for(&sandbox, &db).args([
+                "sync",
+                "--source",
+                "paypro",
+                "--max-duration",
+                budget,
+            ]),
+            1,
+        );
+        text(&output.stderr)
+    };
+    let said = sync("1s");
+    assert!(
+        said.contains("the next run resumes") && said.contains("--max-duration 0"),
+        "{said}"
+    );
+    let status = status_json(&mut payments_for(&sandbox, &db), 0);
+    let paypro = &status["sources"][1];
+    assert_eq!(paypro["health"], "ok", "{paypro}");
+    assert_eq!(paypro["last_run"]["outcome"], "unfinished");
+    assert_eq!(paypro["stalled"], false);
+    let human = text(&run(payments_for(&sandbox, &db).arg("status"), 0).stdout);
+    assert!(
+        human.contains("unfinished") && human.contains("stopped:"),
+        "{human}"
+    );
+    // No run has completed: past --max-age that is unhealthy.
+    run(
+        payments_for(&sandbox, &db).args(["status", "--max-age", "1s"]),
+        1,
+    );
+
+    // Three runs in a row stopped before a page could come back (each page takes longer
+    // than the budget): unhealthy, and said why.
+    let slower = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            latency: std::time::Duration::from_millis(2_500),
+            ..Faults::default()
+        },
+        ..unlimited(28, 0, 200)
+    })
+    .await
+    .unwrap();
+    let stalled_db = dir.path().join("stalled.db");
+    for _ in 0..2 {
+        run(
+            payments_for(&slower, &stalled_db).args([
+                "sync",
+                "--source",
+                "paypro",
+                "--max-duration",
+                "1s",
+            ]),
+            1,
+        );
+        status_json(&mut payments_for(&slower, &stalled_db), 0);
+    }
+    run(
+        payments_for(&slower, &stalled_db).args([
+            "sync",
+            "--source",
+            "paypro",
+            "--max-duration",
+            "1s",
+        ]),
+        1,
+    );
+    let status = status_json(&mut payments_for(&slower, &stalled_db), 1);
+    assert_eq!(status["sources"][1]["stalled"], true, "{status}");
+    let human = text(&run(payments_for(&slower, &stalled_db).arg("status"), 1).stdout);
+    assert!(human.contains("the last 3 runs were stopped"), "{human}");
+}
