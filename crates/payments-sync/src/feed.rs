@@ -509,10 +509,10 @@ mod tests {
             let mut change = touched(&format!("EV{at}"), at, "PP1");
             change.record = Some(payments_model::BookRecord {
                 kind: payments_model::BookKind::Refund,
-                id: "paypro:PR1".to_owned(),
-                source: payments_model::Source::PayPro,
+                id: crate::test_data::source().payment_id("PR1"),
+                source: crate::test_data::source(),
                 source_id: "PR1".to_owned(),
-                payment_id: Some("paypro:PP1".to_owned()),
+                payment_id: Some(crate::test_data::source().payment_id("PP1")),
                 state: state.to_owned(),
                 amount: crate::test_data::eur(100),
                 fee: None,
@@ -530,7 +530,7 @@ mod tests {
         read.take(refund("2026-10-01T10:00:00Z", "processing"), |_| false);
         read.take(refund("2026-10-01T10:05:00Z", "refunded"), |_| false);
         read.take(refund("2026-10-01T10:05:00Z", "stale"), |_| false);
-        let (record, at) = &read.records["paypro:PR1"];
+        let (record, at) = &read.records[&crate::test_data::source().payment_id("PR1")];
         assert_eq!(record.state, "refunded");
         assert_eq!(*at, crate::test_data::at("2026-10-01T10:05:00Z"));
     }
