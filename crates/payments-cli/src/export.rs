@@ -4,9 +4,11 @@ use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::ValueEnum;
+use clap::ValueHint;
+use clap::builder::{PossibleValue, TypedValueParser};
 use futures::StreamExt;
 use payments_model::{Payment, PaymentRecord, PaymentStatus, Source};
 use payments_sync::{Filter, PaymentStream};
@@ -18,10 +20,11 @@ use crate::outcome::{CliError, Exit, printable};
 ///
 /// Field names are the unified record's: id, source, source_id, status, provider_status, amount,
 /// currency, refunded_amount, created_at, paid_at, payer_name, description, method, processor,
-/// processor_reference, payment_link_id, customer_id, fail_reason. Amounts are exact strings
-/// ("12.95"); timestamps are RFC 3339 with the provider's offset.
+/// processor_reference, payment_link_id, customer_id, fail_reason, charged_back_amount. Amounts
+/// are exact strings ("12.95"); timestamps are RFC 3339 with the provider's offset.
 ///
-/// A DATE is a day (2026-10-01: midnight in --tz, Europe/Amsterdam by default) or an RFC 3339
+/// A DATE is a day (2026-10-01: midnight in --tz, Europe/Amsterdam by default), a timestamp
+/// without an offset (2026-12-02T08:37:12: a time on the clocks of --tz), or an RFC 3339
 /// timestamp, taken exactly. --since includes its instant; --until given as a day includes that
 /// whole day, given as a timestamp it excludes that instant.
 ///
@@ -38,27 +41,45 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
     /// Only these sources (mkp, paypro); repeatable.
-    #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
+    #[arg(
+        long = "source",
+        value_name = "SOURCE",
+        value_parser = Words::new(&Source::ALL.map(Source::as_str), parse_source),
+        hide_possible_values = true
+    )]
     sources: Vec<Source>,
     /// Only these unified statuses (open, pending, paid, partially_refunded, refunded,
     /// charged_back, failed, canceled, expired, unknown); repeatable.
-    #[arg(long = "status", value_name = "STATUS", value_parser = parse_status)]
+    #[arg(
+        long = "status",
+        value_name = "STATUS",
+        value_parser = Words::new(&PaymentStatus::WORDS, parse_status),
+        hide_possible_values = true
+    )]
     statuses: Vec<String>,
     /// Only payments created at or after DATE.
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    #[arg(long, value_name = "DATE", value_parser = parse_date, value_hint = ValueHint::Other)]
     since: Option<DateArg>,
     /// Only payments created before DATE (a day counts whole).
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    #[arg(long, value_name = "DATE", value_parser = parse_date, value_hint = ValueHint::Other)]
     until: Option<DateArg>,
     /// The ledger as it was known at WHEN: each payment as it was then, and only payments seen by
     /// then. A day means its start in --tz (2026-11-01: the ledger as it stood when October
-    /// closed); a timestamp is taken exactly. An export of a closed month stays reproducible.
-    #[arg(long, value_name = "WHEN", value_parser = parse_date)]
+    /// closed); a timestamp without an offset is a time on the clocks of --tz; one with an offset
+    /// is taken exactly. An export of a closed month stays reproducible.
+    #[arg(long, value_name = "WHEN", value_parser = parse_date, value_hint = ValueHint::Other)]
     as_of: Option<DateArg>,
-    /// The time zone that says when a day given to --since, --until or --as-of begins and ends.
-    #[arg(long, value_name = "ZONE", default_value = "Europe/Amsterdam", value_parser = parse_zone)]
+    /// The time zone of the days and of the timestamps without an offset given to --since,
+    /// --until or --as-of.
+    #[arg(
+        long,
+        value_name = "ZONE",
+        default_value = "Europe/Amsterdam",
+        value_parser = parse_zone,
+        value_hint = ValueHint::Other
+    )]
     tz: Tz,
-    /// The CSV dialect: standard, or excel-nl for Dutch Excel.
+    /// The CSV dialect: standard, or excel-nl for Dutch Excel (CSV only).
     #[arg(long, value_enum, default_value_t = Dialect::Standard)]
     dialect: Dialect,
     /// Write to FILE instead of stdout (`-` is stdout). A regular file is replaced only once the
@@ -88,18 +109,56 @@ enum Dialect {
     ExcelNl,
 }
 
-/// A day, resolved in the export's time zone, or an exact instant.
+/// A value parser for a closed set of words: `parse` reads them (with its own message for a
+/// word outside the set), and completion scripts offer `words` instead of file names.
+#[derive(Clone)]
+struct Words<T> {
+    words: Vec<&'static str>,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> Words<T> {
+    fn new(words: &[&'static str], parse: fn(&str) -> Result<T, String>) -> Words<T> {
+        Words {
+            words: words.to_vec(),
+            parse,
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Words<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        // The function's own parser: the same error as `value_parser = parse_source` gives.
+        self.parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.words.iter().map(|w| PossibleValue::new(*w))))
+    }
+}
+
+/// A day or a time on the clocks, both resolved in the export's time zone, or an exact instant.
 #[derive(Clone, Copy, Debug)]
 enum DateArg {
     Day(NaiveDate),
+    Local(NaiveDateTime),
     Instant(DateTime<Utc>),
 }
 
 impl DateArg {
-    /// The instant it stands for: a day's start in `tz` (its end, when `whole_day`).
+    /// The instant it stands for: a day's start in `tz` (its end, when `whole_day`), or a time
+    /// on the clocks of `tz`.
     fn resolve(self, tz: Tz, whole_day: bool) -> Result<DateTime<Utc>, CliError> {
         let day = match self {
             DateArg::Instant(at) => return Ok(at),
+            DateArg::Local(time) => return local_instant(time, tz),
             DateArg::Day(day) => day,
         };
         let start = if whole_day { day.succ_opt() } else { Some(day) };
@@ -109,6 +168,34 @@ impl DateArg {
             .map(|at| at.with_timezone(&Utc))
             .ok_or_else(|| CliError::config(format!("the day {day} is out of range in {tz}")))
     }
+}
+
+/// The instant that `time` on the clocks of `tz` stands for; a time the clocks skip (the hour
+/// summer time begins) or show twice (the hour it ends) is refused, naming the offsets to write.
+fn local_instant(time: NaiveDateTime, tz: Tz) -> Result<DateTime<Utc>, CliError> {
+    let written = time.format("%Y-%m-%dT%H:%M:%S");
+    match tz.from_local_datetime(&time) {
+        LocalResult::Single(at) => Ok(at.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, second) => Err(CliError::config(format!(
+            "{written} happens twice in {tz} (the clocks go back): write its offset, {} or {}",
+            first.format("%Y-%m-%dT%H:%M:%S%:z"),
+            second.format("%Y-%m-%dT%H:%M:%S%:z"),
+        ))),
+        LocalResult::None => Err(CliError::config(format!(
+            "{written} does not happen in {tz} (the clocks skip it): write a time with its offset, like {}",
+            Utc.from_utc_datetime(&time).format("%Y-%m-%dT%H:%M:%SZ")
+        ))),
+    }
+}
+
+/// An instant as a person reads it, on the clocks of `tz` with the offset, as `show` prints
+/// times (and as --as-of takes them back): `2026-12-02T08:37:12+01:00 (Europe/Amsterdam)`.
+fn for_a_person(at: DateTime<Utc>, tz: Tz) -> String {
+    let local = at.with_timezone(&tz);
+    format!(
+        "{} ({tz})",
+        local.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    )
 }
 
 pub(crate) fn parse_zone(text: &str) -> Result<Tz, String> {
@@ -140,27 +227,40 @@ fn parse_status(word: &str) -> Result<String, String> {
     }
 }
 
-/// A day (`2026-10-01`) or an RFC 3339 timestamp.
+/// A day (`2026-10-01`), a timestamp without an offset (`2026-12-02T08:37:12`, or with a space
+/// for the `T`, with or without seconds), or an RFC 3339 timestamp.
 fn parse_date(text: &str) -> Result<DateArg, String> {
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(DateArg::Day(day));
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| DateArg::Instant(t.with_timezone(&Utc)))
-        .map_err(|_| {
-            format!("`{text}` is not a date; write a day like 2026-10-01 or a timestamp like 2026-10-01T00:00:00+02:00")
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(DateArg::Instant(at.with_timezone(&Utc)));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(DateArg::Local)
+        .ok_or_else(|| {
+            format!("`{text}` is not a date; write a day like 2026-10-01, a time in --tz like 2026-10-01T09:30:00, or a timestamp like 2026-10-01T00:00:00+02:00")
         })
 }
 
 pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
-    let since = args.since.map(|d| d.resolve(args.tz, false)).transpose()?;
-    let until = args.until.map(|d| d.resolve(args.tz, true)).transpose()?;
+    if args.format == Format::Ndjson && args.dialect == Dialect::ExcelNl {
+        return Err(CliError::config(
+            "--dialect excel-nl is a CSV dialect and NDJSON has none: use --format csv with it, or leave --dialect out",
+        ));
+    }
+    let tz = args.tz;
+    let since = args.since.map(|d| d.resolve(tz, false)).transpose()?;
+    let until = args.until.map(|d| d.resolve(tz, true)).transpose()?;
     if let (Some(since), Some(until)) = (since, until)
         && since >= until
     {
         return Err(CliError::config(format!(
-            "--since ({since}) is not before --until ({until}): the range holds no payment; check the dates (a day given to --until counts whole, in {})",
-            args.tz
+            "--since ({}) is not before --until ({}): the range holds no payment; check the dates (a day given to --until counts whole, in {tz})",
+            for_a_person(since, tz),
+            for_a_person(until, tz),
         )));
     }
     let as_of = args.as_of.map(|d| d.resolve(args.tz, false)).transpose()?;
@@ -176,15 +276,22 @@ pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
         && store.reconstructed_at(at).await?
     {
         eprintln!(
-            "note: as of {at}, some payments are known only by their status (their versions were recorded before every field was kept); their other fields are those of a later version"
+            "note: as of {}, some payments are known only by their status (their versions were recorded before every field was kept); their other fields are those of a later version",
+            for_a_person(at, tz)
         );
     }
     let write = async |out: &mut dyn Write| -> Result<(), CliError> {
         let payments = store.payments(&filter).await?;
-        match args.format {
-            Format::Csv => write_csv(payments, args.dialect, out).await,
-            Format::Ndjson => write_ndjson(payments, out).await,
+        let rows = match args.format {
+            Format::Csv => write_csv(payments, args.dialect, out).await?,
+            Format::Ndjson => write_ndjson(payments, out).await?,
+        };
+        if rows == 0
+            && let Some(at) = as_of
+        {
+            note_nothing_known(&*store, at, tz).await?;
         }
+        Ok(())
     };
     match args
         .output
@@ -202,9 +309,42 @@ pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
     Ok(Exit::Done)
 }
 
+/// Says on stderr why an export `--as-of` holds no payment, when the reason is that the ledger
+/// had observed none by then (stdout keeps its format: a CSV header alone, or nothing).
+async fn note_nothing_known(
+    store: &dyn payments_sync::Ledger,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> Result<(), CliError> {
+    let known = |as_of| async move {
+        let filter = Filter {
+            as_of,
+            ..Filter::default()
+        };
+        let mut payments = store.payments(&filter).await?;
+        Ok::<_, CliError>(payments.next().await.transpose()?.is_some())
+    };
+    if known(Some(at)).await? {
+        return Ok(());
+    }
+    let later = if known(None).await? {
+        "its first payment was observed later"
+    } else {
+        "it holds no payment yet"
+    };
+    eprintln!(
+        "note: as of {} the ledger had observed no payment ({later}), so the export holds none; give a later --as-of, or leave it out for the ledger as it is now",
+        for_a_person(at, tz)
+    );
+    Ok(())
+}
+
 /// Writes the export to `path`. A regular file (or a new one) is written under a unique name in
 /// the same directory and renamed over `path` only once complete, so a failed export never
 /// replaces a good file; a device, FIFO or symlink is written through; a directory is refused.
+/// A new file gets the mode the umask leaves of 0666, as `>` in a shell gives it; a replaced
+/// file keeps its mode, its owner and its group (a user who may not give the file away is told
+/// when the owner changes).
 pub(crate) async fn write_file(
     path: &Path,
     write: impl AsyncFnOnce(&mut dyn Write) -> Result<(), CliError>,
@@ -215,7 +355,7 @@ pub(crate) async fn write_file(
             path.display()
         ))
     };
-    match std::fs::symlink_metadata(path) {
+    let replaced = match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(CliError::config(format!(
                 "--output {} is a directory; name a file in it",
@@ -233,20 +373,29 @@ pub(crate) async fn write_file(
             write(&mut out).await?;
             return out.flush().map_err(write_error);
         }
-        _ => {}
-    }
+        Ok(meta) => Some(meta),
+        Err(_) => None,
+    };
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let partial = tempfile::Builder::new()
-        .prefix(".payments-export-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(unwritable)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".payments-export-").suffix(".partial");
+    #[cfg(unix)]
+    if replaced.is_none() {
+        // Created as `open(…, 0666)` is, so the umask (and a default ACL) decide the mode. A
+        // file to replace is written at tempfile's 0600 and given the old mode once complete.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let partial = builder.tempfile_in(dir).map_err(unwritable)?;
     let mut out = BufWriter::new(partial);
     write(&mut out).await?;
     let partial = out.into_inner().map_err(|e| write_error(e.into_error()))?;
+    if let Some(old) = &replaced {
+        keep_mode_and_owner(partial.as_file(), old, path)?;
+    }
     partial.as_file().sync_all().map_err(write_error)?;
     partial.persist(path).map_err(|e| {
         CliError::failed(format!(
@@ -258,6 +407,57 @@ pub(crate) async fn write_file(
     Ok(())
 }
 
+/// Gives `file`, which replaces the regular file `old` described, that file's owner, group and
+/// mode (in that order: a change of owner clears the set-id bits). Without the privilege to give
+/// a file away, the group is kept when it can be and a note says whose the file now is.
+#[cfg(unix)]
+fn keep_mode_and_owner(
+    file: &std::fs::File,
+    old: &std::fs::Metadata,
+    path: &Path,
+) -> Result<(), CliError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, fchown};
+    let failed = |e: io::Error| {
+        CliError::failed(format!(
+            "cannot give the new {} the mode of the old one ({e})",
+            path.display()
+        ))
+    };
+    let new = file.metadata().map_err(failed)?;
+    if (new.uid(), new.gid()) != (old.uid(), old.gid())
+        && fchown(file, Some(old.uid()), Some(old.gid())).is_err()
+    {
+        let group = fchown(file, None, Some(old.gid())).is_ok();
+        eprintln!(
+            "note: {} belonged to user {} and group {}; only they or root can give the new file that owner, so it is now yours{}",
+            printable(&path.display().to_string()),
+            old.uid(),
+            old.gid(),
+            if group {
+                " (its group and mode are kept)"
+            } else {
+                ", with your group (its mode is kept)"
+            }
+        );
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))
+        .map_err(failed)
+}
+
+#[cfg(not(unix))]
+fn keep_mode_and_owner(
+    file: &std::fs::File,
+    old: &std::fs::Metadata,
+    path: &Path,
+) -> Result<(), CliError> {
+    file.set_permissions(old.permissions()).map_err(|e| {
+        CliError::failed(format!(
+            "cannot give the new {} the permissions of the old one ({e})",
+            path.display()
+        ))
+    })
+}
+
 pub(crate) fn write_error(error: io::Error) -> CliError {
     if error.kind() == io::ErrorKind::BrokenPipe {
         // The reader went away (`payments export | head`); nothing is wrong with the ledger.
@@ -266,11 +466,12 @@ pub(crate) fn write_error(error: io::Error) -> CliError {
     CliError::failed(format!("cannot write the output: {error}"))
 }
 
+/// Writes the CSV and says how many rows it wrote.
 async fn write_csv(
     mut payments: PaymentStream,
     dialect: Dialect,
     out: &mut dyn Write,
-) -> Result<(), CliError> {
+) -> Result<u64, CliError> {
     let mut builder = csv::WriterBuilder::new();
     builder.has_headers(false);
     if dialect == Dialect::ExcelNl {
@@ -283,11 +484,14 @@ async fn write_csv(
         other => CliError::failed(format!("cannot write a CSV row: {other:?}")),
     };
     csv.write_record(PaymentRecord::FIELDS).map_err(csv_error)?;
+    let mut rows = 0;
     while let Some(payment) = payments.next().await {
         csv.write_record(csv_cells(&payment?, dialect)?)
             .map_err(csv_error)?;
+        rows += 1;
     }
-    csv.flush().map_err(write_error)
+    csv.flush().map_err(write_error)?;
+    Ok(rows)
 }
 
 /// The cells of one CSV row, in `PaymentRecord::FIELDS` order: amounts as exact strings (with a
@@ -330,10 +534,13 @@ fn neutralised(text: String) -> String {
     }
 }
 
-async fn write_ndjson(mut payments: PaymentStream, out: &mut dyn Write) -> Result<(), CliError> {
+/// Writes one JSON object per line and says how many it wrote.
+async fn write_ndjson(mut payments: PaymentStream, out: &mut dyn Write) -> Result<u64, CliError> {
+    let mut rows = 0;
     while let Some(payment) = payments.next().await {
         serde_json::to_writer(&mut *out, &payment?).map_err(|e| write_error(e.into()))?;
         out.write_all(b"\n").map_err(write_error)?;
+        rows += 1;
     }
-    Ok(())
+    Ok(rows)
 }

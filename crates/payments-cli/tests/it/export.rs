@@ -403,3 +403,366 @@ async fn exports_of_the_sandbox_data_set_are_byte_for_byte_the_committed_ones() 
         );
     }
 }
+
+/// `command` run by `sh` with the umask set first, as a shell user's `umask 022; payments …`.
+fn with_umask(umask: &str, command: &std::process::Command) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("umask {umask} && exec \"$@\""))
+        .arg("sh")
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => sh.env(name, value),
+            None => sh.env_remove(name),
+        };
+    }
+    sh
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_output_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_mode_and_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = ledger_with(
+        dir.path(),
+        vec![hostile("plp_1", "2026-10-01T10:00:00+02:00")],
+    )
+    .await;
+    let export_to = |path: &std::path::Path| {
+        let mut command = payments();
+        command
+            .args(["export", "--db"])
+            .arg(&db)
+            .arg("--output")
+            .arg(path);
+        command
+    };
+
+    // `umask 022; payments export -o x.csv` gives 0644, as `> x.csv` would; 027 gives 0640.
+    for (umask, expected) in [("022", 0o644), ("027", 0o640), ("077", 0o600)] {
+        let path = dir.path().join(format!("new-{umask}.csv"));
+        run(&mut with_umask(umask, &export_to(&path)), 0);
+        assert_eq!(mode(&path), expected, "umask {umask}");
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .starts_with("id,source,")
+        );
+    }
+
+    // An existing 0640 file stays 0640 (a umask of 022 would make a new one 0644), with its
+    // owner and group; when the tests run as root, it belongs to someone else (nobody).
+    let existing = dir.path().join("books.csv");
+    std::fs::write(&existing, "old export\n").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let root = std::fs::metadata(&existing).unwrap().uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&existing, Some(65534), Some(65534)).unwrap();
+    }
+    let before = std::fs::metadata(&existing).unwrap();
+    let replaced = run(&mut with_umask("022", &export_to(&existing)), 0);
+    let after = std::fs::metadata(&existing).unwrap();
+    assert!(
+        std::fs::read_to_string(&existing)
+            .unwrap()
+            .starts_with("id,source,"),
+        "replaced"
+    );
+    assert_ne!(
+        after.ino(),
+        before.ino(),
+        "replaced by a rename, not rewritten in place"
+    );
+    assert_eq!(mode(&existing), 0o640);
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert!(replaced.stderr.is_empty(), "{}", text(&replaced.stderr));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A payment with plain text fields, for the exact bytes of a dialect.
+fn plain(id: &str, created_at: &str, paid_at: Option<&str>, amounts: [Option<&str>; 3]) -> Payment {
+    let money = |text: Option<&str>| text.map(|t| Money::parse(t, Currency::EUR).unwrap());
+    Payment {
+        id: Source::PayPro.payment_id(id),
+        source: Source::PayPro,
+        source_id: id.into(),
+        status: PaymentStatus::Paid,
+        provider_status: "completed".into(),
+        amount: money(amounts[0]).unwrap(),
+        refunded_amount: money(amounts[1]),
+        created_at: parse_timestamp(created_at).unwrap(),
+        paid_at: paid_at.map(|t| parse_timestamp(t).unwrap()),
+        payer_name: Some("Jan Jansen".into()),
+        description: Some("Order #1".into()),
+        method: Some("ideal".into()),
+        processor: "paypro".into(),
+        processor_reference: None,
+        payment_link_id: None,
+        customer_id: None,
+        fail_reason: None,
+        charged_back_amount: money(amounts[2]),
+    }
+}
+
+async fn dutch_ledger(dir: &std::path::Path) -> std::path::PathBuf {
+    ledger_with(
+        dir,
+        vec![
+            // 30 September 22:24 UTC is 1 October 00:24 in Amsterdam (summer time).
+            plain(
+                "PP1",
+                "2026-09-30T22:24:00Z",
+                Some("2026-10-01T00:25:30+02:00"),
+                [Some("1234.50"), Some("0.50"), Some("12.95")],
+            ),
+            plain(
+                "PP2",
+                "2026-10-23T10:14:10+02:00",
+                None,
+                [Some("2408.06"), None, None],
+            ),
+            // Winter time: +01:00.
+            plain(
+                "PP3",
+                "2026-11-01T00:52:34Z",
+                Some("2026-11-03T08:05:00Z"),
+                [Some("0.99"), None, None],
+            ),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn excel_nl_with_ndjson_is_a_usage_error_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dutch_ledger(dir.path()).await;
+    let refused = run(
+        payments()
+            .args([
+                "export",
+                "--dialect",
+                "excel-nl",
+                "--format",
+                "ndjson",
+                "--db",
+            ])
+            .arg(&db),
+        2,
+    );
+    assert!(refused.stdout.is_empty(), "{}", text(&refused.stdout));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("--dialect excel-nl is a CSV dialect") && stderr.contains("--format csv"),
+        "{stderr}"
+    );
+}
+
+/// `export --help` names every field the export writes, in the order it writes them.
+#[test]
+fn export_help_lists_every_field_of_the_export() {
+    let help = text(&run(payments().args(["export", "--help"]), 0).stdout);
+    let joined = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let list = joined
+        .split_once("Field names are the unified record's: ")
+        .and_then(|(_, rest)| rest.split_once(". "))
+        .map(|(list, _)| list.to_owned())
+        .unwrap_or_else(|| panic!("no field list in:\n{help}"));
+    let listed: Vec<&str> = list.split(", ").collect();
+    assert_eq!(listed, payments_model::PaymentRecord::FIELDS, "{help}");
+}
+
+/// A ledger whose every payment was observed at `observed_at`.
+async fn observed_at(
+    dir: &std::path::Path,
+    observed_at: &str,
+    payments: Vec<Payment>,
+) -> std::path::PathBuf {
+    let db = dir.join("ledger.db");
+    let at = observed_at.parse().unwrap();
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    store
+        .commit(Commit {
+            source: "paypro".into(),
+            observed_at: at,
+            payments,
+            rejected: Vec::new(),
+            resolved: Vec::new(),
+            groups: Vec::new(),
+            unknown_words: Vec::new(),
+            checkpoint: Some(Checkpoint {
+                lookback_secs: 86_400,
+                last_completed_at: Some(at),
+                ..Checkpoint::started(RunKind::Full, at)
+            }),
+        })
+        .await
+        .unwrap();
+    db
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_of_without_an_offset_is_a_time_in_tz_and_before_any_observation_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // Observed at 08:37:30 in Amsterdam (winter time, 07:37:30 UTC).
+    let db = observed_at(
+        dir.path(),
+        "2026-12-02T07:37:30Z",
+        vec![plain(
+            "PP1",
+            "2026-12-01T12:00:00Z",
+            None,
+            [Some("10.00"), None, None],
+        )],
+    )
+    .await;
+    let export = |args: &[&str]| {
+        run(
+            payments()
+                .args(["export", "--format", "ndjson", "--db"])
+                .arg(&db)
+                .args(args),
+            0,
+        )
+    };
+    let ids = |args: &[&str]| -> Vec<String> {
+        parse_ndjson(&export(args).stdout)
+            .into_iter()
+            .map(|p| p.source_id)
+            .collect()
+    };
+    assert_eq!(ids(&["--as-of", "2026-12-02T08:37:40"]), ["PP1"]);
+    assert_eq!(ids(&["--as-of", "2026-12-02 08:38"]), ["PP1"]);
+    // 08:37:12 in UTC is after the observation; in Amsterdam it is before.
+    assert_eq!(
+        ids(&["--as-of", "2026-12-02T08:37:12", "--tz", "UTC"]),
+        ["PP1"]
+    );
+    assert_eq!(
+        ids(&["--as-of", "2026-12-02T07:37:12Z"]),
+        Vec::<String>::new()
+    );
+
+    // Before any observation: stdout keeps its format (a header alone, in CSV), and stderr
+    // says why it holds no payment.
+    let before = run(
+        payments()
+            .args(["export", "--as-of", "2026-12-02T08:37:12", "--db"])
+            .arg(&db),
+        0,
+    );
+    assert_eq!(
+        text(&before.stdout),
+        format!("{}\n", payments_model::PaymentRecord::FIELDS.join(","))
+    );
+    let note = text(&before.stderr);
+    assert!(
+        note.contains(
+            "as of 2026-12-02T08:37:12+01:00 (Europe/Amsterdam) the ledger had observed no payment"
+        ) && note.contains("its first payment was observed later"),
+        "{note}"
+    );
+    // A filter that leaves nothing out of a ledger that knew payments is no such case.
+    let filtered = export(&["--as-of", "2026-12-03", "--status", "refunded"]);
+    assert!(
+        filtered.stdout.is_empty() && filtered.stderr.is_empty(),
+        "{}",
+        text(&filtered.stderr)
+    );
+
+    // A time the clocks show twice, or skip, needs its offset.
+    for (time, words) in [
+        ("2026-10-25T02:30:00", "happens twice in Europe/Amsterdam"),
+        ("2026-03-29T02:30:00", "does not happen in Europe/Amsterdam"),
+    ] {
+        let refused = run(
+            payments()
+                .args(["export", "--as-of", time, "--db"])
+                .arg(&db),
+            2,
+        );
+        assert!(
+            text(&refused.stderr).contains(words),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    let twice = run(
+        payments()
+            .args(["export", "--as-of", "2026-10-25T02:30:00", "--db"])
+            .arg(&db),
+        2,
+    );
+    assert!(
+        text(&twice.stderr).contains("2026-10-25T02:30:00+02:00 or 2026-10-25T02:30:00+01:00"),
+        "{}",
+        text(&twice.stderr)
+    );
+}
+
+/// The completion scripts offer the words `--source` and `--status` take, not file names; nor
+/// file names for a date or a time zone.
+#[test]
+fn completions_offer_sources_and_statuses_not_file_names() {
+    let bash = text(&run(payments().args(["completions", "bash"]), 0).stdout);
+    let export = bash
+        .split("payments__subcmd__export)")
+        .nth(1)
+        .and_then(|rest| rest.split("\n            ;;").next())
+        .expect("the export section of the bash script");
+    let completes = |option: &str| {
+        export
+            .split(&format!("{option})"))
+            .nth(1)
+            .and_then(|rest| rest.split(";;").next())
+            .unwrap_or_else(|| panic!("no {option} in:\n{export}"))
+            .to_owned()
+    };
+    assert!(
+        completes("--source").contains("compgen -W \"mkp paypro\""),
+        "{export}"
+    );
+    assert!(
+        completes("--status").contains(&format!(
+            "compgen -W \"{}\"",
+            PaymentStatus::WORDS.join(" ")
+        )),
+        "{export}"
+    );
+    for option in [
+        "--source", "--status", "--since", "--until", "--as-of", "--tz",
+    ] {
+        assert!(
+            !completes(option).contains("compgen -f"),
+            "{option}: {export}"
+        );
+    }
+    assert!(
+        completes("--output").contains("compgen -f"),
+        "a file: {export}"
+    );
+
+    let zsh = text(&run(payments().args(["completions", "zsh"]), 0).stdout);
+    assert!(zsh.contains(":SOURCE:(mkp paypro)'"), "zsh");
+    let fish = text(&run(payments().args(["completions", "fish"]), 0).stdout);
+    let source = fish
+        .lines()
+        .find(|l| l.contains("using_subcommand export\" -l source"))
+        .expect("fish completes export --source");
+    assert!(
+        source.contains("-r -f -a \"mkp") && source.contains("paypro"),
+        "{source}"
+    );
+}
