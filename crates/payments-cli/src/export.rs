@@ -4,7 +4,9 @@ use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use clap::ValueEnum;
 use clap::ValueHint;
@@ -30,8 +32,9 @@ use crate::outcome::{CliError, Exit, printable};
 ///
 /// In CSV, a text cell that a spreadsheet would run as a formula (it begins with =, +, -, @, a
 /// tab or a carriage return) is written with a leading apostrophe; amounts are never changed.
-/// --dialect excel-nl writes what Dutch Excel opens as columns: `;` between cells, a decimal
-/// comma, a UTF-8 byte order mark and CRLF line ends.
+/// --dialect excel-nl writes what Dutch Excel opens as columns and reads as numbers and dates:
+/// `;` between cells, amounts with a decimal comma, times as dd-mm-yyyy hh:mm:ss on the clocks
+/// of --tz, a UTF-8 byte order mark and CRLF line ends.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct ExportArgs {
@@ -70,7 +73,7 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_name = "WHEN", value_parser = parse_date, value_hint = ValueHint::Other)]
     as_of: Option<DateArg>,
     /// The time zone of the days and of the timestamps without an offset given to --since,
-    /// --until or --as-of.
+    /// --until or --as-of, and of the times excel-nl writes.
     #[arg(
         long,
         value_name = "ZONE",
@@ -105,7 +108,8 @@ const EXAMPLES: &str = r#"Examples:
 enum Dialect {
     /// `,` between cells, a decimal point, LF line ends.
     Standard,
-    /// `;` between cells, a decimal comma, a UTF-8 byte order mark, CRLF: Dutch Excel.
+    /// `;` between cells, a decimal comma, dd-mm-yyyy hh:mm:ss in --tz, a UTF-8 byte order
+    /// mark, CRLF: Dutch Excel.
     ExcelNl,
 }
 
@@ -283,7 +287,7 @@ pub(crate) async fn run(args: ExportArgs) -> Result<Exit, CliError> {
     let write = async |out: &mut dyn Write| -> Result<(), CliError> {
         let payments = store.payments(&filter).await?;
         let rows = match args.format {
-            Format::Csv => write_csv(payments, args.dialect, out).await?,
+            Format::Csv => write_csv(payments, args.dialect, tz, out).await?,
             Format::Ndjson => write_ndjson(payments, out).await?,
         };
         if rows == 0
@@ -470,6 +474,7 @@ pub(crate) fn write_error(error: io::Error) -> CliError {
 async fn write_csv(
     mut payments: PaymentStream,
     dialect: Dialect,
+    tz: Tz,
     out: &mut dyn Write,
 ) -> Result<u64, CliError> {
     let mut builder = csv::WriterBuilder::new();
@@ -486,7 +491,7 @@ async fn write_csv(
     csv.write_record(PaymentRecord::FIELDS).map_err(csv_error)?;
     let mut rows = 0;
     while let Some(payment) = payments.next().await {
-        csv.write_record(csv_cells(&payment?, dialect)?)
+        csv.write_record(csv_cells(&payment?, dialect, tz)?)
             .map_err(csv_error)?;
         rows += 1;
     }
@@ -494,9 +499,20 @@ async fn write_csv(
     Ok(rows)
 }
 
+/// The fields that hold an exact amount.
+const AMOUNTS: [&str; 3] = ["amount", "refunded_amount", "charged_back_amount"];
+
+/// How Dutch Excel reads a time (`dd-mm-jjjj uu:mm:ss`), on the clocks of `tz`.
+fn excel_nl_time(at: &DateTime<FixedOffset>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%d-%m-%Y %H:%M:%S")
+        .to_string()
+}
+
 /// The cells of one CSV row, in `PaymentRecord::FIELDS` order: amounts as exact strings (with a
-/// decimal comma for Dutch Excel), every other text cell neutralised against formula injection.
-fn csv_cells(payment: &Payment, dialect: Dialect) -> Result<Vec<String>, CliError> {
+/// decimal comma for Dutch Excel, which also gets its times in `tz`), every other text cell
+/// neutralised against formula injection.
+fn csv_cells(payment: &Payment, dialect: Dialect, tz: Tz) -> Result<Vec<String>, CliError> {
     let Ok(serde_json::Value::Object(record)) = serde_json::to_value(PaymentRecord::from(payment))
     else {
         return Err(CliError::failed(format!(
@@ -507,12 +523,24 @@ fn csv_cells(payment: &Payment, dialect: Dialect) -> Result<Vec<String>, CliErro
     Ok(PaymentRecord::FIELDS
         .iter()
         .map(|field| {
+            if dialect == Dialect::ExcelNl {
+                match *field {
+                    "created_at" => return excel_nl_time(&payment.created_at, tz),
+                    "paid_at" => {
+                        return payment
+                            .paid_at
+                            .map(|at| excel_nl_time(&at, tz))
+                            .unwrap_or_default();
+                    }
+                    _ => {}
+                }
+            }
             let text = match record.get(*field) {
                 Some(serde_json::Value::String(text)) => text.clone(),
                 Some(serde_json::Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
             };
-            if matches!(*field, "amount" | "refunded_amount") {
+            if AMOUNTS.contains(field) {
                 match dialect {
                     Dialect::Standard => text,
                     Dialect::ExcelNl => text.replace('.', ","),

@@ -516,6 +516,13 @@ fn plain(id: &str, created_at: &str, paid_at: Option<&str>, amounts: [Option<&st
     }
 }
 
+/// The excel-nl export of [`dutch_ledger`], byte for byte: times on Amsterdam's clocks (summer
+/// and winter time, whatever offset the provider wrote), amounts with a decimal comma.
+const EXCEL_NL: &str = "\u{feff}id;source;source_id;status;provider_status;amount;currency;refunded_amount;created_at;paid_at;payer_name;description;method;processor;processor_reference;payment_link_id;customer_id;fail_reason;charged_back_amount\r\n\
+paypro:PP1;paypro;PP1;paid;completed;1234,50;EUR;0,50;01-10-2026 00:24:00;01-10-2026 00:25:30;Jan Jansen;Order #1;ideal;paypro;;;;;12,95\r\n\
+paypro:PP2;paypro;PP2;paid;completed;2408,06;EUR;;23-10-2026 10:14:10;;Jan Jansen;Order #1;ideal;paypro;;;;;\r\n\
+paypro:PP3;paypro;PP3;paid;completed;0,99;EUR;;01-11-2026 01:52:34;03-11-2026 09:05:00;Jan Jansen;Order #1;ideal;paypro;;;;;\r\n";
+
 async fn dutch_ledger(dir: &std::path::Path) -> std::path::PathBuf {
     ledger_with(
         dir,
@@ -543,6 +550,113 @@ async fn dutch_ledger(dir: &std::path::Path) -> std::path::PathBuf {
         ],
     )
     .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn excel_nl_writes_times_as_dutch_excel_reads_them_on_the_clocks_of_tz() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dutch_ledger(dir.path()).await;
+    let excel = |extra: &[&str]| {
+        let out = run(
+            payments()
+                .args(["export", "--dialect", "excel-nl", "--db"])
+                .arg(&db)
+                .args(extra),
+            0,
+        );
+        text(&out.stdout)
+    };
+    assert_eq!(excel(&[]), EXCEL_NL);
+    // --tz says whose clocks: in UTC the same payments read as the provider's UTC times.
+    let utc = excel(&["--tz", "UTC"]);
+    assert!(
+        utc.contains(";30-09-2026 22:24:00;30-09-2026 22:25:30;"),
+        "{utc}"
+    );
+    // The standard dialect and NDJSON keep RFC 3339 with the provider's offset.
+    let standard = text(&run(payments().args(["export", "--db"]).arg(&db), 0).stdout);
+    assert!(
+        standard.contains(",1234.50,EUR,0.50,2026-09-30T22:24:00Z,2026-10-01T00:25:30+02:00,"),
+        "{standard}"
+    );
+    assert!(standard.contains(",12.95\n"), "{standard}");
+}
+
+/// Where LibreOffice is installed, it opens the excel-nl export as Dutch Excel does (`;`,
+/// Dutch number and date conventions) and writes back what it read, in American conventions: a
+/// cell read as text would come back unchanged, a date-time comes back as `mm/dd/yyyy` and an
+/// amount with a decimal point. Gnumeric's `ssconvert` cannot be told to split on `;`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_spreadsheet_reads_excel_nl_times_as_date_times_and_amounts_as_numbers() {
+    let Some(soffice) = ["soffice", "libreoffice"].into_iter().find(|program| {
+        std::process::Command::new("which")
+            .arg(program)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    }) else {
+        eprintln!(
+            "note: LibreOffice (soffice) is not installed, so no spreadsheet opens the excel-nl export here; its bytes are checked against the fixture by excel_nl_writes_times_as_dutch_excel_reads_them_on_the_clocks_of_tz"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dutch_ledger(dir.path()).await;
+    let csv = dir.path().join("oktober.csv");
+    run(
+        payments()
+            .args(["export", "--dialect", "excel-nl", "--db"])
+            .arg(&db)
+            .arg("--output")
+            .arg(&csv),
+        0,
+    );
+    let out = dir.path().join("read");
+    let profile = dir.path().join("profile");
+    // Import: `;`, `"`, UTF-8, from line 1, standard cells, Dutch (1043). Export: `,`, `"`,
+    // UTF-8, American English (1033), values rather than cells as shown (a date-time whole, in
+    // the locale's standard format).
+    let converted = std::process::Command::new(soffice)
+        .env("HOME", dir.path())
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
+        .args([
+            "--headless",
+            "--infilter=CSV:59,34,76,1,,1043",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,1033,false,true,false,false",
+            "--outdir",
+        ])
+        .arg(&out)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let read = std::fs::read(out.join("oktober.csv")).unwrap_or_else(|e| {
+        panic!(
+            "{soffice} wrote nothing ({e}):\n{}{}",
+            text(&converted.stdout),
+            text(&converted.stderr)
+        )
+    });
+    let mut reader = csv::Reader::from_reader(read.as_slice());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let cell = |row: usize, name: &str| {
+        rows[row][header.iter().position(|f| f == name).unwrap()].to_owned()
+    };
+    assert_eq!(rows.len(), 3, "{}", text(&read));
+    // 1 October, not 10 January: the day comes first, as in Dutch.
+    assert_eq!(cell(0, "created_at"), "10/01/2026 00:24:00");
+    assert_eq!(cell(0, "paid_at"), "10/01/2026 00:25:30");
+    assert_eq!(cell(1, "created_at"), "10/23/2026 10:14:10");
+    assert_eq!(cell(2, "created_at"), "11/01/2026 01:52:34");
+    assert_eq!(cell(0, "amount"), "1234.5");
+    assert_eq!(cell(0, "refunded_amount"), "0.5");
+    assert_eq!(cell(0, "charged_back_amount"), "12.95");
+    assert_eq!(cell(1, "amount"), "2408.06");
+    assert_eq!(cell(2, "amount"), "0.99");
+    assert_eq!(cell(0, "payer_name"), "Jan Jansen", "text stays text");
 }
 
 #[tokio::test(flavor = "multi_thread")]
