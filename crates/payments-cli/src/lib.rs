@@ -20,6 +20,7 @@ mod duration;
 mod export;
 mod logs;
 mod outcome;
+mod output;
 mod quarantine;
 mod report;
 #[cfg(feature = "sandbox")]
@@ -58,6 +59,8 @@ Exit codes: 0 done; 1 failed (nothing committed past the last good page);
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    output: output::OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,7 +221,8 @@ pub fn main() -> ExitCode {
     let quiet = matches!(cli.command, Command::Demo(_));
     #[cfg(not(feature = "sandbox"))]
     let quiet = false;
-    init_logging(if quiet { "error" } else { "warn" });
+    cli.output.apply();
+    init_logging(&cli.output, if quiet { "error" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -259,19 +263,17 @@ pub fn main() -> ExitCode {
 }
 
 /// Warnings (unknown status words, unrecorded runs) go to stderr, above the progress display
-/// while there is one; `RUST_LOG` shows more (`RUST_LOG=payments_sync=debug`).
-fn init_logging(default_level: &str) {
+/// while there is one; `-v` (or `RUST_LOG`, `RUST_LOG=payments_sync=debug`) shows more, `-q`
+/// errors only.
+fn init_logging(output: &output::OutputArgs, default_level: &str) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let filter = tracing_subscriber::EnvFilter::try_new(output.log_filter(default_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(logs::EscapedFields)
         .with_writer(logs::LogLine::default)
-        .with_ansi(
-            std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        )
+        .with_ansi(output.colour(std::io::stderr().is_terminal()))
         .with_target(false)
         .init();
 }

@@ -111,7 +111,8 @@ pub(crate) async fn run(args: StatementArgs) -> Result<Exit, CliError> {
         })
         .await
         .map_err(books_error)?;
-        if issued.other_currency > 0 {
+        let quiet = crate::output::quiet();
+        if issued.other_currency > 0 && !quiet {
             eprintln!(
                 "{} movement(s) in another currency than {} are of another balance, not on these statements",
                 issued.other_currency,
@@ -120,13 +121,18 @@ pub(crate) async fn run(args: StatementArgs) -> Result<Exit, CliError> {
         }
         if writer.written() == 0 {
             // A CAMT.053 document must hold a statement; an empty range writes nothing.
-            eprintln!(
-                "no day from {} to {} has movements to state (days from today on are issued later)",
-                request.since, request.until
-            );
+            if !quiet {
+                eprintln!(
+                    "no day from {} to {} has movements to state (days from today on are issued later)",
+                    request.since, request.until
+                );
+            }
             return Ok(());
         }
         writer.finish().map_err(export::write_error)?;
+        if quiet {
+            return Ok(());
+        }
         eprintln!(
             "{} statement(s): {} issued now ({} entries), {} as issued before{}",
             issued.again + issued.new,

@@ -276,13 +276,17 @@ pub(crate) async fn sync_into(
     for result in results {
         match result {
             Ok(summary) => {
-                println!("{stamp}{}", printable(&summary_line(&summary)));
+                if !crate::output::quiet() {
+                    println!("{stamp}{}", printable(&summary_line(&summary)));
+                }
                 if sets_aside(&summary) && exit == Exit::Done {
                     exit = Exit::Quarantined;
                 }
             }
             Err(error) => {
-                if let SyncError::Unhealthy { summary, .. } = &error {
+                if let SyncError::Unhealthy { summary, .. } = &error
+                    && !crate::output::quiet()
+                {
                     println!("{stamp}{}", printable(&summary_line(summary)));
                 }
                 eprintln!("error: {}", printable(&error.to_string()));
@@ -303,7 +307,7 @@ pub(crate) async fn sync_into(
         );
         return Ok(Exit::stopped_by(reason));
     }
-    if exit == Exit::Quarantined {
+    if exit == Exit::Quarantined && !crate::output::quiet() {
         eprintln!(
             "some records could not be read and were quarantined, or some work was put off to the next run; `payments status` lists them with their reasons"
         );
@@ -408,7 +412,7 @@ const PLAIN_EVERY_PAGES: u64 = 100;
 impl Progress {
     fn new<'a>(names: impl Iterator<Item = &'a str>) -> Progress {
         let names: Vec<String> = names.map(str::to_owned).collect();
-        let bars = std::io::stderr().is_terminal().then(|| {
+        let bars = (std::io::stderr().is_terminal() && !crate::output::quiet()).then(|| {
             let multi = MultiProgress::new();
             let style = ProgressStyle::with_template("{spinner} {prefix:>7} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -484,7 +488,9 @@ impl Progress {
                     bar.set_message(printable(&message).into_owned());
                 }
             }
-            None if plain => eprintln!("{name}: {}", printable(&message)),
+            None if plain && !crate::output::quiet() => {
+                eprintln!("{name}: {}", printable(&message));
+            }
             None => {}
         }
     }

@@ -249,6 +249,7 @@ impl<S: Store> SourceTask<S> {
         // ledger that has walked before (the first read did not fit after it) reads it first,
         // so that the walk cannot take the time it needs on every run.
         let feed_plan = run.plan_feed(source.has_change_feed());
+        tracing::debug!(feed = ?feed_plan, "the change feed's part in this run");
         if matches!(feed_plan, FeedPlan::Follow | FeedPlan::FirstReadBeforeWalk) {
             let followed = async {
                 if feed_plan == FeedPlan::Follow {
@@ -737,6 +738,7 @@ impl<S: Store> SourceTask<S> {
                 .map_err(SyncError::Store)?
                 .unwrap_or_default();
             if !stored.due(Utc::now()) {
+                tracing::debug!(listing = %kind, "book listing not walked: complete, and walked within the hour");
                 continue;
             }
             pager.new_walk();

@@ -16,6 +16,7 @@ mod healing;
 mod help;
 mod kill;
 mod logs;
+mod output;
 mod quarantine;
 #[cfg(unix)]
 mod serve;
