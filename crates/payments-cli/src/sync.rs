@@ -352,6 +352,16 @@ pub(crate) async fn stop_on_signals(stop: StopSignal) {
 
 /// `mkp: full run, 14 pages, 15 requests; 210 new, 0 changed, 0 unchanged, 0 quarantined`.
 pub(crate) fn summary_line(summary: &Summary) -> String {
+    format!("{}: {}", summary.source_name, run_line(summary))
+}
+
+/// `1 page`, `2 pages`.
+pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// [`summary_line`] without the source's name: `full run, 14 pages, 15 requests; …`.
+pub(crate) fn run_line(summary: &Summary) -> String {
     let run = match summary.run {
         Some(payments_sync::RunKind::Full) => "full run",
         Some(payments_sync::RunKind::DeepSweep) => "deep sweep",
@@ -359,11 +369,10 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
     };
     let counts = &summary.counts;
     let mut line = format!(
-        "{}: {run}{}, {} pages, {} requests; {} new, {} changed, {} unchanged, {} quarantined",
-        summary.source_name,
+        "{run}{}, {}, {}; {} new, {} changed, {} unchanged, {} quarantined",
         if summary.resumed { " (resumed)" } else { "" },
-        summary.pages,
-        summary.requests,
+        counted(summary.pages, "page", "pages"),
+        counted(summary.requests, "request", "requests"),
         counts.new,
         counts.changed,
         counts.unchanged,

@@ -11,7 +11,7 @@ use payments_sync::{StopSignal, SyncOptions};
 
 use crate::duration::parse_duration;
 use crate::outcome::{CliError, Exit, printable};
-use crate::sync::summary_line;
+use crate::sync::run_line;
 
 /// Syncs the accounts of a PostgreSQL ledger, as one of any number of workers.
 ///
@@ -139,14 +139,15 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     })
 }
 
-/// One line per run: its summary on stdout, or its error on stderr; and the queue's failures on
-/// stderr.
+/// One line per run: its summary on stdout, after when it ended, or its error on stderr (a line
+/// starting `error:`, as every error); and the queue's failures on stderr.
 fn print(event: &Event<'_>) {
     match event {
         Event::RunEnded { lease, outcome } => {
             let who = format!("{}/{}", lease.account_name, lease.source_name);
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             match outcome {
-                Ok(summary) => println!("{who}: {}", printable(&summary_line(summary))),
+                Ok(summary) => println!("{at} {who}: {}", printable(&run_line(summary))),
                 Err(error) => eprintln!("error: {who}: {}", printable(&error.to_string())),
             }
         }

@@ -201,7 +201,7 @@ async fn control_sequences_in_provider_text_are_shown_escaped_by_sync_status_and
         }
     }
     // An id given on the command line, not in the ledger: the error says it, escaped.
-    let missing = run(payments_for(&sandbox, &db).args(["show", HOSTILE]), 2);
+    let missing = run(payments_for(&sandbox, &db).args(["show", HOSTILE]), 1);
     assert_output_inert("show (missing)", &missing, false);
     assert!(
         text(&missing.stderr).contains(SHOWN),

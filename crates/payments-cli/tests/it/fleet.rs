@@ -492,9 +492,12 @@ fn a_worker_prints_one_line_per_run_and_retries_a_failure_after_a_minute() {
     let stdout = text(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
+    // When the run ended, who, and what it did: one prefix, counts in the singular for one.
+    let (at, line) = lines[0].split_once(' ').unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
     assert_eq!(
-        lines[0],
-        "acme/paypro: paypro: full run, 1 pages, 6 requests; 30 new, 0 changed, 0 unchanged, 0 quarantined"
+        line,
+        "acme/paypro: full run, 1 page, 6 requests; 30 new, 0 changed, 0 unchanged, 0 quarantined"
     );
     let stderr = text(&output.stderr);
     assert!(

@@ -100,7 +100,7 @@ async fn an_earlier_export_is_reproduced_byte_for_byte_and_show_tells_each_chang
         .unwrap();
     assert_eq!(charged_then["status"], "paid");
 
-    let missing = run(payments_for(&sandbox, &db).args(["show", "paypro:nope"]), 2);
+    let missing = run(payments_for(&sandbox, &db).args(["show", "paypro:nope"]), 1);
     assert!(
         text(&missing.stderr).contains("no payment"),
         "{}",
