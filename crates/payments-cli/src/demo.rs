@@ -159,7 +159,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
     println!("\nThe ledger is at {db}. Next:");
     println!("  {me} status --db {db}");
     println!("  {me} show {id} --db {db}");
-    println!("  {me} export --db {db} --dialect excel-nl --output ledger.csv");
+    // Beside the demo's ledger, not in whatever directory the demo was run from.
+    let csv = quoted(&path.with_file_name("ledger.csv").display().to_string());
+    println!("  {me} export --db {db} --dialect excel-nl --output {csv}");
     println!("  {me} sandbox    # the same APIs on a port of your own, for your scripts");
     Ok(Exit::Done)
 }

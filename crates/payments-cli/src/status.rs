@@ -388,10 +388,14 @@ impl SourceReport {
                 "  checkpoint: {state}; last complete run {}\n",
                 at(checkpoint.last_completed_at),
             ));
-            text.push_str(&format!(
-                "  oldest verification: {} (every payment was read again at or after it)\n",
-                at(checkpoint.verified_through),
-            ));
+            text.push_str(&match checkpoint.verified_through {
+                Some(through) => format!(
+                    "  oldest verification: {} (every payment was read again at or after it)\n",
+                    time(through)
+                ),
+                None => "  oldest verification: none yet (a later run reads every payment again)\n"
+                    .to_owned(),
+            });
         }
         if !self.unknown_words.is_empty() {
             let mut listed: Vec<String> = self

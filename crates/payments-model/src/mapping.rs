@@ -607,7 +607,7 @@ pub mod tolerant {
         }
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<i64, E> {
             Err(E::custom(
-                "a number with a fraction or an exponent is not a whole number of minor units (cents); send an integer like 1295",
+                "a number with a fraction or an exponent is not a whole number of minor units (cents), which the provider documents (like 1295)",
             ))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
@@ -615,7 +615,7 @@ pub mod tolerant {
             let unsigned = digits.strip_prefix('-').unwrap_or(digits);
             if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(E::custom(format!(
-                    "`{v}` is not a whole number of minor units (cents); send digits only, like \"1295\""
+                    "`{v}` is not a whole number of minor units (cents), which the provider documents (digits only, like \"1295\")"
                 )));
             }
             digits
