@@ -23,7 +23,7 @@ use crate::outcome::{CliError, Exit, print_report, printable};
 /// Exit codes: 0 every configured source accepted its key; 1 a source could not be checked
 /// (no answer, a provider error: try again later); 2 a key was refused (401) or lacks a scope
 /// (403), no source is configured, or a flag is wrong. Each failure names the source, what was
-/// wrong and what to do.
+/// wrong and what to do. With -q it prints only the errors.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct CheckArgs {
@@ -142,7 +142,10 @@ pub(crate) async fn run(args: CheckArgs) -> Result<Exit, CliError> {
             }
         }
     }
-    print_report(&report, "the check")?;
+    // -q: errors only (each failure is said on stderr above).
+    if !crate::output::quiet() {
+        print_report(&report, "the check")?;
+    }
     if checked == 0 && exit == Exit::Done {
         return Err(CliError::config(
             "no source is configured: set MKP_API_KEY and/or PAYPRO_API_KEY to the keys to check",

@@ -108,6 +108,19 @@ async fn good_keys_pass_with_one_request_each_and_say_the_base_url_and_rate_limi
         "{paypro:?}"
     );
     assert_no_key_and_no_ledger(&output, &[&config.mkp_key, &config.paypro_key], dir.path());
+
+    // -q: nothing on success.
+    let quiet = run(
+        check(
+            &sandbox,
+            dir.path(),
+            Some(&config.mkp_key),
+            Some(&config.paypro_key),
+        )
+        .arg("-q"),
+        0,
+    );
+    assert_eq!((quiet.stdout.len(), quiet.stderr.len()), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,6 +154,10 @@ async fn a_wrong_key_is_refused_with_401_named_and_exits_2_after_one_request() {
     assert_eq!(mkp[0].status, 401);
     assert_eq!(requests(&sandbox, Api::PayPro).len(), 1);
     assert_no_key_and_no_ledger(&output, &[wrong, &paypro_key], dir.path());
+    // -q: the error alone.
+    let quiet = run(check(&sandbox, dir.path(), Some(wrong), None).arg("-q"), 2);
+    assert_eq!(quiet.stdout, b"");
+    assert_eq!(text(&quiet.stderr), stderr);
 
     // A wrong PayPro key, alone.
     let wrong = "pp_wrong_key_4711";
@@ -156,7 +173,11 @@ async fn a_wrong_key_is_refused_with_401_named_and_exits_2_after_one_request() {
         stderr.starts_with("error: paypro: PayPro refused the API key (HTTP 401): the key is missing, wrong or revoked; check PAYPRO_API_KEY"),
         "{stderr}"
     );
-    assert_eq!(requests(&sandbox, Api::Mkp).len(), 1, "mkp was skipped");
+    assert_eq!(
+        requests(&sandbox, Api::Mkp).len(),
+        2,
+        "mkp was skipped (the two before were the checks above)"
+    );
     let paypro = requests(&sandbox, Api::PayPro);
     assert_eq!(paypro.len(), 2, "{paypro:?}");
     assert_eq!(paypro[1].status, 401);
