@@ -289,7 +289,12 @@ pub(crate) async fn sync_into(
                 {
                     println!("{stamp}{}", printable(&summary_line(summary)));
                 }
-                eprintln!("error: {}", printable(&error.to_string()));
+                // A signal's stop is said once, below, not once per source.
+                let signalled =
+                    matches!(error, SyncError::Interrupted { .. }) && stop.reason().is_some();
+                if !signalled {
+                    eprintln!("error: {}", printable(&error.to_string()));
+                }
                 let code = match &error {
                     SyncError::Source { error, .. } if error.is_auth() => Exit::Config,
                     SyncError::Store(error) => CliError::from_store(error).exit,

@@ -55,6 +55,7 @@ async fn sigterm_stops_at_a_page_records_the_run_and_the_next_run_resumes() {
     assert_eq!(output.status.code(), Some(143), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert_eq!(stderr.matches("SIGTERM").count(), 1, "said once: {stderr}");
 
     // Stopped, not failed: healthy while the next run resumes.
     let status = text(&run(payments_for(&sandbox, &db).arg("status"), 0).stdout);
