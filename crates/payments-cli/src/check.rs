@@ -3,13 +3,12 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use payments_model::RateLimitHeaders;
-use payments_sources::{
-    PaymentSource, Source, SourceSpec, default_base_url, display_name, documented_rate_limit,
-};
+use payments_sources::{PaymentSource, Source, SourceSpec, display_name, documented_rate_limit};
 use secrecy::SecretString;
 
 use crate::export::parse_source;
 use crate::outcome::{CliError, Exit, print_report, printable};
+use crate::providers::ProviderArgs;
 
 /// Checks each configured source's API key with one request, without syncing.
 ///
@@ -30,23 +29,8 @@ pub(crate) struct CheckArgs {
     /// Only these sources (mkp, paypro; default: every source that has a key).
     #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
     sources: Vec<Source>,
-    /// The MKP API key (prefer the variable: flags show in the process list).
-    #[arg(long, env = "MKP_API_KEY", hide_env_values = true, value_name = "KEY")]
-    mkp_api_key: Option<String>,
-    /// The PayPro API key (prefer the variable: flags show in the process list).
-    #[arg(
-        long,
-        env = "PAYPRO_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    paypro_api_key: Option<String>,
-    /// The MKP API.
-    #[arg(long, env = "MKP_BASE_URL", default_value = default_base_url(Source::Mkp), value_name = "URL")]
-    mkp_base_url: String,
-    /// The PayPro API.
-    #[arg(long, env = "PAYPRO_BASE_URL", default_value = default_base_url(Source::PayPro), value_name = "URL")]
-    paypro_base_url: String,
+    #[command(flatten)]
+    providers: ProviderArgs,
 }
 
 /// Printed after the options as written, line for line; each line fits in 80 columns.
@@ -54,44 +38,6 @@ const EXAMPLES: &str = r#"Examples:
   MKP_API_KEY=... PAYPRO_API_KEY=... payments check
   payments check --source paypro
   set -a; . ~/payments.env; set +a; payments check && payments sync"#;
-
-/// One provider's key and base URL as the flags give them.
-struct Configured<'a> {
-    provider: Source,
-    key: Option<&'a str>,
-    base_url: &'a str,
-    /// The flag and variable of the key, named when it is missing.
-    key_flag: &'static str,
-    /// The flag and variable of the base URL, named when it is refused.
-    base_url_flag: &'static str,
-}
-
-impl CheckArgs {
-    /// Each provider's flags, in the order `payments sync` runs and reports them.
-    fn providers(&self) -> [Configured<'_>; 2] {
-        [
-            Configured {
-                provider: Source::Mkp,
-                key: present(&self.mkp_api_key),
-                base_url: &self.mkp_base_url,
-                key_flag: "MKP_API_KEY (or --mkp-api-key)",
-                base_url_flag: "--mkp-base-url (or MKP_BASE_URL)",
-            },
-            Configured {
-                provider: Source::PayPro,
-                key: present(&self.paypro_api_key),
-                base_url: &self.paypro_base_url,
-                key_flag: "PAYPRO_API_KEY (or --paypro-api-key)",
-                base_url_flag: "--paypro-base-url (or PAYPRO_BASE_URL)",
-            },
-        ]
-    }
-}
-
-/// A key that is set and not blank (a blank one is no key, as for `payments sync`).
-fn present(key: &Option<String>) -> Option<&str> {
-    key.as_deref().filter(|k| !k.trim().is_empty())
-}
 
 /// What the check of one source found.
 enum Checked {
@@ -107,10 +53,10 @@ pub(crate) async fn run(args: CheckArgs) -> Result<Exit, CliError> {
     let mut report = String::new();
     let mut exit = Exit::Done;
     let mut checked = 0;
-    for flags in args.providers() {
-        let name = flags.provider.as_str();
-        let spec = SourceSpec::new(flags.provider).with_base_url(flags.base_url);
-        let asked = args.sources.is_empty() || args.sources.contains(&flags.provider);
+    for flags in args.providers.providers() {
+        let name = flags.source.as_str();
+        let spec = SourceSpec::new(flags.source).with_base_url(flags.base_url);
+        let asked = args.sources.is_empty() || args.sources.contains(&flags.source);
         let outcome = match flags.key {
             _ if !asked => Checked::Skipped("not asked for with --source".to_owned()),
             None if args.sources.is_empty() => {
@@ -132,7 +78,7 @@ pub(crate) async fn run(args: CheckArgs) -> Result<Exit, CliError> {
         match outcome {
             Checked::Passed(headers) => report.push_str(&format!(
                 "{name}: ok, the key was accepted at {base_url}; {}\n",
-                rate_limit(flags.provider, &headers)
+                rate_limit(flags.source, &headers)
             )),
             Checked::Skipped(why) => report.push_str(&format!("{name}: skipped ({why})\n")),
             Checked::Failed(code, message) => {

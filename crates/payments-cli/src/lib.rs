@@ -21,6 +21,7 @@ mod export;
 mod logs;
 mod outcome;
 mod output;
+mod providers;
 mod quarantine;
 mod report;
 #[cfg(feature = "sandbox")]

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use payments_sources::{
-    PaymentSource, RateLimitSpec, Source, SourceSpec, SpecError, default_base_url,
-};
+use payments_sources::{PaymentSource, RateLimitSpec, Source, SourceSpec, SpecError};
 use payments_sqlite::SqliteStore;
 use payments_sync::{
     Event, Events, StopReason, StopSignal, Summary, SyncError, SyncOptions, Syncer,
 };
 use secrecy::SecretString;
+
+use crate::providers::{Provider, ProviderArgs};
 
 use crate::DbArgs;
 use crate::duration::parse_duration;
@@ -52,23 +52,8 @@ pub(crate) struct SyncArgs {
     /// links; pages of a walk over PayPro's whole listing), 0 to 1000.
     #[arg(long, value_name = "N", default_value_t = payments_sync::DEFAULT_REVERIFY_BUDGET, value_parser = clap::value_parser!(u32).range(0..=1000))]
     reverify_budget: u32,
-    /// The MKP API key (prefer the variable: flags show in the process list).
-    #[arg(long, env = "MKP_API_KEY", hide_env_values = true, value_name = "KEY")]
-    mkp_api_key: Option<String>,
-    /// The PayPro API key (prefer the variable: flags show in the process list).
-    #[arg(
-        long,
-        env = "PAYPRO_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    paypro_api_key: Option<String>,
-    /// The MKP API.
-    #[arg(long, env = "MKP_BASE_URL", default_value = default_base_url(Source::Mkp), value_name = "URL")]
-    mkp_base_url: String,
-    /// The PayPro API.
-    #[arg(long, env = "PAYPRO_BASE_URL", default_value = default_base_url(Source::PayPro), value_name = "URL")]
-    paypro_base_url: String,
+    #[command(flatten)]
+    providers: ProviderArgs,
     /// MKP requests allowed per rate-limit window, when your key's contract differs from
     /// MKP's documented 60 per rolling minute.
     #[arg(long, value_name = "N")]
@@ -114,17 +99,11 @@ impl From<SourceArg> for Source {
 
 /// What the flags say about one provider's source.
 struct ProviderFlags<'a> {
-    provider: Source,
-    key: &'a Option<String>,
-    base_url: &'a str,
-    /// The variable (and flag) the base URL comes from, named in its errors.
-    base_url_variable: &'static str,
+    provider: Provider<'a>,
     rate_limit: Option<u32>,
     rate_window: Option<u64>,
     /// What to say when a rate-limit flag is refused.
     rate_refused: &'static str,
-    /// What to say when `--source` names it without a key.
-    needs_key: &'static str,
 }
 
 impl ProviderFlags<'_> {
@@ -135,16 +114,16 @@ impl ProviderFlags<'_> {
             SpecError::ZeroRateLimit { .. }
             | SpecError::ShortWindow { .. }
             | SpecError::PartialRateLimit { .. } => CliError::config(self.rate_refused),
-            other => CliError::config(format!("{}: {other}", self.base_url_variable)),
+            other => CliError::config(format!("{}: {other}", self.provider.base_url_flag)),
         };
         let rate_limit = RateLimitSpec::overriding(
-            self.provider,
+            self.provider.source,
             self.rate_limit,
             self.rate_window.map(Duration::from_secs),
         )
         .map_err(refused)?;
-        SourceSpec::new(self.provider)
-            .with_base_url(self.base_url)
+        SourceSpec::new(self.provider.source)
+            .with_base_url(self.provider.base_url)
             .with_rate_limit(rate_limit)
             .build(&SecretString::from(api_key))
             .map_err(refused)
@@ -164,41 +143,39 @@ impl SyncArgs {
 
     /// Each provider's flags, in the order their sources run and their errors are reported.
     fn providers(&self) -> [ProviderFlags<'_>; 2] {
+        let [mkp, paypro] = self.providers.providers();
         [
             ProviderFlags {
-                provider: Source::Mkp,
-                key: &self.mkp_api_key,
-                base_url: &self.mkp_base_url,
-                base_url_variable: "MKP_BASE_URL",
+                provider: mkp,
                 rate_limit: self.mkp_rate_limit,
                 rate_window: self.mkp_rate_window,
                 rate_refused: "--mkp-rate-limit and --mkp-rate-window must be at least 1; MKP allows 60 requests per 60 seconds",
-                needs_key: "--source mkp needs a key: set MKP_API_KEY to a MijnKlantportaal API key with the paymentlinks.read scope",
             },
             ProviderFlags {
-                provider: Source::PayPro,
-                key: &self.paypro_api_key,
-                base_url: &self.paypro_base_url,
-                base_url_variable: "PAYPRO_BASE_URL",
+                provider: paypro,
                 rate_limit: None,
                 rate_window: None,
                 rate_refused: "",
-                needs_key: "--source paypro needs a key: set PAYPRO_API_KEY to your PayPro API key",
             },
         ]
     }
 
     fn configured(&self) -> Result<Vec<Arc<dyn PaymentSource>>, CliError> {
-        let key = |key: &Option<String>| key.clone().filter(|k| !k.trim().is_empty());
         let named = |provider: Source| self.sources.iter().any(|s| Source::from(*s) == provider);
         let mut configured = Vec::new();
         for flags in self.providers() {
-            match key(flags.key) {
-                Some(api_key) if self.sources.is_empty() || named(flags.provider) => {
-                    configured.push(flags.source(api_key)?);
+            let source = flags.provider.source;
+            match flags.provider.key {
+                Some(api_key) if self.sources.is_empty() || named(source) => {
+                    configured.push(flags.source(api_key.to_owned())?);
                 }
-                None if named(flags.provider) => {
-                    return Err(CliError::config(flags.needs_key));
+                None if named(source) => {
+                    return Err(CliError::config(format!(
+                        "--source {} needs a key: set {} to {}",
+                        source.as_str(),
+                        flags.provider.key_flag,
+                        flags.provider.key_is
+                    )));
                 }
                 _ => {}
             }

@@ -353,7 +353,7 @@ async fn every_exit_code_means_what_the_contract_says() {
         2,
     );
     assert!(
-        text(&bad_url.stderr).contains("PAYPRO_BASE_URL"),
+        text(&bad_url.stderr).contains("--paypro-base-url (or PAYPRO_BASE_URL)"),
         "{}",
         text(&bad_url.stderr)
     );
