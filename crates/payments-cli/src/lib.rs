@@ -268,13 +268,22 @@ pub fn main() -> ExitCode {
 /// errors only.
 fn init_logging(output: &output::OutputArgs, default_level: &str) {
     use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(output.log_filter(default_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // A retry is counted in the progress display's line while one is drawn: its warning would
+    // scroll the screen.
+    let retries_shown = tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
+        !(meta.target() == payments_sync::RETRY_TARGET && logs::drawing())
+    });
+    let lines = tracing_subscriber::fmt::layer()
         .fmt_fields(logs::EscapedFields)
         .with_writer(logs::LogLine::default)
         .with_ansi(output.colour(std::io::stderr().is_terminal()))
         .with_target(false)
-        .init();
+        .with_filter(filter)
+        .with_filter(retries_shown);
+    tracing_subscriber::registry().with(lines).init();
 }

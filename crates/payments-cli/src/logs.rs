@@ -17,6 +17,14 @@ use crate::outcome::printable;
 /// The progress display log lines go through, while there is one.
 static DISPLAY: Mutex<Option<MultiProgress>> = Mutex::new(None);
 
+/// Whether a progress display is drawn (log lines then pass above it).
+pub(crate) fn drawing() -> bool {
+    DISPLAY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+}
+
 /// Sends log lines through `display` from now on (`None`: straight to stderr again).
 pub(crate) fn through(display: Option<MultiProgress>) {
     *DISPLAY.lock().unwrap_or_else(PoisonError::into_inner) = display;

@@ -391,106 +391,176 @@ pub(crate) fn run_line(summary: &Summary) -> String {
     line
 }
 
-/// Shows sync events: a spinner per source on a terminal, a plain line now and then otherwise.
+/// The progress of a sync: on a terminal, a line per source (pages, payments, requests, the
+/// retries with the last error's first words, a rate-limit wait counting down) that shows the
+/// source's summary and stops spinning when it ends; off a terminal, a line every
+/// [`PLAIN_EVERY_PAGES`] pages and every wait of a second or more.
 struct Progress {
     bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
-    totals: Mutex<HashMap<String, (u64, u64)>>,
+    lines: Arc<Mutex<HashMap<String, Line>>>,
 }
 
 /// Plain output reports every this many pages.
 const PLAIN_EVERY_PAGES: u64 = 100;
 
+/// What one source's line says.
+#[derive(Clone, Debug, Default)]
+struct Line {
+    pages: u64,
+    payments: u64,
+    requests: u64,
+    retries: u64,
+    /// The first words of the last retried error.
+    last_error: Option<String>,
+    /// Until when the rate limiter holds the next request back.
+    waiting_until: Option<std::time::Instant>,
+}
+
+/// How much of a retried error a line shows.
+const ERROR_WORDS: usize = 48;
+
+impl Line {
+    fn render(&self, now: std::time::Instant) -> String {
+        let mut text = format!(
+            "{}, {}, {}",
+            counted(self.pages, "page", "pages"),
+            counted(self.payments, "payment", "payments"),
+            counted(self.requests, "request", "requests")
+        );
+        if self.retries > 0 {
+            text.push_str(&format!(", {}", counted(self.retries, "retry", "retries")));
+            if let Some(error) = &self.last_error {
+                text.push_str(&format!(" (last: {error})"));
+            }
+        }
+        if let Some(until) = self.waiting_until.filter(|until| *until > now) {
+            text.push_str(&format!(
+                "; waiting {:.0} s for the rate limit",
+                (until - now).as_secs_f64().ceil()
+            ));
+        }
+        text
+    }
+}
+
+/// The first words of `error`, on one line, at most [`ERROR_WORDS`] characters.
+fn first_words(error: &str) -> String {
+    let line = error.lines().next().unwrap_or_default();
+    let mut words: String = line.chars().take(ERROR_WORDS).collect();
+    if line.chars().count() > ERROR_WORDS {
+        words.push('…');
+    }
+    printable(&words).into_owned()
+}
+
 impl Progress {
     fn new<'a>(names: impl Iterator<Item = &'a str>) -> Progress {
         let names: Vec<String> = names.map(str::to_owned).collect();
+        let lines: Arc<Mutex<HashMap<String, Line>>> = Arc::new(Mutex::new(
+            names.iter().map(|n| (n.clone(), Line::default())).collect(),
+        ));
         let bars = (std::io::stderr().is_terminal() && !crate::output::quiet()).then(|| {
             let multi = MultiProgress::new();
-            let style = ProgressStyle::with_template("{spinner} {prefix:>7} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
             let bars = names
                 .iter()
                 .map(|name| {
+                    // The line is drawn from the source's state at each tick, so that a wait
+                    // counts down between events.
+                    let state = lines.clone();
+                    let key = name.clone();
+                    let style = ProgressStyle::with_template("{spinner} {prefix:>7} {line}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                        .with_key(
+                            "line",
+                            move |_: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                                let lines = state.lock().unwrap_or_else(|e| e.into_inner());
+                                let text = lines
+                                    .get(&key)
+                                    .map(|line| line.render(std::time::Instant::now()))
+                                    .unwrap_or_default();
+                                let _ = out.write_str(&text);
+                            },
+                        );
                     let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_style(style.clone());
+                    bar.set_style(style);
                     bar.set_prefix(name.clone());
-                    bar.set_message("starting");
-                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar.enable_steady_tick(Duration::from_millis(200));
                     (name.clone(), bar)
                 })
                 .collect();
             crate::logs::through(Some(multi.clone()));
             (multi, bars)
         });
-        Progress {
-            bars,
-            totals: Mutex::new(HashMap::new()),
-        }
+        Progress { bars, lines }
     }
 
     fn show(&self, event: &Event) {
-        let (name, message, plain) = match event {
-            Event::PageCommitted {
-                source_name,
-                payments,
-                ..
-            } => {
-                let pages = {
-                    let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-                    let total = totals.entry(source_name.clone()).or_default();
-                    total.0 += 1;
-                    total.1 += payments;
-                    total.0
-                };
-                (
+        let now = std::time::Instant::now();
+        let (name, plain) = {
+            let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                Event::PageCommitted {
                     source_name,
-                    self.totals_line(source_name),
-                    pages.is_multiple_of(PLAIN_EVERY_PAGES),
-                )
-            }
-            // Shown while it lasts: the next page's line replaces it.
-            Event::RateLimitWaiting { source_name, wait } => (
-                source_name,
-                format!(
-                    "waiting {:.1} s for the rate limit ({})",
-                    wait.as_secs_f64(),
-                    self.totals_line(source_name)
-                ),
-                *wait >= Duration::from_secs(1),
-            ),
-            Event::Retry {
-                source_name,
-                attempt,
-                wait,
-                error,
-            } => (
-                source_name,
-                format!(
-                    "attempt {attempt} failed ({error}); retrying in {:.1} s",
-                    wait.as_secs_f64()
-                ),
-                // Off a terminal the engine's own warning already says so: one line per retry.
-                false,
-            ),
-            _ => return,
-        };
-        match &self.bars {
-            Some((_, bars)) => {
-                if let Some(bar) = bars.get(name) {
-                    bar.set_message(printable(&message).into_owned());
+                    payments,
+                    ..
+                } => {
+                    let line = lines.entry(source_name.clone()).or_default();
+                    line.pages += 1;
+                    line.payments += payments;
+                    line.waiting_until = None;
+                    (
+                        source_name,
+                        line.pages
+                            .is_multiple_of(PLAIN_EVERY_PAGES)
+                            .then(|| line.render(now)),
+                    )
                 }
+                Event::Request { source_name } => {
+                    lines.entry(source_name.clone()).or_default().requests += 1;
+                    (source_name, None)
+                }
+                Event::RateLimitWaiting { source_name, wait } => {
+                    let line = lines.entry(source_name.clone()).or_default();
+                    line.waiting_until = Some(now + *wait);
+                    (
+                        source_name,
+                        (*wait >= Duration::from_secs(1)).then(|| line.render(now)),
+                    )
+                }
+                Event::Retry {
+                    source_name, error, ..
+                } => {
+                    let line = lines.entry(source_name.clone()).or_default();
+                    line.retries += 1;
+                    line.last_error = Some(first_words(error));
+                    // Off a terminal the engine's own warning says so: one line per retry.
+                    (source_name, None)
+                }
+                Event::Finished { summary, error } => {
+                    if let Some((_, bars)) = &self.bars
+                        && let Some(bar) = bars.get(&summary.source_name)
+                    {
+                        let said = match error {
+                            None => run_line(summary),
+                            Some(error) => format!("{}: {}", run_line(summary), first_words(error)),
+                        };
+                        bar.set_style(
+                            ProgressStyle::with_template("{prefix:>9} {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.finish_with_message(printable(&said).into_owned());
+                    }
+                    return;
+                }
+                _ => return,
             }
-            None if plain && !crate::output::quiet() => {
-                eprintln!("{name}: {}", printable(&message));
-            }
-            None => {}
+        };
+        if self.bars.is_none()
+            && let Some(message) = plain
+            && !crate::output::quiet()
+        {
+            eprintln!("{name}: {}", printable(&message));
         }
-    }
-
-    /// `12 pages, 1200 payments` so far for `source_name`.
-    fn totals_line(&self, source_name: &str) -> String {
-        let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        let (pages, payments) = totals.get(source_name).copied().unwrap_or_default();
-        format!("{pages} pages, {payments} payments")
     }
 
     fn finish(&self) {

@@ -287,6 +287,10 @@ mod stop_tests {
     }
 }
 
+/// The log target of the warning a retried request logs (its [`Event::Retry`] says the same):
+/// a progress display that counts retries in its line can leave these lines out.
+pub const RETRY_TARGET: &str = "payments_sync::retry";
+
 /// Progress of a sync, for a progress display.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -330,6 +334,13 @@ pub enum Event {
         wait: Duration,
         /// What failed.
         error: String,
+    },
+    /// A source's run ended (and was recorded): a display can show its summary at once.
+    Finished {
+        /// What the run did.
+        summary: Summary,
+        /// Why it failed or stopped; `None` when it completed.
+        error: Option<String>,
     },
 }
 

@@ -295,7 +295,7 @@ impl<'s> Pager<'s> {
                     });
                 }
             };
-            tracing::warn!(source = %name, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            tracing::warn!(target: crate::RETRY_TARGET, source = %name, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
             self.options.events.emit(Event::Retry {
                 source_name: name.to_owned(),
                 attempt: attempts,

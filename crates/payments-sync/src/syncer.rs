@@ -208,9 +208,14 @@ impl<S: Store> SourceTask<S> {
             error: result.as_ref().err().map(ToString::to_string),
             stopped: result.as_ref().err().is_some_and(SyncError::is_stop),
         };
+        let error = record.error.clone();
         if let Err(error) = self.store.record_run(record).await {
             tracing::warn!(source = %name, %error, "the run could not be recorded");
         }
+        self.events.emit(Event::Finished {
+            summary: summary.clone(),
+            error,
+        });
         result.map(|()| summary)
     }
 

@@ -134,3 +134,106 @@ async fn on_a_terminal_progress_shows_each_source_its_waits_and_whole_log_lines(
     let summary = text(&output.stdout);
     assert_eq!(summary.lines().count(), 2, "{summary}");
 }
+
+/// Runs `payments sync` (with `args`) against `sandbox` with its stderr on a pseudo-terminal;
+/// the exit code and what the terminal showed, as segments.
+async fn on_a_terminal(
+    sandbox: &Sandbox,
+    db: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, Vec<String>) {
+    let (mut controller, terminal) = pseudo_terminal();
+    let child = payments_for(sandbox, db)
+        .arg("sync")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut shown = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = controller.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buffer[..n]);
+        }
+        shown
+    });
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (output.status.code(), segments(&reader.join().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_are_counted_in_the_line_the_wait_counts_down_and_a_finished_source_stops() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_rate_limit: Some(RateLimitWindow {
+            limit: 5,
+            window: Duration::from_secs(4),
+        }),
+        faults: payments_sandbox::Faults {
+            server_error_rate: 0.1,
+            ..payments_sandbox::Faults::default()
+        },
+        ..unlimited(32, 12, 1500)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let (code, segments) = on_a_terminal(
+        &sandbox,
+        &db,
+        &["--mkp-rate-limit", "5", "--mkp-rate-window", "4"],
+    )
+    .await;
+    let seen = segments.join("\n");
+    assert!(matches!(code, Some(0 | 3)), "{seen}");
+    // No retry scrolls the screen as a log line: the line counts them, with the last error.
+    assert!(!seen.contains("retrying"), "{seen}");
+    assert!(
+        segments
+            .iter()
+            .any(|s| (s.contains(" retry") || s.contains(" retries")) && s.contains("(last: ")),
+        "{seen}"
+    );
+    // The wait counts down: MKP's line says several different seconds left.
+    let waits: std::collections::BTreeSet<String> = segments
+        .iter()
+        .filter(|s| s.contains("mkp") && s.contains("for the rate limit"))
+        .filter_map(|s| {
+            s.split("waiting ")
+                .nth(1)?
+                .split(" s")
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(waits.len() >= 2, "{waits:?}\n{seen}");
+    // PayPro (no rate limit) finishes first: its line shows its summary and no longer spins
+    // (its running line, `… payments, … requests`, is not drawn again). Both lines are redrawn
+    // together: PayPro's is what follows its name, up to MKP's.
+    let paypro: Vec<&str> = segments
+        .iter()
+        .filter_map(|s| {
+            let at = s.find("paypro ")?;
+            let rest = &s[at..];
+            Some(rest.find(" mkp ").map_or(rest, |end| &rest[..end]))
+        })
+        .collect();
+    let finished = paypro
+        .iter()
+        .position(|s| s.contains("full run"))
+        .unwrap_or_else(|| panic!("paypro's summary line: {seen}"));
+    assert!(
+        !paypro[finished + 1..]
+            .iter()
+            .any(|s| s.contains(" payments,")),
+        "{seen}"
+    );
+}
