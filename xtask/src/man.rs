@@ -218,9 +218,11 @@ mod tests {
             names,
             [
                 "payments-accounts.1",
+                "payments-check.1",
                 "payments-completions.1",
                 "payments-demo.1",
                 "payments-export.1",
+                "payments-quarantine.1",
                 "payments-report.1",
                 "payments-sandbox.1",
                 "payments-serve.1",
