@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use payments_model::Source;
 use payments_postgres::{PgLedger, Scheduled};
 use payments_sync::{Checkpoint, Ledger, RunRecord};
@@ -42,6 +43,9 @@ pub(crate) struct StatusArgs {
     /// Print one JSON object (a stable shape, documented in README.md) instead of text.
     #[arg(long)]
     json: bool,
+    /// The time zone of the times in the text (the JSON's are UTC).
+    #[arg(long, value_name = "ZONE", default_value = "Europe/Amsterdam", value_parser = crate::export::parse_zone)]
+    tz: Tz,
 }
 
 /// Printed after the options as written, line for line; each line fits in 80 columns.
@@ -63,7 +67,7 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
             })?;
             let schedule = ledger.schedule(args.ledger.account.as_deref()).await?;
             if args.ledger.account.is_none() {
-                return fleet(ledger.name(), &schedule, args.json);
+                return fleet(ledger.name(), &schedule, args.json, args.tz);
             }
             schedule
         }
@@ -80,7 +84,7 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
         let mut text = format!("database: {}\n", printable(&store.describe()));
         for source in &reports {
             text.push('\n');
-            text.push_str(&source.human(args.quarantine_limit));
+            text.push_str(&source.human(args.quarantine_limit, args.tz));
         }
         text
     };
@@ -141,7 +145,7 @@ pub(crate) async fn health(
 
 /// `payments status --postgres URL` without --account: a line per account-source, and exit 1
 /// when the last run of an enabled one failed.
-fn fleet(database: &str, schedule: &[Scheduled], json: bool) -> Result<Exit, CliError> {
+fn fleet(database: &str, schedule: &[Scheduled], json: bool, tz: Tz) -> Result<Exit, CliError> {
     let failed = schedule
         .iter()
         .filter(|s| !s.disabled && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some()))
@@ -173,7 +177,7 @@ fn fleet(database: &str, schedule: &[Scheduled], json: bool) -> Result<Exit, Cli
                 "{} {}: {}\n",
                 printable(&s.account),
                 s.source_name,
-                schedule_line(s)
+                schedule_line(s, tz)
             ));
         }
         text
@@ -183,7 +187,8 @@ fn fleet(database: &str, schedule: &[Scheduled], json: bool) -> Result<Exit, Cli
 }
 
 /// `running on host:123 (lease until …)`, `disabled`, or `next run due …`, with the last run.
-fn schedule_line(s: &Scheduled) -> String {
+fn schedule_line(s: &Scheduled, tz: Tz) -> String {
+    let time = |at: DateTime<Utc>| shown(at, tz);
     let now = match &s.leased {
         _ if s.disabled => "disabled".to_owned(),
         Some((worker, until)) => format!(
@@ -215,8 +220,16 @@ fn schedule_json(s: &Scheduled) -> Value {
     })
 }
 
+/// An instant for programs (JSON): RFC 3339 in UTC.
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An instant for a person: RFC 3339 on the clocks of `tz`, with its offset (the one rule for
+/// times a person reads, as `show`, `quarantine` and `export`'s notes).
+fn shown(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// How many unknown status words the text report lists per source.
@@ -320,7 +333,8 @@ impl SourceReport {
             .unwrap_or_default()
     }
 
-    fn human(&self, quarantine_limit: usize) -> String {
+    fn human(&self, quarantine_limit: usize, tz: Tz) -> String {
+        let time = |at: DateTime<Utc>| shown(at, tz);
         let mut text = format!("{}\n", self.source.as_str());
         let total: u64 = self.counts.iter().map(|(_, n)| n).sum();
         text.push_str(&format!("  payments: {total}"));
@@ -360,7 +374,7 @@ impl SourceReport {
             }
         }
         if let Some(scheduled) = &self.scheduled {
-            text.push_str(&format!("  {}\n", schedule_line(scheduled)));
+            text.push_str(&format!("  {}\n", schedule_line(scheduled, tz)));
         }
         if let Some(detail) = &self.unreadable_checkpoint {
             text.push_str(&format!(
@@ -383,7 +397,7 @@ impl SourceReport {
             } else {
                 "idle".to_owned()
             };
-            let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), time);
+            let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), |t| time(t));
             text.push_str(&format!(
                 "  checkpoint: {state}; last complete run {}\n",
                 at(checkpoint.last_completed_at),

@@ -194,6 +194,25 @@ async fn a_run_stopped_by_its_budget_is_unfinished_and_only_runs_that_stall_are_
         human.contains("unfinished") && human.contains("stopped:"),
         "{human}"
     );
+    // Times a person reads are on Amsterdam's clocks unless --tz says otherwise; JSON's are UTC.
+    assert!(
+        human.contains("+01:00") || human.contains("+02:00"),
+        "{human}"
+    );
+    let utc = text(
+        &run(
+            payments_for(&sandbox, &db).args(["status", "--tz", "UTC"]),
+            0,
+        )
+        .stdout,
+    );
+    assert!(!utc.contains("+01:00") && !utc.contains("+02:00"), "{utc}");
+    assert!(
+        paypro["last_run"]["finished_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     // No run has completed: past --max-age that is unhealthy.
     run(
         payments_for(&sandbox, &db).args(["status", "--max-age", "1s"]),
