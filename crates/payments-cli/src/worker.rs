@@ -126,6 +126,21 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
         None => None,
     };
     tracing::info!(worker = %worker.options().name, "started");
+    // On a terminal, a word at once: the first run's line may be a while away.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) && !crate::output::quiet() {
+        let options = worker.options();
+        println!(
+            "worker {} started: up to {} runs at once, looking for due work every {} s{}; Ctrl-C stops it at the next page boundary",
+            printable(&options.name),
+            options.concurrency,
+            options.poll.as_secs(),
+            if options.until_idle {
+                ", until none is due"
+            } else {
+                ""
+            }
+        );
+    }
     worker.clone().run().await;
     if let Some(http) = http {
         http.abort();
