@@ -397,7 +397,7 @@ impl SourceReport {
             } else {
                 "idle".to_owned()
             };
-            let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), |t| time(t));
+            let at = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_owned(), &time);
             text.push_str(&format!(
                 "  checkpoint: {state}; last complete run {}\n",
                 at(checkpoint.last_completed_at),
