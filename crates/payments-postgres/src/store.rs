@@ -689,10 +689,6 @@ impl Ledger for PgStore {
         )
     }
 
-    async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
-        Ok(self.recent_runs(source_name, 1).await?.pop())
-    }
-
     async fn recent_runs(
         &self,
         source_name: &str,

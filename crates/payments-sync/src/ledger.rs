@@ -60,7 +60,9 @@ pub trait Ledger: Send + Sync {
     async fn reconstructed_at(&self, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// The last recorded run of a source.
-    async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError>;
+    async fn last_run(&self, source_name: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self.recent_runs(source_name, 1).await?.pop())
+    }
 
     /// The last `limit` recorded runs of a source, newest first.
     async fn recent_runs(

@@ -56,22 +56,17 @@ fn segments(raw: &[u8]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_a_terminal_progress_shows_each_source_its_waits_and_whole_log_lines() {
-    let sandbox = Sandbox::start(SandboxConfig {
-        mkp_rate_limit: Some(RateLimitWindow {
-            limit: 10,
-            window: Duration::from_secs(2),
-        }),
-        ..unlimited(31, 25, 3000)
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ledger.db");
+/// Runs `payments sync` (with `args`) against `sandbox` with its stderr on a pseudo-terminal,
+/// until the child closes it: its output (stdout piped) and the bytes the terminal showed.
+async fn on_a_terminal(
+    sandbox: &Sandbox,
+    db: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Output, Vec<u8>) {
     let (mut controller, terminal) = pseudo_terminal();
-    let child = payments_for(&sandbox, &db)
-        .args(["sync", "--mkp-rate-limit", "10", "--mkp-rate-window", "2"])
+    let child = payments_for(sandbox, db)
+        .arg("sync")
+        .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -93,7 +88,28 @@ async fn on_a_terminal_progress_shows_each_source_its_waits_and_whole_log_lines(
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    let shown = reader.join().unwrap();
+    (output, reader.join().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_progress_shows_each_source_its_waits_and_whole_log_lines() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_rate_limit: Some(RateLimitWindow {
+            limit: 10,
+            window: Duration::from_secs(2),
+        }),
+        ..unlimited(31, 25, 3000)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let (output, shown) = on_a_terminal(
+        &sandbox,
+        &db,
+        &["--mkp-rate-limit", "10", "--mkp-rate-window", "2"],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
     let segments = segments(&shown);
     let seen = segments.join("\n");
@@ -135,40 +151,6 @@ async fn on_a_terminal_progress_shows_each_source_its_waits_and_whole_log_lines(
     assert_eq!(summary.lines().count(), 2, "{summary}");
 }
 
-/// Runs `payments sync` (with `args`) against `sandbox` with its stderr on a pseudo-terminal;
-/// the exit code and what the terminal showed, as segments.
-async fn on_a_terminal(
-    sandbox: &Sandbox,
-    db: &std::path::Path,
-    args: &[&str],
-) -> (Option<i32>, Vec<String>) {
-    let (mut controller, terminal) = pseudo_terminal();
-    let child = payments_for(sandbox, db)
-        .arg("sync")
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(terminal)
-        .spawn()
-        .unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut shown = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = controller.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            shown.extend_from_slice(&buffer[..n]);
-        }
-        shown
-    });
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    (output.status.code(), segments(&reader.join().unwrap()))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn retries_are_counted_in_the_line_the_wait_counts_down_and_a_finished_source_stops() {
     let sandbox = Sandbox::start(SandboxConfig {
@@ -186,14 +168,15 @@ async fn retries_are_counted_in_the_line_the_wait_counts_down_and_a_finished_sou
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    let (code, segments) = on_a_terminal(
+    let (output, shown) = on_a_terminal(
         &sandbox,
         &db,
         &["--mkp-rate-limit", "5", "--mkp-rate-window", "4"],
     )
     .await;
+    let segments = segments(&shown);
     let seen = segments.join("\n");
-    assert!(matches!(code, Some(0 | 3)), "{seen}");
+    assert!(matches!(output.status.code(), Some(0 | 3)), "{seen}");
     // No retry scrolls the screen as a log line: the line counts them, with the last error.
     assert!(!seen.contains("retrying"), "{seen}");
     assert!(
