@@ -47,6 +47,19 @@ impl Served {
         served
     }
 
+    /// Waits for a line containing each of `texts`, in whichever order they come (the sources
+    /// of one run end in no set order).
+    fn lines_with_each(&mut self, texts: &[&str]) {
+        let mut missing: Vec<&str> = texts.to_vec();
+        while !missing.is_empty() {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("`payments serve` printed no line with {missing:?}"));
+            missing.retain(|text| !line.contains(text));
+        }
+    }
+
     /// Waits for the next line of its stdout that contains `text`.
     fn line_with(&mut self, text: &str) -> String {
         loop {
@@ -182,8 +195,7 @@ fn healthz_is_503_after_a_failed_run_and_metrics_parse_as_prometheus_text() {
     let mut command = payments_for(&sandbox, &db);
     command.env("PAYPRO_API_KEY", "pp_wrong_key");
     let mut served = Served::start(command, &[]);
-    served.line_with("error: paypro");
-    served.line_with("mkp: full run");
+    served.lines_with_each(&["error: paypro", "mkp: full run"]);
 
     let (status, body) = get(&runtime, &format!("{}/healthz", served.url));
     assert_eq!(status, 503, "{body}");
