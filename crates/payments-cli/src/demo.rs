@@ -163,6 +163,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<Exit, CliError> {
     let csv = quoted(&path.with_file_name("ledger.csv").display().to_string());
     println!("  {me} export --db {db} --dialect excel-nl --output {csv}");
     println!("  {me} sandbox    # the same APIs on a port of your own, for your scripts");
+    println!(
+        "  {me} check      # with MKP_API_KEY and/or PAYPRO_API_KEY set: proves your keys, one request each"
+    );
     Ok(Exit::Done)
 }
 

@@ -358,10 +358,16 @@ impl SourceReport {
                 ));
                 text.push_str(&format!("    {}\n", printable(&summary_line(&run.summary))));
                 match &run.error {
-                    Some(why) if run.stopped => text.push_str(&format!(
-                        "    stopped: {} (the next run resumes it; `payments sync --max-duration 0` lets one finish)\n",
-                        printable(why)
-                    )),
+                    Some(why) if run.stopped => {
+                        // A stop by the time budget says how to let a run finish; a signal's
+                        // does not.
+                        let more = if why.contains("the next run resumes") {
+                            ""
+                        } else {
+                            " (the next run resumes it)"
+                        };
+                        text.push_str(&format!("    stopped: {}{more}\n", printable(why)));
+                    }
                     Some(error) => text.push_str(&format!("    error: {}\n", printable(error))),
                     None => {}
                 }

@@ -87,9 +87,21 @@ fn the_demo_tells_its_story_and_its_next_steps_work_as_printed() {
         .unwrap()
         .lines()
         .map(|line| line.split("    #").next().unwrap().trim())
-        .filter(|line| !line.ends_with(" sandbox"))
+        .filter(|line| !line.ends_with(" sandbox") && !line.ends_with(" check"))
         .collect();
     assert_eq!(steps.len(), 3, "{stdout}");
+    assert!(
+        stdout.contains(" check "),
+        "the first step with real keys: {stdout}"
+    );
+    // The export goes beside the demo's ledger, not into the directory it was run from.
+    let beside = dir.path().join("ledger.csv");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains(&beside.display().to_string())),
+        "{stdout}"
+    );
     for step in steps {
         assert!(step.starts_with(env!("CARGO_BIN_EXE_payments")), "{step}");
         let ran = std::process::Command::new("sh")

@@ -194,6 +194,15 @@ async fn a_run_stopped_by_its_budget_is_unfinished_and_only_runs_that_stall_are_
         human.contains("unfinished") && human.contains("stopped:"),
         "{human}"
     );
+    assert!(
+        human.contains("oldest verification: none yet"),
+        "a verification not made is not 'never … at or after it': {human}"
+    );
+    assert_eq!(
+        human.matches("--max-duration 0").count(),
+        1,
+        "said once: {human}"
+    );
     // Times a person reads are on Amsterdam's clocks unless --tz says otherwise; JSON's are UTC.
     assert!(
         human.contains("+01:00") || human.contains("+02:00"),
