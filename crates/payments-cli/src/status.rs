@@ -148,7 +148,11 @@ pub(crate) async fn health(
 fn fleet(database: &str, schedule: &[Scheduled], json: bool, tz: Tz) -> Result<Exit, CliError> {
     let failed = schedule
         .iter()
-        .filter(|s| !s.disabled && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some()))
+        .filter(|s| {
+            !s.disabled
+                && !s.last_run_stopped
+                && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some())
+        })
         .count();
     let exit = if failed > 0 { Exit::Failed } else { Exit::Done };
     let report = if json {
@@ -201,6 +205,11 @@ fn schedule_line(s: &Scheduled, tz: Tz) -> String {
     let last = match &s.last_run {
         None => "no run ended yet".to_owned(),
         Some((at, None)) => format!("last run ok at {}", time(*at)),
+        Some((at, Some(why))) if s.last_run_stopped => format!(
+            "last run unfinished at {} (the next run resumes it): {}",
+            time(*at),
+            printable(why)
+        ),
         Some((at, Some(error))) => {
             format!("last run failed at {}: {}", time(*at), printable(error))
         }
@@ -217,6 +226,7 @@ fn schedule_json(s: &Scheduled) -> Value {
         "lease_expires_at": s.leased.as_ref().map(|(_, until)| time(*until)),
         "last_finished_at": s.last_run.as_ref().map(|(at, _)| time(*at)),
         "last_error": s.last_run.as_ref().and_then(|(_, error)| error.clone()),
+        "last_run_unfinished": s.last_run_stopped,
     })
 }
 

@@ -19,8 +19,11 @@ pub struct Scheduled {
     pub next_run_at: DateTime<Utc>,
     /// The worker that holds it and until when, while one does.
     pub leased: Option<(String, DateTime<Utc>)>,
-    /// When its last run that ended, ended, and its error if it failed.
+    /// When its last run that ended, ended, and its error if it failed or stopped.
     pub last_run: Option<(DateTime<Utc>, Option<String>)>,
+    /// Whether that run was stopped before it finished (a signal, its time budget, a lost
+    /// lease): unfinished, not failed; the next run resumes it.
+    pub last_run_stopped: bool,
 }
 
 impl PgLedger {
@@ -31,11 +34,12 @@ impl PgLedger {
         let rows = client
             .query(
                 "SELECT a.name, a.disabled, s.source_name, s.next_run_at, s.leased_by,
-                        s.lease_expires_at, last.finished_at, last.error
+                        s.lease_expires_at, last.finished_at, last.error,
+                        coalesce(last.stopped, false)
                  FROM ledger.account_sources s
                  JOIN ledger.accounts a ON a.id = s.account_id
                  LEFT JOIN LATERAL (
-                     SELECT finished_at, error FROM ledger.runs r
+                     SELECT finished_at, error, stopped FROM ledger.runs r
                      WHERE r.account_id = s.account_id AND r.source_name = s.source_name
                        AND r.finished_at IS NOT NULL
                      ORDER BY r.seq DESC LIMIT 1
@@ -62,6 +66,7 @@ impl PgLedger {
                         .zip(lease_expires_at)
                         .filter(|(_, until)| *until > now),
                     last_run: finished_at.map(|at| (at, row.get(7))),
+                    last_run_stopped: row.get(8),
                 }
             })
             .collect())

@@ -393,6 +393,18 @@ fn a_worker_stopped_by_sigterm_mid_run_releases_its_lease_at_once_for_the_next_w
         .unwrap();
     assert_eq!(row.get::<_, Option<String>>(0), None);
     assert!(row.get::<_, bool>(1), "due at once for the next worker");
+    // Stopped, not failed: the fleet's status stays healthy while the next worker resumes.
+    let fleet = payments()
+        .args(["status", "--json"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .output()
+        .unwrap();
+    assert_eq!(fleet.status.code(), Some(0), "{}", text(&fleet.stdout));
+    assert!(
+        text(&fleet.stdout).contains("\"last_run_unfinished\":true"),
+        "{}",
+        text(&fleet.stdout)
+    );
     let partial: i64 = runtime
         .block_on(client.query_one("SELECT count(*) FROM ledger.payments", &[]))
         .unwrap()
