@@ -69,6 +69,11 @@ const EXAMPLES: &str = r#"Examples:
   payments worker --listen 127.0.0.1:8080   # and take webhooks"#;
 
 pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
+    if args.poll.is_zero() {
+        return Err(CliError::config(
+            "--poll must be at least 1s: how long an idle worker sleeps before it looks for due work again",
+        ));
+    }
     if args.lease_ttl < Duration::from_secs(2) {
         return Err(CliError::config(
             "--lease-ttl must be at least 2s (and at least 1.5 times the longest rate-limit window)",
@@ -114,9 +119,9 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
                 health: Arc::new(worker.health()),
                 metrics,
             };
-            println!(
+            say(format!(
                 "listening on http://{address}: webhooks at /webhooks/ACCOUNT/PROVIDER, /healthz, /metrics"
-            );
+            ));
             Some(tokio::spawn(payments_serve::serve(
                 listener,
                 fleet_router(app),
@@ -129,7 +134,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     // On a terminal, a word at once: the first run's line may be a while away.
     if std::io::IsTerminal::is_terminal(&std::io::stdout()) && !crate::output::quiet() {
         let options = worker.options();
-        println!(
+        say(format!(
             "worker {} started: up to {} runs at once, looking for due work every {} s{}; Ctrl-C stops it at the next page boundary",
             printable(&options.name),
             options.concurrency,
@@ -139,7 +144,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
             } else {
                 ""
             }
-        );
+        ));
     }
     worker.clone().run().await;
     if let Some(http) = http {
@@ -162,25 +167,38 @@ fn print(event: &Event<'_>) {
             let who = format!("{}/{}", lease.account_name, lease.source_name);
             let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             match outcome {
-                Ok(summary) => println!("{at} {who}: {}", printable(&run_line(summary))),
-                Err(error) => eprintln!("error: {who}: {}", printable(&error.to_string())),
+                Ok(summary) => say(format!("{at} {who}: {}", printable(&run_line(summary)))),
+                Err(error) => complain(format!("error: {who}: {}", printable(&error.to_string()))),
             }
         }
         Event::LeaseFailed { error } => {
-            eprintln!(
+            complain(format!(
                 "error: cannot lease work: {}",
                 printable(&error.to_string())
-            );
+            ));
         }
         Event::ReleaseFailed { lease, error } => {
             // The lease then expires on its own, and the source is due again.
-            eprintln!(
+            complain(format!(
                 "error: {}/{}: the lease was not released: {}",
                 lease.account_name,
                 lease.source_name,
                 printable(&error.to_string())
-            );
+            ));
         }
         _ => {}
     }
+}
+
+/// A line on stdout; a stdout that was closed (`worker | head -c1`) loses it, and the worker
+/// goes on (a panic would leave its leases held until they expire).
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// A line on stderr, as [`say`].
+fn complain(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

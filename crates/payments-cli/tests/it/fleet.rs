@@ -558,4 +558,47 @@ fn a_worker_prints_one_line_per_run_and_retries_a_failure_after_a_minute() {
             .unwrap()
             .starts_with("base URL `https://exa\u{7}mple.com` is not usable")
     );
+
+    // `worker | head -c1`: a closed stdout is no panic, and no lease is left held.
+    runtime
+        .block_on(client.execute("UPDATE ledger.account_sources SET next_run_at = now()", &[]))
+        .unwrap();
+    let mut child = payments()
+        .args(["worker", "--until-idle"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .env("PAYMENTS_MASTER_KEY", master.to_base64())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_ne!(output.status.code(), Some(101), "{}", text(&output.stderr));
+    assert!(
+        !text(&output.stderr).contains("panicked"),
+        "{}",
+        text(&output.stderr)
+    );
+    let held: i64 = runtime
+        .block_on(client.query_one(
+            "SELECT count(*) FROM ledger.account_sources WHERE leased_by IS NOT NULL",
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0, "every lease released");
+
+    // --poll 0 is a usage error, not a panic.
+    let zero = payments()
+        .args(["worker", "--until-idle", "--poll", "0"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .env("PAYMENTS_MASTER_KEY", master.to_base64())
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(2), "{}", text(&zero.stderr));
+    assert!(
+        text(&zero.stderr).contains("--poll"),
+        "{}",
+        text(&zero.stderr)
+    );
 }
