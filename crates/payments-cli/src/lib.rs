@@ -140,10 +140,42 @@ struct LedgerArgs {
     account: Option<String>,
 }
 
+/// Whether `--long` was given on the command line (not taken from its variable).
+fn on_the_command_line(long: &str) -> bool {
+    let with_value = format!("{long}=");
+    std::env::args_os().skip(1).any(|arg| {
+        arg.to_str()
+            .is_some_and(|arg| arg == long || arg.starts_with(&with_value))
+    })
+}
+
 impl LedgerArgs {
+    /// The PostgreSQL ledger to read, if any. A flag beats a variable: `--db` given with
+    /// PAYMENTS_POSTGRES set reads the file (and `--postgres` with PAYMENTS_DB set the
+    /// database); given both flags, the PostgreSQL ledger is read, and said.
+    fn postgres(&self) -> Option<&str> {
+        let url = self.postgres.as_deref()?;
+        match (
+            on_the_command_line("--postgres"),
+            on_the_command_line("--db"),
+        ) {
+            (false, true) => None,
+            (true, true) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    eprintln!(
+                        "note: both --db and --postgres are given; reading the PostgreSQL ledger"
+                    );
+                });
+                Some(url)
+            }
+            _ => Some(url),
+        }
+    }
+
     /// Opens the ledger to read, refusing what is not one (never creating or migrating it).
     async fn open_existing(&self) -> Result<Box<dyn payments_sync::Ledger>, CliError> {
-        match (&self.postgres, &self.account) {
+        match (self.postgres(), &self.account) {
             (Some(url), Some(name)) => Ok(Box::new(open_account(url, name).await?)),
             (None, None) => Ok(Box::new(self.db.open_existing()?)),
             (postgres, _) => Err(lone_flag(postgres.is_some())),
@@ -177,7 +209,7 @@ struct BooksLedgerArgs {
 impl BooksLedgerArgs {
     async fn open(&self) -> Result<Box<dyn BooksLedger>, CliError> {
         let ledger = &self.ledger;
-        match (&ledger.postgres, &ledger.account) {
+        match (ledger.postgres(), &ledger.account) {
             (Some(url), Some(name)) => Ok(Box::new(open_account(url, name).await?)),
             (None, None) => {
                 if !ledger.db.db.exists() {

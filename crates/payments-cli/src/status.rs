@@ -60,7 +60,7 @@ In a crontab, every 15 minutes, with notify-ops standing for your alert:
 
 pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
     // A PostgreSQL ledger: the fleet's schedule, of one account or of all of them.
-    let schedule = match &args.ledger.postgres {
+    let schedule = match args.ledger.postgres() {
         Some(url) => {
             let ledger = PgLedger::open_existing(url).await.map_err(|e| {
                 CliError::config(format!("{e}; check --postgres (or PAYMENTS_POSTGRES)"))

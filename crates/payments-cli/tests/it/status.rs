@@ -3,7 +3,7 @@
 use payments_sandbox::{Faults, Sandbox, SandboxConfig};
 use serde_json::Value;
 
-use crate::{payments_for, run, text, unlimited};
+use crate::{payments, payments_for, run, text, unlimited};
 
 fn status_json(command: &mut std::process::Command, expected: i32) -> Value {
     let output = run(command.args(["status", "--json"]), expected);
@@ -267,4 +267,48 @@ async fn a_run_stopped_by_its_budget_is_unfinished_and_only_runs_that_stall_are_
     assert_eq!(status["sources"][1]["stalled"], true, "{status}");
     let human = text(&run(payments_for(&slower, &stalled_db).arg("status"), 1).stdout);
     assert!(human.contains("the last 3 runs were stopped"), "{human}");
+}
+
+/// A flag beats a variable: `--db FILE` with PAYMENTS_POSTGRES set reads the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_db_wins_over_payments_postgres() {
+    let sandbox = Sandbox::start(unlimited(30, 0, 40)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    run(
+        payments_for(&sandbox, &db).args(["sync", "--source", "paypro"]),
+        0,
+    );
+    let unreachable = "postgresql://nobody@127.0.0.1:9/none";
+    for args in [
+        vec!["status", "--json", "--db"],
+        vec!["export", "--format", "ndjson", "--db"],
+    ] {
+        let output = run(
+            payments()
+                .args(&args)
+                .arg(&db)
+                .env("PAYMENTS_POSTGRES", unreachable)
+                .env_remove("PAYMENTS_DB"),
+            0,
+        );
+        assert!(
+            !output.stdout.is_empty(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    // Without --db, the variable is the choice (and it cannot be reached here).
+    let fleet = run(
+        payments()
+            .args(["status"])
+            .current_dir(dir.path())
+            .env("PAYMENTS_POSTGRES", unreachable),
+        2,
+    );
+    assert!(
+        text(&fleet.stderr).contains("PAYMENTS_POSTGRES"),
+        "{}",
+        text(&fleet.stderr)
+    );
 }
