@@ -62,8 +62,11 @@ pub struct SourceOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccountError {
-    /// The name is empty, too long, or has characters other than letters, digits, `-`, `_`, `.`.
-    #[error("`{0}` is not an account name: use 1 to 100 letters, digits, `-`, `_` or `.`")]
+    /// The name is not in the safe set: 1 to 64 lowercase ASCII letters, digits, `-`, `_`
+    /// and `.`, not starting with `.` or `-`. It holds the name's first characters, escaped.
+    #[error(
+        "`{0}` is not an account name: use 1 to 64 lowercase letters (a-z), digits, `-`, `_` or `.`, not starting with `.` or `-` (so that no two names look alike, and none reads as a flag or a path)"
+    )]
     BadName(String),
     /// An account has no source, or the same source twice.
     #[error("{0}")]
@@ -79,11 +82,28 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
+/// The most characters of a refused name an error shows.
+const NAME_SHOWN: usize = 24;
+
 fn valid_name(name: &str) -> bool {
-    (1..=100).contains(&name.chars().count())
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    (1..=64).contains(&name.len())
+        && !name.starts_with(['.', '-'])
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+}
+
+/// The first characters of a refused name, control characters and the like escaped.
+fn shown_name(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(NAME_SHOWN)
+        .flat_map(char::escape_default)
+        .collect();
+    if name.chars().count() > NAME_SHOWN {
+        shown.push('…');
+    }
+    shown
 }
 
 impl PgLedger {
@@ -115,7 +135,7 @@ impl PgLedger {
         master: &MasterKey,
     ) -> Result<Account, AccountError> {
         if !valid_name(&account.name) {
-            return Err(AccountError::BadName(account.name));
+            return Err(AccountError::BadName(shown_name(&account.name)));
         }
         if account.sources.is_empty() {
             return Err(AccountError::BadSources(format!(
@@ -275,4 +295,36 @@ pub(crate) fn read_options(
             detail: format!("{e}; correct them in ledger.account_sources, or remove the source"),
         })
         .map(Option::unwrap_or_default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_of_the_safe_set_and_a_refused_one_is_shown_short() {
+        for good in ["acme", "acme-bv", "shop_2", "a.b", "7", &"n".repeat(64)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "--x",
+            ".a",
+            "Acme",
+            "асме",
+            "ａｃｍｅ",
+            "a b",
+            &"n".repeat(65),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let shown = shown_name(&format!("\u{1b}[2J{}", "x".repeat(10_000)));
+        assert!(
+            shown.starts_with("\\u{1b}[2J") && shown.ends_with('…'),
+            "{shown}"
+        );
+        assert!(shown.len() < 60, "{shown}");
+    }
 }

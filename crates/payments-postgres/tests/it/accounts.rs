@@ -73,12 +73,30 @@ async fn accounts_are_added_listed_disabled_and_removed_and_no_key_is_stored_in_
         matches!(duplicate, AccountError::Duplicate(_)),
         "{duplicate}"
     );
-    for bad in ["", "a b", "x/y", &"n".repeat(101)] {
+    // Names that look alike, read as a flag or a path, or are too long: refused, and never
+    // echoed whole.
+    let long = "n".repeat(10_000);
+    for bad in [
+        "",
+        "a b",
+        "x/y",
+        ".",
+        "..",
+        "--x",
+        "-x",
+        ".hidden",
+        "Acme",
+        "асме",
+        "ａｃｍｅ",
+        &long,
+        &"n".repeat(65),
+    ] {
         let error = ledger
             .add_account(new_account(bad, KEY), &master)
             .await
             .unwrap_err();
         assert!(matches!(error, AccountError::BadName(_)), "{bad}: {error}");
+        assert!(error.to_string().len() < 400, "{error}");
     }
     let mut twice = new_account("twice", KEY);
     twice.sources[1].0 = "mkp".to_owned();
