@@ -153,8 +153,9 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
     signals.abort();
     Ok(match stop.reason() {
         Some(reason) => Exit::stopped_by(reason),
-        // A round (--until-idle) in which a run failed says so, for cron.
-        None if worker.failed_runs() > 0 => Exit::Failed,
+        // A round (--until-idle) in which a run failed, or due work could not be leased, says
+        // so, for cron.
+        None if worker.failed_runs() > 0 || worker.lease_failures() > 0 => Exit::Failed,
         None => Exit::Done,
     })
 }

@@ -119,6 +119,8 @@ pub struct Worker {
     report: Box<Report>,
     /// Runs of this worker that failed.
     failed: AtomicUsize,
+    /// Attempts to lease due work that the database refused.
+    lease_failures: AtomicUsize,
     /// Counted as runs and reads go, when given.
     metrics: Option<Arc<Metrics>>,
     /// When each payment or group of each account-source was last read by this worker, for
@@ -172,6 +174,7 @@ impl Worker {
             stop,
             report: Box::new(|_| {}),
             failed: AtomicUsize::new(0),
+            lease_failures: AtomicUsize::new(0),
             metrics: None,
             last_reads: Mutex::new(HashMap::new()),
         }
@@ -208,6 +211,12 @@ impl Worker {
     /// How many of this worker's runs failed so far.
     pub fn failed_runs(&self) -> usize {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// How many times the database refused to lease due work (a read-only server, lost
+    /// rights): a round with any did not do what was due.
+    pub fn lease_failures(&self) -> usize {
+        self.lease_failures.load(Ordering::Relaxed)
     }
 
     /// Works until the worker is stopped and its runs are done, or, with
@@ -298,6 +307,7 @@ impl Worker {
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    self.lease_failures.fetch_add(1, Ordering::Relaxed);
                     (self.report)(&Event::LeaseFailed { error: &error });
                     break;
                 }

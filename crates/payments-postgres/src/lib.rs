@@ -67,8 +67,43 @@ impl std::fmt::Debug for PgLedger {
 
 /// Classifies a PostgreSQL failure as a backend failure while doing `context`.
 pub(crate) fn pg_error(context: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
-    move |error| StoreError::backend(context, error)
+    move |error| StoreError::backend(context, PgMessage::of(&error))
 }
+
+/// A PostgreSQL error in PostgreSQL's own words, with its SQLSTATE (tokio-postgres says only
+/// "db error" for an error the server sent), or the client's error with its causes.
+#[derive(Debug)]
+struct PgMessage(String);
+
+impl PgMessage {
+    fn of(error: &tokio_postgres::Error) -> PgMessage {
+        if let Some(db) = error.as_db_error() {
+            let mut said = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                said.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                said.push_str(&format!("; hint: {hint}"));
+            }
+            return PgMessage(said);
+        }
+        let mut said = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(error) = cause {
+            said.push_str(&format!(": {error}"));
+            cause = error.source();
+        }
+        PgMessage(said)
+    }
+}
+
+impl std::fmt::Display for PgMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PgMessage {}
 
 impl PgLedger {
     /// Connects to the database at `url` (`postgresql://user:password@host:port/dbname`) with a

@@ -588,6 +588,30 @@ fn a_worker_prints_one_line_per_run_and_retries_a_failure_after_a_minute() {
         .get(0);
     assert_eq!(held, 0, "every lease released");
 
+    // A database that refuses every lease (read-only): the round exits 1, and says why in
+    // PostgreSQL's words with its SQLSTATE, not "db error".
+    runtime
+        .block_on(client.batch_execute(
+            "UPDATE ledger.account_sources SET next_run_at = now();
+             ALTER DATABASE printing SET default_transaction_read_only = on;",
+        ))
+        .unwrap();
+    let refused = payments()
+        .args(["worker", "--until-idle"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .env("PAYMENTS_MASTER_KEY", master.to_base64())
+        .output()
+        .unwrap();
+    let said = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot lease work")
+            && said.contains("read-only")
+            && said.contains("SQLSTATE 25006"),
+        "{said}"
+    );
+    assert!(!said.contains("db error"), "{said}");
+
     // --poll 0 is a usage error, not a panic.
     let zero = payments()
         .args(["worker", "--until-idle", "--poll", "0"])
