@@ -81,7 +81,8 @@ impl PostgresArgs {
 struct AddArgs {
     #[command(flatten)]
     db: PostgresArgs,
-    /// The account's name: 1 to 100 letters, digits, `-`, `_` or `.`.
+    /// The account's name: 1 to 64 lowercase letters, digits, `-`, `_` or `.`, not starting
+    /// with `.` or `-`.
     name: String,
     /// The environment variable holding the MKP API key (keys never go on the command line).
     #[arg(long, value_name = "VAR", default_value = "MKP_API_KEY")]
@@ -89,11 +90,12 @@ struct AddArgs {
     /// The environment variable holding the PayPro API key.
     #[arg(long, value_name = "VAR", default_value = "PAYPRO_API_KEY")]
     paypro_key_env: String,
-    /// The MKP API, when not MKP's public one.
-    #[arg(long, value_name = "URL")]
+    /// The MKP API, when not MKP's public one (read from the variable `payments sync` reads).
+    #[arg(long, env = "MKP_BASE_URL", value_name = "URL")]
     mkp_base_url: Option<String>,
-    /// The PayPro API, when not PayPro's public one (its test environment, say).
-    #[arg(long, value_name = "URL")]
+    /// The PayPro API, when not PayPro's public one (its test environment, say; read from the
+    /// variable `payments sync` reads).
+    #[arg(long, env = "PAYPRO_BASE_URL", value_name = "URL")]
     paypro_base_url: Option<String>,
     /// MKP requests allowed per rate-limit window, when the key's contract differs from MKP's
     /// documented 60 per minute.

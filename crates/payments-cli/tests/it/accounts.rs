@@ -33,16 +33,11 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
     let mkp_url = sandbox.mkp_base_url();
     let paypro_url = sandbox.paypro_base_url();
     let mut outputs = Vec::new();
+    // The base URLs from the variables `sync` reads (as after sourcing the sandbox's env file).
     outputs.push(run(
-        &mut cli(&[
-            "accounts",
-            "add",
-            "acme-bv",
-            "--mkp-base-url",
-            &mkp_url,
-            "--paypro-base-url",
-            &paypro_url,
-        ]),
+        cli(&["accounts", "add", "acme-bv"])
+            .env("MKP_BASE_URL", &mkp_url)
+            .env("PAYPRO_BASE_URL", &paypro_url),
         0,
     ));
     // Refused: the same name again; a wrong master key; no key at all; a run more often than
