@@ -42,8 +42,9 @@ enum AccountsCommand {
     Add(AddArgs),
     /// Lists the accounts and their sources (never their keys).
     List(ListArgs),
-    /// Removes an account and its whole ledger (its payments, versions and runs).
-    Remove(NameArgs),
+    /// Removes an account and its whole ledger (its payments, versions and runs). On a terminal
+    /// it asks for the account's name first; otherwise it needs --yes.
+    Remove(RemoveArgs),
     /// Disables an account: it is kept, but no worker syncs it.
     Disable(NameArgs),
     /// Enables a disabled account.
@@ -127,6 +128,41 @@ struct NameArgs {
     name: String,
 }
 
+/// What `accounts remove` takes.
+#[derive(Debug, clap::Args)]
+struct RemoveArgs {
+    #[command(flatten)]
+    account: NameArgs,
+    /// Remove without asking (needed where there is no terminal to ask on).
+    #[arg(long)]
+    yes: bool,
+}
+
+/// Whether the removal of `name` is confirmed: `--yes`, or its name typed again on a terminal.
+fn confirmed(name: &str, yes: bool) -> Result<bool, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::config(format!(
+            "`accounts remove {}` deletes the account's whole ledger; pass --yes to confirm (there is no terminal to ask on)",
+            printable(name)
+        )));
+    }
+    eprint!(
+        "This deletes the account {} and its whole ledger (payments, versions, runs). Type its name to confirm: ",
+        printable(name)
+    );
+    let _ = std::io::stderr().flush();
+    let mut typed = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut typed)
+        .map_err(|e| CliError::config(format!("cannot read the confirmation: {e}")))?;
+    Ok(typed.trim() == name)
+}
+
 /// The master key from PAYMENTS_MASTER_KEY.
 pub(crate) fn master_key() -> Result<MasterKey, CliError> {
     let text = std::env::var(MASTER_KEY_VARIABLE).map_err(|_| {
@@ -158,7 +194,14 @@ pub(crate) async fn run(args: AccountsArgs) -> Result<Exit, CliError> {
         }
         AccountsCommand::Add(args) => add(args).await,
         AccountsCommand::List(args) => list(args).await,
-        AccountsCommand::Remove(args) => {
+        AccountsCommand::Remove(RemoveArgs { account: args, yes }) => {
+            if !confirmed(&args.name, yes)? {
+                eprintln!(
+                    "not removed: the name typed was not {}",
+                    printable(&args.name)
+                );
+                return Ok(Exit::Failed);
+            }
             let ledger = args.db.connect().await?;
             if !ledger.remove_account(&args.name).await? {
                 return Err(no_account(&ledger, &args.name));

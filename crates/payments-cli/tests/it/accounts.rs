@@ -128,13 +128,22 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
     );
     let listed = text(&run(&mut cli(&["accounts", "list"]), 0).stdout);
     assert!(listed.contains("acme-bv (disabled)"), "{listed}");
+    // A whole ledger is not deleted on a word: with no terminal to ask on, --yes is needed.
+    let unasked = run(&mut cli(&["accounts", "remove", "acme-bv"]), 2);
     assert!(
-        run(&mut cli(&["accounts", "remove", "acme-bv"]), 0)
+        text(&unasked.stderr).contains("--yes"),
+        "{}",
+        text(&unasked.stderr)
+    );
+    let still = text(&run(&mut cli(&["accounts", "list"]), 0).stdout);
+    assert!(still.contains("acme-bv"), "{still}");
+    assert!(
+        run(&mut cli(&["accounts", "remove", "acme-bv", "--yes"]), 0)
             .status
             .success()
     );
     assert!(
-        run(&mut cli(&["accounts", "remove", "acme-bv"]), 2)
+        run(&mut cli(&["accounts", "remove", "acme-bv", "--yes"]), 2)
             .status
             .code()
             == Some(2)
