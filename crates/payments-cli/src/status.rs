@@ -67,7 +67,7 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
             })?;
             let schedule = ledger.schedule(args.ledger.account.as_deref()).await?;
             if args.ledger.account.is_none() {
-                return fleet(ledger.name(), &schedule, args.json, args.tz);
+                return fleet(ledger.name(), &schedule, args.json, args.tz, args.max_age);
             }
             schedule
         }
@@ -145,7 +145,31 @@ pub(crate) async fn health(
 
 /// `payments status --postgres URL` without --account: a line per account-source, and exit 1
 /// when the last run of an enabled one failed.
-fn fleet(database: &str, schedule: &[Scheduled], json: bool, tz: Tz) -> Result<Exit, CliError> {
+/// Whether an enabled account-source is stale for `max_age`: not leased now, and overdue by
+/// more than it (no worker took it), or its last run ended longer ago than that (its runs keep
+/// dying before they end).
+fn fleet_stale(s: &Scheduled, max_age: Duration, now: DateTime<Utc>) -> bool {
+    let older = |at: DateTime<Utc>| (now - at).to_std().unwrap_or_default() > max_age;
+    !s.disabled
+        && s.leased.is_none()
+        && (older(s.next_run_at) || s.last_run.as_ref().is_some_and(|(at, _)| older(*at)))
+}
+
+fn fleet(
+    database: &str,
+    schedule: &[Scheduled],
+    json: bool,
+    tz: Tz,
+    max_age: Option<Duration>,
+) -> Result<Exit, CliError> {
+    let now = Utc::now();
+    let stale: Vec<&Scheduled> = match max_age {
+        Some(max_age) => schedule
+            .iter()
+            .filter(|s| fleet_stale(s, max_age, now))
+            .collect(),
+        None => Vec::new(),
+    };
     let failed = schedule
         .iter()
         .filter(|s| {
@@ -154,7 +178,12 @@ fn fleet(database: &str, schedule: &[Scheduled], json: bool, tz: Tz) -> Result<E
                 && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some())
         })
         .count();
-    let exit = if failed > 0 { Exit::Failed } else { Exit::Done };
+    let exit = if failed > 0 || !stale.is_empty() {
+        Exit::Failed
+    } else {
+        Exit::Done
+    };
+    let is_stale = |s: &Scheduled| stale.iter().any(|t| std::ptr::eq(*t, s));
     let report = if json {
         let report = json!({
             "database": database,
@@ -163,6 +192,7 @@ fn fleet(database: &str, schedule: &[Scheduled], json: bool, tz: Tz) -> Result<E
                 let mut entry = schedule_json(s);
                 entry["account"] = json!(s.account);
                 entry["source"] = json!(s.source_name);
+                entry["stale"] = json!(is_stale(s));
                 entry
             }).collect::<Vec<_>>(),
         });
@@ -178,10 +208,18 @@ fn fleet(database: &str, schedule: &[Scheduled], json: bool, tz: Tz) -> Result<E
         ));
         for s in schedule {
             text.push_str(&format!(
-                "{} {}: {}\n",
+                "{} {}: {}{}\n",
                 printable(&s.account),
                 s.source_name,
-                schedule_line(s, tz)
+                schedule_line(s, tz),
+                if is_stale(s) {
+                    format!(
+                        "; stale: nothing ended within {} s (--max-age): is a worker running?",
+                        max_age.unwrap_or_default().as_secs()
+                    )
+                } else {
+                    String::new()
+                }
             ));
         }
         text

@@ -439,6 +439,36 @@ fn a_worker_stopped_by_sigterm_mid_run_releases_its_lease_at_once_for_the_next_w
             .unwrap()
     });
     assert_eq!(stored, payments_testkit::data_set(&sandbox));
+
+    // Monitoring that tells the truth: fresh within --max-age; overdue by more than it (no
+    // worker took it), stale, named, exit 1.
+    let status = |max_age: &str| {
+        payments()
+            .args(["status", "--json", "--max-age", max_age])
+            .env("PAYMENTS_POSTGRES", &url)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(status("1h").status.code(), Some(0));
+    runtime
+        .block_on(client.execute(
+            "UPDATE ledger.account_sources SET next_run_at = now() - interval '2 hours'",
+            &[],
+        ))
+        .unwrap();
+    let overdue = status("1h");
+    assert_eq!(overdue.status.code(), Some(1), "{}", text(&overdue.stdout));
+    assert!(
+        text(&overdue.stdout).contains("\"stale\":true"),
+        "{}",
+        text(&overdue.stdout)
+    );
+    let human = payments()
+        .args(["status", "--max-age", "1h"])
+        .env("PAYMENTS_POSTGRES", &url)
+        .output()
+        .unwrap();
+    assert!(text(&human.stdout).contains("big paypro: ") && text(&human.stdout).contains("stale"));
 }
 
 /// The worker's printing, byte for byte: one line per run, a summary on stdout and an error on
