@@ -119,12 +119,7 @@ impl PgLedger {
             .await
             .map_err(pg_error("cannot read the master key check"))?;
         let Some(row) = row else { return Ok(()) };
-        let text: String = row.get(0);
-        let sealed = STANDARD.decode(text).unwrap_or_default();
-        match master.open(&sealed, b"master key check") {
-            Some(opened) if opened == CHECK_TEXT => Ok(()),
-            _ => Err(KeyError::WrongMasterKey.into()),
-        }
+        opens_check(&row.get::<_, String>(0), master)
     }
 
     /// Adds an account with its sources, their keys sealed with `master`, in one transaction.
@@ -173,6 +168,17 @@ impl PgLedger {
             )
             .await
             .map_err(pg_error(context))?;
+        // Two first adds at once: the second's insert waits for the first's commit and does
+        // nothing; the check it reads then is the first's, which its key must open.
+        let stored: String = transaction
+            .query_one(
+                "SELECT value FROM ledger.meta WHERE key = 'master_key_check'",
+                &[],
+            )
+            .await
+            .map_err(pg_error(context))?
+            .get(0);
+        opens_check(&stored, master)?;
         let row = transaction
             .query_opt(
                 "INSERT INTO ledger.accounts (name) VALUES ($1)
@@ -277,6 +283,15 @@ impl PgLedger {
             .await
             .map_err(pg_error("cannot change the account"))?;
         Ok(changed > 0)
+    }
+}
+
+/// Whether `master` opens the stored master key check `text`.
+fn opens_check(text: &str, master: &MasterKey) -> Result<(), AccountError> {
+    let sealed = STANDARD.decode(text).unwrap_or_default();
+    match master.open(&sealed, b"master key check") {
+        Some(opened) if opened == CHECK_TEXT => Ok(()),
+        _ => Err(KeyError::WrongMasterKey.into()),
     }
 }
 

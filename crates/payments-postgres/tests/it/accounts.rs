@@ -311,3 +311,52 @@ async fn stored_options_that_do_not_read_back_are_named_never_the_defaults() {
         "{unreadable}"
     );
 }
+
+/// Eight first `add`s at once into a fresh database, with two different master keys: one key
+/// wins, every add with the other is refused, and every key stored opens with the winner.
+#[tokio::test]
+async fn first_adds_racing_with_two_master_keys_leave_one_key_that_opens_every_account() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    for round in 0..3 {
+        let url = cluster.database(&format!("race{round}"));
+        PgLedger::connect(&url, 2).await.unwrap();
+        let keys = [MasterKey::generate(), MasterKey::generate()];
+        let adds = (0..8).map(|n| {
+            let url = url.clone();
+            let master = MasterKey::from_base64(&keys[n % 2].to_base64()).unwrap();
+            tokio::spawn(async move {
+                let ledger = PgLedger::connect(&url, 2).await.unwrap();
+                let added = ledger
+                    .add_account(new_account(&format!("shop{n}"), KEY), &master)
+                    .await;
+                (n % 2, added)
+            })
+        });
+        let mut won = HashSet::new();
+        for add in futures::future::join_all(adds).await {
+            let (key, added) = add.unwrap();
+            match added {
+                Ok(_) => {
+                    won.insert(key);
+                }
+                Err(AccountError::Key(KeyError::WrongMasterKey)) => {}
+                Err(other) => panic!("round {round}: {other}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: one key wins: {won:?}");
+        let winner = &keys[*won.iter().next().unwrap()];
+        let ledger = PgLedger::connect(&url, 2).await.unwrap();
+        ledger.check_master_key(winner).await.unwrap();
+        while let Some(lease) = ledger
+            .lease_due("checker", Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            lease
+                .api_key(winner)
+                .unwrap_or_else(|e| panic!("round {round}: {}: {e}", lease.account_name));
+        }
+    }
+}
