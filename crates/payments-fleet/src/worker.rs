@@ -399,10 +399,9 @@ impl Worker {
             lease: &lease,
             outcome: &outcome,
         });
-        let next_run_at = Utc::now() + chrono::Duration::from_std(next).unwrap_or_default();
         if let Err(error) = self
             .ledger
-            .release_hinted(&lease, Some(next_run_at), &seen)
+            .release_hinted(&lease, Some(next), &seen)
             .await
         {
             (self.report)(&Event::ReleaseFailed {

@@ -153,17 +153,14 @@ impl PgLedger {
 
     /// Ends the lease (when its worker still holds it) and sets when the source is due next.
     /// Its hints are settled as [`PgLedger::release_hinted`] settles them, with none seen.
-    pub async fn release(
-        &self,
-        lease: &Lease,
-        next_run_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.release_hinted(lease, Some(next_run_at), &HintsSeen::default())
+    pub async fn release(&self, lease: &Lease, next_in: Duration) -> Result<(), StoreError> {
+        self.release_hinted(lease, Some(next_in), &HintsSeen::default())
             .await
     }
 
-    /// Ends the lease (when its worker still holds it). `next_run_at` is when the source is due
-    /// next after a scheduled run; `None` when the worker only read hints, which leaves the
+    /// Ends the lease (when its worker still holds it). `next_in` is how long after now, by
+    /// the database's clock (never a worker's), the source is due next after a scheduled run;
+    /// `None` when the worker only read hints, which leaves the
     /// schedule as it was (a storm of webhooks never postpones the poll), and the run row the
     /// lease opened is removed (no run happened). `hinted_at` is cleared only when every
     /// pending delivery of the account-source was seen by the worker's read (`seen`); a
@@ -172,9 +169,10 @@ impl PgLedger {
     pub async fn release_hinted(
         &self,
         lease: &Lease,
-        next_run_at: Option<DateTime<Utc>>,
+        next_in: Option<Duration>,
         seen: &HintsSeen,
     ) -> Result<(), StoreError> {
+        let next_secs: Option<f64> = next_in.map(|next| next.as_secs_f64());
         let context = "cannot release the lease";
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(pg_error(context))?;
@@ -206,20 +204,20 @@ impl PgLedger {
             .execute(
                 "UPDATE ledger.account_sources
                  SET leased_by = NULL, lease_expires_at = NULL,
-                     next_run_at = COALESCE($3, next_run_at),
+                     next_run_at = COALESCE(now() + make_interval(secs => $3), next_run_at),
                      hinted_at = CASE WHEN $4 THEN hinted_at ELSE $5 END
                  WHERE account_id = $1 AND source_name = $2",
                 &[
                     &lease.account_id,
                     &lease.source_name,
-                    &next_run_at,
+                    &next_secs,
                     &(unseen > 0),
                     &seen.again_at,
                 ],
             )
             .await
             .map_err(pg_error(context))?;
-        if next_run_at.is_none() {
+        if next_in.is_none() {
             transaction
                 .execute(
                     "DELETE FROM ledger.runs WHERE seq = $1 AND finished_at IS NULL",

@@ -249,8 +249,10 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         )
         .await
         .unwrap();
-    let next = Utc::now() + chrono::Duration::hours(1);
-    ledger.release(&taken_over, next).await.unwrap();
+    ledger
+        .release(&taken_over, Duration::from_secs(3600))
+        .await
+        .unwrap();
     let old_runs: i64 = client
         .query_one(
             "SELECT count(*) FROM ledger.runs WHERE finished_at < now() - interval '30 days'",
@@ -265,7 +267,7 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         "runs older than {} days are dropped",
         payments_postgres::RUNS_KEPT_DAYS
     );
-    ledger.release(&lease, Utc::now()).await.unwrap();
+    ledger.release(&lease, Duration::ZERO).await.unwrap();
     let due = ledger.next_due().await.unwrap().unwrap();
     assert!(due > Utc::now() + chrono::Duration::minutes(59), "{due}");
     assert!(ledger.lease_due("w10", ttl).await.unwrap().is_none());
