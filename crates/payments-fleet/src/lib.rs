@@ -29,5 +29,5 @@ mod worker;
 
 pub use ingress::{FleetHealth, FleetInlet};
 pub use options::{OptionsError, options_of, spec_of};
-pub use schedule::{RETRY_AFTER_FAILURE, RunEnd, next_due};
+pub use schedule::{LONGEST_BACKOFF, RETRY_AFTER_FAILURE, RunEnd, next_due};
 pub use worker::{Event, RunError, Worker, WorkerOptions, worker_name};

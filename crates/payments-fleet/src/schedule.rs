@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
-/// How long after a failed run its source is tried again: a minute.
+/// How long after a failed run its source is tried again: a minute, doubled for each failure
+/// in a row before it, up to [`LONGEST_BACKOFF`].
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// The longest a failing source waits before it is tried again: an hour (a failure is never
+/// left longer; one that fails every run takes at most a run an hour of the fleet).
+pub const LONGEST_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// How a run ended, as far as its next due time is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,16 +24,21 @@ pub enum RunEnd {
 /// - The worker was stopped (SIGTERM, SIGINT): due at once, so that another worker takes it
 ///   over without waiting.
 /// - The run completed: after the source's `every`.
-/// - The run failed: after [`RETRY_AFTER_FAILURE`] (a minute), whatever `every` says: sooner
-///   than a long `every` (a failure is not left for hours), and never sooner than a minute for
-///   a short one (a failing provider is not hammered).
-pub fn next_due(end: RunEnd, every: Duration, stopped: bool) -> Duration {
+/// - The run failed: after [`RETRY_AFTER_FAILURE`] (a minute), doubled for each run that
+///   failed in a row before it (`failed_before`), at most [`LONGEST_BACKOFF`], whatever
+///   `every` says: sooner than a long `every` (a failure is not left for hours), never sooner
+///   than a minute for a short one (a failing provider is not hammered), and a source that
+///   fails every run cannot take the fleet's capacity. A success resets it.
+pub fn next_due(end: RunEnd, every: Duration, stopped: bool, failed_before: u32) -> Duration {
     if stopped {
         return Duration::ZERO;
     }
     match end {
         RunEnd::Completed => every,
-        RunEnd::Failed => RETRY_AFTER_FAILURE,
+        RunEnd::Failed => RETRY_AFTER_FAILURE
+            .checked_mul(2u32.saturating_pow(failed_before.min(16)))
+            .unwrap_or(LONGEST_BACKOFF)
+            .min(LONGEST_BACKOFF),
     }
 }
 
@@ -63,10 +73,24 @@ mod tests {
         ];
         for (end, every, stopped, due) in table {
             assert_eq!(
-                next_due(end, every, stopped),
+                next_due(end, every, stopped, 0),
                 due,
                 "{end:?} with every {every:?}, stopped: {stopped}"
             );
         }
+    }
+
+    #[test]
+    fn a_source_that_keeps_failing_backs_off_to_an_hour_and_a_success_resets_it() {
+        let secs = Duration::from_secs;
+        let failed = |before| next_due(RunEnd::Failed, secs(300), false, before);
+        assert_eq!(
+            (0..8).map(failed).collect::<Vec<_>>(),
+            [60, 120, 240, 480, 960, 1920, 3600, 3600].map(secs)
+        );
+        assert_eq!(failed(u32::MAX), super::LONGEST_BACKOFF);
+        // Completed or stopped: the failures before do not count.
+        assert_eq!(next_due(RunEnd::Completed, secs(300), false, 9), secs(300));
+        assert_eq!(next_due(RunEnd::Failed, secs(300), true, 9), Duration::ZERO);
     }
 }

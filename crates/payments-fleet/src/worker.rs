@@ -10,8 +10,8 @@ use payments_postgres::{HintListener, HintsSeen, KeyError, Lease, MasterKey, PgL
 use payments_serve::Metrics;
 use payments_sources::PaymentSource;
 use payments_sync::{
-    Events, HintsRead, Inbox, InboxRead, LastReads, RunRecord, StopReason, StopSignal, Store,
-    StoreError, Summary, SyncError, SyncOptions, Syncer, read_inbox,
+    Events, HintsRead, Inbox, InboxRead, LastReads, Ledger, RunRecord, StopReason, StopSignal,
+    Store, StoreError, Summary, SyncError, SyncOptions, Syncer, read_inbox,
 };
 use tokio::task::JoinSet;
 
@@ -388,7 +388,21 @@ impl Worker {
             Ok(_) => RunEnd::Completed,
             Err(_) => RunEnd::Failed,
         };
-        let next = next_due(end, every, self.stop.reason().is_some());
+        // The failures in a row before this run, for the backoff (this run is recorded already).
+        let failed_before = match end {
+            RunEnd::Failed => store
+                .recent_runs(&lease.source_name, 17)
+                .await
+                .map(|runs| {
+                    runs.iter()
+                        .skip(1)
+                        .take_while(|run| run.outcome() == "failed")
+                        .count() as u32
+                })
+                .unwrap_or_default(),
+            RunEnd::Completed => 0,
+        };
+        let next = next_due(end, every, self.stop.reason().is_some(), failed_before);
         if end == RunEnd::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -399,11 +413,7 @@ impl Worker {
             lease: &lease,
             outcome: &outcome,
         });
-        if let Err(error) = self
-            .ledger
-            .release_hinted(&lease, Some(next), &seen)
-            .await
-        {
+        if let Err(error) = self.ledger.release_hinted(&lease, Some(next), &seen).await {
             (self.report)(&Event::ReleaseFailed {
                 lease: &lease,
                 error: &error,
