@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use payments_fleet::{OptionsError, spec_of};
 use payments_postgres::{
-    AccountError, KeyError, MASTER_KEY_VARIABLE, MasterKey, NewAccount, PgLedger, SourceOptions,
+    AccountError, KeyError, MASTER_KEY_VARIABLE, MasterKey, NewAccount,
+    PREVIOUS_MASTER_KEY_VARIABLE, PgLedger, SourceOptions,
 };
 use payments_sources::{Source, SpecError};
 use secrecy::SecretString;
@@ -38,6 +39,11 @@ const EXAMPLES: &str = r#"Examples:
 enum AccountsCommand {
     /// Prints a new random master key, to keep in PAYMENTS_MASTER_KEY.
     MasterKey,
+    /// Seals every account's keys anew with PAYMENTS_MASTER_KEY, in one transaction, opening
+    /// them with it or with PAYMENTS_MASTER_KEY_PREVIOUS. To rotate: make a new key; run every
+    /// worker with PAYMENTS_MASTER_KEY=new and PAYMENTS_MASTER_KEY_PREVIOUS=old; run this;
+    /// then drop PAYMENTS_MASTER_KEY_PREVIOUS. No run fails on the way.
+    RotateMasterKey(RotateArgs),
     /// Adds an account, with a source for each key variable that is set.
     Add(AddArgs),
     /// Lists the accounts and their sources (never their keys).
@@ -128,6 +134,13 @@ struct NameArgs {
     name: String,
 }
 
+/// What `accounts rotate-master-key` takes.
+#[derive(Debug, clap::Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    db: PostgresArgs,
+}
+
 /// What `accounts remove` takes.
 #[derive(Debug, clap::Args)]
 struct RemoveArgs {
@@ -170,7 +183,19 @@ pub(crate) fn master_key() -> Result<MasterKey, CliError> {
             "{MASTER_KEY_VARIABLE} is not set: it holds the master key that seals the account keys; make one with `payments accounts master-key` and keep it safe"
         ))
     })?;
-    MasterKey::from_base64(&text).map_err(|e| CliError::config(e.to_string()))
+    let master = MasterKey::from_base64(&text).map_err(|e| CliError::config(e.to_string()))?;
+    // During a rotation: what the previous key sealed still opens.
+    match std::env::var(PREVIOUS_MASTER_KEY_VARIABLE) {
+        Ok(previous) if !previous.trim().is_empty() => {
+            let previous = MasterKey::from_base64(&previous).map_err(|_| {
+                CliError::config(format!(
+                    "{PREVIOUS_MASTER_KEY_VARIABLE} is not a master key (32 bytes in base64, 44 characters)"
+                ))
+            })?;
+            Ok(master.with_previous(previous))
+        }
+        _ => Ok(master),
+    }
 }
 
 fn account_error(error: AccountError) -> CliError {
@@ -189,6 +214,23 @@ pub(crate) async fn run(args: AccountsArgs) -> Result<Exit, CliError> {
             println!("{}", MasterKey::generate().to_base64());
             eprintln!(
                 "keep it in {MASTER_KEY_VARIABLE} for `payments accounts add` and `payments worker`, somewhere safe: without it the keys in the database cannot be opened, and every account's keys must be added again"
+            );
+            Ok(Exit::Done)
+        }
+        AccountsCommand::RotateMasterKey(args) => {
+            let master = master_key()?;
+            if !master.has_previous() {
+                return Err(CliError::config(format!(
+                    "set {PREVIOUS_MASTER_KEY_VARIABLE} to the master key the database uses now and {MASTER_KEY_VARIABLE} to the new one (from `payments accounts master-key`)"
+                )));
+            }
+            let ledger = args.db.connect().await?;
+            let sealed = ledger
+                .rotate_master_key(&master)
+                .await
+                .map_err(account_error)?;
+            println!(
+                "sealed {sealed} key(s) and secret(s) anew with {MASTER_KEY_VARIABLE}; {PREVIOUS_MASTER_KEY_VARIABLE} can be dropped from every worker now"
             );
             Ok(Exit::Done)
         }

@@ -262,6 +262,70 @@ impl PgLedger {
         Ok(accounts)
     }
 
+    /// Seals every account's keys and webhook secrets anew with `master`, and its check, in
+    /// one transaction: each is opened with `master` or its previous key
+    /// ([`MasterKey::with_previous`]), so that workers running with both keys go on throughout.
+    /// How many keys and secrets were sealed anew. Refused, changing nothing, when a sealed
+    /// key opens with neither key (named), or when neither opens the database's check.
+    pub async fn rotate_master_key(&self, master: &MasterKey) -> Result<usize, AccountError> {
+        let context = "cannot rotate the master key";
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(context))?;
+        // The check first, under lock: two rotations (or a first add) wait for each other.
+        let check = transaction
+            .query_opt(
+                "SELECT value FROM ledger.meta WHERE key = 'master_key_check' FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        if let Some(check) = &check {
+            opens_check(&check.get::<_, String>(0), master)?;
+        }
+        let rows = transaction
+            .query(
+                "SELECT s.account_id, a.name, s.source_name, s.sealed_key, s.sealed_webhook_secret
+                 FROM ledger.account_sources s JOIN ledger.accounts a ON a.id = s.account_id
+                 FOR UPDATE OF s",
+                &[],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let mut sealed_anew = 0;
+        for row in rows {
+            let (id, name, source): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+            let key = master.open_api_key(&row.get::<_, Vec<u8>>(3), &name, &source)?;
+            let secret = row
+                .get::<_, Option<Vec<u8>>>(4)
+                .map(|sealed| master.open_webhook_secret(&sealed, &name, &source))
+                .transpose()?;
+            let sealed_key = master.seal_api_key(&key, &name, &source);
+            let sealed_secret = secret
+                .as_ref()
+                .map(|secret| master.seal_webhook_secret(secret, &name, &source));
+            sealed_anew += 1 + usize::from(secret.is_some());
+            transaction
+                .execute(
+                    "UPDATE ledger.account_sources SET sealed_key = $3, sealed_webhook_secret = $4
+                     WHERE account_id = $1 AND source_name = $2",
+                    &[&id, &source, &sealed_key, &sealed_secret],
+                )
+                .await
+                .map_err(pg_error(context))?;
+        }
+        let check = STANDARD.encode(master.seal(CHECK_TEXT, b"master key check"));
+        transaction
+            .execute(
+                "INSERT INTO ledger.meta (key, value) VALUES ('master_key_check', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&check],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        transaction.commit().await.map_err(pg_error(context))?;
+        Ok(sealed_anew)
+    }
+
     /// Removes the account `name` and its whole ledger; false when there is none.
     pub async fn remove_account(&self, name: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;

@@ -11,6 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 /// The environment variable the master key is read from.
 pub const MASTER_KEY_VARIABLE: &str = "PAYMENTS_MASTER_KEY";
 
+/// The environment variable of the previous master key, during a rotation.
+pub const PREVIOUS_MASTER_KEY_VARIABLE: &str = "PAYMENTS_MASTER_KEY_PREVIOUS";
+
 const NONCE_LEN: usize = 24;
 
 /// The key that seals every account's API keys, from the environment; never printed.
@@ -18,6 +21,9 @@ pub struct MasterKey {
     cipher: XChaCha20Poly1305,
     /// The key as given, for `to_base64` (a new key is shown once, to be kept).
     key: [u8; 32],
+    /// During a rotation, the key before this one: what it sealed still opens (nothing is
+    /// sealed with it).
+    previous: Option<Box<MasterKey>>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -61,7 +67,25 @@ impl MasterKey {
         MasterKey {
             cipher: XChaCha20Poly1305::new(&key.into()),
             key,
+            previous: None,
         }
+    }
+
+    /// This key, opening also what `previous` sealed (the switch of a rotation: workers run
+    /// with both until `payments accounts rotate-master-key` has sealed everything anew).
+    pub fn with_previous(mut self, previous: MasterKey) -> MasterKey {
+        self.previous = Some(Box::new(previous.without_previous()));
+        self
+    }
+
+    /// Whether a previous key is given ([`MasterKey::with_previous`]).
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    fn without_previous(mut self) -> MasterKey {
+        self.previous = None;
+        self
     }
 
     /// The master key written as [`MasterKey::to_base64`] writes it.
@@ -111,6 +135,7 @@ impl MasterKey {
                 },
             )
             .ok()
+            .or_else(|| self.previous.as_ref()?.open(sealed, context))
     }
 
     /// An API key sealed for one source of one account.

@@ -26,7 +26,7 @@ use tokio_postgres::{GenericClient, NoTls};
 
 pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
 pub use ingress::{DeliveryError, HINTS_CHANNEL, HintListener, HintsSeen};
-pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey};
+pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey, PREVIOUS_MASTER_KEY_VARIABLE};
 pub use lease::{Lease, RUNS_KEPT_DAYS};
 pub use schedule::Scheduled;
 pub use store::PgStore;

@@ -121,6 +121,44 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
     assert!(text(&no_account.stderr).contains("--postgres needs --account"));
     outputs.extend([missing, no_account]);
 
+    // A master-key rotation: the new key with the previous beside it, then the new key alone.
+    let rotated_to = text(&run(payments().args(["accounts", "master-key"]), 0).stdout)
+        .trim()
+        .to_owned();
+    let unset = run(
+        cli(&["accounts", "rotate-master-key"]).env("PAYMENTS_MASTER_KEY", &rotated_to),
+        2,
+    );
+    assert!(text(&unset.stderr).contains("PAYMENTS_MASTER_KEY_PREVIOUS"));
+    let rotated = run(
+        cli(&["accounts", "rotate-master-key"])
+            .env("PAYMENTS_MASTER_KEY", &rotated_to)
+            .env("PAYMENTS_MASTER_KEY_PREVIOUS", &master),
+        0,
+    );
+    assert!(
+        text(&rotated.stdout).contains("sealed 2 key(s)"),
+        "{}",
+        text(&rotated.stdout)
+    );
+    run(
+        cli(&["accounts", "rotate-master-key"])
+            .env("PAYMENTS_MASTER_KEY", &rotated_to)
+            .env("PAYMENTS_MASTER_KEY_PREVIOUS", &master),
+        0,
+    );
+    let old_key = run(&mut cli(&["worker", "--until-idle"]), 2);
+    assert!(
+        text(&old_key.stderr).contains("not the master key"),
+        "{}",
+        text(&old_key.stderr)
+    );
+    run(
+        cli(&["worker", "--until-idle"]).env("PAYMENTS_MASTER_KEY", &rotated_to),
+        0,
+    );
+    outputs.extend([unset, rotated, old_key]);
+
     assert!(
         run(&mut cli(&["accounts", "disable", "acme-bv"]), 0)
             .status

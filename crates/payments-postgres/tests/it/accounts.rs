@@ -362,3 +362,70 @@ async fn first_adds_racing_with_two_master_keys_leave_one_key_that_opens_every_a
         }
     }
 }
+
+/// A rotation: workers switched to the new key with the previous one beside it open every
+/// key before and after; the rotation seals every key and secret anew in one go; after it the
+/// new key alone opens everything and the old one alone no longer does.
+#[tokio::test]
+async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_go_on() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("rotation");
+    let ledger = PgLedger::connect(&url, 2).await.unwrap();
+    let old = MasterKey::generate();
+    let mut with_secret = new_account("with-secret", KEY);
+    with_secret.webhook_secrets = vec![("paypro".to_owned(), SecretString::from("whsec_1"))];
+    for account in [new_account("plain", KEY), with_secret] {
+        ledger.add_account(account, &old).await.unwrap();
+    }
+    let new = || MasterKey::from_base64(&MasterKey::generate().to_base64()).unwrap();
+    let new_key = new();
+    let switched = MasterKey::from_base64(&new_key.to_base64())
+        .unwrap()
+        .with_previous(MasterKey::from_base64(&old.to_base64()).unwrap());
+    // Before the rotation: the new key alone is refused, with the previous beside it accepted.
+    assert!(ledger.check_master_key(&new_key).await.is_err());
+    ledger.check_master_key(&switched).await.unwrap();
+    let opened = |master: &MasterKey| {
+        let ledger = &ledger;
+        let master = MasterKey::from_base64(&master.to_base64()).unwrap();
+        async move {
+            let mut keys = Vec::new();
+            while let Some(lease) = ledger
+                .lease_due("rotator", Duration::from_secs(60))
+                .await
+                .unwrap()
+            {
+                keys.push(lease.api_key(&master).map(|k| k.expose_secret().to_owned()));
+                ledger.release(&lease, Duration::ZERO).await.unwrap();
+                if keys.len() == 4 {
+                    break;
+                }
+            }
+            keys
+        }
+    };
+    assert_eq!(
+        ledger.rotate_master_key(&switched).await.unwrap(),
+        5,
+        "4 keys, 1 secret"
+    );
+    // After: the new key alone opens every key; the old one no longer does.
+    ledger.check_master_key(&new_key).await.unwrap();
+    assert!(matches!(
+        ledger.check_master_key(&old).await.unwrap_err(),
+        AccountError::Key(KeyError::WrongMasterKey)
+    ));
+    let keys = opened(&new_key).await;
+    assert_eq!(keys.len(), 4);
+    assert!(
+        keys.iter()
+            .all(|k| k.as_ref().is_ok_and(|k| k.starts_with(KEY))),
+        "{keys:?}"
+    );
+    // A rotation with a key that opens nothing changes nothing.
+    let stranger = new();
+    assert!(ledger.rotate_master_key(&stranger).await.is_err());
+    ledger.check_master_key(&new_key).await.unwrap();
+}
