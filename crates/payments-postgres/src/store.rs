@@ -180,6 +180,22 @@ impl PgStore {
             .await
             .map_err(pg_error(context))?;
         if held.is_none() {
+            // Its account removed while it ran: said as such, not as another sync.
+            let exists = transaction
+                .query_opt(
+                    "SELECT 1 FROM ledger.account_sources WHERE account_id = $1 AND source_name = $2",
+                    &[&self.account_id, &fence.source_name],
+                )
+                .await
+                .map_err(pg_error(context))?;
+            if exists.is_none() {
+                return Err(StoreError::Conflict {
+                    what: format!(
+                        "{} ({}): the account or its source was removed while this run went on, so nothing more was committed",
+                        self.name, fence.source_name
+                    ),
+                });
+            }
             return Err(StoreError::Locked {
                 ledger: format!(
                     "{} ({}: this worker's lease expired or was taken over, so nothing more was committed)",

@@ -429,3 +429,44 @@ async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_g
     assert!(ledger.rotate_master_key(&stranger).await.is_err());
     ledger.check_master_key(&new_key).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_account_removed_while_a_worker_syncs_it_is_said_as_removed() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let ledger = PgLedger::connect(&cluster.database("removal"), 2)
+        .await
+        .unwrap();
+    let master = MasterKey::generate();
+    ledger
+        .add_account(new_account("gone", KEY), &master)
+        .await
+        .unwrap();
+    // An account removed while a worker syncs it: the worker's next commit says so (not
+    // "another sync"), and commits nothing.
+    let lease = ledger
+        .lease_due("remover", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let store = ledger.leased_store(&lease);
+    assert!(ledger.remove_account(&lease.account_name).await.unwrap());
+    let refused = store
+        .commit(Commit {
+            source: lease.source_name.clone(),
+            observed_at: Utc::now(),
+            payments: Vec::new(),
+            rejected: Vec::new(),
+            resolved: Vec::new(),
+            groups: Vec::new(),
+            unknown_words: Vec::new(),
+            checkpoint: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Conflict { .. }) && refused.to_string().contains("removed"),
+        "{refused}"
+    );
+}
