@@ -24,6 +24,10 @@ const CONCURRENCY: &str = "8";
 fn small_account(seed: u64) -> SandboxConfig {
     SandboxConfig {
         seed,
+        // Keys of its own, as every business has (sources sharing a key are leased one at a
+        // time).
+        mkp_key: format!("mkp_key_{seed}"),
+        paypro_key: format!("pp_key_{seed}"),
         mkp_links: 3,
         paypro_payments: 20,
         mkp_rate_limit: None,

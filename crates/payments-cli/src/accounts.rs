@@ -377,6 +377,14 @@ async fn add(args: AddArgs) -> Result<Exit, CliError> {
         printable(&account.name),
         names.join(" and ")
     );
+    let shared = ledger.sharing_keys(&account.name).await?;
+    if !shared.is_empty() {
+        eprintln!(
+            "warning: a key of {} is also the key of {}: they are synced one at a time, so that the key's rate limit holds (is that the same business twice?)",
+            printable(&account.name),
+            printable(&shared.join(", "))
+        );
+    }
     Ok(Exit::Done)
 }
 

@@ -200,12 +200,14 @@ impl PgLedger {
                 .map(|(_, secret)| master.seal_webhook_secret(secret, &account.name, source));
             let options =
                 serde_json::to_value(options).map_err(|e| StoreError::backend(context, e))?;
+            let fingerprint = master.key_fingerprint(source, key);
             transaction
                 .execute(
                     "INSERT INTO ledger.account_sources
-                         (account_id, source_name, options, sealed_key, sealed_webhook_secret)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[&id, source, &options, &sealed, &sealed_secret],
+                         (account_id, source_name, options, sealed_key, sealed_webhook_secret,
+                          key_fingerprint)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&id, source, &options, &sealed, &sealed_secret, &fingerprint],
                 )
                 .await
                 .map_err(pg_error(context))?;
@@ -304,11 +306,13 @@ impl PgLedger {
                 .as_ref()
                 .map(|secret| master.seal_webhook_secret(secret, &name, &source));
             sealed_anew += 1 + usize::from(secret.is_some());
+            let fingerprint = master.key_fingerprint(&source, &key);
             transaction
                 .execute(
-                    "UPDATE ledger.account_sources SET sealed_key = $3, sealed_webhook_secret = $4
+                    "UPDATE ledger.account_sources
+                     SET sealed_key = $3, sealed_webhook_secret = $4, key_fingerprint = $5
                      WHERE account_id = $1 AND source_name = $2",
-                    &[&id, &source, &sealed_key, &sealed_secret],
+                    &[&id, &source, &sealed_key, &sealed_secret, &fingerprint],
                 )
                 .await
                 .map_err(pg_error(context))?;
@@ -324,6 +328,30 @@ impl PgLedger {
             .map_err(pg_error(context))?;
         transaction.commit().await.map_err(pg_error(context))?;
         Ok(sealed_anew)
+    }
+
+    /// The other accounts whose source uses the same API key as a source of `name`, as
+    /// `other/source`: they are never synced at once (one key, one lease), and `accounts add`
+    /// warns of them.
+    pub async fn sharing_keys(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT b.name, t.source_name
+                 FROM ledger.account_sources s
+                 JOIN ledger.accounts a ON a.id = s.account_id
+                 JOIN ledger.account_sources t ON t.key_fingerprint = s.key_fingerprint
+                 JOIN ledger.accounts b ON b.id = t.account_id
+                 WHERE a.name = $1 AND b.id <> a.id
+                 ORDER BY b.name, t.source_name",
+                &[&name],
+            )
+            .await
+            .map_err(pg_error("cannot read which accounts share a key"))?;
+        Ok(rows
+            .iter()
+            .map(|row| format!("{}/{}", row.get::<_, String>(0), row.get::<_, String>(1)))
+            .collect())
     }
 
     /// Removes the account `name` and its whole ledger; false when there is none.

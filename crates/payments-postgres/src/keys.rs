@@ -166,6 +166,24 @@ impl MasterKey {
 }
 
 impl MasterKey {
+    /// A keyed fingerprint of one source's API key (HMAC-SHA256 under this master key, hex):
+    /// equal for equal keys of a source, and no help to anyone without the master key.
+    pub(crate) fn key_fingerprint(&self, source: &str, key: &SecretString) -> String {
+        use hmac::{KeyInit as _, Mac};
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(b"payments api key fingerprint\0");
+        mac.update(source.as_bytes());
+        mac.update(b"\0");
+        mac.update(key.expose_secret().as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// A provider's webhook secret sealed for one source of one account (its own context: a
     /// sealed API key moved into the secret's column does not open, nor the other way round).
     pub(crate) fn seal_webhook_secret(

@@ -49,6 +49,9 @@ fn interval(ttl: Duration) -> f64 {
     ttl.as_secs_f64()
 }
 
+/// The advisory lock under which leases are taken ("LEAS").
+const LEASE_LOCK: i64 = 0x4C45_4153;
+
 impl PgLedger {
     /// Leases one due account-source (enabled, due or hinted, and not held by a live lease) to
     /// `worker` for `ttl`, and opens its run row; `None` when nothing is due. A hinted one
@@ -62,6 +65,12 @@ impl PgLedger {
         let context = "cannot lease a due account";
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(pg_error(context))?;
+        // Leases are taken one at a time across the fleet, so that the check below (no other
+        // source with the same key is leased) sees every lease taken before.
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK])
+            .await
+            .map_err(pg_error(context))?;
         let row = transaction
             .query_opt(
                 "UPDATE ledger.account_sources s
@@ -73,6 +82,13 @@ impl PgLedger {
                      WHERE NOT a.disabled
                        AND (s2.next_run_at <= now() OR s2.hinted_at <= now())
                        AND (s2.lease_expires_at IS NULL OR s2.lease_expires_at <= now())
+                       -- One key, one lease: not while a source with the same key is leased.
+                       AND NOT EXISTS (
+                           SELECT 1 FROM ledger.account_sources k
+                           WHERE k.key_fingerprint = s2.key_fingerprint
+                             AND (k.account_id, k.source_name) <> (s2.account_id, s2.source_name)
+                             AND k.lease_expires_at > now()
+                       )
                      ORDER BY LEAST(s2.next_run_at, s2.hinted_at)
                      LIMIT 1
                      FOR UPDATE OF s2 SKIP LOCKED

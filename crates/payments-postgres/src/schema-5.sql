@@ -2,6 +2,10 @@
 -- `stopped`: the next run resumes it, and it is not a failure. And each movement a statement
 -- booked keeps what it was and how much (`booking`, the codec's JSON of its kind and amount),
 -- so that a booked movement that changed since is corrected by the difference on the next
--- statement. Bookings recorded before have none.
+-- statement. Bookings recorded before have none. And each account-source keeps a keyed
+-- fingerprint of its API key (HMAC under the master key, never the key), so that sources
+-- sharing a key are never leased at once: the key's rate limit holds across the fleet.
 ALTER TABLE ledger.statement_refs ADD COLUMN booking text;
 ALTER TABLE ledger.runs ADD COLUMN stopped boolean NOT NULL DEFAULT false;
+ALTER TABLE ledger.account_sources ADD COLUMN key_fingerprint text;
+CREATE INDEX account_sources_by_key ON ledger.account_sources (key_fingerprint);

@@ -43,6 +43,14 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
     // Refused: the same name again; a wrong master key; no key at all; a run more often than
     // every 10 s (stored ones are read as 10 s, new ones are told the rule).
     let duplicate = run(&mut cli(&["accounts", "add", "acme-bv"]), 2);
+    // The same keys under another name: added, with a word that they are shared.
+    let twin = run(&mut cli(&["accounts", "add", "acme-twin"]), 0);
+    assert!(
+        text(&twin.stderr).contains("also the key of acme-bv/mkp"),
+        "{}",
+        text(&twin.stderr)
+    );
+    run(&mut cli(&["accounts", "remove", "acme-twin", "--yes"]), 0);
     let often = run(&mut cli(&["accounts", "add", "often", "--every", "5s"]), 2);
     assert!(
         text(&often.stderr).contains("--every: ") && text(&often.stderr).contains("at least 10s"),

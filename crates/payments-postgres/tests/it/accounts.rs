@@ -144,9 +144,10 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
     let url = cluster.database("leases");
     let ledger = PgLedger::connect(&url, 10).await.unwrap();
     let master = MasterKey::generate();
+    // Each with keys of its own (sources sharing a key are never leased at once).
     for name in ["a", "b", "c"] {
         ledger
-            .add_account(new_account(name, KEY), &master)
+            .add_account(new_account(name, &format!("{KEY}-{name}")), &master)
             .await
             .unwrap();
     }
@@ -186,7 +187,7 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         .clone();
     assert_eq!(
         lease.api_key(&master).unwrap().expose_secret(),
-        format!("{KEY}-mkp")
+        format!("{KEY}-a-mkp")
     );
     assert!(lease.api_key(&MasterKey::generate()).is_err());
     assert!(ledger.renew(&lease, ttl).await.unwrap());
@@ -469,4 +470,45 @@ async fn an_account_removed_while_a_worker_syncs_it_is_said_as_removed() {
         matches!(refused, StoreError::Conflict { .. }) && refused.to_string().contains("removed"),
         "{refused}"
     );
+}
+
+/// One key, one lease: two accounts with the same MKP key are never leased at once, whichever
+/// workers ask; the other account's source is leased once the first is released. `sharing_keys`
+/// names them.
+#[tokio::test]
+async fn sources_sharing_a_key_are_never_leased_at_once() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let ledger = PgLedger::connect(&cluster.database("shared"), 10)
+        .await
+        .unwrap();
+    let master = MasterKey::generate();
+    for name in ["first", "second"] {
+        let mut account = new_account(name, KEY);
+        account.sources.truncate(1);
+        ledger.add_account(account, &master).await.unwrap();
+    }
+    assert_eq!(
+        ledger.sharing_keys("second").await.unwrap(),
+        ["first/mkp"],
+        "the key is named as shared"
+    );
+    let ttl = Duration::from_secs(60);
+    let takers = (0..6).map(|n| {
+        let ledger = ledger.clone();
+        async move { ledger.lease_due(&format!("w{n}"), ttl).await.unwrap() }
+    });
+    let leases: Vec<_> = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(leases.len(), 1, "one key, one lease");
+    ledger
+        .release(&leases[0], Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let next = ledger.lease_due("w9", ttl).await.unwrap().unwrap();
+    assert_ne!(next.account_name, leases[0].account_name);
 }
