@@ -39,8 +39,8 @@ pub(crate) struct ReportArgs {
     #[arg(long, value_name = "ZONE", default_value = "Europe/Amsterdam", value_parser = crate::export::parse_zone)]
     tz: Tz,
     /// The balance before every movement the ledger holds (as `statement --opening-balance`).
-    #[arg(long, value_name = "AMOUNT", default_value = "0.00")]
-    opening_balance: String,
+    #[arg(long, value_name = "AMOUNT", default_value = "0.00", value_parser = crate::statement::parse_opening_balance)]
+    opening_balance: Money,
     /// The PayPro API key, to ask PayPro's balance (prefer the variable).
     #[arg(
         long,
@@ -81,12 +81,7 @@ fn money_json(money: Money) -> Value {
 }
 
 pub(crate) async fn run(args: ReportArgs) -> Result<Exit, CliError> {
-    let opening = Money::parse(args.opening_balance.trim(), Currency::EUR).map_err(|e| {
-        CliError::config(format!(
-            "--opening-balance `{}` is not an amount in EUR ({e})",
-            printable(&args.opening_balance)
-        ))
-    })?;
+    let opening = args.opening_balance;
     let start = midnight(args.tz, args.month)?;
     let (first, next) = payments_books::month_days(
         chrono::Datelike::year(&args.month),

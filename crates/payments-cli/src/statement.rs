@@ -41,8 +41,8 @@ pub(crate) struct StatementArgs {
     account_id: Option<String>,
     /// The balance before every movement the ledger holds, for a ledger that starts after the
     /// account did (used by the first statement only).
-    #[arg(long, value_name = "AMOUNT", default_value = "0.00")]
-    opening_balance: String,
+    #[arg(long, value_name = "AMOUNT", default_value = "0.00", value_parser = parse_opening_balance)]
+    opening_balance: Money,
     /// Write to FILE instead of stdout (`-` is stdout), replaced only once complete.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -80,14 +80,18 @@ pub(crate) fn parse_day(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("`{text}` is not a day; write it like 2026-10-01"))
 }
 
+/// `--opening-balance` of `statement` and `report`: an exact amount in EUR.
+pub(crate) fn parse_opening_balance(text: &str) -> Result<Money, String> {
+    Money::parse(text.trim(), Currency::EUR).map_err(|e| {
+        format!(
+            "`{}` is not an amount in EUR ({e}); write it like 1520.35",
+            printable(text)
+        )
+    })
+}
+
 pub(crate) async fn run(args: StatementArgs) -> Result<Exit, CliError> {
-    let opening_balance =
-        Money::parse(args.opening_balance.trim(), Currency::EUR).map_err(|e| {
-            CliError::config(format!(
-                "--opening-balance `{}` is not an amount in EUR ({e}); write it like 1520.35",
-                printable(&args.opening_balance)
-            ))
-        })?;
+    let opening_balance = args.opening_balance;
     let ledger = args.ledger.open().await?;
     let request = Request {
         source: args.source,

@@ -163,13 +163,7 @@ fn fleet(
     max_age: Option<Duration>,
 ) -> Result<Exit, CliError> {
     let now = Utc::now();
-    let stale: Vec<&Scheduled> = match max_age {
-        Some(max_age) => schedule
-            .iter()
-            .filter(|s| fleet_stale(s, max_age, now))
-            .collect(),
-        None => Vec::new(),
-    };
+    let is_stale = |s: &Scheduled| max_age.is_some_and(|max_age| fleet_stale(s, max_age, now));
     let failed = schedule
         .iter()
         .filter(|s| {
@@ -178,12 +172,11 @@ fn fleet(
                 && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some())
         })
         .count();
-    let exit = if failed > 0 || !stale.is_empty() {
+    let exit = if failed > 0 || schedule.iter().any(is_stale) {
         Exit::Failed
     } else {
         Exit::Done
     };
-    let is_stale = |s: &Scheduled| stale.iter().any(|t| std::ptr::eq(*t, s));
     let report = if json {
         let report = json!({
             "database": database,

@@ -150,6 +150,16 @@ async fn status_lists_a_few_unknown_words_and_forgets_those_the_status_table_lea
     assert!(!words.contains(&"paid"));
 }
 
+/// `payments sync --source paypro --max-duration 1s`, stopped by its budget (exit 1): what it
+/// said on stderr.
+fn stopped_sync(sandbox: &Sandbox, db: &std::path::Path) -> String {
+    let output = run(
+        payments_for(sandbox, db).args(["sync", "--source", "paypro", "--max-duration", "1s"]),
+        1,
+    );
+    text(&output.stderr)
+}
+
 /// A run stopped by its time budget is unfinished, not failed: `status` is healthy (exit 0)
 /// while the next run resumes; runs that keep being stopped before they get anywhere, or no
 /// complete run within --max-age, make it unhealthy (exit 1).
@@ -166,20 +176,7 @@ async fn a_run_stopped_by_its_budget_is_unfinished_and_only_runs_that_stall_are_
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    let sync = |budget: &str| {
-        let output = run(
-            payments_for(&sandbox, &db).args([
-                "sync",
-                "--source",
-                "paypro",
-                "--max-duration",
-                budget,
-            ]),
-            1,
-        );
-        text(&output.stderr)
-    };
-    let said = sync("1s");
+    let said = stopped_sync(&sandbox, &db);
     assert!(
         said.contains("the next run resumes") && said.contains("--max-duration 0"),
         "{said}"
@@ -241,28 +238,10 @@ async fn a_run_stopped_by_its_budget_is_unfinished_and_only_runs_that_stall_are_
     .unwrap();
     let stalled_db = dir.path().join("stalled.db");
     for _ in 0..2 {
-        run(
-            payments_for(&slower, &stalled_db).args([
-                "sync",
-                "--source",
-                "paypro",
-                "--max-duration",
-                "1s",
-            ]),
-            1,
-        );
+        stopped_sync(&slower, &stalled_db);
         status_json(&mut payments_for(&slower, &stalled_db), 0);
     }
-    run(
-        payments_for(&slower, &stalled_db).args([
-            "sync",
-            "--source",
-            "paypro",
-            "--max-duration",
-            "1s",
-        ]),
-        1,
-    );
+    stopped_sync(&slower, &stalled_db);
     let status = status_json(&mut payments_for(&slower, &stalled_db), 1);
     assert_eq!(status["sources"][1]["stalled"], true, "{status}");
     let human = text(&run(payments_for(&slower, &stalled_db).arg("status"), 1).stdout);
