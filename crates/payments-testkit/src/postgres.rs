@@ -48,6 +48,37 @@ fn find_bin() -> Option<PathBuf> {
     })
 }
 
+/// How many times [`Cluster::start`] tries a new port before it gives up.
+const START_ATTEMPTS: u32 = 4;
+
+/// A loopback port that is free now, chosen below the kernel's ephemeral range where there is
+/// room: ports there are never handed out by `connect` or by binding port 0, so the many
+/// connections and servers of a test do not take the port before PostgreSQL binds it.
+fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(0);
+    const FIRST: u16 = 10_000;
+    if low > FIRST + 1_000 {
+        let span = u64::from(low - FIRST);
+        for _ in 0..64 {
+            let seed = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                std::time::SystemTime::now(),
+            );
+            let port = FIRST + u16::try_from(seed % span).expect("below the range's start");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -103,14 +134,10 @@ impl Cluster {
                 Command::new("chown").arg(user).arg(dir.path()).output(),
             );
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             bin,
             dir,
-            port,
+            port: 0,
             run_as,
         };
         let data = cluster.data_dir();
@@ -129,18 +156,46 @@ impl Cluster {
                 "--locale=C",
             ],
         );
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
-            cluster.dir.path().display()
-        );
-        let log = cluster.dir.path().join("server.log").display().to_string();
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
-            ],
-        );
-        Some(cluster)
+        let log = cluster.dir.path().join("server.log");
+        // A port another socket takes between our choice and the server's bind makes the
+        // server exit at once: choose again, a few times, and show the server's log if it
+        // still will not start.
+        for attempt in 1..=START_ATTEMPTS {
+            cluster.port = free_port();
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+                cluster.port,
+                cluster.dir.path().display()
+            );
+            let output = cluster
+                .command("pg_ctl")
+                .args(["-D", &data, "-o", &options, "-l"])
+                .arg(&log)
+                .args(["-w", "-t", "60", "start"])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
+            if output.status.success() {
+                return Some(cluster);
+            }
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                attempt < START_ATTEMPTS,
+                "pg_ctl failed {START_ATTEMPTS} times, last on port {}: {}{}\nserver log:\n{server_log}",
+                cluster.port,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr),
+            );
+            eprintln!(
+                "PostgreSQL did not start on port {} (attempt {attempt}), trying another: {}",
+                cluster.port,
+                server_log
+                    .lines()
+                    .rev()
+                    .find(|line| !line.trim().is_empty())
+                    .unwrap_or("")
+            );
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     fn data_dir(&self) -> String {
