@@ -60,8 +60,9 @@ enum AccountsCommand {
 /// The database, from --postgres or PAYMENTS_POSTGRES.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PostgresArgs {
-    /// The PostgreSQL database: postgresql://user:password@host:port/dbname (prefer the
-    /// variable: flags show in the process list).
+    /// The PostgreSQL database: postgresql://user:password@host:port/dbname, with TLS as libpq
+    /// reads it (?sslmode=verify-full&sslrootcert=ca.pem; prefer when absent). Prefer the
+    /// variable: flags show in the process list.
     #[arg(
         long,
         env = "PAYMENTS_POSTGRES",

@@ -86,6 +86,9 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
         .check_master_key(&master)
         .await
         .map_err(|e| CliError::config(e.to_string()))?;
+    if let Some(warning) = ledger.unencrypted_warning().await? {
+        tracing::warn!("{warning}");
+    }
     let stop = StopSignal::new();
     let signals = tokio::spawn(crate::sync::stop_on_signals(stop.clone()));
     let options = WorkerOptions {

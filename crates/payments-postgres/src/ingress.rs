@@ -9,7 +9,7 @@ use payments_model::Delivery;
 use payments_sync::{Receipt, StoreError};
 use secrecy::SecretString;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::inbox::insert_delivery;
 use crate::{KeyError, MasterKey, PgLedger, pg_error};
@@ -147,7 +147,7 @@ impl PgLedger {
         let context = format!("cannot listen for hints on {}", self.name);
         let (client, mut connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(pg_error(&context))?;
         let (sender, receiver) = mpsc::unbounded_channel();

@@ -19,10 +19,11 @@ mod keys;
 mod lease;
 mod schedule;
 mod store;
+mod tls;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use payments_sync::{StoreError, codec};
-use tokio_postgres::{GenericClient, NoTls};
+use tokio_postgres::GenericClient;
 
 pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
 pub use ingress::{DeliveryError, HINTS_CHANNEL, HintListener, HintsSeen};
@@ -55,6 +56,9 @@ pub struct PgLedger {
     name: String,
     /// How to connect, for the dedicated connection that listens for hints.
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// The URL's `sslmode`, or `prefer`.
+    ssl_mode: &'static str,
 }
 
 impl std::fmt::Debug for PgLedger {
@@ -87,14 +91,26 @@ impl PgMessage {
             }
             return PgMessage(said);
         }
-        let mut said = error.to_string();
-        let mut cause = std::error::Error::source(error);
-        while let Some(error) = cause {
-            said.push_str(&format!(": {error}"));
-            cause = error.source();
-        }
-        PgMessage(said)
+        PgMessage(with_causes(error))
     }
+}
+
+/// `error` and its causes, each said once: `a: b: c` (a wrapper that already says its cause,
+/// as the pool's errors do, does not repeat it).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut said = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let words = match error.downcast_ref::<tokio_postgres::Error>() {
+            Some(pg) if pg.as_db_error().is_some() => PgMessage::of(pg).0,
+            _ => error.to_string(),
+        };
+        if !said.contains(&words) {
+            said.push_str(&format!(": {words}"));
+        }
+        cause = error.source();
+    }
+    said
 }
 
 impl std::fmt::Display for PgMessage {
@@ -141,17 +157,11 @@ impl PgLedger {
     }
 
     fn pool(url: &str, max_connections: usize) -> Result<PgLedger, StoreError> {
-        let config: tokio_postgres::Config =
-            url.parse().map_err(|error: tokio_postgres::Error| {
-                StoreError::backend(
-                    "the PostgreSQL URL does not read; write it as postgresql://user:password@host:port/dbname",
-                    error,
-                )
-            })?;
+        let tls::Connection { config, tls, mode } = tls::connection(url)?;
         let name = describe(&config);
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -160,7 +170,13 @@ impl PgLedger {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|error| StoreError::backend(format!("cannot connect to {name}"), error))?;
-        Ok(PgLedger { pool, name, config })
+        Ok(PgLedger {
+            pool,
+            name,
+            config,
+            tls,
+            ssl_mode: mode,
+        })
     }
 
     /// The database, without its password: `postgresql://user@host:port/dbname`.
@@ -168,15 +184,68 @@ impl PgLedger {
         &self.name
     }
 
+    /// The URL's `sslmode` (`prefer` when it names none).
+    pub fn ssl_mode(&self) -> &'static str {
+        self.ssl_mode
+    }
+
+    /// Whether this connection to the database is encrypted (TLS), as the server sees it.
+    pub async fn encrypted(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .await
+            .map_err(pg_error("cannot ask the database whether the connection is encrypted"))?;
+        Ok(row.get(0))
+    }
+
+    /// Why the connection deserves a warning, if it does: it is not encrypted, though the URL
+    /// did not ask for that (`sslmode=disable`) and the host is not this machine (`localhost`,
+    /// a loopback address or a Unix socket), so `prefer` quietly fell back to plain text.
+    pub async fn unencrypted_warning(&self) -> Result<Option<String>, StoreError> {
+        let local = self.config.get_hosts().iter().all(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(_) => true,
+        });
+        if self.ssl_mode == "disable" || local || self.encrypted().await? {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "the connection to {} is not encrypted: the server offers no TLS and sslmode={} allows that; add sslmode=verify-full (or require) to the URL to refuse plain text",
+            self.name, self.ssl_mode
+        )))
+    }
+
     /// A connection from the pool.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|error| {
-            StoreError::backend(
+            let said = with_causes(&error);
+            let check = if said.contains("invalid peer certificate") {
                 format!(
-                    "cannot connect to {}; check that PostgreSQL runs there and the URL's user may connect",
-                    self.name
-                ),
-                error,
+                    "the server's certificate is not trusted under sslmode={}: give the CA that signed it as sslrootcert=FILE, and with verify-full connect by the name the certificate is for",
+                    self.ssl_mode
+                )
+            } else if said.contains("server does not support TLS") {
+                format!(
+                    "the server offers no TLS, which sslmode={} requires: turn ssl on there, or connect without TLS only on a trusted network",
+                    self.ssl_mode
+                )
+            } else {
+                "check that PostgreSQL runs there and the URL's user may connect".to_owned()
+            };
+            StoreError::backend(
+                format!("cannot connect to {}; {check}", self.name),
+                PgMessage(said),
             )
         })
     }

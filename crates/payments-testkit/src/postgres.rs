@@ -109,6 +109,16 @@ impl Cluster {
     /// installed. Panics when `PAYMENTS_REQUIRE_POSTGRES=1` and it is not, or when it is but
     /// will not start.
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with(None)
+    }
+
+    /// Starts a new cluster that offers TLS (`ssl=on`) with this certificate (PEM, its chain
+    /// after it) and key (PEM), beside plain connections; `None` as [`Cluster::start`].
+    pub fn start_tls(certificate_pem: &str, key_pem: &str) -> Option<Cluster> {
+        Cluster::start_with(Some((certificate_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Cluster> {
         let Some(bin) = find_bin() else {
             let message = "PostgreSQL is not installed (no initdb in PG_BIN, /usr/lib/postgresql/*/bin or PATH): the PostgreSQL tests were SKIPPED; install it (Debian: apt-get install postgresql-15) or run .ci/run, which does";
             if std::env::var("PAYMENTS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
@@ -156,6 +166,29 @@ impl Cluster {
                 "--locale=C",
             ],
         );
+        let mut settings = String::new();
+        if let Some((certificate, key)) = tls {
+            for (name, pem) in [("server.crt", certificate), ("server.key", key)] {
+                let path = cluster.dir.path().join(name);
+                std::fs::write(&path, pem).expect("the server's TLS files");
+                // PostgreSQL reads a key only its own user may read.
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("the key's mode");
+                if let Some(user) = &cluster.run_as {
+                    check("chown", Command::new("chown").arg(user).arg(&path).output());
+                }
+                let setting = if name == "server.crt" {
+                    "ssl_cert_file"
+                } else {
+                    "ssl_key_file"
+                };
+                settings.push_str(&format!(" -c {setting}={}", path.display()));
+            }
+            settings.push_str(" -c ssl=on");
+        }
         let log = cluster.dir.path().join("server.log");
         // A port another socket takes between our choice and the server's bind makes the
         // server exit at once: choose again, a few times, and show the server's log if it
@@ -163,7 +196,7 @@ impl Cluster {
         for attempt in 1..=START_ATTEMPTS {
             cluster.port = free_port();
             let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400{settings}",
                 cluster.port,
                 cluster.dir.path().display()
             );
@@ -265,5 +298,62 @@ impl Drop for Cluster {
             .command("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "-w", "stop"])
             .output();
+    }
+}
+
+/// A cluster that offers TLS with a certificate for the name `db.test` only, signed by a CA
+/// generated here, with the CA's file and that of another CA that signed nothing: for testing
+/// what each `sslmode` accepts. The server is always at 127.0.0.1.
+#[derive(Debug)]
+pub struct TlsCluster {
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+}
+
+/// A certificate authority of a test's own.
+fn authority(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().expect("a CA key");
+    rcgen::CertifiedIssuer::self_signed(params, key).expect("a CA certificate")
+}
+
+impl TlsCluster {
+    /// Starts it with the database `ledger`; `None` as [`Cluster::start`].
+    pub fn start() -> Option<TlsCluster> {
+        let ca = authority("payments test CA");
+        let other = authority("another CA");
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let certificate = rcgen::CertificateParams::new(vec!["db.test".to_owned()])
+            .expect("server parameters")
+            .signed_by(&key, &ca)
+            .expect("a server certificate");
+        let cluster = Cluster::start_tls(&certificate.pem(), &key.serialize_pem())?;
+        cluster.database("ledger");
+        let dir = tempfile::tempdir().expect("a directory for the CAs");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("the CA's file");
+        std::fs::write(dir.path().join("other.pem"), other.pem()).expect("the other CA's file");
+        Some(TlsCluster { cluster, dir })
+    }
+
+    /// The cluster itself.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The ledger's URL with `query` after it: `host` is the name connected to (the address is
+    /// always 127.0.0.1); `{ca}` and `{other}` in `query` become the CAs' files.
+    pub fn url(&self, host: &str, query: &str) -> String {
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        let query = query
+            .replace("{ca}", &file("ca.pem"))
+            .replace("{other}", &file("other.pem"));
+        format!(
+            "postgresql://postgres@{host}:{}/ledger?hostaddr=127.0.0.1&{query}",
+            self.cluster.port()
+        )
     }
 }

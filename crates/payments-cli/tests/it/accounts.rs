@@ -207,3 +207,45 @@ fn an_account_added_by_the_cli_is_synced_by_a_worker_and_read_back_without_showi
         }
     }
 }
+
+#[test]
+fn a_fleet_runs_over_verified_tls_and_an_untrusted_server_is_refused_by_name() {
+    let Some(tls) = payments_testkit::postgres::TlsCluster::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime
+        .block_on(Sandbox::start(unlimited(22, 4, 30)))
+        .unwrap();
+    let config = sandbox.config();
+    let master = text(&run(payments().args(["accounts", "master-key"]), 0).stdout)
+        .trim()
+        .to_owned();
+    let verified = tls.url("db.test", "sslmode=verify-full&sslrootcert={ca}");
+    let cli = |url: &str, args: &[&str]| {
+        let mut command = payments();
+        command
+            .args(args)
+            .env("PAYMENTS_POSTGRES", url)
+            .env("PAYMENTS_MASTER_KEY", &master)
+            .env("MKP_API_KEY", &config.mkp_key)
+            .env("PAYPRO_API_KEY", &config.paypro_key)
+            .env("MKP_BASE_URL", sandbox.mkp_base_url())
+            .env("PAYPRO_BASE_URL", sandbox.paypro_base_url());
+        command
+    };
+    run(&mut cli(&verified, &["accounts", "add", "acme"]), 0);
+    run(&mut cli(&verified, &["worker", "--until-idle"]), 0);
+    let listed = run(&mut cli(&verified, &["accounts", "list", "--json"]), 0);
+    assert!(
+        text(&listed.stdout).contains("\"acme\""),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    let untrusted = tls.url("db.test", "sslmode=verify-full&sslrootcert={other}");
+    let refused = run(&mut cli(&untrusted, &["worker", "--until-idle"]), 2);
+    let said = text(&refused.stderr);
+    assert!(said.contains("certificate is not trusted"), "{said}");
+    assert!(!said.contains(&master), "{said}");
+}

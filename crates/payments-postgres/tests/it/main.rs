@@ -4,6 +4,7 @@
 mod accounts;
 mod schema;
 mod suite;
+mod tls;
 
 use payments_postgres::{MasterKey, NewAccount, PgLedger, SourceOptions};
 use secrecy::SecretString;
