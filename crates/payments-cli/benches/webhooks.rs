@@ -114,6 +114,7 @@ async fn fleet_latency() {
         inlet: Arc::new(worker.inlet()),
         health: Arc::new(worker.health()),
         metrics: Arc::new(Metrics::new()),
+        gauges: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!(
@@ -281,6 +282,7 @@ async fn webhook_latency() {
         )),
         health: Arc::new(Healthy),
         metrics: Arc::new(Metrics::new()),
+        gauges: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/paypro", listener.local_addr().unwrap());

@@ -125,6 +125,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<Exit, CliError> {
             max_age: args.every * 2,
         }),
         metrics,
+        gauges: None,
     };
     let address = listener.local_addr().unwrap_or(args.listen);
     println!(

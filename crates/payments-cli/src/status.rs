@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use payments_model::Source;
-use payments_postgres::{PgLedger, Scheduled};
+use payments_postgres::{PgLedger, Schedule, Scheduled};
 use payments_sync::{Checkpoint, Ledger, RunRecord};
 use serde_json::{Value, json};
 
@@ -69,7 +69,7 @@ pub(crate) async fn run(args: StatusArgs) -> Result<Exit, CliError> {
             if args.ledger.account.is_none() {
                 return fleet(ledger.name(), &schedule, args.json, args.tz, args.max_age);
             }
-            schedule
+            schedule.sources
         }
         None => Vec::new(),
     };
@@ -144,34 +144,19 @@ pub(crate) async fn health(
 }
 
 /// `payments status --postgres URL` without --account: a line per account-source, and exit 1
-/// when the last run of an enabled one failed.
-/// Whether an enabled account-source is stale for `max_age`: not leased now, and overdue by
-/// more than it (no worker took it), or its last run ended longer ago than that (its runs keep
-/// dying before they end).
-fn fleet_stale(s: &Scheduled, max_age: Duration, now: DateTime<Utc>) -> bool {
-    let older = |at: DateTime<Utc>| (now - at).to_std().unwrap_or_default() > max_age;
-    !s.disabled
-        && s.leased.is_none()
-        && (older(s.next_run_at) || s.last_run.as_ref().is_some_and(|(at, _)| older(*at)))
-}
-
+/// when the last run of an enabled one failed, or one is stale for `--max-age` (by the
+/// database's clock).
 fn fleet(
     database: &str,
-    schedule: &[Scheduled],
+    schedule: &Schedule,
     json: bool,
     tz: Tz,
     max_age: Option<Duration>,
 ) -> Result<Exit, CliError> {
-    let now = Utc::now();
-    let is_stale = |s: &Scheduled| max_age.is_some_and(|max_age| fleet_stale(s, max_age, now));
-    let failed = schedule
-        .iter()
-        .filter(|s| {
-            !s.disabled
-                && !s.last_run_stopped
-                && s.last_run.as_ref().is_some_and(|(_, e)| e.is_some())
-        })
-        .count();
+    let now = schedule.now;
+    let is_stale = |s: &Scheduled| max_age.is_some_and(|max_age| s.stale(max_age, now));
+    let schedule = &schedule.sources;
+    let failed = schedule.iter().filter(|s| s.failed()).count();
     let exit = if failed > 0 || schedule.iter().any(is_stale) {
         Exit::Failed
     } else {

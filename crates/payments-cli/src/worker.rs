@@ -58,6 +58,11 @@ pub(crate) struct WorkerArgs {
     /// front; any worker takes any account's webhook and wakes the fleet.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// With --listen: /metrics shows the series of at most this many account-sources (the
+    /// worst first: longest overdue, failing, longest since a success); the fleet's aggregates
+    /// always count them all. 0 shows the aggregates alone.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    metrics_accounts: usize,
 }
 
 /// Printed after the options as written, line for line; each line fits in 80 columns.
@@ -121,6 +126,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
                 inlet: Arc::new(worker.inlet()),
                 health: Arc::new(worker.health()),
                 metrics,
+                gauges: Some(Arc::new(worker.gauges(args.metrics_accounts))),
             };
             say(format!(
                 "listening on http://{address}: webhooks at /webhooks/ACCOUNT/PROVIDER, /healthz, /metrics"

@@ -27,7 +27,7 @@ mod options;
 mod schedule;
 mod worker;
 
-pub use ingress::{FleetHealth, FleetInlet};
+pub use ingress::{FleetGauges, FleetHealth, FleetInlet, STUCK_AFTER_POLLS, STUCK_GRACE};
 pub use options::{OptionsError, options_of, spec_of};
 pub use schedule::{LONGEST_BACKOFF, RETRY_AFTER_FAILURE, RunEnd, next_due};
 pub use worker::{Event, RunError, Worker, WorkerOptions, worker_name};

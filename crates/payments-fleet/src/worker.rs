@@ -126,6 +126,25 @@ pub struct Worker {
     /// When each payment or group of each account-source was last read by this worker, for
     /// the inbox's rule ([`read_inbox`]).
     last_reads: Mutex<HashMap<(i64, String), LastReads>>,
+    last_round: LastRound,
+}
+
+/// When a worker last began a round, for its `/healthz`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LastRound(Arc<Mutex<Option<std::time::Instant>>>);
+
+impl LastRound {
+    fn note(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// How long ago the last round began; `None` before the first.
+    pub(crate) fn age(&self) -> Option<Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|at| at.elapsed())
+    }
 }
 
 /// How long a worker waits before it listens again after its listening connection dropped,
@@ -177,6 +196,7 @@ impl Worker {
             lease_failures: AtomicUsize::new(0),
             metrics: None,
             last_reads: Mutex::new(HashMap::new()),
+            last_round: LastRound::default(),
         }
     }
 
@@ -192,9 +212,19 @@ impl Worker {
         crate::FleetInlet::new(self.ledger.clone(), self.master.clone())
     }
 
-    /// The `/healthz` of this worker's ledger.
+    /// The fleet's gauges for `/metrics`, with the series of at most `per_account`
+    /// account-sources.
+    pub fn gauges(&self, per_account: usize) -> crate::FleetGauges {
+        crate::FleetGauges::new(self.ledger.clone(), per_account)
+    }
+
+    /// The `/healthz` of this worker: its ledger answers, and it still looks for work.
     pub fn health(&self) -> crate::FleetHealth {
-        crate::FleetHealth::new(self.ledger.clone())
+        crate::FleetHealth::of_worker(
+            self.ledger.clone(),
+            self.last_round.clone(),
+            self.options.poll,
+        )
     }
 
     /// This worker, reporting what it does to `report`.
@@ -241,7 +271,7 @@ impl Worker {
                         backoff = LISTEN_BACKOFF;
                     }
                     Err(error) => {
-                        (self.report)(&Event::ListenFailed {
+                        self.tell(&Event::ListenFailed {
                             error: Some(&error),
                         });
                         listen_at = Some(tokio::time::Instant::now() + backoff);
@@ -277,7 +307,7 @@ impl Worker {
                 } => {
                     if notified.is_none() {
                         // Dropped: listen again after a backoff, and do a round meanwhile.
-                        (self.report)(&Event::ListenFailed { error: None });
+                        self.tell(&Event::ListenFailed { error: None });
                         listener = None;
                         listen_at = Some(tokio::time::Instant::now() + backoff);
                         backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
@@ -292,6 +322,10 @@ impl Worker {
     /// `running` for each. Returns how many it leased.
     pub async fn round(self: &Arc<Self>, running: &mut JoinSet<()>) -> usize {
         let mut leased = 0;
+        self.last_round.note();
+        if let Some(metrics) = &self.metrics {
+            metrics.round();
+        }
         while running.len() < self.options.concurrency.max(1) && self.stop.reason().is_none() {
             match self
                 .ledger
@@ -300,6 +334,9 @@ impl Worker {
             {
                 Ok(Some(lease)) => {
                     leased += 1;
+                    if let Some(metrics) = &self.metrics {
+                        metrics.leased(lease.due, lease.taken_over_from.is_some());
+                    }
                     let worker = self.clone();
                     running.spawn(async move {
                         let _ = worker.sync(lease).await;
@@ -308,12 +345,25 @@ impl Worker {
                 Ok(None) => break,
                 Err(error) => {
                     self.lease_failures.fetch_add(1, Ordering::Relaxed);
-                    (self.report)(&Event::LeaseFailed { error: &error });
+                    self.tell(&Event::LeaseFailed { error: &error });
                     break;
                 }
             }
         }
         leased
+    }
+
+    /// Reports `event` to the caller, counting the database's failures in the metrics.
+    fn tell(&self, event: &Event<'_>) {
+        if let Some(metrics) = &self.metrics {
+            match event {
+                Event::LeaseFailed { .. } => metrics.postgres_error("lease"),
+                Event::ReleaseFailed { .. } => metrics.postgres_error("release"),
+                Event::ListenFailed { .. } => metrics.postgres_error("listen"),
+                _ => {}
+            }
+        }
+        (self.report)(event);
     }
 
     /// How long to wait before looking for due work again: until the next source is due, at
@@ -377,7 +427,7 @@ impl Worker {
         };
         let Some(outcome) = outcome else {
             if let Err(error) = self.ledger.release_hinted(&lease, None, &seen).await {
-                (self.report)(&Event::ReleaseFailed {
+                self.tell(&Event::ReleaseFailed {
                     lease: &lease,
                     error: &error,
                 });
@@ -409,12 +459,12 @@ impl Worker {
         if let Some(metrics) = &self.metrics {
             metrics.run_counted(&lease.source_name, run_outcome(&outcome));
         }
-        (self.report)(&Event::RunEnded {
+        self.tell(&Event::RunEnded {
             lease: &lease,
             outcome: &outcome,
         });
         if let Err(error) = self.ledger.release_hinted(&lease, Some(next), &seen).await {
-            (self.report)(&Event::ReleaseFailed {
+            self.tell(&Event::ReleaseFailed {
                 lease: &lease,
                 error: &error,
             });
@@ -510,7 +560,7 @@ impl Worker {
                             latencies: &latencies,
                         });
                     }
-                    (self.report)(&Event::HintsRead {
+                    self.tell(&Event::HintsRead {
                         lease,
                         read: &read,
                         latencies: &latencies,
@@ -521,7 +571,7 @@ impl Worker {
                     }
                 }
                 InboxRead::Failed(error) => {
-                    (self.report)(&Event::HintsFailed {
+                    self.tell(&Event::HintsFailed {
                         lease,
                         error: error.as_ref(),
                     });

@@ -31,6 +31,9 @@ pub struct Lease {
     /// Whether its scheduled run was due when it was leased (`next_run_at` passed); when not,
     /// it was leased for its webhook hints alone, and its worker only reads those.
     pub due: bool,
+    /// The worker whose lease on it had expired unreleased when this one was taken (it died,
+    /// froze or lost the database), if any.
+    pub taken_over_from: Option<String>,
     /// The sealed API key.
     sealed_key: Vec<u8>,
 }
@@ -76,7 +79,7 @@ impl PgLedger {
                 "UPDATE ledger.account_sources s
                  SET leased_by = $1, lease_expires_at = now() + make_interval(secs => $2)
                  FROM (
-                     SELECT s2.account_id, s2.source_name
+                     SELECT s2.account_id, s2.source_name, s2.leased_by AS previous
                      FROM ledger.account_sources s2
                      JOIN ledger.accounts a ON a.id = s2.account_id
                      WHERE NOT a.disabled
@@ -96,7 +99,7 @@ impl PgLedger {
                  WHERE s.account_id = due.account_id AND s.source_name = due.source_name
                    AND a.id = s.account_id
                  RETURNING s.account_id, a.name, s.source_name, s.options, s.sealed_key,
-                           s.lease_expires_at, s.next_run_at <= now()",
+                           s.lease_expires_at, s.next_run_at <= now(), due.previous",
                 &[&worker, &interval(ttl)],
             )
             .await
@@ -126,6 +129,7 @@ impl PgLedger {
             worker: worker.to_owned(),
             run_seq,
             due: row.get(6),
+            taken_over_from: row.get(7),
             sealed_key: row.get(4),
         }))
     }

@@ -29,7 +29,7 @@ pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
 pub use ingress::{DeliveryError, HINTS_CHANNEL, HintListener, HintsSeen};
 pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey, PREVIOUS_MASTER_KEY_VARIABLE};
 pub use lease::{Lease, RUNS_KEPT_DAYS};
-pub use schedule::Scheduled;
+pub use schedule::{Schedule, Scheduled};
 pub use store::PgStore;
 
 /// The schema version this build writes.

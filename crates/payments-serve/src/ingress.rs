@@ -105,6 +105,13 @@ pub trait Health: Send + Sync + 'static {
     async fn check(&self) -> HealthReport;
 }
 
+/// What `/metrics` reads afresh at each scrape (the fleet's schedule from its database).
+#[async_trait]
+pub trait Gauges: Send + Sync + 'static {
+    /// Sets the gauges of `metrics` to what holds now.
+    async fn refresh(&self, metrics: &Metrics);
+}
+
 /// What the routes share.
 #[derive(Clone)]
 pub struct App {
@@ -114,6 +121,8 @@ pub struct App {
     pub health: Arc<dyn Health>,
     /// Counted and exposed at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Read afresh at each scrape of `/metrics`, when given.
+    pub gauges: Option<Arc<dyn Gauges>>,
 }
 
 /// The routes of one ledger: `POST /webhooks/{provider}`.
@@ -335,6 +344,9 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    if let Some(gauges) = &app.gauges {
+        gauges.refresh(&app.metrics).await;
+    }
     (
         StatusCode::OK,
         [(

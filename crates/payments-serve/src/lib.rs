@@ -22,10 +22,10 @@ use tokio::net::TcpListener;
 use tower::Service as _;
 
 pub use ingress::{
-    App, BODY_TIMEOUT, Health, HealthReport, Inlet, InletError, MAX_BODY, Provider, Target,
+    App, BODY_TIMEOUT, Gauges, Health, HealthReport, Inlet, InletError, MAX_BODY, Provider, Target,
     fleet_router, ledger_router,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, SourceState};
 pub use payments_http::WebhookSecret;
 
 /// How long a client may take to send a request's headers.

@@ -40,6 +40,59 @@ pub struct Metrics {
     hints_read: Family<Labels, Counter>,
     hint_latency: Family<Labels, Histogram, LatencyBuckets>,
     last_success: Family<Labels, Gauge<f64, AtomicU64>>,
+    rounds: Counter,
+    leases: Family<Labels, Counter>,
+    leases_taken_over: Counter,
+    postgres_errors: Family<Labels, Counter>,
+    fleet: FleetFamilies,
+}
+
+/// The fleet's gauges, as the database says at the scrape ([`Metrics::set_fleet`]).
+#[derive(Default)]
+struct FleetFamilies {
+    read_ok: Gauge,
+    sources: Family<Labels, Gauge>,
+    overdue_max: Gauge<f64, AtomicU64>,
+    series_left_out: Gauge,
+    account_last_success: Family<Labels, Gauge<f64, AtomicU64>>,
+    account_overdue: Family<Labels, Gauge<f64, AtomicU64>>,
+    account_failed: Family<Labels, Gauge>,
+}
+
+/// One account-source as the fleet's gauges show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceState {
+    /// The account's name.
+    pub account: String,
+    /// The source (`mkp`, `paypro`).
+    pub source: String,
+    /// Whether it is synced (its account is not disabled).
+    pub enabled: bool,
+    /// Whether a worker holds it now.
+    pub running: bool,
+    /// Whether its last run failed.
+    pub failed: bool,
+    /// How long it has been due without a worker taking it.
+    pub overdue: std::time::Duration,
+    /// When its last successful run ended, within the runs kept.
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A label value as the text format can carry it: quotes, backslashes and control characters
+/// become `_` (account names are a safe set, but older ones were not checked).
+fn label_value(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect()
+}
+
+fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    at.timestamp() as f64 + f64::from(at.timestamp_subsec_millis()) / 1e3
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +138,11 @@ impl Metrics {
             hints_read: Family::default(),
             hint_latency: Family::new_with_constructor(LatencyBuckets),
             last_success: Family::default(),
+            rounds: Counter::default(),
+            leases: Family::default(),
+            leases_taken_over: Counter::default(),
+            postgres_errors: Family::default(),
+            fleet: FleetFamilies::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,10 +190,176 @@ impl Metrics {
             "When the last run of a source that completed ended (unix time)",
             metrics.last_success.clone(),
         );
+        registry.register(
+            "worker_rounds",
+            "Rounds in which a worker looked for due account-sources",
+            metrics.rounds.clone(),
+        );
+        registry.register(
+            "worker_leases",
+            "Account-sources a worker leased, by why (due: its scheduled run; hints: webhooks alone)",
+            metrics.leases.clone(),
+        );
+        registry.register(
+            "worker_leases_taken_over",
+            "Leases taken from a worker whose lease had expired unreleased (it died, froze or lost the database)",
+            metrics.leases_taken_over.clone(),
+        );
+        registry.register(
+            "postgres_errors",
+            "Failures of PostgreSQL seen by a worker, by operation",
+            metrics.postgres_errors.clone(),
+        );
+        let fleet = &metrics.fleet;
+        registry.register(
+            "fleet_read_ok",
+            "1 when the fleet's schedule was read from the database for this scrape, 0 when it could not be (the fleet's gauges are then absent)",
+            fleet.read_ok.clone(),
+        );
+        registry.register(
+            "fleet_account_sources",
+            "Account-sources of the fleet by state: enabled, disabled, running (leased), failed (last run failed), overdue (due, not taken), never_succeeded",
+            fleet.sources.clone(),
+        );
+        registry.register(
+            "fleet_overdue_seconds_max",
+            "The longest any enabled account-source has been due without a worker taking it",
+            fleet.overdue_max.clone(),
+        );
+        registry.register(
+            "fleet_account_series_left_out",
+            "Account-sources whose own series were left out by the cap on per-account series (the aggregates count them)",
+            fleet.series_left_out.clone(),
+        );
+        registry.register(
+            "account_last_success_timestamp_seconds",
+            "When an account-source's last successful run ended (unix time), by the database's runs",
+            fleet.account_last_success.clone(),
+        );
+        registry.register(
+            "account_overdue_seconds",
+            "How long an account-source has been due without a worker taking it (its lag)",
+            fleet.account_overdue.clone(),
+        );
+        registry.register(
+            "account_last_run_failed",
+            "1 when an account-source's last run failed",
+            fleet.account_failed.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Counts a round of a worker.
+    pub fn round(&self) {
+        self.rounds.inc();
+    }
+
+    /// Counts a lease a worker took: for its scheduled run (`due`) or for its hints alone,
+    /// and whether it was taken over from a worker whose lease expired unreleased.
+    pub fn leased(&self, due: bool, taken_over: bool) {
+        let kind = if due { "due" } else { "hints" };
+        self.leases
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
+        if taken_over {
+            self.leases_taken_over.inc();
+        }
+    }
+
+    /// Counts a failure of PostgreSQL during `operation` (`lease`, `release`, `listen`,
+    /// `schedule`).
+    pub fn postgres_error(&self, operation: &'static str) {
+        self.postgres_errors
+            .get_or_create(&vec![("operation", operation.to_owned())])
+            .inc();
+    }
+
+    /// Sets the fleet's gauges from its account-sources as the database holds them: the
+    /// aggregates over all of them, and the series of each account-source for at most
+    /// `per_account` of them, the worst first (the longest overdue, then those whose last run
+    /// failed, then the longest since a success), so that the cap never hides a problem
+    /// that a shown one does not outrank.
+    pub fn set_fleet(&self, sources: &[SourceState], per_account: usize) {
+        let fleet = &self.fleet;
+        fleet.read_ok.set(1);
+        let count = |state: &str, n: usize| {
+            fleet
+                .sources
+                .get_or_create(&vec![("state", state.to_owned())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        let enabled: Vec<&SourceState> = sources.iter().filter(|s| s.enabled).collect();
+        count("enabled", enabled.len());
+        count("disabled", sources.len() - enabled.len());
+        count("running", enabled.iter().filter(|s| s.running).count());
+        count("failed", enabled.iter().filter(|s| s.failed).count());
+        count(
+            "overdue",
+            enabled.iter().filter(|s| !s.overdue.is_zero()).count(),
+        );
+        count(
+            "never_succeeded",
+            enabled.iter().filter(|s| s.last_success.is_none()).count(),
+        );
+        fleet.overdue_max.set(
+            enabled
+                .iter()
+                .map(|s| s.overdue.as_secs_f64())
+                .fold(0.0, f64::max),
+        );
+        let mut worst = enabled;
+        worst.sort_by(|a, b| {
+            b.overdue
+                .cmp(&a.overdue)
+                .then(b.failed.cmp(&a.failed))
+                .then(a.last_success.cmp(&b.last_success))
+                .then(a.account.cmp(&b.account))
+                .then(a.source.cmp(&b.source))
+        });
+        let shown = worst.len().min(per_account);
+        fleet
+            .series_left_out
+            .set(i64::try_from(worst.len() - shown).unwrap_or(i64::MAX));
+        fleet.account_last_success.clear();
+        fleet.account_overdue.clear();
+        fleet.account_failed.clear();
+        for s in &worst[..shown] {
+            let labels = vec![
+                ("account", label_value(&s.account)),
+                ("source", label_value(&s.source)),
+            ];
+            if let Some(at) = s.last_success {
+                fleet
+                    .account_last_success
+                    .get_or_create(&labels)
+                    .set(unix_seconds(at));
+            }
+            fleet
+                .account_overdue
+                .get_or_create(&labels)
+                .set(s.overdue.as_secs_f64());
+            fleet
+                .account_failed
+                .get_or_create(&labels)
+                .set(i64::from(s.failed));
+        }
+    }
+
+    /// The fleet's schedule could not be read for this scrape: its gauges are left out (never
+    /// shown stale), `fleet_read_ok` is 0 and the error is counted.
+    pub fn fleet_unreadable(&self) {
+        let fleet = &self.fleet;
+        fleet.read_ok.set(0);
+        fleet.sources.clear();
+        fleet.overdue_max.set(f64::NAN);
+        fleet.series_left_out.set(0);
+        fleet.account_last_success.clear();
+        fleet.account_overdue.clear();
+        fleet.account_failed.clear();
+        self.postgres_error("schedule");
     }
 
     /// Counts what a run reports as it goes.
@@ -201,11 +425,9 @@ impl Metrics {
             ])
             .inc();
         if matches!(outcome, "ok" | "quarantined") {
-            let now = chrono::Utc::now();
-            let seconds = now.timestamp() as f64 + f64::from(now.timestamp_subsec_millis()) / 1e3;
             self.last_success
                 .get_or_create(&source(source_name))
-                .set(seconds);
+                .set(unix_seconds(chrono::Utc::now()));
         }
     }
 
@@ -257,5 +479,90 @@ mod tests {
         );
         assert!(text.contains("payments_last_success_timestamp_seconds{source=\"mkp\"}"));
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    fn state(account: &str, overdue: u64, failed: bool, success: Option<i64>) -> SourceState {
+        SourceState {
+            account: account.to_owned(),
+            source: "paypro".to_owned(),
+            enabled: true,
+            running: false,
+            failed,
+            overdue: std::time::Duration::from_secs(overdue),
+            last_success: success.map(|s| chrono::DateTime::from_timestamp(s, 0).unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_cap_keeps_the_worst_account_sources_and_the_aggregates_count_all() {
+        let metrics = Metrics::new();
+        let mut disabled = state("off", 9_999, true, None);
+        disabled.enabled = false;
+        let sources = [
+            state("fine", 0, false, Some(1_700_000_000)),
+            state("failing", 0, true, Some(1_700_000_000)),
+            state("late", 120, false, Some(1_700_000_000)),
+            state("new\"\\\ncomer", 0, false, None),
+            disabled,
+        ];
+        metrics.set_fleet(&sources, 2);
+        let text = metrics.encode();
+        assert!(
+            text.contains("payments_fleet_account_sources{state=\"enabled\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("payments_fleet_account_sources{state=\"disabled\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("payments_fleet_account_sources{state=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("payments_fleet_account_sources{state=\"never_succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("payments_fleet_overdue_seconds_max 120.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("payments_fleet_account_series_left_out 2"),
+            "{text}"
+        );
+        // The longest overdue, then the failing one; the disabled one's overdue is not counted.
+        assert!(
+            text.contains(
+                "payments_account_overdue_seconds{account=\"late\",source=\"paypro\"} 120.0"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "payments_account_last_run_failed{account=\"failing\",source=\"paypro\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("account=\"fine\""), "{text}");
+
+        // With room for all: a name that would break the format is made safe.
+        metrics.set_fleet(&sources, 10);
+        let text = metrics.encode();
+        assert!(text.contains("account=\"new___comer\""), "{text}");
+        assert!(
+            text.contains("payments_fleet_account_series_left_out 0"),
+            "{text}"
+        );
+
+        // Unreadable: no stale series, and said.
+        metrics.fleet_unreadable();
+        let text = metrics.encode();
+        assert!(text.contains("payments_fleet_read_ok 0"), "{text}");
+        assert!(!text.contains("account=\""), "{text}");
+        assert!(
+            text.contains("payments_postgres_errors_total{operation=\"schedule\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod peak;
 pub mod postgres;
+pub mod prometheus;
 pub mod store_suite;
 
 use std::collections::BTreeSet;

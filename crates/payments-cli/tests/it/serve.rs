@@ -204,7 +204,7 @@ fn healthz_is_503_after_a_failed_run_and_metrics_parse_as_prometheus_text() {
 
     let (status, text) = get(&runtime, &format!("{}/metrics", served.url));
     assert_eq!(status, 200);
-    assert_prometheus_text(&text);
+    payments_testkit::prometheus::parse(&text).unwrap_or_else(|why| panic!("{why}\n{text}"));
     assert!(
         text.contains("payments_runs_total{source=\"paypro\",outcome=\"failed\"} 1"),
         "{text}"
@@ -213,37 +213,4 @@ fn healthz_is_503_after_a_failed_run_and_metrics_parse_as_prometheus_text() {
         text.contains("payments_runs_total{source=\"mkp\",outcome=\"ok\"} 1"),
         "{text}"
     );
-}
-
-/// Every line is a `# HELP`, `# TYPE`, `# UNIT` or `# EOF` comment, or `name{labels} value`
-/// with a valid metric name and a number; it ends with `# EOF`.
-fn assert_prometheus_text(text: &str) {
-    assert!(text.ends_with("# EOF\n"), "{text}");
-    for line in text.lines() {
-        if let Some(comment) = line.strip_prefix("# ") {
-            let word = comment.split(' ').next().unwrap();
-            assert!(
-                ["HELP", "TYPE", "UNIT", "EOF"].contains(&word),
-                "a comment that is none of HELP, TYPE, UNIT, EOF: {line}"
-            );
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("no value: {line}"));
-        assert!(value.parse::<f64>().is_ok(), "not a number: {line}");
-        let name = series.split('{').next().unwrap();
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "not a metric name: {line}"
-        );
-        if let Some(labels) = series.strip_prefix(name)
-            && !labels.is_empty()
-        {
-            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-        }
-    }
 }

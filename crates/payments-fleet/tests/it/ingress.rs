@@ -25,7 +25,8 @@ fn small() -> SandboxConfig {
     }
 }
 
-/// A worker of `ledger` serving its routes on loopback; its address.
+/// A worker of `ledger` serving its routes on loopback (its `/metrics` with the series of one
+/// account-source); its address.
 async fn worker(url: &str, master: &str, name: &str, stop: &StopSignal) -> String {
     let ledger = PgLedger::connect(url, 6).await.unwrap();
     let options = WorkerOptions {
@@ -49,6 +50,7 @@ async fn worker(url: &str, master: &str, name: &str, stop: &StopSignal) -> Strin
     let app = App {
         inlet: Arc::new(worker.inlet()),
         health: Arc::new(worker.health()),
+        gauges: Some(Arc::new(worker.gauges(1))),
         metrics,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -361,4 +363,139 @@ async fn webhooks_sent_alternately_to_two_workers_are_each_committed_once() {
         .get(0);
     assert_eq!(versions, ids.len() as i64);
     stop.stop(StopReason::Terminate);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_fleet_as_the_database_holds_it_the_worst_account_source_first() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("metrics");
+    let master = MasterKey::generate();
+    let sandbox = Sandbox::start(small()).await.unwrap();
+    let ledger = PgLedger::connect(&url, 4).await.unwrap();
+    let acme = add(&ledger, &master, "acme", &sandbox).await;
+    let beta = add(&ledger, &master, "beta", &sandbox).await;
+    let db = client(&url).await;
+    let stop = StopSignal::new();
+    let base = worker(&url, &master.to_base64(), "w1", &stop).await;
+    until("both first runs released", || async {
+        completed_runs(&db).await == 2 && first_runs_released(&db).await
+    })
+    .await;
+
+    // A worker that died holding acme (its lease is long), and beta, which has the same key,
+    // due an hour ago: beta cannot be leased while acme is held, so it is overdue.
+    db.execute(
+        "UPDATE ledger.account_sources SET leased_by = 'ghost:1',
+                lease_expires_at = now() + interval '1 hour'
+         WHERE account_id = $1",
+        &[&acme],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE ledger.account_sources SET next_run_at = now() - interval '1 hour'
+         WHERE account_id = $1",
+        &[&beta],
+    )
+    .await
+    .unwrap();
+
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples =
+        payments_testkit::prometheus::parse(&text).unwrap_or_else(|why| panic!("{why}\n{text}"));
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        payments_testkit::prometheus::value(&samples, name, labels)
+    };
+    assert_eq!(value("payments_fleet_read_ok", &[]), Some(1.0));
+    assert_eq!(
+        value("payments_fleet_account_sources", &[("state", "enabled")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value("payments_fleet_account_sources", &[("state", "running")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("payments_fleet_account_sources", &[("state", "overdue")]),
+        Some(1.0)
+    );
+    let overdue = value("payments_fleet_overdue_seconds_max", &[]).unwrap();
+    assert!((3_590.0..3_700.0).contains(&overdue), "{overdue}");
+    // One account-source's series (the cap), and it is the overdue one.
+    assert_eq!(
+        value("payments_fleet_account_series_left_out", &[]),
+        Some(1.0)
+    );
+    let shown: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "payments_account_overdue_seconds")
+        .collect();
+    assert_eq!(shown.len(), 1, "{text}");
+    assert_eq!(shown[0].labels["account"], "beta", "{text}");
+    assert_eq!(shown[0].labels["source"], "paypro", "{text}");
+    let last_success = value(
+        "payments_account_last_success_timestamp_seconds",
+        &[("account", "beta"), ("source", "paypro")],
+    )
+    .expect("beta's last success");
+    let now = Utc::now().timestamp() as f64;
+    assert!(
+        (now - 600.0..now + 5.0).contains(&last_success),
+        "{last_success} vs {now}"
+    );
+    assert_eq!(
+        value("payments_worker_leases_total", &[("kind", "due")]),
+        Some(2.0)
+    );
+    assert!(value("payments_worker_rounds_total", &[]).unwrap() >= 1.0);
+    assert_eq!(
+        value("payments_worker_leases_taken_over_total", &[]),
+        Some(0.0)
+    );
+
+    // The dead worker's lease expires: acme is taken over, and counted so.
+    db.batch_execute(&format!(
+        "UPDATE ledger.account_sources SET lease_expires_at = now() - interval '1 second',
+                next_run_at = now() - interval '1 second'
+         WHERE account_id = {acme};
+         NOTIFY payments_hints"
+    ))
+    .await
+    .unwrap();
+    until("acme taken over", || async {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let samples = payments_testkit::prometheus::parse(&text).unwrap();
+        payments_testkit::prometheus::value(
+            &samples,
+            "payments_worker_leases_taken_over_total",
+            &[],
+        ) == Some(1.0)
+    })
+    .await;
+    stop.stop(StopReason::Terminate);
+}
+
+/// No account-source is leased.
+async fn first_runs_released(db: &tokio_postgres::Client) -> bool {
+    let leased: i64 = db
+        .query_one(
+            "SELECT count(*) FROM ledger.account_sources WHERE leased_by IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    leased == 0
 }

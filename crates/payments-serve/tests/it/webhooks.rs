@@ -84,6 +84,7 @@ impl Harness {
             )),
             health: Arc::new(Healthy),
             metrics: Arc::new(Metrics::new()),
+            gauges: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
