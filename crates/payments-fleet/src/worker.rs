@@ -504,7 +504,9 @@ impl Worker {
             let counted = metrics.clone();
             syncer.with_events(Events::to(move |event| counted.on_sync(event)));
         }
-        syncer.add_source(source).with_stop(run_stop);
+        syncer
+            .add_source_seen(source, lease.key_rate_limit.clone())
+            .with_stop(run_stop);
         let (seen, hinted_run) = self.read_hints(lease, &syncer).await;
         let result = if lease.due || hinted_run {
             Some(match syncer.run().await.pop() {
@@ -515,6 +517,15 @@ impl Worker {
         } else {
             None
         };
+        // For the next run with this key, under whichever account and on whichever worker.
+        if let Some(seen) = syncer.rate_limit_seen(&lease.source_name)
+            && let Err(error) = self.ledger.note_rate_limit(lease, &seen).await
+        {
+            tracing::warn!("{}/{}: {error}", lease.account_name, lease.source_name);
+            if let Some(metrics) = &self.metrics {
+                metrics.postgres_error("rate_limit");
+            }
+        }
         renewer.abort();
         (result, seen)
     }

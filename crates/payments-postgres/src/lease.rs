@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use payments_sync::StoreError;
+use payments_sync::{LimiterSnapshot, StoreError};
 use secrecy::SecretString;
 
 use crate::accounts::read_options;
@@ -34,6 +34,10 @@ pub struct Lease {
     /// The worker whose lease on it had expired unreleased when this one was taken (it died,
     /// froze or lost the database), if any.
     pub taken_over_from: Option<String>,
+    /// What the provider last said of this key's rate limit, to any run with the key (under
+    /// any account, on any worker): start its limiter from it ([`PgLedger::note_rate_limit`]).
+    /// `None` when nothing was noted, or what was does not read (it is advice, never an error).
+    pub key_rate_limit: Option<LimiterSnapshot>,
     /// The sealed API key.
     sealed_key: Vec<u8>,
 }
@@ -99,7 +103,9 @@ impl PgLedger {
                  WHERE s.account_id = due.account_id AND s.source_name = due.source_name
                    AND a.id = s.account_id
                  RETURNING s.account_id, a.name, s.source_name, s.options, s.sealed_key,
-                           s.lease_expires_at, s.next_run_at <= now(), due.previous",
+                           s.lease_expires_at, s.next_run_at <= now(), due.previous,
+                           (SELECT kl.seen FROM ledger.key_limits kl
+                            WHERE kl.key_fingerprint = s.key_fingerprint)",
                 &[&worker, &interval(ttl)],
             )
             .await
@@ -130,8 +136,36 @@ impl PgLedger {
             run_seq,
             due: row.get(6),
             taken_over_from: row.get(7),
+            key_rate_limit: row
+                .get::<_, Option<serde_json::Value>>(8)
+                .and_then(|seen| serde_json::from_value(seen).ok()),
             sealed_key: row.get(4),
         }))
+    }
+
+    /// Notes what the provider last said of the leased source's key's rate limit, for the next
+    /// run with that key ([`Lease::key_rate_limit`]).
+    pub async fn note_rate_limit(
+        &self,
+        lease: &Lease,
+        seen: &LimiterSnapshot,
+    ) -> Result<(), StoreError> {
+        let context = "cannot note the key's rate limit";
+        let seen =
+            serde_json::to_value(seen).map_err(|error| StoreError::backend(context, error))?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO ledger.key_limits (key_fingerprint, seen)
+                 SELECT key_fingerprint, $3 FROM ledger.account_sources
+                 WHERE account_id = $1 AND source_name = $2 AND key_fingerprint IS NOT NULL
+                 ON CONFLICT (key_fingerprint)
+                 DO UPDATE SET seen = EXCLUDED.seen, noted_at = now()",
+                &[&lease.account_id, &lease.source_name, &seen],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        Ok(())
     }
 
     /// Extends the lease by `ttl` from now, while its worker still holds it; false when the

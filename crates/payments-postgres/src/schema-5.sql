@@ -9,3 +9,11 @@ ALTER TABLE ledger.statement_refs ADD COLUMN booking text;
 ALTER TABLE ledger.runs ADD COLUMN stopped boolean NOT NULL DEFAULT false;
 ALTER TABLE ledger.account_sources ADD COLUMN key_fingerprint text;
 CREATE INDEX account_sources_by_key ON ledger.account_sources (key_fingerprint);
+-- What the provider last said of each key's rate limit (the limiter's snapshot, JSON), noted
+-- after each run, so that the next run with that key, under any account and on any worker,
+-- starts from it: a key shared by two accounts keeps its limit across their runs.
+CREATE TABLE ledger.key_limits (
+    key_fingerprint text PRIMARY KEY,
+    seen jsonb NOT NULL,
+    noted_at timestamptz NOT NULL DEFAULT now()
+);

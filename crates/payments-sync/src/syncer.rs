@@ -14,7 +14,7 @@ use crate::books::{self, BookWalker};
 use crate::chargebacks::{self, ChargebackList, Checked};
 use crate::feed::{self, FeedFacts, FeedRead};
 use crate::hints::{HintReader, HintsRead};
-use crate::limiter::Limiter;
+use crate::limiter::{Limiter, LimiterSnapshot};
 use crate::options::{SyncOptions, TimeBudget};
 use crate::pager::{Pager, PagerOptions};
 use crate::run::{AfterFailure, FeedPlan, Prepared, SourceRun, before, unsettled_words};
@@ -31,6 +31,10 @@ struct SourceSetup {
     /// Whether the limiter has been started from what the ledger kept of the last process's
     /// requests (once: after that, it knows better itself).
     restored: Arc<AtomicBool>,
+    /// What another client of the same credential last saw of its rate limit (another
+    /// account with the same key, on another worker), to start from when it is newer than
+    /// what the ledger kept.
+    seen_elsewhere: Option<LimiterSnapshot>,
 }
 
 /// Drives one or more sources into a [`Store`]: each source in a task of its own, the pages of
@@ -78,8 +82,34 @@ impl<S: Store> Syncer<S> {
             source,
             limiter: rate_limit.map(|rate| Arc::new(Limiter::new(rate))),
             restored: Arc::new(AtomicBool::new(false)),
+            seen_elsewhere: None,
         });
         self
+    }
+
+    /// Adds a source paced by the rate limit it declares, its limiter started from `seen`
+    /// (what another client of the same credential last saw: another account with the same
+    /// key) when that is newer than what the ledger's checkpoint kept.
+    pub fn add_source_seen(
+        &mut self,
+        source: Arc<dyn PaymentSource>,
+        seen: Option<LimiterSnapshot>,
+    ) -> &mut Self {
+        self.add_source(source);
+        if let Some(setup) = self.sources.last_mut() {
+            setup.seen_elsewhere = seen;
+        }
+        self
+    }
+
+    /// What the source `name`'s limiter holds now, for the next client of its credential;
+    /// `None` for a source without a rate limit, or before the server said what remains.
+    pub fn rate_limit_seen(&self, name: &str) -> Option<LimiterSnapshot> {
+        self.sources
+            .iter()
+            .find(|setup| setup.source.name() == name)
+            .and_then(|setup| setup.limiter.as_ref())
+            .and_then(|limiter| limiter.snapshot(Utc::now()))
     }
 
     /// Sends progress events to `events`.
@@ -237,7 +267,11 @@ impl<S: Store> SourceTask<S> {
         tracing::info!(run = ?run.summary().run, resumed = run.summary().resumed, "start");
         let limiter = self.setup.limiter.clone();
         let first_run = !self.setup.restored.swap(true, Ordering::SeqCst);
-        if first_run && let (Some(limiter), Some(snapshot)) = (&limiter, run.limiter_snapshot()) {
+        let newest = [run.limiter_snapshot(), self.setup.seen_elsewhere.as_ref()]
+            .into_iter()
+            .flatten()
+            .max_by_key(|snapshot| snapshot.at);
+        if first_run && let (Some(limiter), Some(snapshot)) = (&limiter, newest) {
             limiter.restore(snapshot, Utc::now());
         }
         let mut pager = Pager::new(

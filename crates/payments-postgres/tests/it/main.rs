@@ -2,6 +2,7 @@
 //! own (skipped, saying so, where PostgreSQL is not installed).
 
 mod accounts;
+mod limits;
 mod schema;
 mod suite;
 mod tls;

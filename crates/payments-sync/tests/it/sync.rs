@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use payments_model::{Payment, PaymentStatus};
+use payments_model::{Payment, PaymentStatus, RateLimit};
 use payments_sandbox::{
     Api, Burst, Faults, RateLimitWindow, RetryAfterForm, Sandbox, SandboxConfig,
 };
 use payments_sync::{
-    MemoryStore, PagerOptions, RetryPolicy, RunKind, SyncError, SyncOptions, Syncer, payments,
+    Limiter, LimiterSnapshot, MemoryStore, PagerOptions, RetryPolicy, RunKind, SyncError,
+    SyncOptions, Syncer, payments,
 };
 use payments_testkit::{close_and_settle_all_links_but, data_set, mkp, paypro};
 
@@ -442,6 +443,57 @@ async fn the_limiter_keeps_mkp_clear_of_429s_also_back_to_back() {
         "the test must exceed the window twice"
     );
     assert_eq!(sandbox.count_status(Api::Mkp, 429), 0);
+}
+
+/// Another client of `sandbox`'s MKP key (another account with the same key) spends the whole
+/// window through a limiter of its own; what that limiter saw.
+async fn spend_the_window(sandbox: &Sandbox, window: RateLimitWindow) -> LimiterSnapshot {
+    let source = mkp(sandbox);
+    let limiter = Limiter::new(RateLimit::per(window.limit, window.window));
+    for _ in 0..window.limit {
+        let ticket = limiter.acquire().await;
+        let page = source.page(None).await.unwrap();
+        if let Some(remaining) = page.rate_limit.remaining {
+            limiter.observe_remaining(remaining);
+        }
+        limiter.answered(ticket);
+    }
+    limiter
+        .snapshot(chrono::Utc::now())
+        .expect("the server said what remains")
+}
+
+#[tokio::test]
+async fn a_run_started_from_what_another_client_of_its_key_saw_meets_no_429() {
+    let window = RateLimitWindow {
+        limit: 20,
+        window: Duration::from_secs(2),
+    };
+    let sandbox = Sandbox::start(SandboxConfig {
+        mkp_rate_limit: Some(window),
+        ..config(30, 10)
+    })
+    .await
+    .unwrap();
+    // Told what the other client saw, the run waits for the window: no 429.
+    let seen = spend_the_window(&sandbox, window).await;
+    let mut syncer = Syncer::new(Arc::new(MemoryStore::new()), SyncOptions::full());
+    syncer.add_source_seen(mkp(&sandbox), Some(seen));
+    syncer.run().await.remove(0).unwrap();
+    assert_eq!(sandbox.count_status(Api::Mkp, 429), 0);
+    assert!(
+        syncer.rate_limit_seen("mkp").is_some(),
+        "it says what it saw, for the next client"
+    );
+
+    // Not told, its own ledger knowing nothing of the other client, its first request meets
+    // the spent window.
+    tokio::time::sleep(window.window).await;
+    spend_the_window(&sandbox, window).await;
+    let mut syncer = Syncer::new(Arc::new(MemoryStore::new()), SyncOptions::full());
+    syncer.add_source(mkp(&sandbox));
+    syncer.run().await.remove(0).unwrap();
+    assert!(sandbox.count_status(Api::Mkp, 429) > 0);
 }
 
 #[tokio::test]
