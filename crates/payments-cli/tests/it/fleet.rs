@@ -1,6 +1,7 @@
 //! A fleet of `payments worker` processes on one PostgreSQL ledger, two of them killed with
 //! SIGKILL at random moments: every account's ledger still equals its provider's data, nothing
-//! is written twice, no account-source is synced by two workers at once, and no key meets a 429.
+//! is written twice, no key is used by two runs at once (two accounts share one), and no key meets
+//! a 429.
 
 use std::collections::HashMap;
 use std::process::{Child, Stdio};
@@ -18,6 +19,8 @@ use crate::{payments, text};
 
 const ACCOUNTS: usize = 200;
 const WORKERS: usize = 4;
+/// Two accounts with the same keys.
+const TWINS: [&str; 2] = ["twin-a", "twin-b"];
 
 /// A small business: a few MKP links and a few dozen PayPro payments, behind MKP's rolling
 /// window (10 requests per 2 s, so that workers must pace) and some latency.
@@ -123,6 +126,12 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
         }
         sandboxes
     });
+    let shared = runtime
+        .block_on(Sandbox::start(SandboxConfig {
+            mkp_links: 40,
+            ..small_account(9_999)
+        }))
+        .unwrap();
     let ledger = runtime.block_on(async {
         let ledger = PgLedger::connect(&url, 4).await.unwrap();
         for (index, sandbox) in sandboxes.iter().enumerate() {
@@ -153,6 +162,42 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
                                 "paypro".to_owned(),
                                 SecretString::from(config.paypro_key.clone()),
                                 paypro,
+                            ),
+                        ],
+                    },
+                    &master,
+                )
+                .await
+                .unwrap();
+        }
+        // Two accounts with one key (of one business's sandbox, with more to read): never
+        // synced at once, and the key's limit holds across them.
+        for name in TWINS {
+            let config = shared.config();
+            ledger
+                .add_account(
+                    NewAccount {
+                        webhook_secrets: Vec::new(),
+                        name: name.to_owned(),
+                        sources: vec![
+                            (
+                                "mkp".to_owned(),
+                                SecretString::from(config.mkp_key.clone()),
+                                SourceOptions {
+                                    base_url: Some(shared.mkp_base_url()),
+                                    rate_limit: Some(10),
+                                    rate_window_secs: Some(2),
+                                    every_secs: Some(3_600),
+                                },
+                            ),
+                            (
+                                "paypro".to_owned(),
+                                SecretString::from(config.paypro_key.clone()),
+                                SourceOptions {
+                                    base_url: Some(shared.paypro_base_url()),
+                                    every_secs: Some(3_600),
+                                    ..SourceOptions::default()
+                                },
                             ),
                         ],
                     },
@@ -200,7 +245,7 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
                     .any(|r| r.finished_at.is_some() && r.error.is_none())
             })
             .count();
-        if done == ACCOUNTS * 2 {
+        if done == ACCOUNTS * 2 + TWINS.len() * 2 {
             break;
         }
         if Instant::now() > deadline {
@@ -211,7 +256,7 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
             }
             panic!(
                 "only {done} of {} account-sources completed a run in time; the workers said:\n{stderr}",
-                ACCOUNTS * 2
+                ACCOUNTS * 2 + TWINS.len() * 2
             );
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -248,6 +293,18 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
                 .unwrap();
             assert_eq!(stored, payments_testkit::data_set(sandbox), "{name}");
         }
+        for name in TWINS {
+            let account = ledger.account(name).await.unwrap().unwrap();
+            let store = ledger.store(account.id, &account.name);
+            let stored: Vec<_> = store
+                .payments(&Filter::default())
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(stored, payments_testkit::data_set(&shared), "{name}");
+        }
     });
     // Nothing was written twice: a payment committed again unchanged leaves no version, so each
     // version differs from the one after it. The providers' data did not change during the
@@ -274,20 +331,43 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
     );
     assert!(most <= 1, "a payment has {most} versions of unchanged data");
 
-    // No account-source was synced by two workers at once: each run started after the one
-    // before it ended, or, for a run whose worker was killed, after its lease expired.
+    // No key was used by two runs at once (each account-source has a key of its own but the
+    // twins, which share theirs): each run started after the one before it with that key
+    // ended, or, for a run whose worker was killed, after its lease expired.
     let runs = runtime.block_on(runs(&client));
+    let keys: HashMap<(i64, String), String> = runtime
+        .block_on(client.query(
+            "SELECT account_id, source_name, key_fingerprint FROM ledger.account_sources",
+            &[],
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+        .collect();
+    let mut by_key: HashMap<&str, Vec<&RunRow>> = HashMap::new();
+    for (account_source, runs) in &runs {
+        by_key
+            .entry(keys[account_source].as_str())
+            .or_default()
+            .extend(runs);
+    }
+    assert_eq!(
+        by_key.len(),
+        ACCOUNTS * 2 + TWINS.len(),
+        "the twins share one key per source"
+    );
     let mut taken_over = 0;
-    for ((account, source), runs) in &runs {
+    for (key, runs) in &mut by_key {
+        runs.sort_by_key(|run| run.started_at);
         for pair in runs.windows(2) {
-            let (before, after) = (&pair[0], &pair[1]);
+            let (before, after) = (pair[0], pair[1]);
             let free_from = before
                 .finished_at
                 .or(before.lease_expires_at)
                 .expect("a run has an end or a lease");
             assert!(
                 after.started_at >= free_from,
-                "account {account} {source}: {:?} started at {} while {:?} held it until {free_from}",
+                "key {key}: {:?} started at {} while {:?} held it until {free_from}",
                 after.worker,
                 after.started_at,
                 before.worker
@@ -320,6 +400,11 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
             "business-{index:03} met a 429"
         );
     }
+    assert_eq!(
+        shared.count_status(Api::Mkp, 429) + shared.count_status(Api::PayPro, 429),
+        0,
+        "the twins' shared key met a 429"
+    );
 }
 
 #[test]

@@ -19,6 +19,8 @@ mod logs;
 mod output;
 mod quarantine;
 #[cfg(unix)]
+mod rotation;
+#[cfg(unix)]
 mod serve;
 mod status;
 #[cfg(unix)]
