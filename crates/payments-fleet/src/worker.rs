@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use payments_postgres::{HintListener, HintsSeen, KeyError, Lease, MasterKey, PgLedger, PgStore};
 use payments_serve::Metrics;
 use payments_sources::PaymentSource;
@@ -420,7 +420,7 @@ impl Worker {
                     .unwrap_or_default();
                 let seen = HintsSeen {
                     pending,
-                    again_at: None,
+                    again_in: None,
                 };
                 (Some(Err(error)), seen)
             }
@@ -541,9 +541,7 @@ impl Worker {
             .unwrap_or_default();
         let mut seen = HintsSeen::default();
         let mut run = false;
-        let later =
-            |wait: Duration| Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        let mut again_at: Option<DateTime<Utc>> = None;
+        let mut again_in: Option<Duration> = None;
         for _ in 0..INBOX_PASSES {
             match read_inbox(
                 syncer,
@@ -555,7 +553,7 @@ impl Worker {
             {
                 InboxRead::Empty | InboxRead::Stopped => break,
                 InboxRead::Deferred(wait) => {
-                    again_at = Some(later(wait));
+                    again_in = Some(wait);
                     break;
                 }
                 InboxRead::Read {
@@ -577,7 +575,7 @@ impl Worker {
                         latencies: &latencies,
                     });
                     if let Some(wait) = deferred {
-                        again_at = Some(later(wait));
+                        again_in = Some(wait);
                         break;
                     }
                 }
@@ -586,13 +584,13 @@ impl Worker {
                         lease,
                         error: error.as_ref(),
                     });
-                    again_at = Some(later(HINTS_RETRY));
+                    again_in = Some(HINTS_RETRY);
                     break;
                 }
                 _ => break,
             }
         }
-        seen.again_at = again_at;
+        seen.again_in = again_in;
         if let Ok(mut reads) = self.last_reads.lock()
             && !last_read.is_empty()
         {

@@ -3,7 +3,7 @@
 //! `NOTIFY payments_hints`, all in one transaction; the lease holder reads it. Also the webhook
 //! secrets, opened for verifying, and the dedicated connection that listens for hints.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use payments_model::Delivery;
 use payments_sync::{Receipt, StoreError};
@@ -42,8 +42,9 @@ pub enum DeliveryError {
 pub struct HintsSeen {
     /// The ids of every pending delivery the read saw (answered or deferred).
     pub pending: Vec<i64>,
-    /// When the deliveries it deferred are to be read (`None`: it deferred none).
-    pub again_at: Option<DateTime<Utc>>,
+    /// How long after the release, by the database's clock, the deliveries it deferred are
+    /// to be read (`None`: it deferred none).
+    pub again_in: Option<std::time::Duration>,
 }
 
 impl PgLedger {

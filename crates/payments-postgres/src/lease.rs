@@ -219,7 +219,7 @@ impl PgLedger {
     /// lease opened is removed (no run happened). `hinted_at` is cleared only when every
     /// pending delivery of the account-source was seen by the worker's read (`seen`); a
     /// delivery that came meanwhile keeps it hinted, and deliveries the read deferred make it
-    /// hinted again at `seen.again_at`.
+    /// hinted again `seen.again_in` after now.
     pub async fn release_hinted(
         &self,
         lease: &Lease,
@@ -259,14 +259,15 @@ impl PgLedger {
                 "UPDATE ledger.account_sources
                  SET leased_by = NULL, lease_expires_at = NULL,
                      next_run_at = COALESCE(now() + make_interval(secs => $3), next_run_at),
-                     hinted_at = CASE WHEN $4 THEN hinted_at ELSE $5 END
+                     hinted_at = CASE WHEN $4 THEN hinted_at
+                                      ELSE now() + make_interval(secs => $5) END
                  WHERE account_id = $1 AND source_name = $2",
                 &[
                     &lease.account_id,
                     &lease.source_name,
                     &next_secs,
                     &(unseen > 0),
-                    &seen.again_at,
+                    &seen.again_in.map(|again| again.as_secs_f64()),
                 ],
             )
             .await
