@@ -280,6 +280,26 @@ mod tests {
                 "payments-sync.1 sets `{line}` unfilled, on its own line:\n{sync}"
             );
         }
+        let accounts = page(dir.path(), "payments-accounts.1");
+        for subcommand in ["add", "update", "list", "remove"] {
+            assert!(
+                accounts.contains(&format!("\n.TP\npayments-accounts-{subcommand}(1)\n")),
+                "payments-accounts.1 lists `accounts {subcommand}`:\n{accounts}"
+            );
+        }
+        assert!(
+            accounts.contains("payments-accounts-update(1)\nChanges an account's sources"),
+            "{accounts}"
+        );
+        for line in [
+            "payments accounts update acme-bv --every 15m",
+            "MKP_API_KEY=... payments accounts update acme-bv --source mkp --key",
+        ] {
+            assert!(
+                unfilled(&accounts).contains(&line),
+                "payments-accounts.1 sets `{line}` unfilled:\n{accounts}"
+            );
+        }
         let export = page(dir.path(), "payments-export.1");
         assert!(
             unfilled(&export).contains(&"    --until 2026-10-31 --output october.csv"),

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use payments_sync::StoreError;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use tokio_postgres::Transaction;
 
 use crate::keys::CHECK_TEXT;
 use crate::{KeyError, MasterKey, PgLedger, pg_error};
@@ -74,6 +75,24 @@ pub enum AccountError {
     /// An account with this name exists.
     #[error("there is already an account `{0}`; remove it first, or choose another name")]
     Duplicate(String),
+    /// There is no account with this name (to change).
+    #[error("there is no account `{0}`")]
+    NoAccount(String),
+    /// The account has no such source, and no key was given to add it with.
+    #[error(
+        "the account `{account}` has no source `{source_name}` (it has {has}); give its key to add it"
+    )]
+    NoSource {
+        /// The account.
+        account: String,
+        /// The source asked for.
+        source_name: String,
+        /// The sources it has, joined with `and`.
+        has: String,
+    },
+    /// The options a change would store were refused by the caller's check; it says why.
+    #[error("{0}")]
+    BadOptions(String),
     /// The master key does not fit the database.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -91,6 +110,19 @@ fn valid_name(name: &str) -> bool {
         && name.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
         })
+}
+
+impl Account {
+    /// Refuses a name no account can have ([`AccountError::BadName`], its first characters
+    /// shown): the one rule of adding and changing an account, to check a name before asking
+    /// the database too.
+    pub fn check_name(name: &str) -> Result<(), AccountError> {
+        if valid_name(name) {
+            Ok(())
+        } else {
+            Err(AccountError::BadName(shown_name(name)))
+        }
+    }
 }
 
 /// The first characters of a refused name, control characters and the like escaped.
@@ -129,9 +161,7 @@ impl PgLedger {
         account: NewAccount,
         master: &MasterKey,
     ) -> Result<Account, AccountError> {
-        if !valid_name(&account.name) {
-            return Err(AccountError::BadName(shown_name(&account.name)));
-        }
+        Account::check_name(&account.name)?;
         if account.sources.is_empty() {
             return Err(AccountError::BadSources(format!(
                 "the account `{}` has no source: give it at least one key",
@@ -192,25 +222,21 @@ impl PgLedger {
         };
         let id: i64 = row.get(0);
         for (source, key, options) in &account.sources {
-            let sealed = master.seal_api_key(key, &account.name, source);
-            let sealed_secret = account
+            let webhook_secret = account
                 .webhook_secrets
                 .iter()
                 .find(|(name, _)| name == source)
-                .map(|(_, secret)| master.seal_webhook_secret(secret, &account.name, source));
-            let options =
-                serde_json::to_value(options).map_err(|e| StoreError::backend(context, e))?;
-            let fingerprint = master.key_fingerprint(source, key);
-            transaction
-                .execute(
-                    "INSERT INTO ledger.account_sources
-                         (account_id, source_name, options, sealed_key, sealed_webhook_secret,
-                          key_fingerprint)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&id, source, &options, &sealed, &sealed_secret, &fingerprint],
-                )
-                .await
-                .map_err(pg_error(context))?;
+                .map(|(_, secret)| secret);
+            NewSource {
+                account_id: id,
+                account: &account.name,
+                source,
+                key,
+                webhook_secret,
+                options,
+            }
+            .insert(&transaction, master, context)
+            .await?;
         }
         transaction.commit().await.map_err(pg_error(context))?;
         self.account(&account.name).await?.ok_or_else(|| {
@@ -301,12 +327,11 @@ impl PgLedger {
                 .get::<_, Option<Vec<u8>>>(4)
                 .map(|sealed| master.open_webhook_secret(&sealed, &name, &source))
                 .transpose()?;
-            let sealed_key = master.seal_api_key(&key, &name, &source);
+            let (sealed_key, fingerprint) = sealed_key(master, &key, &name, &source);
             let sealed_secret = secret
                 .as_ref()
                 .map(|secret| master.seal_webhook_secret(secret, &name, &source));
             sealed_anew += 1 + usize::from(secret.is_some());
-            let fingerprint = master.key_fingerprint(&source, &key);
             transaction
                 .execute(
                     "UPDATE ledger.account_sources
@@ -328,6 +353,161 @@ impl PgLedger {
             .map_err(pg_error(context))?;
         transaction.commit().await.map_err(pg_error(context))?;
         Ok(sealed_anew)
+    }
+
+    /// Changes the source `source` of the account `account`, in one transaction, and returns
+    /// its options before (`None` when the source was added) and after.
+    ///
+    /// - `options` makes the options to store from the stored ones (`None` for a source the
+    ///   account lacks); it is where the caller checks them, as it checks an added account's,
+    ///   on exactly what is stored. Its `Err` refuses the change, writing nothing
+    ///   ([`AccountError::BadOptions`]).
+    /// - `api_key`, when given, replaces the key: sealed with `master` for this account and
+    ///   source, and fingerprinted, as [`PgLedger::add_account`] does. A source the account
+    ///   lacks is added when its key is given ([`AccountError::NoSource`] otherwise).
+    /// - `webhook_secret`: `None` keeps it, `Some(None)` removes it, `Some(Some(secret))` seals
+    ///   `secret` in its place.
+    ///
+    /// A new key or secret is sealed only when `master` opens the database's check
+    /// ([`KeyError::WrongMasterKey`]), under a share lock on it, so that a rotation seals it
+    /// anew too. The schedule, by the database's clock: a new key or base URL makes the source
+    /// due now (a source that failed with the old ones is not left to its backoff); a new
+    /// `every_secs` makes it due at the latest that long from now (a shorter schedule does not
+    /// wait out the longer one; a longer one applies from the next run on).
+    ///
+    /// A source leased while it changes: the change waits for no run, and no run for it longer
+    /// than the change's transaction. The running worker goes on with the options and the key
+    /// it read when it leased the source, and releases it with the next due time its schedule
+    /// gives, which then stands in place of the one set here; the next lease reads the new
+    /// options and key. Meanwhile one key, one lease compares the new key's fingerprint.
+    pub async fn update_source<F>(
+        &self,
+        account: &str,
+        source: &str,
+        options: F,
+        api_key: Option<&SecretString>,
+        webhook_secret: Option<Option<&SecretString>>,
+        master: &MasterKey,
+    ) -> Result<(Option<SourceOptions>, SourceOptions), AccountError>
+    where
+        F: FnOnce(Option<&SourceOptions>) -> Result<SourceOptions, String> + Send,
+    {
+        Account::check_name(account)?;
+        let context = "cannot change the account";
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error(context))?;
+        if api_key.is_some() || matches!(webhook_secret, Some(Some(_))) {
+            // A share lock: a rotation (which takes it for update) seals this key anew after
+            // this commits, or this waits for the rotation and reads the check it wrote.
+            let check = transaction
+                .query_opt(
+                    "SELECT value FROM ledger.meta WHERE key = 'master_key_check' FOR SHARE",
+                    &[],
+                )
+                .await
+                .map_err(pg_error(context))?;
+            if let Some(check) = check {
+                opens_check(&check.get::<_, String>(0), master)?;
+            }
+        }
+        let Some(row) = transaction
+            .query_opt(
+                "SELECT id FROM ledger.accounts WHERE name = $1",
+                &[&account],
+            )
+            .await
+            .map_err(pg_error(context))?
+        else {
+            return Err(AccountError::NoAccount(account.to_owned()));
+        };
+        let id: i64 = row.get(0);
+        let stored = transaction
+            .query_opt(
+                "SELECT options FROM ledger.account_sources
+                 WHERE account_id = $1 AND source_name = $2 FOR UPDATE",
+                &[&id, &source],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let Some(stored) = stored else {
+            let Some(key) = api_key else {
+                let has: Vec<String> = transaction
+                    .query(
+                        "SELECT source_name FROM ledger.account_sources
+                         WHERE account_id = $1 ORDER BY source_name",
+                        &[&id],
+                    )
+                    .await
+                    .map_err(pg_error(context))?
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect();
+                return Err(AccountError::NoSource {
+                    account: account.to_owned(),
+                    source_name: source.to_owned(),
+                    has: if has.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        has.join(" and ")
+                    },
+                });
+            };
+            let after = options(None).map_err(AccountError::BadOptions)?;
+            NewSource {
+                account_id: id,
+                account,
+                source,
+                key,
+                webhook_secret: webhook_secret.flatten(),
+                options: &after,
+            }
+            .insert(&transaction, master, context)
+            .await?;
+            transaction.commit().await.map_err(pg_error(context))?;
+            return Ok((None, after));
+        };
+        let before = read_options(source, stored.get(0))?;
+        let after = options(Some(&before)).map_err(AccountError::BadOptions)?;
+        let json = serde_json::to_value(&after).map_err(|e| StoreError::backend(context, e))?;
+        let (sealed, fingerprint) = api_key
+            .map(|key| sealed_key(master, key, account, source))
+            .unzip();
+        let sealed_secret = webhook_secret
+            .flatten()
+            .map(|secret| master.seal_webhook_secret(secret, account, source));
+        let due_now = api_key.is_some() || after.base_url != before.base_url;
+        let every = (after.every_secs != before.every_secs)
+            .then_some(after.every_secs)
+            .flatten()
+            .map(|secs| secs as f64);
+        transaction
+            .execute(
+                "UPDATE ledger.account_sources
+                 SET options = $3,
+                     sealed_key = COALESCE($4, sealed_key),
+                     key_fingerprint = COALESCE($5, key_fingerprint),
+                     sealed_webhook_secret =
+                         CASE WHEN $6 THEN $7 ELSE sealed_webhook_secret END,
+                     -- LEAST ignores the NULLs of what did not change.
+                     next_run_at = LEAST(next_run_at, CASE WHEN $8 THEN now() END,
+                                         now() + make_interval(secs => $9))
+                 WHERE account_id = $1 AND source_name = $2",
+                &[
+                    &id,
+                    &source,
+                    &json,
+                    &sealed,
+                    &fingerprint,
+                    &webhook_secret.is_some(),
+                    &sealed_secret,
+                    &due_now,
+                    &every,
+                ],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        transaction.commit().await.map_err(pg_error(context))?;
+        Ok((Some(before), after))
     }
 
     /// The other accounts whose source uses the same API key as a source of `name`, as
@@ -375,6 +555,66 @@ impl PgLedger {
             .await
             .map_err(pg_error("cannot change the account"))?;
         Ok(changed > 0)
+    }
+}
+
+/// An API key sealed for one source of one account, with its keyed fingerprint: the one way
+/// a key is written, by an add, an update and a rotation alike (one key, one lease compares
+/// the fingerprints).
+fn sealed_key(
+    master: &MasterKey,
+    key: &SecretString,
+    account: &str,
+    source: &str,
+) -> (Vec<u8>, String) {
+    (
+        master.seal_api_key(key, account, source),
+        master.key_fingerprint(source, key),
+    )
+}
+
+/// A source to add to an account: its key (and webhook secret, when given) sealed for it.
+struct NewSource<'a> {
+    account_id: i64,
+    account: &'a str,
+    source: &'a str,
+    key: &'a SecretString,
+    webhook_secret: Option<&'a SecretString>,
+    options: &'a SourceOptions,
+}
+
+impl NewSource<'_> {
+    /// Inserts the source in `transaction`, due at once.
+    async fn insert(
+        &self,
+        transaction: &Transaction<'_>,
+        master: &MasterKey,
+        context: &str,
+    ) -> Result<(), AccountError> {
+        let (sealed, fingerprint) = sealed_key(master, self.key, self.account, self.source);
+        let sealed_secret = self
+            .webhook_secret
+            .map(|secret| master.seal_webhook_secret(secret, self.account, self.source));
+        let options =
+            serde_json::to_value(self.options).map_err(|e| StoreError::backend(context, e))?;
+        transaction
+            .execute(
+                "INSERT INTO ledger.account_sources
+                     (account_id, source_name, options, sealed_key, sealed_webhook_secret,
+                      key_fingerprint)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &self.account_id,
+                    &self.source,
+                    &options,
+                    &sealed,
+                    &sealed_secret,
+                    &fingerprint,
+                ],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! tests start on loopback.
 
 mod accounts;
+mod accounts_update;
 mod books;
 mod check;
 mod commands;

@@ -512,3 +512,490 @@ async fn sources_sharing_a_key_are_never_leased_at_once() {
     let next = ledger.lease_due("w9", ttl).await.unwrap().unwrap();
     assert_ne!(next.account_name, leases[0].account_name);
 }
+
+/// The options `change` gives in place of the stored ones (what `accounts update` asks).
+fn over(
+    change: SourceOptions,
+) -> impl FnOnce(Option<&SourceOptions>) -> Result<SourceOptions, String> + Send {
+    move |stored| {
+        let stored = stored.cloned().unwrap_or_default();
+        Ok(SourceOptions {
+            base_url: change.base_url.or(stored.base_url),
+            rate_limit: change.rate_limit.or(stored.rate_limit),
+            rate_window_secs: change.rate_window_secs.or(stored.rate_window_secs),
+            every_secs: change.every_secs.or(stored.every_secs),
+        })
+    }
+}
+
+/// The stored options of `account`'s `source`.
+async fn options_of(ledger: &PgLedger, account: &str, source: &str) -> SourceOptions {
+    let account = ledger.account(account).await.unwrap().unwrap();
+    account
+        .sources
+        .into_iter()
+        .find(|(name, _)| name == source)
+        .unwrap_or_else(|| panic!("no source {source}"))
+        .1
+}
+
+/// How many seconds after the database's now `account`'s `source` is due.
+async fn due_in(client: &tokio_postgres::Client, account: &str, source: &str) -> f64 {
+    client
+        .query_one(
+            "SELECT extract(epoch FROM s.next_run_at - now())::float8
+             FROM ledger.account_sources s JOIN ledger.accounts a ON a.id = s.account_id
+             WHERE a.name = $1 AND s.source_name = $2",
+            &[&account, &source],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Each field of a source changes and reads back; a new key is sealed for its account and
+/// source and fingerprinted as an added one is (`sharing_keys` sees it); a webhook secret is
+/// sealed and removed; the other source is left as it was.
+#[tokio::test]
+async fn a_source_is_updated_field_by_field_and_its_new_key_is_sealed_as_an_added_one() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let ledger = PgLedger::connect(&cluster.database("update"), 2)
+        .await
+        .unwrap();
+    let master = MasterKey::generate();
+    ledger
+        .add_account(new_account("acme", KEY), &master)
+        .await
+        .unwrap();
+    let paypro_before = options_of(&ledger, "acme", "paypro").await;
+    let changes = [
+        SourceOptions {
+            base_url: Some("http://127.0.0.1:7/v1".to_owned()),
+            ..SourceOptions::default()
+        },
+        SourceOptions {
+            rate_limit: Some(5),
+            ..SourceOptions::default()
+        },
+        SourceOptions {
+            rate_window_secs: Some(2),
+            ..SourceOptions::default()
+        },
+        SourceOptions {
+            every_secs: Some(900),
+            ..SourceOptions::default()
+        },
+    ];
+    let mut expected = options_of(&ledger, "acme", "mkp").await;
+    for change in changes {
+        let (before, after) = ledger
+            .update_source("acme", "mkp", over(change.clone()), None, None, &master)
+            .await
+            .unwrap();
+        assert_eq!(before.as_ref(), Some(&expected));
+        expected = SourceOptions {
+            base_url: change.base_url.or(expected.base_url),
+            rate_limit: change.rate_limit.or(expected.rate_limit),
+            rate_window_secs: change.rate_window_secs.or(expected.rate_window_secs),
+            every_secs: change.every_secs.or(expected.every_secs),
+        };
+        assert_eq!(after, expected);
+        assert_eq!(options_of(&ledger, "acme", "mkp").await, expected);
+    }
+    assert_eq!(
+        expected,
+        SourceOptions {
+            base_url: Some("http://127.0.0.1:7/v1".to_owned()),
+            rate_limit: Some(5),
+            rate_window_secs: Some(2),
+            every_secs: Some(900),
+        }
+    );
+    assert_eq!(options_of(&ledger, "acme", "paypro").await, paypro_before);
+
+    // A new key: the account named `twin`, added with it, shares it with acme/paypro only
+    // once acme's key is replaced by it (the fingerprints are one computation).
+    let new_key = SecretString::from("pk_live_Replaced_9Zx1");
+    let twin = NewAccount {
+        webhook_secrets: Vec::new(),
+        name: "twin".to_owned(),
+        sources: vec![(
+            "paypro".to_owned(),
+            new_key.clone(),
+            SourceOptions::default(),
+        )],
+    };
+    ledger.add_account(twin, &master).await.unwrap();
+    assert!(ledger.sharing_keys("twin").await.unwrap().is_empty());
+    let (before, after) = ledger
+        .update_source(
+            "acme",
+            "paypro",
+            over(SourceOptions::default()),
+            Some(&new_key),
+            None,
+            &master,
+        )
+        .await
+        .unwrap();
+    assert_eq!(before, Some(after));
+    assert_eq!(ledger.sharing_keys("twin").await.unwrap(), ["acme/paypro"]);
+    assert_eq!(ledger.sharing_keys("acme").await.unwrap(), ["twin/paypro"]);
+    // The worker's lease opens it with the master key, and with no other.
+    ledger.set_disabled("twin", true).await.unwrap();
+    let mut opened = None;
+    while let Some(lease) = ledger
+        .lease_due("w1", Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        if lease.source_name == "paypro" {
+            assert!(lease.api_key(&MasterKey::generate()).is_err());
+            opened = Some(lease.api_key(&master).unwrap().expose_secret().to_owned());
+        }
+    }
+    assert_eq!(opened.as_deref(), Some("pk_live_Replaced_9Zx1"));
+
+    // A webhook secret sealed, then removed.
+    let secret = SecretString::from("whsec_Recognisable");
+    ledger
+        .update_source(
+            "acme",
+            "mkp",
+            over(SourceOptions::default()),
+            None,
+            Some(Some(&secret)),
+            &master,
+        )
+        .await
+        .unwrap();
+    let opened = ledger.webhook_secret("acme", "mkp", &master).await.unwrap();
+    assert_eq!(
+        opened.as_ref().map(|s| s.expose_secret()),
+        Some("whsec_Recognisable")
+    );
+    assert!(
+        ledger
+            .webhook_secret("acme", "paypro", &master)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    ledger
+        .update_source(
+            "acme",
+            "mkp",
+            over(SourceOptions::default()),
+            None,
+            Some(None),
+            &master,
+        )
+        .await
+        .unwrap();
+    assert!(
+        ledger
+            .webhook_secret("acme", "mkp", &master)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Neither the new key nor the secret is in the database in clear.
+    let dump = cluster.dump("update");
+    for clear in ["Replaced_9Zx1", "whsec_Recognisable"] {
+        assert!(!dump.contains(clear), "the dump holds `{clear}`");
+    }
+}
+
+/// An account that lacks a source gets it with its key (sealed and leased as an added one),
+/// and is refused it without one, naming the sources it has.
+#[tokio::test]
+async fn a_source_an_account_lacks_is_added_by_an_update_with_its_key() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let ledger = PgLedger::connect(&cluster.database("update_adds"), 2)
+        .await
+        .unwrap();
+    let master = MasterKey::generate();
+    let mut account = new_account("acme", KEY);
+    account.sources.truncate(1);
+    ledger.add_account(account, &master).await.unwrap();
+    let keyless = ledger
+        .update_source(
+            "acme",
+            "paypro",
+            over(SourceOptions::default()),
+            None,
+            None,
+            &master,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&keyless, AccountError::NoSource { source_name, .. } if source_name == "paypro"),
+        "{keyless}"
+    );
+    assert!(keyless.to_string().contains("(it has mkp)"), "{keyless}");
+
+    let key = SecretString::from("pk_paypro_Added");
+    let secret = SecretString::from("whsec_added");
+    let every = SourceOptions {
+        every_secs: Some(120),
+        ..SourceOptions::default()
+    };
+    let (before, after) = ledger
+        .update_source(
+            "acme",
+            "paypro",
+            over(every.clone()),
+            Some(&key),
+            Some(Some(&secret)),
+            &master,
+        )
+        .await
+        .unwrap();
+    assert_eq!((before, after), (None, every.clone()));
+    let sources: Vec<String> = ledger
+        .account("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .sources
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(sources, ["mkp", "paypro"]);
+    assert_eq!(options_of(&ledger, "acme", "paypro").await, every);
+    assert!(
+        ledger
+            .webhook_secret("acme", "paypro", &master)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let mut leased = Vec::new();
+    while let Some(lease) = ledger
+        .lease_due("w1", Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        leased.push((
+            lease.source_name.clone(),
+            lease.api_key(&master).unwrap().expose_secret().to_owned(),
+        ));
+    }
+    leased.sort();
+    assert_eq!(
+        leased,
+        [
+            ("mkp".to_owned(), format!("{KEY}-mkp")),
+            ("paypro".to_owned(), "pk_paypro_Added".to_owned())
+        ],
+        "the added source is due at once, with its key"
+    );
+}
+
+/// Refused, changing nothing: an unknown account, a bad name, a new key under a master key
+/// that is not the database's, and options the caller's check refuses.
+#[tokio::test]
+async fn an_update_of_what_is_not_there_or_not_allowed_is_refused_and_changes_nothing() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let ledger = PgLedger::connect(&cluster.database("update_refused"), 2)
+        .await
+        .unwrap();
+    let master = MasterKey::generate();
+    ledger
+        .add_account(new_account("acme", KEY), &master)
+        .await
+        .unwrap();
+    let before = ledger.account("acme").await.unwrap().unwrap();
+    let base_url = SourceOptions {
+        base_url: Some("http://127.0.0.1:7/v1".to_owned()),
+        ..SourceOptions::default()
+    };
+    let key = SecretString::from("pk_new");
+
+    let missing = ledger
+        .update_source("nobody", "mkp", over(base_url.clone()), None, None, &master)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, AccountError::NoAccount(name) if name == "nobody"),
+        "{missing}"
+    );
+    assert!(
+        missing.to_string().contains("no account `nobody`"),
+        "{missing}"
+    );
+    let bad = ledger
+        .update_source(
+            "Acme\u{1b}[2J",
+            "mkp",
+            over(base_url.clone()),
+            None,
+            None,
+            &master,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, AccountError::BadName(_)), "{bad}");
+    assert!(!bad.to_string().contains('\u{1b}'), "{bad}");
+    let wrong = ledger
+        .update_source(
+            "acme",
+            "mkp",
+            over(base_url.clone()),
+            Some(&key),
+            None,
+            &MasterKey::generate(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, AccountError::Key(KeyError::WrongMasterKey)),
+        "{wrong}"
+    );
+    let refused = ledger
+        .update_source(
+            "acme",
+            "mkp",
+            |_: Option<&SourceOptions>| Err("--every: at least 10s".to_owned()),
+            Some(&key),
+            None,
+            &master,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, AccountError::BadOptions(said) if said == "--every: at least 10s"),
+        "{refused}"
+    );
+    assert_eq!(ledger.account("acme").await.unwrap().unwrap(), before);
+    assert!(ledger.sharing_keys("acme").await.unwrap().is_empty());
+    let lease = ledger
+        .lease_due("w1", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        lease
+            .api_key(&master)
+            .unwrap()
+            .expose_secret()
+            .starts_with(KEY),
+        "the key is the one added"
+    );
+}
+
+/// The schedule, by the database's clock: a shorter `every` brings the next run forward to at
+/// most that long from now, a longer one leaves it, a rate limit moves nothing, and a new base
+/// URL or key makes the source due now. A source leased while it changes: its worker's run goes
+/// on with what it read, its release sets the next run, and the next lease reads the change.
+#[tokio::test]
+async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("update_schedule");
+    let ledger = PgLedger::connect(&url, 2).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let master = MasterKey::generate();
+    let mut account = new_account("acme", KEY);
+    account.sources.truncate(1);
+    ledger.add_account(account, &master).await.unwrap();
+    let ttl = Duration::from_secs(60);
+    let lease = ledger.lease_due("w1", ttl).await.unwrap().unwrap();
+    ledger
+        .release(&lease, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let hour = due_in(&client, "acme", "mkp").await;
+    assert!((3590.0..=3600.0).contains(&hour), "{hour}");
+    let every = |secs| SourceOptions {
+        every_secs: Some(secs),
+        ..SourceOptions::default()
+    };
+    let update = |change: SourceOptions, key: Option<&'static str>| {
+        let ledger = &ledger;
+        let master = &master;
+        async move {
+            let key = key.map(SecretString::from);
+            ledger
+                .update_source("acme", "mkp", over(change), key.as_ref(), None, master)
+                .await
+                .unwrap()
+        }
+    };
+
+    // A rate limit moves nothing; a longer schedule neither.
+    update(
+        SourceOptions {
+            rate_limit: Some(5),
+            ..SourceOptions::default()
+        },
+        None,
+    )
+    .await;
+    update(every(7200), None).await;
+    let still = due_in(&client, "acme", "mkp").await;
+    assert!((3590.0..=3600.0).contains(&still), "{still}");
+    // A shorter one: due in at most that long.
+    update(every(120), None).await;
+    let sooner = due_in(&client, "acme", "mkp").await;
+    assert!((110.0..=120.0).contains(&sooner), "{sooner}");
+    // A new base URL: due now.
+    update(
+        SourceOptions {
+            base_url: Some("http://127.0.0.1:7/v1".to_owned()),
+            ..SourceOptions::default()
+        },
+        None,
+    )
+    .await;
+    assert!(due_in(&client, "acme", "mkp").await <= 0.0);
+
+    // Leased while it changes (a new key and base URL): the run goes on with what it read and
+    // renews its lease; its release sets the next run; the next lease reads the change.
+    let lease = ledger.lease_due("w1", ttl).await.unwrap().unwrap();
+    update(
+        SourceOptions {
+            base_url: Some("http://127.0.0.1:8/v1".to_owned()),
+            ..SourceOptions::default()
+        },
+        Some("pk_live_While_Leased"),
+    )
+    .await;
+    assert_eq!(
+        lease.options.as_ref().unwrap().base_url.as_deref(),
+        Some("http://127.0.0.1:7/v1")
+    );
+    assert!(ledger.renew(&lease, ttl).await.unwrap());
+    assert!(
+        ledger.lease_due("w2", ttl).await.unwrap().is_none(),
+        "still leased"
+    );
+    ledger
+        .release(&lease, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let released = due_in(&client, "acme", "mkp").await;
+    assert!((590.0..=600.0).contains(&released), "{released}");
+    update(SourceOptions::default(), Some("pk_live_After")).await;
+    let next = ledger.lease_due("w2", ttl).await.unwrap().unwrap();
+    assert_eq!(
+        next.options.as_ref().unwrap().base_url.as_deref(),
+        Some("http://127.0.0.1:8/v1")
+    );
+    assert_eq!(
+        next.api_key(&master).unwrap().expose_secret(),
+        "pk_live_After"
+    );
+}
