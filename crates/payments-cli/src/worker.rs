@@ -91,6 +91,10 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
         .check_master_key(&master)
         .await
         .map_err(|e| CliError::config(e.to_string()))?;
+    ledger
+        .fingerprint_keys(&master)
+        .await
+        .map_err(|e| CliError::config(e.to_string()))?;
     if let Some(warning) = ledger.unencrypted_warning().await? {
         tracing::warn!("{warning}");
     }

@@ -35,8 +35,8 @@ pub enum OptionsError {
 ///
 /// One tolerance, for accounts stored before the registry: `payments accounts add` then took
 /// any `--every` and the worker ran it at least every [`MIN_EVERY`]. A stored `every_secs`
-/// below that reads as [`MIN_EVERY`], so such an account keeps syncing as it did (there is no
-/// command to change a stored account short of removing it, ledger and all).
+/// below that reads as [`MIN_EVERY`], so such an account keeps syncing as it did until
+/// `payments accounts update --every` gives it a schedule of its own.
 pub fn spec_of(source_name: &str, options: &SourceOptions) -> Result<SourceSpec, OptionsError> {
     let provider = Source::from_word(source_name)
         .ok_or_else(|| OptionsError::UnknownSource(source_name.to_owned()))?;

@@ -371,10 +371,7 @@ impl Worker {
     async fn idle_sleep(&self) -> Duration {
         let poll = self.options.poll;
         match self.ledger.next_due().await {
-            Ok(Some(at)) => (at - Utc::now())
-                .to_std()
-                .unwrap_or_default()
-                .clamp(Duration::from_millis(50).min(poll), poll),
+            Ok(Some(due_in)) => due_in.clamp(Duration::from_millis(50).min(poll), poll),
             _ => poll,
         }
     }

@@ -154,6 +154,37 @@ impl PgLedger {
         opens_check(&row.get::<_, String>(0), master)
     }
 
+    /// Gives a keyed fingerprint to every source that has none (one added before fingerprints
+    /// were kept), so that one key, one lease holds for it too; returns how many. Workers call
+    /// it as they start, with the master key they run with.
+    pub async fn fingerprint_keys(&self, master: &MasterKey) -> Result<usize, AccountError> {
+        let context = "cannot fingerprint the sources' keys";
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT s.account_id, a.name, s.source_name, s.sealed_key
+                 FROM ledger.account_sources s JOIN ledger.accounts a ON a.id = s.account_id
+                 WHERE s.key_fingerprint IS NULL",
+                &[],
+            )
+            .await
+            .map_err(pg_error(context))?;
+        let mut given = 0;
+        for row in rows {
+            let (id, name, source): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+            let key = master.open_api_key(&row.get::<_, Vec<u8>>(3), &name, &source)?;
+            given += client
+                .execute(
+                    "UPDATE ledger.account_sources SET key_fingerprint = $3
+                     WHERE account_id = $1 AND source_name = $2 AND key_fingerprint IS NULL",
+                    &[&id, &source, &master.key_fingerprint(&source, &key)],
+                )
+                .await
+                .map_err(pg_error(context))? as usize;
+        }
+        Ok(given)
+    }
+
     /// Adds an account with its sources, their keys sealed with `master`, in one transaction.
     /// The first account fixes the database's master key.
     pub async fn add_account(

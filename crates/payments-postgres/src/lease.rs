@@ -303,19 +303,22 @@ impl PgLedger {
         transaction.commit().await.map_err(pg_error(context))
     }
 
-    /// When the next enabled account-source that no live lease holds is due (`None`: there is
-    /// none), so that an idle worker knows how long it may sleep.
-    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// How long until the next enabled account-source that no live lease holds is due, by the
+    /// database's clock (zero when one is due now; `None`: there is none), so that an idle
+    /// worker knows how long it may sleep.
+    pub async fn next_due(&self) -> Result<Option<Duration>, StoreError> {
         let client = self.client().await?;
-        Ok(client
+        let seconds: Option<f64> = client
             .query_one(
-                "SELECT min(LEAST(s.next_run_at, s.hinted_at)) FROM ledger.account_sources s
+                "SELECT greatest(extract(epoch FROM min(LEAST(s.next_run_at, s.hinted_at)) - now()), 0)::float8
+                 FROM ledger.account_sources s
                  JOIN ledger.accounts a ON a.id = s.account_id
                  WHERE NOT a.disabled AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())",
                 &[],
             )
             .await
             .map_err(pg_error("cannot read when work is due"))?
-            .get(0))
+            .get(0);
+        Ok(seconds.map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)))
     }
 }

@@ -269,8 +269,8 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
         payments_postgres::RUNS_KEPT_DAYS
     );
     ledger.release(&lease, Duration::ZERO).await.unwrap();
-    let due = ledger.next_due().await.unwrap().unwrap();
-    assert!(due > Utc::now() + chrono::Duration::minutes(59), "{due}");
+    let due_in = ledger.next_due().await.unwrap().unwrap();
+    assert!(due_in > Duration::from_secs(59 * 60), "{due_in:?}");
     assert!(ledger.lease_due("w10", ttl).await.unwrap().is_none());
 }
 
@@ -511,6 +511,54 @@ async fn sources_sharing_a_key_are_never_leased_at_once() {
         .unwrap();
     let next = ledger.lease_due("w9", ttl).await.unwrap().unwrap();
     assert_ne!(next.account_name, leases[0].account_name);
+}
+
+/// Sources added before fingerprints were kept have none, so one key, one lease could not see
+/// them; a worker's start gives them one.
+#[tokio::test]
+async fn sources_without_a_fingerprint_are_given_one_and_then_share_one_lease() {
+    let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("unfingerprinted");
+    let ledger = PgLedger::connect(&url, 10).await.unwrap();
+    let master = MasterKey::generate();
+    for name in ["first", "second"] {
+        let mut account = new_account(name, KEY);
+        account.sources.truncate(1);
+        ledger.add_account(account, &master).await.unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE ledger.account_sources SET key_fingerprint = NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    let both = [
+        ledger.lease_due("w1", ttl).await.unwrap(),
+        ledger.lease_due("w2", ttl).await.unwrap(),
+    ];
+    assert!(
+        both.iter().all(Option::is_some),
+        "without fingerprints, both are leased"
+    );
+    for lease in both.into_iter().flatten() {
+        ledger.release(&lease, Duration::ZERO).await.unwrap();
+    }
+
+    assert_eq!(ledger.fingerprint_keys(&master).await.unwrap(), 2);
+    assert_eq!(ledger.fingerprint_keys(&master).await.unwrap(), 0, "once");
+    assert!(ledger.lease_due("w1", ttl).await.unwrap().is_some());
+    assert!(
+        ledger.lease_due("w2", ttl).await.unwrap().is_none(),
+        "one key, one lease"
+    );
 }
 
 /// The options `change` gives in place of the stored ones (what `accounts update` asks).
