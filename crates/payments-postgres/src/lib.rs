@@ -25,7 +25,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use payments_sync::{StoreError, codec};
 use tokio_postgres::GenericClient;
 
-pub use accounts::{Account, AccountError, NewAccount, SourceOptions};
+pub use accounts::{Account, AccountError, FingerprintedKeys, NewAccount, SourceOptions};
 pub use ingress::{DeliveryError, HINTS_CHANNEL, HintListener, HintsSeen};
 pub use keys::{KeyError, MASTER_KEY_VARIABLE, MasterKey, PREVIOUS_MASTER_KEY_VARIABLE};
 pub use lease::{Lease, RUNS_KEPT_DAYS};
@@ -206,17 +206,24 @@ impl PgLedger {
     /// did not ask for that (`sslmode=disable`) and the host is not this machine (`localhost`,
     /// a loopback address or a Unix socket), so `prefer` quietly fell back to plain text.
     pub async fn unencrypted_warning(&self) -> Result<Option<String>, StoreError> {
-        let local = self.config.get_hosts().iter().all(|host| match host {
-            tokio_postgres::config::Host::Tcp(name) => {
-                name == "localhost"
-                    || name
-                        .trim_matches(['[', ']'])
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(_) => true,
-        });
+        // Local only when both say so: the address connected to (`hostaddr`, when given) is a
+        // loopback one, and the host named (the name TLS is for) is this machine.
+        let local = self
+            .config
+            .get_hostaddrs()
+            .iter()
+            .all(std::net::IpAddr::is_loopback)
+            && self.config.get_hosts().iter().all(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    name == "localhost"
+                        || name
+                            .trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => true,
+            });
         if self.ssl_mode == "disable" || local || self.encrypted().await? {
             return Ok(None);
         }

@@ -11,8 +11,16 @@
 //! | `verify-full` | always                 | signed by a trusted root, for the URL's host |
 //!
 //! The trusted roots are `sslrootcert`'s file; without it, libpq's `~/.postgresql/root.crt`
-//! when that exists, else the system's roots. `sslrootcert=system` is the system's roots and,
-//! as in libpq, only with `verify-full`.
+//! when that exists, else (for `verify-full` alone) the system's roots. `sslrootcert=system` is
+//! the system's roots and, as in libpq, only with `verify-full`: the system's roots sign
+//! certificates for anyone's host, so without the name check they prove nothing, and
+//! `verify-ca` without roots of its own is refused.
+//!
+//! The `sslmode` tokio-postgres read itself is kept when this module's reading missed it (a
+//! form it does not know), so a URL's mode is never quietly weakened to `prefer`. Over a Unix
+//! socket, where PostgreSQL offers no TLS, `sslmode` is ignored, as libpq does; with `hostaddr`
+//! and no `host`, the address is the name TLS is negotiated for, and `verify-full` is refused
+//! (it has no name to check).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +33,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// How long a connection may take to open when the URL sets no `connect_timeout`.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How to connect: the configuration tokio-postgres reads, and the TLS connector for it.
 pub(crate) struct Connection {
@@ -76,9 +87,19 @@ pub(crate) fn connection(url: &str) -> Result<Connection, StoreError> {
                 error,
             )
         })?;
+    let params = TlsParams {
+        mode: params.mode.or_else(|| read_by_tokio_postgres(&config)),
+        ..params
+    };
     let home_roots = home_root_cert();
     let (mode, ssl, check, roots) = policy(&params, home_roots.as_deref())?;
     config.ssl_mode(ssl);
+    name_the_host(&mut config, mode)?;
+    if config.get_connect_timeout().is_none() {
+        // A database behind a dropped network answers nothing: say so in time rather than
+        // wait on TCP for minutes (the URL's connect_timeout, in seconds, wins).
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -103,6 +124,44 @@ pub(crate) fn connection(url: &str) -> Result<Connection, StoreError> {
         tls: MakeRustlsConnect::new(client),
         mode,
     })
+}
+
+/// The `sslmode` tokio-postgres read from the URL where [`take_tls_params`] found none (a form
+/// of the key it did not recognise); `None` for tokio-postgres's default.
+fn read_by_tokio_postgres(config: &tokio_postgres::Config) -> Option<String> {
+    match config.get_ssl_mode() {
+        SslMode::Disable => Some("disable".to_owned()),
+        SslMode::Require => Some("require".to_owned()),
+        _ => None,
+    }
+}
+
+/// Sets what TLS is negotiated for where tokio-postgres would have nothing: no TLS over Unix
+/// sockets (PostgreSQL offers none there; libpq ignores `sslmode` for them), and the address
+/// as the name when the URL gives `hostaddr` without `host` (tokio-postgres names the TLS
+/// session by `host` alone), which `verify-full` cannot accept.
+fn name_the_host(config: &mut tokio_postgres::Config, mode: &str) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    if !config.get_hosts().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|host| matches!(host, tokio_postgres::config::Host::Unix(_)))
+    {
+        config.ssl_mode(SslMode::Disable);
+        return Ok(());
+    }
+    if config.get_hosts().is_empty() && !config.get_hostaddrs().is_empty() && mode != "disable" {
+        if mode == "verify-full" {
+            return Err(refused(
+                "sslmode=verify-full checks the server's certificate against the URL's host, and it gives only hostaddr: add host=NAME (the name the certificate is for) beside hostaddr",
+            ));
+        }
+        for address in config.get_hostaddrs().to_vec() {
+            config.host(address.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// libpq's `~/.postgresql/root.crt`, when it exists.
@@ -149,12 +208,16 @@ fn policy(
             Some(roots) => (mode, SslMode::Require, Check::Chain, Some(roots)),
             None => (mode, SslMode::Require, Check::Nothing, None),
         },
-        "verify-ca" => (
-            mode,
-            SslMode::Require,
-            Check::Chain,
-            Some(roots.unwrap_or(Roots::System)),
-        ),
+        // The system's roots sign certificates for anyone's host: a chain alone proves nothing
+        // without the name, so verify-ca needs roots of its own, as in libpq.
+        "verify-ca" => match roots {
+            Some(roots) => (mode, SslMode::Require, Check::Chain, Some(roots)),
+            None => {
+                return Err(refused(
+                    "sslmode=verify-ca needs the CA that signed the server's certificate: give it as sslrootcert=FILE (or in ~/.postgresql/root.crt), or use sslmode=verify-full, which also checks the host name against the system's roots",
+                ));
+            }
+        },
         _ => (
             mode,
             SslMode::Require,
@@ -214,7 +277,17 @@ fn take_tls_params(url: &str) -> Result<(String, TlsParams), StoreError> {
         _ => false,
     };
     let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        match url.split_once('?') {
+        // tokio-postgres reads credentials up to the first `@`, so a `?` in a password is
+        // not the query's.
+        let after_scheme = url.find("://").map_or(0, |at| at + 3);
+        let after_credentials = url[after_scheme..]
+            .find('@')
+            .map_or(after_scheme, |at| after_scheme + at + 1);
+        match url[after_credentials..]
+            .find('?')
+            .map(|at| url.split_at(after_credentials + at))
+            .map(|(base, query)| (base, &query[1..]))
+        {
             None => url.to_owned(),
             Some((base, query)) => {
                 let mut kept = Vec::new();
@@ -388,6 +461,38 @@ mod tests {
         assert_eq!(tls.root_cert.as_deref(), Some("/ca.pem"));
 
         assert!(take_tls_params("postgresql://db/x?sslrootcert=%zz").is_err());
+
+        // A `?` in the password is the password's.
+        let (rest, tls) = params("postgresql://u:s3cr?t@db/ledger?sslmode=require");
+        assert_eq!(rest, "postgresql://u:s3cr?t@db/ledger");
+        assert_eq!(tls.mode.as_deref(), Some("require"));
+    }
+
+    #[test]
+    fn a_mode_read_by_tokio_postgres_alone_is_kept_not_weakened_to_prefer() {
+        // libpq's key=value form allows spaces around `=`: this module's reading misses it,
+        // tokio-postgres's does not.
+        let spaced = connection("host=db.example dbname=ledger sslmode = require").unwrap();
+        assert_eq!(spaced.mode, "require");
+        assert_eq!(spaced.config.get_ssl_mode(), SslMode::Require);
+        let spaced = connection("host=db.example dbname=ledger sslmode = disable").unwrap();
+        assert_eq!(spaced.mode, "disable");
+    }
+
+    #[test]
+    fn a_hostaddr_without_host_is_the_tls_name_and_a_unix_socket_negotiates_none() {
+        let by_address = connection("hostaddr=10.0.0.5 dbname=ledger sslmode=require").unwrap();
+        assert_eq!(
+            by_address.config.get_hosts(),
+            &[tokio_postgres::config::Host::Tcp("10.0.0.5".to_owned())]
+        );
+        let error = connection("hostaddr=10.0.0.5 dbname=ledger sslmode=verify-full")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("add host=NAME"), "{error}");
+        let socket = connection("host=/run/postgresql dbname=ledger sslmode=require").unwrap();
+        assert_eq!(socket.config.get_ssl_mode(), SslMode::Disable);
     }
 
     fn rule(mode: Option<&str>, root: Option<&str>, home: Option<&str>) -> String {
@@ -422,9 +527,11 @@ mod tests {
             rule(Some("require"), None, Some("/h/root.crt")),
             "require Require Chain Some(File(\"/h/root.crt\"))"
         );
+        // The system's roots sign anyone's certificate: without the name, they prove nothing.
+        assert!(rule(Some("verify-ca"), None, None).contains("needs the CA"));
         assert_eq!(
-            rule(Some("verify-ca"), None, None),
-            "verify-ca Require Chain Some(System)"
+            rule(Some("verify-ca"), None, Some("/h/root.crt")),
+            "verify-ca Require Chain Some(File(\"/h/root.crt\"))"
         );
         assert_eq!(
             rule(Some("verify-full"), Some("/ca.pem"), Some("/h/root.crt")),
