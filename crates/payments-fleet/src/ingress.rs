@@ -71,9 +71,10 @@ impl Inlet for FleetInlet {
     }
 }
 
-/// The fleet's `/healthz`: healthy while the database answers and, for a worker's, while its
-/// loop still looks for work (a round at least every `poll`; a worker stuck for longer than
-/// [`STUCK_AFTER_POLLS`] polls and [`STUCK_GRACE`] is unhealthy).
+/// The fleet's `/healthz`: healthy while the database answers (within 10 s) and,
+/// for a worker's, while its loop still leases work (a round whose lease query the database
+/// answered at least every `poll`; a worker without one for longer than [`STUCK_AFTER_POLLS`]
+/// polls and [`STUCK_GRACE`], stuck or refused by the database, is unhealthy).
 #[derive(Debug)]
 pub struct FleetHealth {
     ledger: PgLedger,
@@ -84,6 +85,23 @@ pub struct FleetHealth {
 pub const STUCK_AFTER_POLLS: u32 = 3;
 /// See [`STUCK_AFTER_POLLS`].
 pub const STUCK_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long `/healthz` and `/metrics` wait for the database before saying it is unavailable
+/// (a database behind a dropped network answers nothing, rather than an error).
+pub(crate) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `read`, or an error naming what did not answer within [`READ_TIMEOUT`].
+async fn within_timeout<T>(
+    what: &str,
+    read: impl std::future::Future<Output = Result<T, payments_sync::StoreError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => Err(format!(
+            "the database did not answer {what} within {} s",
+            READ_TIMEOUT.as_secs()
+        )),
+    }
+}
 
 impl FleetHealth {
     /// The health of `ledger`.
@@ -111,9 +129,9 @@ impl FleetHealth {
 #[async_trait]
 impl Health for FleetHealth {
     async fn check(&self) -> HealthReport {
-        let mut body = match self.ledger.ping().await {
+        let mut body = match within_timeout("a ping", self.ledger.ping()).await {
             Ok(()) => json!({ "database": "ok" }),
-            Err(error) => json!({ "database": "unavailable", "error": error.to_string() }),
+            Err(error) => json!({ "database": "unavailable", "error": error }),
         };
         let mut healthy = body["database"] == "ok";
         if let Some((last_round, poll)) = &self.rounds {
@@ -133,7 +151,7 @@ impl Health for FleetHealth {
 fn stuck(age: std::time::Duration, poll: std::time::Duration) -> Option<String> {
     (age > poll * STUCK_AFTER_POLLS + STUCK_GRACE).then(|| {
         format!(
-            "stuck: no round for {} s (one at least every {} s is expected)",
+            "stuck: no round that could lease for {} s (one at least every {} s is expected)",
             age.as_secs(),
             poll.as_secs()
         )
@@ -149,7 +167,10 @@ mod tests {
         let poll = Duration::from_secs(30);
         assert_eq!(super::stuck(Duration::from_secs(120), poll), None);
         let said = super::stuck(Duration::from_secs(121), poll).unwrap();
-        assert!(said.contains("no round for 121 s"), "{said}");
+        assert!(
+            said.contains("no round that could lease for 121 s"),
+            "{said}"
+        );
     }
 }
 
@@ -192,7 +213,7 @@ fn states(schedule: &Schedule) -> Vec<SourceState> {
 #[async_trait]
 impl Gauges for FleetGauges {
     async fn refresh(&self, metrics: &Metrics) {
-        match self.ledger.schedule(None).await {
+        match within_timeout("the schedule's read", self.ledger.schedule(None)).await {
             Ok(schedule) => metrics.set_fleet(&states(&schedule), self.per_account),
             Err(error) => {
                 tracing::warn!("the fleet's gauges are left out of /metrics: {error}");

@@ -287,7 +287,13 @@ impl Worker {
                 // Nothing was leased: nothing is due that another worker does not hold.
                 break;
             }
-            let mut sleep = self.idle_sleep().await;
+            // With every slot taken, the next chance to lease is a run's end, which wakes the
+            // loop below: asking the database when work is due would only spin.
+            let mut sleep = if running.len() >= self.options.concurrency.max(1) {
+                self.options.poll
+            } else {
+                self.idle_sleep().await
+            };
             if let Some(at) = listen_at {
                 sleep = sleep.min(at.saturating_duration_since(tokio::time::Instant::now()));
             }
@@ -322,7 +328,7 @@ impl Worker {
     /// `running` for each. Returns how many it leased.
     pub async fn round(self: &Arc<Self>, running: &mut JoinSet<()>) -> usize {
         let mut leased = 0;
-        self.last_round.note();
+        let mut answered = true;
         if let Some(metrics) = &self.metrics {
             metrics.round();
         }
@@ -344,11 +350,17 @@ impl Worker {
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    answered = false;
                     self.lease_failures.fetch_add(1, Ordering::Relaxed);
                     self.tell(&Event::LeaseFailed { error: &error });
                     break;
                 }
             }
+        }
+        // A round whose leasing failed (a read-only database, lost rights) is no sign of life:
+        // `/healthz` turns unhealthy when such rounds go on.
+        if answered {
+            self.last_round.note();
         }
         leased
     }

@@ -45,6 +45,9 @@ pub struct Metrics {
     leases_taken_over: Counter,
     postgres_errors: Family<Labels, Counter>,
     fleet: FleetFamilies,
+    /// Held from a scrape's refresh of the fleet's gauges to its encoding, so two scrapes at
+    /// once (a pair of Prometheus servers) never read each other's half-set gauges.
+    scrape: tokio::sync::Mutex<()>,
 }
 
 /// The fleet's gauges, as the database says at the scrape ([`Metrics::set_fleet`]).
@@ -129,6 +132,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("payments");
         let metrics = Metrics {
+            scrape: tokio::sync::Mutex::new(()),
             runs: Family::default(),
             requests: Family::default(),
             retries: Family::default(),
@@ -223,7 +227,7 @@ impl Metrics {
         );
         registry.register(
             "fleet_overdue_seconds_max",
-            "The longest any enabled account-source has been due without a worker taking it",
+            "The longest any enabled account-source has been due without a worker taking it (NaN when the database could not be read: alert on fleet_read_ok too)",
             fleet.overdue_max.clone(),
         );
         registry.register(
@@ -250,6 +254,11 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Held by a scrape from the refresh of its gauges to its encoding (one scrape at a time).
+    pub async fn scrape_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.scrape.lock().await
     }
 
     /// Counts a round of a worker.
