@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use payments_fleet::{OptionsError, spec_of};
 use payments_postgres::{
-    Account, AccountError, KeyError, MASTER_KEY_VARIABLE, MasterKey, NewAccount,
+    AccountError, KeyError, MASTER_KEY_VARIABLE, MasterKey, NewAccount,
     PREVIOUS_MASTER_KEY_VARIABLE, PgLedger, SourceOptions,
 };
 use payments_sources::{DEFAULT_EVERY, Source, SpecError, default_base_url};
@@ -544,7 +544,6 @@ struct SourceChange<'a> {
 }
 
 async fn update(args: UpdateArgs) -> Result<Exit, CliError> {
-    Account::check_name(&args.name).map_err(account_error)?;
     let every = args.every;
     let for_each_source =
         every.is_some() || args.key || args.webhook_secret || args.no_webhook_secret;

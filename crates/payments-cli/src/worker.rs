@@ -91,10 +91,16 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<Exit, CliError> {
         .check_master_key(&master)
         .await
         .map_err(|e| CliError::config(e.to_string()))?;
-    ledger
+    let fingerprinted = ledger
         .fingerprint_keys(&master)
         .await
         .map_err(|e| CliError::config(e.to_string()))?;
+    if !fingerprinted.unopened.is_empty() {
+        tracing::warn!(
+            "the key of {} does not open with PAYMENTS_MASTER_KEY, so it has no fingerprint and one key, one lease cannot hold for it; its runs fail until its key is given anew (payments accounts update NAME --source SOURCE --key)",
+            fingerprinted.unopened.join(", ")
+        );
+    }
     if let Some(warning) = ledger.unencrypted_warning().await? {
         tracing::warn!("{warning}");
     }

@@ -27,6 +27,15 @@ pub struct Account {
     pub sources: Vec<(String, SourceOptions)>,
 }
 
+/// What [`PgLedger::fingerprint_keys`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FingerprintedKeys {
+    /// How many sources were given a fingerprint.
+    pub given: usize,
+    /// The sources (`account/source`) whose key did not open with the master key.
+    pub unopened: Vec<String>,
+}
+
 /// An account to add.
 #[derive(Debug)]
 pub struct NewAccount {
@@ -155,9 +164,14 @@ impl PgLedger {
     }
 
     /// Gives a keyed fingerprint to every source that has none (one added before fingerprints
-    /// were kept), so that one key, one lease holds for it too; returns how many. Workers call
-    /// it as they start, with the master key they run with.
-    pub async fn fingerprint_keys(&self, master: &MasterKey) -> Result<usize, AccountError> {
+    /// were kept), so that one key, one lease holds for it too; says how many, and which
+    /// sources' keys did not open with `master` (they are left as they were: one such source
+    /// does not stop the others, and its own runs say why they fail). Workers call it as they
+    /// start, with the master key they run with.
+    pub async fn fingerprint_keys(
+        &self,
+        master: &MasterKey,
+    ) -> Result<FingerprintedKeys, AccountError> {
         let context = "cannot fingerprint the sources' keys";
         let client = self.client().await?;
         let rows = client
@@ -169,11 +183,15 @@ impl PgLedger {
             )
             .await
             .map_err(pg_error(context))?;
-        let mut given = 0;
+        let mut done = FingerprintedKeys::default();
         for row in rows {
             let (id, name, source): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
-            let key = master.open_api_key(&row.get::<_, Vec<u8>>(3), &name, &source)?;
-            given += client
+            let Ok(key) = master.open_api_key(&row.get::<_, Vec<u8>>(3), &name, &source) else {
+                done.unopened
+                    .push(format!("{}/{source}", shown_name(&name)));
+                continue;
+            };
+            done.given += client
                 .execute(
                     "UPDATE ledger.account_sources SET key_fingerprint = $3
                      WHERE account_id = $1 AND source_name = $2 AND key_fingerprint IS NULL",
@@ -182,7 +200,7 @@ impl PgLedger {
                 .await
                 .map_err(pg_error(context))? as usize;
         }
-        Ok(given)
+        Ok(done)
     }
 
     /// Adds an account with its sources, their keys sealed with `master`, in one transaction.
@@ -343,7 +361,8 @@ impl PgLedger {
         }
         let rows = transaction
             .query(
-                "SELECT s.account_id, a.name, s.source_name, s.sealed_key, s.sealed_webhook_secret
+                "SELECT s.account_id, a.name, s.source_name, s.sealed_key, s.sealed_webhook_secret,
+                        s.key_fingerprint
                  FROM ledger.account_sources s JOIN ledger.accounts a ON a.id = s.account_id
                  FOR UPDATE OF s",
                 &[],
@@ -372,6 +391,20 @@ impl PgLedger {
                 )
                 .await
                 .map_err(pg_error(context))?;
+            // What was noted of the key's rate limit follows its new fingerprint (the first
+            // source of the key moves it; its others find it moved).
+            let before: Option<String> = row.get(5);
+            if let Some(before) = before.filter(|before| *before != fingerprint) {
+                transaction
+                    .execute(
+                        "UPDATE ledger.key_limits SET key_fingerprint = $2
+                         WHERE key_fingerprint = $1
+                           AND NOT EXISTS (SELECT 1 FROM ledger.key_limits WHERE key_fingerprint = $2)",
+                        &[&before, &fingerprint],
+                    )
+                    .await
+                    .map_err(pg_error(context))?;
+            }
         }
         let check = STANDARD.encode(master.seal(CHECK_TEXT, b"master key check"));
         transaction
@@ -408,9 +441,11 @@ impl PgLedger {
     ///
     /// A source leased while it changes: the change waits for no run, and no run for it longer
     /// than the change's transaction. The running worker goes on with the options and the key
-    /// it read when it leased the source, and releases it with the next due time its schedule
-    /// gives, which then stands in place of the one set here; the next lease reads the new
-    /// options and key. Meanwhile one key, one lease compares the new key's fingerprint.
+    /// it read when it leased the source, and notes what it saw of the rate limit under the
+    /// key it leased; its release keeps the due time set here when that is sooner than its
+    /// schedule's, so the next run, which reads the new options and key, is not put off.
+    /// Meanwhile one key, one lease compares the new key's fingerprint: the old key's other
+    /// sources may be leased while the run that still uses it goes on.
     pub async fn update_source<F>(
         &self,
         account: &str,
@@ -423,7 +458,8 @@ impl PgLedger {
     where
         F: FnOnce(Option<&SourceOptions>) -> Result<SourceOptions, String> + Send,
     {
-        Account::check_name(account)?;
+        // No name rule here: an account named before the rule existed is changed by its name
+        // as stored; a name that is no account's is shown escaped and cut.
         let context = "cannot change the account";
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(pg_error(context))?;
@@ -449,7 +485,7 @@ impl PgLedger {
             .await
             .map_err(pg_error(context))?
         else {
-            return Err(AccountError::NoAccount(account.to_owned()));
+            return Err(AccountError::NoAccount(shown_name(account)));
         };
         let id: i64 = row.get(0);
         let stored = transaction
@@ -474,7 +510,7 @@ impl PgLedger {
                     .map(|row| row.get(0))
                     .collect();
                 return Err(AccountError::NoSource {
-                    account: account.to_owned(),
+                    account: shown_name(account),
                     source_name: source.to_owned(),
                     has: if has.is_empty() {
                         "none".to_owned()

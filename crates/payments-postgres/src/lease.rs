@@ -37,9 +37,26 @@ pub struct Lease {
     /// What the provider last said of this key's rate limit, to any run with the key (under
     /// any account, on any worker): start its limiter from it ([`PgLedger::note_rate_limit`]).
     /// `None` when nothing was noted, or what was does not read (it is advice, never an error).
+    /// Its times are on this machine's clock: they were kept on the database's.
     pub key_rate_limit: Option<LimiterSnapshot>,
     /// The sealed API key.
     sealed_key: Vec<u8>,
+    /// The key's fingerprint when it was leased: what the run learns of the key's rate limit
+    /// is noted under it, even when the key was replaced meanwhile.
+    key_fingerprint: Option<String>,
+    /// The options as stored when it was leased: a change meanwhile (`accounts update`) is
+    /// seen at the release, which then keeps the change's earlier due time.
+    stored_options: Option<serde_json::Value>,
+}
+
+/// `seen` with its times moved by `shift`: from one clock to another (this machine's and the
+/// database's), so that what one worker saw reads alike on every other.
+fn on_clock(seen: LimiterSnapshot, shift: chrono::TimeDelta) -> LimiterSnapshot {
+    LimiterSnapshot {
+        at: seen.at + shift,
+        requests: seen.requests.into_iter().map(|at| at + shift).collect(),
+        ..seen
+    }
 }
 
 impl Lease {
@@ -87,7 +104,9 @@ impl PgLedger {
                      FROM ledger.account_sources s2
                      JOIN ledger.accounts a ON a.id = s2.account_id
                      WHERE NOT a.disabled
-                       AND (s2.next_run_at <= now() OR s2.hinted_at <= now())
+                       -- Due or hinted (LEAST passes over a NULL hinted_at), in the order of
+                       -- the account_sources_queue index, which the walk stops early in.
+                       AND LEAST(s2.next_run_at, s2.hinted_at) <= now()
                        AND (s2.lease_expires_at IS NULL OR s2.lease_expires_at <= now())
                        -- One key, one lease: not while a source with the same key is leased.
                        AND NOT EXISTS (
@@ -105,7 +124,8 @@ impl PgLedger {
                  RETURNING s.account_id, a.name, s.source_name, s.options, s.sealed_key,
                            s.lease_expires_at, s.next_run_at <= now(), due.previous,
                            (SELECT kl.seen FROM ledger.key_limits kl
-                            WHERE kl.key_fingerprint = s.key_fingerprint)",
+                            WHERE kl.key_fingerprint = s.key_fingerprint),
+                           s.key_fingerprint, now()",
                 &[&worker, &interval(ttl)],
             )
             .await
@@ -126,7 +146,8 @@ impl PgLedger {
             .map_err(pg_error(context))?
             .get(0);
         transaction.commit().await.map_err(pg_error(context))?;
-        let options = read_options(&source_name, row.get(3)).map_err(|e| e.to_string());
+        let stored_options: Option<serde_json::Value> = row.get(3);
+        let options = read_options(&source_name, stored_options.clone()).map_err(|e| e.to_string());
         Ok(Some(Lease {
             account_id,
             account_name: row.get(1),
@@ -138,8 +159,11 @@ impl PgLedger {
             taken_over_from: row.get(7),
             key_rate_limit: row
                 .get::<_, Option<serde_json::Value>>(8)
-                .and_then(|seen| serde_json::from_value(seen).ok()),
+                .and_then(|seen| serde_json::from_value(seen).ok())
+                .map(|seen| on_clock(seen, Utc::now() - row.get::<_, DateTime<Utc>>(10))),
             sealed_key: row.get(4),
+            key_fingerprint: row.get(9),
+            stored_options,
         }))
     }
 
@@ -151,17 +175,30 @@ impl PgLedger {
         seen: &LimiterSnapshot,
     ) -> Result<(), StoreError> {
         let context = "cannot note the key's rate limit";
+        let Some(fingerprint) = &lease.key_fingerprint else {
+            return Ok(());
+        };
+        let client = self.client().await?;
+        // Kept on the database's clock, so that workers whose clocks differ read it alike.
+        let database_now: DateTime<Utc> = client
+            .query_one("SELECT now()", &[])
+            .await
+            .map_err(pg_error(context))?
+            .get(0);
+        let seen = on_clock(seen.clone(), database_now - Utc::now());
+        let at = seen.at;
         let seen =
             serde_json::to_value(seen).map_err(|error| StoreError::backend(context, error))?;
-        let client = self.client().await?;
+        // The newer word wins: a run that ends later but saw the key earlier (a frozen worker
+        // whose lease was taken over) does not overwrite what the later run saw.
         client
             .execute(
-                "INSERT INTO ledger.key_limits (key_fingerprint, seen)
-                 SELECT key_fingerprint, $3 FROM ledger.account_sources
-                 WHERE account_id = $1 AND source_name = $2 AND key_fingerprint IS NOT NULL
-                 ON CONFLICT (key_fingerprint)
-                 DO UPDATE SET seen = EXCLUDED.seen, noted_at = now()",
-                &[&lease.account_id, &lease.source_name, &seen],
+                "INSERT INTO ledger.key_limits (key_fingerprint, seen, seen_at)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (key_fingerprint) DO UPDATE
+                 SET seen = EXCLUDED.seen, seen_at = EXCLUDED.seen_at, noted_at = now()
+                 WHERE ledger.key_limits.seen_at <= EXCLUDED.seen_at",
+                &[fingerprint, &seen, &at],
             )
             .await
             .map_err(pg_error(context))?;
@@ -256,9 +293,14 @@ impl PgLedger {
             .get(0);
         transaction
             .execute(
+                // A source changed while it ran (a new key, base URL or schedule) keeps the
+                // due time the change gave it when that is sooner: its next run reads the change.
                 "UPDATE ledger.account_sources
                  SET leased_by = NULL, lease_expires_at = NULL,
-                     next_run_at = COALESCE(now() + make_interval(secs => $3), next_run_at),
+                     next_run_at = CASE
+                         WHEN sealed_key IS DISTINCT FROM $6 OR options IS DISTINCT FROM $7
+                         THEN LEAST(now() + make_interval(secs => $3), next_run_at)
+                         ELSE COALESCE(now() + make_interval(secs => $3), next_run_at) END,
                      hinted_at = CASE WHEN $4 THEN hinted_at
                                       ELSE now() + make_interval(secs => $5) END
                  WHERE account_id = $1 AND source_name = $2",
@@ -268,6 +310,8 @@ impl PgLedger {
                     &next_secs,
                     &(unseen > 0),
                     &seen.again_in.map(|again| again.as_secs_f64()),
+                    &lease.sealed_key,
+                    &lease.stored_options,
                 ],
             )
             .await
@@ -305,15 +349,43 @@ impl PgLedger {
 
     /// How long until the next enabled account-source that no live lease holds is due, by the
     /// database's clock (zero when one is due now; `None`: there is none), so that an idle
-    /// worker knows how long it may sleep.
+    /// worker knows how long it may sleep. One whose key another source's lease holds is due
+    /// when that lease expires, at the latest.
     pub async fn next_due(&self) -> Result<Option<Duration>, StoreError> {
         let client = self.client().await?;
         let seconds: Option<f64> = client
             .query_one(
-                "SELECT greatest(extract(epoch FROM min(LEAST(s.next_run_at, s.hinted_at)) - now()), 0)::float8
-                 FROM ledger.account_sources s
-                 JOIN ledger.accounts a ON a.id = s.account_id
-                 WHERE NOT a.disabled AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())",
+                // A source whose key another source's live lease holds is due no sooner than
+                // that lease ends (one key, one lease), or idle workers would ask again and
+                // again for what they cannot lease.
+                // The earliest of the sources no lease holds the key of (walked in the queue's
+                // index order: the first found is it) and of those whose key a lease holds
+                // (due when that lease ends, at the latest; a few rows).
+                "WITH held AS (
+                     SELECT key_fingerprint, max(lease_expires_at) AS until
+                     FROM ledger.account_sources
+                     WHERE lease_expires_at > now() AND key_fingerprint IS NOT NULL
+                     GROUP BY key_fingerprint
+                 ),
+                 free AS (
+                     SELECT LEAST(s.next_run_at, s.hinted_at) AS at
+                     FROM ledger.account_sources s
+                     JOIN ledger.accounts a ON a.id = s.account_id
+                     WHERE NOT a.disabled
+                       AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())
+                       AND NOT EXISTS (SELECT 1 FROM held WHERE held.key_fingerprint = s.key_fingerprint)
+                     ORDER BY LEAST(s.next_run_at, s.hinted_at)
+                     LIMIT 1
+                 ),
+                 blocked AS (
+                     SELECT min(GREATEST(LEAST(s.next_run_at, s.hinted_at), held.until)) AS at
+                     FROM held
+                     JOIN ledger.account_sources s ON s.key_fingerprint = held.key_fingerprint
+                     JOIN ledger.accounts a ON a.id = s.account_id
+                     WHERE NOT a.disabled
+                       AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())
+                 )
+                 SELECT greatest(extract(epoch FROM LEAST((SELECT at FROM free), (SELECT at FROM blocked)) - now()), 0)::float8",
                 &[],
             )
             .await

@@ -9,11 +9,21 @@ ALTER TABLE ledger.statement_refs ADD COLUMN booking text;
 ALTER TABLE ledger.runs ADD COLUMN stopped boolean NOT NULL DEFAULT false;
 ALTER TABLE ledger.account_sources ADD COLUMN key_fingerprint text;
 CREATE INDEX account_sources_by_key ON ledger.account_sources (key_fingerprint);
--- What the provider last said of each key's rate limit (the limiter's snapshot, JSON), noted
--- after each run, so that the next run with that key, under any account and on any worker,
--- starts from it: a key shared by two accounts keeps its limit across their runs.
+-- What the provider last said of each key's rate limit (the limiter's snapshot, JSON, its
+-- times on the database's clock), noted after each run, so that the next run with that key,
+-- under any account and on any worker, starts from it: a key shared by two accounts keeps its
+-- limit across their runs. `seen_at` is the snapshot's time: a newer one replaces an older.
 CREATE TABLE ledger.key_limits (
     key_fingerprint text PRIMARY KEY,
     seen jsonb NOT NULL,
+    seen_at timestamptz NOT NULL,
     noted_at timestamptz NOT NULL DEFAULT now()
 );
+-- The lease queue's order: the earliest of a source's due and hinted times. A lease walks it
+-- from the front and stops at the first source it may take, rather than sorting every source
+-- of the fleet at each lease.
+CREATE INDEX account_sources_queue ON ledger.account_sources (LEAST(next_run_at, hinted_at));
+-- The live leases, by key: few rows (a released source has no lease_expires_at), read at
+-- each lease and by idle workers to keep one key, one lease.
+CREATE INDEX account_sources_leased ON ledger.account_sources (key_fingerprint, lease_expires_at)
+    WHERE lease_expires_at IS NOT NULL;

@@ -218,8 +218,8 @@ fn an_account_is_mended_extended_and_rekeyed_by_update_and_then_synced() {
             &["no account `nobody`", "accounts list"],
         ),
         (
-            &["accounts", "update", "Acme", "--every", "1m"],
-            &["`Acme` is not an account name"],
+            &["accounts", "update", "Acme\u{1b}[2J", "--every", "1m"],
+            &["no account `Acme\\x1b[2J`"],
         ),
     ];
     for (args, words) in refusals {

@@ -385,6 +385,23 @@ async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_g
     let switched = MasterKey::from_base64(&new_key.to_base64())
         .unwrap()
         .with_previous(MasterKey::from_base64(&old.to_base64()).unwrap());
+    // What a run saw of the keys' rate limit is noted under their fingerprints.
+    let noted = payments_sync::LimiterSnapshot {
+        remaining: 7,
+        at: Utc::now(),
+        requests: Vec::new(),
+    };
+    while let Some(lease) = ledger
+        .lease_due("noter", Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        ledger.note_rate_limit(&lease, &noted).await.unwrap();
+        ledger.release(&lease, Duration::ZERO).await.unwrap();
+        if lease.account_name == "with-secret" && lease.source_name == "paypro" {
+            break;
+        }
+    }
     // Before the rotation: the new key alone is refused, with the previous beside it accepted.
     assert!(ledger.check_master_key(&new_key).await.is_err());
     ledger.check_master_key(&switched).await.unwrap();
@@ -399,6 +416,11 @@ async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_g
                 .unwrap()
             {
                 keys.push(lease.api_key(&master).map(|k| k.expose_secret().to_owned()));
+                assert_eq!(
+                    lease.key_rate_limit.as_ref().map(|seen| seen.remaining),
+                    Some(7),
+                    "what was noted of the key follows its new fingerprint"
+                );
                 ledger.release(&lease, Duration::ZERO).await.unwrap();
                 if keys.len() == 4 {
                     break;
@@ -505,6 +527,12 @@ async fn sources_sharing_a_key_are_never_leased_at_once() {
         .flatten()
         .collect();
     assert_eq!(leases.len(), 1, "one key, one lease");
+    // The other is due, but not before the lease on its key ends: an idle worker sleeps.
+    let due_in = ledger.next_due().await.unwrap().unwrap();
+    assert!(
+        due_in > Duration::from_secs(50) && due_in <= ttl,
+        "due when the key's lease ends, not now: {due_in:?}"
+    );
     ledger
         .release(&leases[0], Duration::from_secs(3600))
         .await
@@ -552,8 +580,28 @@ async fn sources_without_a_fingerprint_are_given_one_and_then_share_one_lease() 
         ledger.release(&lease, Duration::ZERO).await.unwrap();
     }
 
-    assert_eq!(ledger.fingerprint_keys(&master).await.unwrap(), 2);
-    assert_eq!(ledger.fingerprint_keys(&master).await.unwrap(), 0, "once");
+    // A key that does not open (restored from another ledger) is named and left: it does not
+    // keep the others from their fingerprints, nor a worker from starting.
+    let mut third = new_account("third", "mk_other");
+    third.sources.truncate(1);
+    ledger.add_account(third, &master).await.unwrap();
+    assert!(ledger.set_disabled("third", true).await.unwrap());
+    client
+        .execute(
+            "UPDATE ledger.account_sources SET key_fingerprint = NULL, sealed_key = '\\x00'::bytea
+             WHERE account_id = (SELECT id FROM ledger.accounts WHERE name = 'third')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let done = ledger.fingerprint_keys(&master).await.unwrap();
+    assert_eq!(done.given, 2);
+    assert_eq!(done.unopened, ["third/mkp"]);
+    assert_eq!(
+        ledger.fingerprint_keys(&master).await.unwrap().given,
+        0,
+        "once"
+    );
     assert!(ledger.lease_due("w1", ttl).await.unwrap().is_some());
     assert!(
         ledger.lease_due("w2", ttl).await.unwrap().is_none(),
@@ -853,9 +901,8 @@ async fn an_update_of_what_is_not_there_or_not_allowed_is_refused_and_changes_no
     let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
         return;
     };
-    let ledger = PgLedger::connect(&cluster.database("update_refused"), 2)
-        .await
-        .unwrap();
+    let url = cluster.database("update_refused");
+    let ledger = PgLedger::connect(&url, 2).await.unwrap();
     let master = MasterKey::generate();
     ledger
         .add_account(new_account("acme", KEY), &master)
@@ -891,8 +938,53 @@ async fn an_update_of_what_is_not_there_or_not_allowed_is_refused_and_changes_no
         )
         .await
         .unwrap_err();
-    assert!(matches!(bad, AccountError::BadName(_)), "{bad}");
+    assert!(matches!(bad, AccountError::NoAccount(_)), "{bad}");
     assert!(!bad.to_string().contains('\u{1b}'), "{bad}");
+    // An account named before the name rule is changed by its name as stored.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE ledger.accounts SET name = 'Acme Legacy' WHERE name = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap();
+    ledger
+        .update_source(
+            "Acme Legacy",
+            "mkp",
+            over(base_url.clone()),
+            None,
+            None,
+            &master,
+        )
+        .await
+        .expect("an account named under the older rule is updated");
+    assert_eq!(
+        options_of(&ledger, "Acme Legacy", "mkp").await.base_url,
+        base_url.base_url
+    );
+    client
+        .execute(
+            "UPDATE ledger.accounts SET name = 'acme' WHERE name = 'Acme Legacy'",
+            &[],
+        )
+        .await
+        .unwrap();
+    ledger
+        .update_source(
+            "acme",
+            "mkp",
+            over(before.sources[0].1.clone()),
+            None,
+            None,
+            &master,
+        )
+        .await
+        .unwrap();
     let wrong = ledger
         .update_source(
             "acme",
@@ -943,7 +1035,8 @@ async fn an_update_of_what_is_not_there_or_not_allowed_is_refused_and_changes_no
 /// The schedule, by the database's clock: a shorter `every` brings the next run forward to at
 /// most that long from now, a longer one leaves it, a rate limit moves nothing, and a new base
 /// URL or key makes the source due now. A source leased while it changes: its worker's run goes
-/// on with what it read, its release sets the next run, and the next lease reads the change.
+/// on with what it read, its release keeps the change's sooner due time, and the next lease
+/// reads the change.
 #[tokio::test]
 async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() {
     let Some(cluster) = payments_testkit::postgres::Cluster::start() else {
@@ -1032,6 +1125,17 @@ async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() 
     );
     ledger
         .release(&lease, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let released = due_in(&client, "acme", "mkp").await;
+    assert!(
+        released <= 0.0,
+        "the change made it due now, and the release of the run that read the old key keeps that: {released}"
+    );
+    // A release of a run whose source did not change meanwhile sets the next run.
+    let unchanged = ledger.lease_due("w1", ttl).await.unwrap().unwrap();
+    ledger
+        .release(&unchanged, Duration::from_secs(600))
         .await
         .unwrap();
     let released = due_in(&client, "acme", "mkp").await;
