@@ -555,9 +555,15 @@ impl PgLedger {
                      key_fingerprint = COALESCE($5, key_fingerprint),
                      sealed_webhook_secret =
                          CASE WHEN $6 THEN $7 ELSE sealed_webhook_secret END,
-                     -- LEAST ignores the NULLs of what did not change.
-                     next_run_at = LEAST(next_run_at, CASE WHEN $8 THEN now() END,
-                                         now() + make_interval(secs => $9))
+                     -- The time the change asks for (LEAST passes over the NULLs of what
+                     -- did not change), when sooner; a leased run's past due time gives way
+                     -- to it, so that its release sees the change (PgLedger::release_hinted).
+                     next_run_at = CASE
+                         WHEN NOT $8 AND $9::float8 IS NULL THEN next_run_at
+                         WHEN lease_expires_at > now() AND next_run_at <= now()
+                         THEN LEAST(CASE WHEN $8 THEN now() END, now() + make_interval(secs => $9))
+                         ELSE LEAST(next_run_at, CASE WHEN $8 THEN now() END,
+                                    now() + make_interval(secs => $9)) END
                  WHERE account_id = $1 AND source_name = $2",
                 &[
                     &id,

@@ -44,9 +44,9 @@ pub struct Lease {
     /// The key's fingerprint when it was leased: what the run learns of the key's rate limit
     /// is noted under it, even when the key was replaced meanwhile.
     key_fingerprint: Option<String>,
-    /// The options as stored when it was leased: a change meanwhile (`accounts update`) is
-    /// seen at the release, which then keeps the change's earlier due time.
-    stored_options: Option<serde_json::Value>,
+    /// The source's due time when it was leased: a change of it meanwhile (`accounts update`
+    /// asking for a sooner run) is seen at the release, which then keeps the sooner time.
+    leased_next_run_at: DateTime<Utc>,
 }
 
 /// `seen` with its times moved by `shift`: from one clock to another (this machine's and the
@@ -125,7 +125,7 @@ impl PgLedger {
                            s.lease_expires_at, s.next_run_at <= now(), due.previous,
                            (SELECT kl.seen FROM ledger.key_limits kl
                             WHERE kl.key_fingerprint = s.key_fingerprint),
-                           s.key_fingerprint, now()",
+                           s.key_fingerprint, now(), s.next_run_at",
                 &[&worker, &interval(ttl)],
             )
             .await
@@ -146,8 +146,7 @@ impl PgLedger {
             .map_err(pg_error(context))?
             .get(0);
         transaction.commit().await.map_err(pg_error(context))?;
-        let stored_options: Option<serde_json::Value> = row.get(3);
-        let options = read_options(&source_name, stored_options.clone()).map_err(|e| e.to_string());
+        let options = read_options(&source_name, row.get(3)).map_err(|e| e.to_string());
         Ok(Some(Lease {
             account_id,
             account_name: row.get(1),
@@ -163,7 +162,7 @@ impl PgLedger {
                 .map(|seen| on_clock(seen, Utc::now() - row.get::<_, DateTime<Utc>>(10))),
             sealed_key: row.get(4),
             key_fingerprint: row.get(9),
-            stored_options,
+            leased_next_run_at: row.get(11),
         }))
     }
 
@@ -293,12 +292,13 @@ impl PgLedger {
             .get(0);
         transaction
             .execute(
-                // A source changed while it ran (a new key, base URL or schedule) keeps the
-                // due time the change gave it when that is sooner: its next run reads the change.
+                // A source whose due time a change moved while it ran (a new key, base URL or
+                // a shorter schedule, PgLedger::update_source) keeps that time when it is
+                // sooner: its next run, which reads the change, is not put off.
                 "UPDATE ledger.account_sources
                  SET leased_by = NULL, lease_expires_at = NULL,
                      next_run_at = CASE
-                         WHEN sealed_key IS DISTINCT FROM $6 OR options IS DISTINCT FROM $7
+                         WHEN next_run_at IS DISTINCT FROM $6
                          THEN LEAST(now() + make_interval(secs => $3), next_run_at)
                          ELSE COALESCE(now() + make_interval(secs => $3), next_run_at) END,
                      hinted_at = CASE WHEN $4 THEN hinted_at
@@ -310,8 +310,7 @@ impl PgLedger {
                     &next_secs,
                     &(unseen > 0),
                     &seen.again_in.map(|again| again.as_secs_f64()),
-                    &lease.sealed_key,
-                    &lease.stored_options,
+                    &lease.leased_next_run_at,
                 ],
             )
             .await
@@ -385,12 +384,14 @@ impl PgLedger {
                      WHERE NOT a.disabled
                        AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= now())
                  )
-                 SELECT greatest(extract(epoch FROM LEAST((SELECT at FROM free), (SELECT at FROM blocked)) - now()), 0)::float8",
+                 SELECT extract(epoch FROM LEAST((SELECT at FROM free), (SELECT at FROM blocked)) - now())::float8",
                 &[],
             )
             .await
             .map_err(pg_error("cannot read when work is due"))?
             .get(0);
-        Ok(seconds.map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)))
+        // NULL when nothing is due ever (no source, all leased or disabled); past due is now.
+        Ok(seconds
+            .map(|seconds| Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)))
     }
 }

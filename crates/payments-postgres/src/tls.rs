@@ -137,12 +137,14 @@ fn read_by_tokio_postgres(config: &tokio_postgres::Config) -> Option<String> {
 }
 
 /// Sets what TLS is negotiated for where tokio-postgres would have nothing: no TLS over Unix
-/// sockets (PostgreSQL offers none there; libpq ignores `sslmode` for them), and the address
+/// sockets alone (PostgreSQL offers none there; libpq ignores `sslmode` for them; with a
+/// `hostaddr` beside, tokio-postgres dials TCP, and TLS stays as asked), and the address
 /// as the name when the URL gives `hostaddr` without `host` (tokio-postgres names the TLS
 /// session by `host` alone), which `verify-full` cannot accept.
 fn name_the_host(config: &mut tokio_postgres::Config, mode: &str) -> Result<(), StoreError> {
     #[cfg(unix)]
     if !config.get_hosts().is_empty()
+        && config.get_hostaddrs().is_empty()
         && config
             .get_hosts()
             .iter()
@@ -277,12 +279,13 @@ fn take_tls_params(url: &str) -> Result<(String, TlsParams), StoreError> {
         _ => false,
     };
     let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        // tokio-postgres reads credentials up to the first `@`, so a `?` in a password is
-        // not the query's.
+        // As libpq reads a URI: credentials end at an `@` met before any `/`, so a `?` in a
+        // password is not the query's, and an `@` in the query is no password's.
         let after_scheme = url.find("://").map_or(0, |at| at + 3);
-        let after_credentials = url[after_scheme..]
-            .find('@')
-            .map_or(after_scheme, |at| after_scheme + at + 1);
+        let after_credentials = match url[after_scheme..].find(['@', '/']) {
+            Some(at) if url[after_scheme + at..].starts_with('@') => after_scheme + at + 1,
+            _ => after_scheme,
+        };
         match url[after_credentials..]
             .find('?')
             .map(|at| url.split_at(after_credentials + at))
@@ -462,10 +465,15 @@ mod tests {
 
         assert!(take_tls_params("postgresql://db/x?sslrootcert=%zz").is_err());
 
-        // A `?` in the password is the password's.
+        // A `?` in the password is the password's; an `@` in the query is the query's.
         let (rest, tls) = params("postgresql://u:s3cr?t@db/ledger?sslmode=require");
         assert_eq!(rest, "postgresql://u:s3cr?t@db/ledger");
         assert_eq!(tls.mode.as_deref(), Some("require"));
+        let (rest, tls) =
+            params("postgresql://db/ledger?sslmode=verify-full&sslrootcert=/etc/ssl/ca@corp.pem");
+        assert_eq!(rest, "postgresql://db/ledger");
+        assert_eq!(tls.mode.as_deref(), Some("verify-full"));
+        assert_eq!(tls.root_cert.as_deref(), Some("/etc/ssl/ca@corp.pem"));
     }
 
     #[test]
@@ -493,6 +501,11 @@ mod tests {
         assert!(error.contains("add host=NAME"), "{error}");
         let socket = connection("host=/run/postgresql dbname=ledger sslmode=require").unwrap();
         assert_eq!(socket.config.get_ssl_mode(), SslMode::Disable);
+        // With hostaddr, tokio-postgres dials TCP whatever host says: TLS stays required.
+        let dialled =
+            connection("host=/run/postgresql hostaddr=10.0.0.5 dbname=ledger sslmode=require")
+                .unwrap();
+        assert_eq!(dialled.config.get_ssl_mode(), SslMode::Require);
     }
 
     fn rule(mode: Option<&str>, root: Option<&str>, home: Option<&str>) -> String {

@@ -344,7 +344,6 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let _one_scrape_at_a_time = app.metrics.scrape_lock().await;
     if let Some(gauges) = &app.gauges {
         gauges.refresh(&app.metrics).await;
     }

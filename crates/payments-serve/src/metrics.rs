@@ -45,9 +45,10 @@ pub struct Metrics {
     leases_taken_over: Counter,
     postgres_errors: Family<Labels, Counter>,
     fleet: FleetFamilies,
-    /// Held from a scrape's refresh of the fleet's gauges to its encoding, so two scrapes at
-    /// once (a pair of Prometheus servers) never read each other's half-set gauges.
-    scrape: tokio::sync::Mutex<()>,
+    /// Held while the fleet's gauges are set and while they are encoded, so a scrape never
+    /// reads another's half-set gauges (two Prometheus servers at once); the database's read
+    /// before happens outside it.
+    fleet_lock: std::sync::Mutex<()>,
 }
 
 /// The fleet's gauges, as the database says at the scrape ([`Metrics::set_fleet`]).
@@ -132,7 +133,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("payments");
         let metrics = Metrics {
-            scrape: tokio::sync::Mutex::new(()),
+            fleet_lock: std::sync::Mutex::new(()),
             runs: Family::default(),
             requests: Family::default(),
             retries: Family::default(),
@@ -256,11 +257,6 @@ impl Metrics {
         }
     }
 
-    /// Held by a scrape from the refresh of its gauges to its encoding (one scrape at a time).
-    pub async fn scrape_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.scrape.lock().await
-    }
-
     /// Counts a round of a worker.
     pub fn round(&self) {
         self.rounds.inc();
@@ -292,6 +288,7 @@ impl Metrics {
     /// failed, then the longest since a success), so that the cap never hides a problem
     /// that a shown one does not outrank.
     pub fn set_fleet(&self, sources: &[SourceState], per_account: usize) {
+        let _whole = self.fleet_lock();
         let fleet = &self.fleet;
         fleet.read_ok.set(1);
         let count = |state: &str, n: usize| {
@@ -360,6 +357,7 @@ impl Metrics {
     /// The fleet's schedule could not be read for this scrape: its gauges are left out (never
     /// shown stale), `fleet_read_ok` is 0 and the error is counted.
     pub fn fleet_unreadable(&self) {
+        let _whole = self.fleet_lock();
         let fleet = &self.fleet;
         fleet.read_ok.set(0);
         fleet.sources.clear();
@@ -369,6 +367,14 @@ impl Metrics {
         fleet.account_overdue.clear();
         fleet.account_failed.clear();
         self.postgres_error("schedule");
+    }
+
+    /// The lock of the fleet's gauges (a panic while it was held left no gauge half-set that
+    /// matters more than the scrape: go on).
+    fn fleet_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.fleet_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts what a run reports as it goes.
@@ -452,6 +458,7 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
+        let _whole = self.fleet_lock();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

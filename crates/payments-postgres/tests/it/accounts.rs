@@ -539,6 +539,11 @@ async fn sources_sharing_a_key_are_never_leased_at_once() {
         .unwrap();
     let next = ledger.lease_due("w9", ttl).await.unwrap().unwrap();
     assert_ne!(next.account_name, leases[0].account_name);
+    // Nothing to wait for at all (every account disabled): no due time, not "due now".
+    for name in ["first", "second"] {
+        assert!(ledger.set_disabled(name, true).await.unwrap());
+    }
+    assert_eq!(ledger.next_due().await.unwrap(), None);
 }
 
 /// Sources added before fingerprints were kept have none, so one key, one lease could not see
@@ -1132,8 +1137,17 @@ async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() 
         released <= 0.0,
         "the change made it due now, and the release of the run that read the old key keeps that: {released}"
     );
-    // A release of a run whose source did not change meanwhile sets the next run.
+    // A change that asks for no sooner run (a rate limit) while a run holds the source: the
+    // release sets the next run as ever.
     let unchanged = ledger.lease_due("w1", ttl).await.unwrap().unwrap();
+    update(
+        SourceOptions {
+            rate_limit: Some(9),
+            ..SourceOptions::default()
+        },
+        None,
+    )
+    .await;
     ledger
         .release(&unchanged, Duration::from_secs(600))
         .await
