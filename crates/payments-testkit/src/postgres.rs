@@ -109,16 +109,34 @@ impl Cluster {
     /// installed. Panics when `PAYMENTS_REQUIRE_POSTGRES=1` and it is not, or when it is but
     /// will not start.
     pub fn start() -> Option<Cluster> {
-        Cluster::start_with(None)
+        Cluster::start_with(None, &[])
+    }
+
+    /// Starts a new cluster with these server settings besides the usual ones, each
+    /// `name=value` as `postgres -c` takes it (`shared_preload_libraries=pg_stat_statements`);
+    /// `None` as [`Cluster::start`]. Panics on a setting with a space or a quote in it, or one
+    /// the server refuses.
+    pub fn start_with_settings(settings: &[&str]) -> Option<Cluster> {
+        Cluster::start_with(None, settings)
     }
 
     /// Starts a new cluster that offers TLS (`ssl=on`) with this certificate (PEM, its chain
     /// after it) and key (PEM), beside plain connections; `None` as [`Cluster::start`].
     pub fn start_tls(certificate_pem: &str, key_pem: &str) -> Option<Cluster> {
-        Cluster::start_with(Some((certificate_pem, key_pem)))
+        Cluster::start_with(Some((certificate_pem, key_pem)), &[])
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Option<Cluster> {
+    fn start_with(tls: Option<(&str, &str)>, extra: &[&str]) -> Option<Cluster> {
+        for setting in extra {
+            // `pg_ctl -o` hands the options to a shell: a setting stays one plain word.
+            assert!(
+                setting.contains('=')
+                    && !setting
+                        .chars()
+                        .any(|c| c.is_whitespace() || "'\"\\$`;&|<>()".contains(c)),
+                "a server setting is one `name=value` word without spaces, quotes or shell characters: {setting:?}"
+            );
+        }
         let Some(bin) = find_bin() else {
             let message = "PostgreSQL is not installed (no initdb in PG_BIN, /usr/lib/postgresql/*/bin or PATH): the PostgreSQL tests were SKIPPED; install it (Debian: apt-get install postgresql-15) or run .ci/run, which does";
             if std::env::var("PAYMENTS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
@@ -188,6 +206,9 @@ impl Cluster {
                 settings.push_str(&format!(" -c {setting}={}", path.display()));
             }
             settings.push_str(" -c ssl=on");
+        }
+        for setting in extra {
+            settings.push_str(&format!(" -c {setting}"));
         }
         let log = cluster.dir.path().join("server.log");
         // A port another socket takes between our choice and the server's bind makes the
