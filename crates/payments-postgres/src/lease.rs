@@ -189,11 +189,14 @@ impl PgLedger {
         let seen =
             serde_json::to_value(seen).map_err(|error| StoreError::backend(context, error))?;
         // The newer word wins: a run that ends later but saw the key earlier (a frozen worker
-        // whose lease was taken over) does not overwrite what the later run saw.
+        // whose lease was taken over) does not overwrite what the later run saw. A fingerprint
+        // no source has any more (a rotation gave its key a new one while the run went on; the
+        // key was replaced everywhere) is not noted: nothing would read it.
         client
             .execute(
                 "INSERT INTO ledger.key_limits (key_fingerprint, seen, seen_at)
-                 VALUES ($1, $2, $3)
+                 SELECT $1, $2, $3
+                 WHERE EXISTS (SELECT 1 FROM ledger.account_sources WHERE key_fingerprint = $1)
                  ON CONFLICT (key_fingerprint) DO UPDATE
                  SET seen = EXCLUDED.seen, seen_at = EXCLUDED.seen_at, noted_at = now()
                  WHERE ledger.key_limits.seen_at <= EXCLUDED.seen_at",

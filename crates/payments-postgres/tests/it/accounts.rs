@@ -402,6 +402,12 @@ async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_g
             break;
         }
     }
+    // A run that goes on through the rotation.
+    let in_flight = ledger
+        .lease_due("in-flight", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
     // Before the rotation: the new key alone is refused, with the previous beside it accepted.
     assert!(ledger.check_master_key(&new_key).await.is_err());
     ledger.check_master_key(&switched).await.unwrap();
@@ -434,6 +440,25 @@ async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_g
         5,
         "4 keys, 1 secret"
     );
+    // What the run in flight saw is under a fingerprint no source has now: not noted, so no
+    // row is left that nothing reads.
+    ledger.note_rate_limit(&in_flight, &noted).await.unwrap();
+    ledger.release(&in_flight, Duration::ZERO).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let notes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ledger.key_limits k
+             WHERE NOT EXISTS (SELECT 1 FROM ledger.account_sources s
+                               WHERE s.key_fingerprint = k.key_fingerprint)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(notes, 0, "no note is left under an old fingerprint");
     // After: the new key alone opens every key; the old one no longer does.
     ledger.check_master_key(&new_key).await.unwrap();
     assert!(matches!(
@@ -1069,6 +1094,10 @@ async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() 
         every_secs: Some(secs),
         ..SourceOptions::default()
     };
+    let rate_limit = |limit| SourceOptions {
+        rate_limit: Some(limit),
+        ..SourceOptions::default()
+    };
     let update = |change: SourceOptions, key: Option<&'static str>| {
         let ledger = &ledger;
         let master = &master;
@@ -1082,14 +1111,7 @@ async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() 
     };
 
     // A rate limit moves nothing; a longer schedule neither.
-    update(
-        SourceOptions {
-            rate_limit: Some(5),
-            ..SourceOptions::default()
-        },
-        None,
-    )
-    .await;
+    update(rate_limit(5), None).await;
     update(every(7200), None).await;
     let still = due_in(&client, "acme", "mkp").await;
     assert!((3590.0..=3600.0).contains(&still), "{still}");
@@ -1140,14 +1162,7 @@ async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() 
     // A change that asks for no sooner run (a rate limit) while a run holds the source: the
     // release sets the next run as ever.
     let unchanged = ledger.lease_due("w1", ttl).await.unwrap().unwrap();
-    update(
-        SourceOptions {
-            rate_limit: Some(9),
-            ..SourceOptions::default()
-        },
-        None,
-    )
-    .await;
+    update(rate_limit(9), None).await;
     ledger
         .release(&unchanged, Duration::from_secs(600))
         .await
