@@ -25,11 +25,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use payments_postgres::{MasterKey, NewAccount, PgLedger, SourceOptions};
+use payments_postgres::{MasterKey, PgLedger, SourceOptions};
 use payments_sandbox::{Faults, Sandbox, SandboxConfig};
 use payments_testkit::peak;
 use payments_testkit::postgres::Cluster;
-use secrecy::SecretString;
+
+#[path = "../tests/it/sandbox_account.rs"]
+mod sandbox_account;
+use sandbox_account::sandbox_account;
 
 /// Part 1: accounts, each with an MKP and a PayPro source.
 const ACCOUNTS: usize = 1_000;
@@ -542,32 +545,18 @@ async fn add_accounts(url: &str, sandboxes: &[Sandbox], master: &MasterKey) {
     let ledger = &ledger;
     futures::stream::iter(sandboxes.iter().enumerate())
         .map(|(index, sandbox)| async move {
-            let config = sandbox.config();
-            let options = |base_url: String| SourceOptions {
-                base_url: Some(base_url),
+            let hourly = SourceOptions {
                 every_secs: Some(3_600),
                 ..SourceOptions::default()
             };
+            let account = sandbox_account(
+                format!("business-{index:04}"),
+                sandbox,
+                hourly.clone(),
+                hourly,
+            );
             ledger
-                .add_account(
-                    NewAccount {
-                        webhook_secrets: Vec::new(),
-                        name: format!("business-{index:04}"),
-                        sources: vec![
-                            (
-                                "mkp".to_owned(),
-                                SecretString::from(config.mkp_key.clone()),
-                                options(sandbox.mkp_base_url()),
-                            ),
-                            (
-                                "paypro".to_owned(),
-                                SecretString::from(config.paypro_key.clone()),
-                                options(sandbox.paypro_base_url()),
-                            ),
-                        ],
-                    },
-                    master,
-                )
+                .add_account(account, master)
                 .await
                 .expect("the account is added");
         })

@@ -85,10 +85,10 @@ pub struct FleetHealth {
 pub const STUCK_AFTER_POLLS: u32 = 3;
 /// See [`STUCK_AFTER_POLLS`].
 pub const STUCK_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long `/healthz` and `/metrics` wait for the database before saying it is unavailable
-/// (a database behind a dropped network answers nothing, rather than an error).
-/// (Under Prometheus's default scrape timeout of 10 s, so that a scrape still shows
-/// `fleet_read_ok 0` and the counters.)
+/// How long `/healthz` and `/metrics` wait for the database before saying it is unavailable:
+/// a database behind a dropped network answers nothing rather than an error. Under
+/// Prometheus's default scrape timeout of 10 s, so that such a scrape still shows
+/// `fleet_read_ok 0` and the counters.
 pub(crate) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `read`, or an error naming what did not answer within [`READ_TIMEOUT`].

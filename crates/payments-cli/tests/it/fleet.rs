@@ -15,6 +15,7 @@ use payments_sync::{Filter, Ledger};
 use payments_testkit::postgres::Cluster;
 use secrecy::SecretString;
 
+use crate::sandbox_account::sandbox_account;
 use crate::{payments, text};
 
 const ACCOUNTS: usize = 200;
@@ -134,77 +135,31 @@ fn four_workers_two_killed_keep_200_accounts_exact_with_no_overlap_and_no_429() 
         .unwrap();
     let ledger = runtime.block_on(async {
         let ledger = PgLedger::connect(&url, 4).await.unwrap();
+        // Every business's options, the twins' too: MKP limited to 10 requests per 2 s.
+        let mkp = SourceOptions {
+            rate_limit: Some(10),
+            rate_window_secs: Some(2),
+            every_secs: Some(3_600),
+            ..SourceOptions::default()
+        };
+        let paypro = SourceOptions {
+            every_secs: Some(3_600),
+            ..SourceOptions::default()
+        };
         for (index, sandbox) in sandboxes.iter().enumerate() {
-            let config = sandbox.config();
-            let mkp = SourceOptions {
-                base_url: Some(sandbox.mkp_base_url()),
-                rate_limit: Some(10),
-                rate_window_secs: Some(2),
-                every_secs: Some(3_600),
-            };
-            let paypro = SourceOptions {
-                base_url: Some(sandbox.paypro_base_url()),
-                every_secs: Some(3_600),
-                ..SourceOptions::default()
-            };
-            ledger
-                .add_account(
-                    NewAccount {
-                        webhook_secrets: Vec::new(),
-                        name: format!("business-{index:03}"),
-                        sources: vec![
-                            (
-                                "mkp".to_owned(),
-                                SecretString::from(config.mkp_key.clone()),
-                                mkp,
-                            ),
-                            (
-                                "paypro".to_owned(),
-                                SecretString::from(config.paypro_key.clone()),
-                                paypro,
-                            ),
-                        ],
-                    },
-                    &master,
-                )
-                .await
-                .unwrap();
+            let account = sandbox_account(
+                format!("business-{index:03}"),
+                sandbox,
+                mkp.clone(),
+                paypro.clone(),
+            );
+            ledger.add_account(account, &master).await.unwrap();
         }
         // Two accounts with one key (of one business's sandbox, with more to read): never
         // synced at once, and the key's limit holds across them.
         for name in TWINS {
-            let config = shared.config();
-            ledger
-                .add_account(
-                    NewAccount {
-                        webhook_secrets: Vec::new(),
-                        name: name.to_owned(),
-                        sources: vec![
-                            (
-                                "mkp".to_owned(),
-                                SecretString::from(config.mkp_key.clone()),
-                                SourceOptions {
-                                    base_url: Some(shared.mkp_base_url()),
-                                    rate_limit: Some(10),
-                                    rate_window_secs: Some(2),
-                                    every_secs: Some(3_600),
-                                },
-                            ),
-                            (
-                                "paypro".to_owned(),
-                                SecretString::from(config.paypro_key.clone()),
-                                SourceOptions {
-                                    base_url: Some(shared.paypro_base_url()),
-                                    every_secs: Some(3_600),
-                                    ..SourceOptions::default()
-                                },
-                            ),
-                        ],
-                    },
-                    &master,
-                )
-                .await
-                .unwrap();
+            let account = sandbox_account(name.to_owned(), &shared, mkp.clone(), paypro.clone());
+            ledger.add_account(account, &master).await.unwrap();
         }
         ledger
     });

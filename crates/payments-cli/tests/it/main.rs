@@ -22,6 +22,8 @@ mod quarantine;
 #[cfg(unix)]
 mod rotation;
 #[cfg(unix)]
+mod sandbox_account;
+#[cfg(unix)]
 mod serve;
 mod status;
 #[cfg(unix)]

@@ -10,6 +10,7 @@ use payments_sandbox::Sandbox;
 use payments_testkit::postgres::Cluster;
 use secrecy::SecretString;
 
+use crate::sandbox_account::sandbox_account;
 use crate::{payments, run, text, unlimited};
 
 const ACCOUNTS: usize = 6;
@@ -84,28 +85,19 @@ fn a_rotation_under_two_running_workers_fails_no_run_and_leaves_the_new_key_alon
     });
     let client = runtime.block_on(async {
         let ledger = PgLedger::connect(&url, 2).await.unwrap();
+        let every = SourceOptions {
+            every_secs: Some(10),
+            ..SourceOptions::default()
+        };
         for (index, sandbox) in sandboxes.iter().enumerate() {
-            let config = sandbox.config();
-            let options = |base_url: String| SourceOptions {
-                base_url: Some(base_url),
-                every_secs: Some(10),
-                ..SourceOptions::default()
-            };
             let account = NewAccount {
                 webhook_secrets: vec![("paypro".to_owned(), SecretString::from("whsec-rotation"))],
-                name: format!("shop-{index}"),
-                sources: vec![
-                    (
-                        "mkp".to_owned(),
-                        SecretString::from(config.mkp_key.clone()),
-                        options(sandbox.mkp_base_url()),
-                    ),
-                    (
-                        "paypro".to_owned(),
-                        SecretString::from(config.paypro_key.clone()),
-                        options(sandbox.paypro_base_url()),
-                    ),
-                ],
+                ..sandbox_account(
+                    format!("shop-{index}"),
+                    sandbox,
+                    every.clone(),
+                    every.clone(),
+                )
             };
             ledger.add_account(account, &old).await.unwrap();
         }

@@ -7,6 +7,8 @@ use base64::Engine;
 use chrono::Utc;
 use payments_postgres::{AccountError, KeyError, MasterKey, NewAccount, PgLedger, SourceOptions};
 use payments_sync::{Commit, Store, StoreError};
+
+use crate::sql;
 use secrecy::{ExposeSecret, SecretString};
 
 const KEY: &str = "pk_live_Recognisable_7Hq2";
@@ -194,10 +196,7 @@ async fn each_due_source_is_leased_once_expired_leases_move_on_and_a_lost_lease_
 
     // The lease expires (its worker died): another worker takes the source over, the first
     // can no longer renew it, and its commits are refused, landing nothing.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql(&url).await;
     client
         .execute(
             "UPDATE ledger.account_sources SET lease_expires_at = now() - interval '1 second'
@@ -289,10 +288,7 @@ async fn stored_options_that_do_not_read_back_are_named_never_the_defaults() {
         .add_account(new_account("acme", KEY), &master)
         .await
         .unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql(&url).await;
     client
         .execute(
             r#"UPDATE ledger.account_sources SET options = '{"base_url": "https://mkp.staging.example/v1", "rate_limit": 5000000000}'"#,
@@ -444,10 +440,7 @@ async fn a_master_key_rotation_seals_every_key_anew_and_workers_with_both_keys_g
     // row is left that nothing reads.
     ledger.note_rate_limit(&in_flight, &noted).await.unwrap();
     ledger.release(&in_flight, Duration::ZERO).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql(&url).await;
     let notes: i64 = client
         .query_one(
             "SELECT count(*) FROM ledger.key_limits k
@@ -586,10 +579,7 @@ async fn sources_without_a_fingerprint_are_given_one_and_then_share_one_lease() 
         account.sources.truncate(1);
         ledger.add_account(account, &master).await.unwrap();
     }
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql(&url).await;
     client
         .execute(
             "UPDATE ledger.account_sources SET key_fingerprint = NULL",
@@ -945,10 +935,15 @@ async fn an_update_of_what_is_not_there_or_not_allowed_is_refused_and_changes_no
     };
     let key = SecretString::from("pk_new");
 
-    let missing = ledger
-        .update_source("nobody", "mkp", over(base_url.clone()), None, None, &master)
-        .await
-        .unwrap_err();
+    let change_mkp = |name: &'static str| {
+        let (ledger, master, options) = (&ledger, &master, base_url.clone());
+        async move {
+            ledger
+                .update_source(name, "mkp", over(options), None, None, master)
+                .await
+        }
+    };
+    let missing = change_mkp("nobody").await.unwrap_err();
     assert!(
         matches!(&missing, AccountError::NoAccount(name) if name == "nobody"),
         "{missing}"
@@ -957,64 +952,30 @@ async fn an_update_of_what_is_not_there_or_not_allowed_is_refused_and_changes_no
         missing.to_string().contains("no account `nobody`"),
         "{missing}"
     );
-    let bad = ledger
-        .update_source(
-            "Acme\u{1b}[2J",
-            "mkp",
-            over(base_url.clone()),
-            None,
-            None,
-            &master,
-        )
-        .await
-        .unwrap_err();
+    let bad = change_mkp("Acme\u{1b}[2J").await.unwrap_err();
     assert!(matches!(bad, AccountError::NoAccount(_)), "{bad}");
     assert!(!bad.to_string().contains('\u{1b}'), "{bad}");
     // An account named before the name rule is changed by its name as stored.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    ledger
+        .add_account(new_account("legacy", KEY), &master)
         .await
         .unwrap();
-    tokio::spawn(connection);
-    client
+    sql(&url)
+        .await
         .execute(
-            "UPDATE ledger.accounts SET name = 'Acme Legacy' WHERE name = 'acme'",
+            "UPDATE ledger.accounts SET name = 'Legacy Shop' WHERE name = 'legacy'",
             &[],
         )
         .await
         .unwrap();
-    ledger
-        .update_source(
-            "Acme Legacy",
-            "mkp",
-            over(base_url.clone()),
-            None,
-            None,
-            &master,
-        )
+    change_mkp("Legacy Shop")
         .await
         .expect("an account named under the older rule is updated");
     assert_eq!(
-        options_of(&ledger, "Acme Legacy", "mkp").await.base_url,
+        options_of(&ledger, "Legacy Shop", "mkp").await.base_url,
         base_url.base_url
     );
-    client
-        .execute(
-            "UPDATE ledger.accounts SET name = 'acme' WHERE name = 'Acme Legacy'",
-            &[],
-        )
-        .await
-        .unwrap();
-    ledger
-        .update_source(
-            "acme",
-            "mkp",
-            over(before.sources[0].1.clone()),
-            None,
-            None,
-            &master,
-        )
-        .await
-        .unwrap();
+    ledger.remove_account("Legacy Shop").await.unwrap();
     let wrong = ledger
         .update_source(
             "acme",
@@ -1074,10 +1035,7 @@ async fn a_shorter_schedule_a_new_base_url_or_key_brings_the_next_run_forward() 
     };
     let url = cluster.database("update_schedule");
     let ledger = PgLedger::connect(&url, 2).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = sql(&url).await;
     let master = MasterKey::generate();
     let mut account = new_account("acme", KEY);
     account.sources.truncate(1);

@@ -29,3 +29,13 @@ async fn account(ledger: &PgLedger, name: &str) -> i64 {
         .unwrap()
         .id
 }
+
+/// A plain connection to the database at `url`, for what a test reads or writes beside the
+/// ledger (a row tampered with, a count).
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
